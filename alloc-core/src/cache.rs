@@ -1,0 +1,366 @@
+//! mcache: a P's private allocation cache, the allocator's fast path.
+//!
+//! One span per span class. Allocating is Go's `mallocgc` for one P:
+//!
+//! - size 0: the shared zero-size address;
+//! - pointer-free and under 16 bytes: carved from the current 16-byte tiny block;
+//! - up to 32 KiB: the next free slot of the cached span, found with a count-trailing-zeros
+//!   on the span's alloc cache; zeroed if the span's free slots may be dirty; its pointer
+//!   bits written for scan classes. No lock, no atomic read-modify-write (invariant 4);
+//! - when the span is full: refill (hand it back to its mcentral, take another; the only
+//!   place the mutator takes a lock for small objects, and the safepoint where a collector
+//!   tests its trigger);
+//! - over 32 KiB: a span of its own from the heap.
+//!
+//! Statistics are not counted per object: a span's allocation count is reported when it is
+//! handed back or when [`MCache::flush_stats`] is called.
+
+use std::ptr::NonNull;
+
+use crate::error::AllocError;
+use crate::heap::MHeap;
+use crate::layout::{Fast, Layout, LayoutInner};
+use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES, PAGE_SIZE, TINY_SIZE, TINY_SIZE_CLASS};
+use crate::span::{large_pages, MSpan, SpanRef, SpanShape};
+use crate::sync::{Arc, Ordering};
+
+/// Go's `zerobase`: the address every zero-size allocation returns. It is not in any heap,
+/// so it is never freed and `find_object` says it is not a heap object.
+static ZEROBASE: u64 = 0;
+
+/// The address of every zero-size object.
+pub fn zerobase() -> NonNull<u8> {
+    NonNull::from(&ZEROBASE).cast()
+}
+
+/// A P's allocation cache. Owned by one thread at a time (`Send`, not `Sync`).
+pub struct MCache {
+    heap: Arc<MHeap>,
+    alloc: [Option<SpanRef>; NUM_SPAN_CLASSES],
+    tiny: usize,
+    tiny_offset: usize,
+    tiny_allocs: u64,
+    large_allocs: u64,
+    large_bytes: u64,
+}
+
+impl MCache {
+    /// An empty cache on `heap`.
+    pub fn new(heap: &Arc<MHeap>) -> MCache {
+        MCache {
+            heap: heap.clone(),
+            alloc: [None; NUM_SPAN_CLASSES],
+            tiny: 0,
+            tiny_offset: 0,
+            tiny_allocs: 0,
+            large_allocs: 0,
+            large_bytes: 0,
+        }
+    }
+
+    /// The heap this cache allocates from.
+    pub fn heap(&self) -> &Arc<MHeap> {
+        &self.heap
+    }
+
+    /// Allocates a zeroed object of `layout`.
+    #[inline]
+    pub fn alloc(&mut self, layout: &Layout) -> Result<NonNull<u8>, AllocError> {
+        match self.alloc_fast(layout) {
+            Some(p) => Ok(p),
+            None => self.alloc_slow(layout.inner(), layout, 1),
+        }
+    }
+
+    /// Allocates a zeroed array of `len` elements of `layout` (pointer bits repeat per
+    /// element). Fails on overflow or an impossible size.
+    pub fn alloc_array(&mut self, layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
+        if len == 1 {
+            return self.alloc(layout);
+        }
+        self.alloc_slow(layout.inner(), layout, len)
+    }
+
+    /// The fast path alone: `None` when it would need a refill, a new span, or a large
+    /// object (then [`MCache::alloc`] does it). A collector calls this and, on `None`, takes
+    /// the slow path and tests its trigger, as Go does only after a refill.
+    #[inline(always)]
+    pub fn alloc_fast(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
+        let inner = layout.inner();
+        match inner.fast {
+            Fast::Small { spc, mask, wide } => {
+                let span = self.alloc[spc.index()]?.get();
+                // SAFETY: a span cached here is owned by this mcache.
+                let (p, needzero) = unsafe { span.next_free_fast()? };
+                Some(self.init_object(span, p, needzero, spc, mask, wide, inner, 1))
+            }
+            Fast::Tiny { size } => self.tiny_fast(size).or_else(|| {
+                let spc = SpanClass::new(TINY_SIZE_CLASS, true);
+                let span = self.alloc[spc.index()]?.get();
+                // SAFETY: as above.
+                let (p, needzero) = unsafe { span.next_free_fast()? };
+                Some(self.new_tiny_block(span, p, needzero, size))
+            }),
+            Fast::Zero => Some(zerobase()),
+            Fast::Large => None,
+        }
+    }
+
+    #[cold]
+    fn alloc_slow(
+        &mut self,
+        inner: &LayoutInner,
+        layout: &Layout,
+        len: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let size = inner.array_bytes(len)?;
+        let fast = if len == 1 {
+            inner.fast
+        } else {
+            inner.fast_path(len)
+        };
+        match fast {
+            Fast::Zero => Ok(zerobase()),
+            Fast::Tiny { size } => {
+                if let Some(p) = self.tiny_fast(size) {
+                    return Ok(p);
+                }
+                let spc = SpanClass::new(TINY_SIZE_CLASS, true);
+                let (span, p, needzero) = self.next_free(spc)?;
+                Ok(self.new_tiny_block(span.get(), p, needzero, size))
+            }
+            Fast::Small { spc, mask, wide } => {
+                let (span, p, needzero) = self.next_free(spc)?;
+                Ok(self.init_object(span.get(), p, needzero, spc, mask, wide, inner, len))
+            }
+            Fast::Large => self.alloc_large(layout, len, size),
+        }
+    }
+
+    /// Zeroes a new slot if needed, writes its pointer bits, and publishes it to
+    /// conservative scanners.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn init_object(
+        &self,
+        span: &MSpan,
+        p: usize,
+        needzero: bool,
+        spc: SpanClass,
+        mask: u64,
+        wide: bool,
+        inner: &LayoutInner,
+        len: usize,
+    ) -> NonNull<u8> {
+        let elemsize = span.info(|i| i.elemsize);
+        if needzero {
+            // SAFETY: `p` is a free slot of `elemsize` bytes in a span this cache owns.
+            unsafe { std::ptr::write_bytes(p as *mut u8, 0, elemsize) };
+        }
+        if !spc.noscan() {
+            if wide {
+                self.heap
+                    .bits
+                    .write_slot(p, elemsize / 8, |k| inner.chunk(len, k));
+            } else {
+                self.heap.bits.write(p, elemsize / 8, mask);
+            }
+        }
+        // SAFETY: this cache owns the span.
+        let fi = unsafe { span.alloc_state(|st| st.freeindex) };
+        span.publish_freeindex(fi);
+        // SAFETY: slot addresses are inside the heap's reservation, never null.
+        unsafe { NonNull::new_unchecked(p as *mut u8) }
+    }
+
+    /// Go's tiny combining: the next `size` bytes of the current block, aligned by Go's
+    /// rule (8 for multiples of 8, else 4, else 2, else 1).
+    #[inline(always)]
+    fn tiny_fast(&mut self, size: usize) -> Option<NonNull<u8>> {
+        let align = if size & 7 == 0 {
+            8
+        } else if size & 3 == 0 {
+            4
+        } else if size & 1 == 0 {
+            2
+        } else {
+            1
+        };
+        let off = self.tiny_offset.next_multiple_of(align);
+        if self.tiny != 0 && off + size <= TINY_SIZE {
+            self.tiny_offset = off + size;
+            self.tiny_allocs += 1;
+            // SAFETY: `tiny` is a live block in the heap, never null.
+            return Some(unsafe { NonNull::new_unchecked((self.tiny + off) as *mut u8) });
+        }
+        None
+    }
+
+    /// Starts using a fresh 16-byte block for a tiny object at its offset 0. It becomes the
+    /// current block only if it has more room left than the old one (Go's rule).
+    fn new_tiny_block(
+        &mut self,
+        span: &MSpan,
+        p: usize,
+        needzero: bool,
+        size: usize,
+    ) -> NonNull<u8> {
+        if needzero {
+            // SAFETY: `p` is a free 16-byte slot in a span this cache owns.
+            unsafe { std::ptr::write_bytes(p as *mut u8, 0, TINY_SIZE) };
+        }
+        // SAFETY: this cache owns the span.
+        let fi = unsafe { span.alloc_state(|st| st.freeindex) };
+        span.publish_freeindex(fi);
+        if size < self.tiny_offset || self.tiny == 0 {
+            self.tiny = p;
+            self.tiny_offset = size;
+        }
+        // SAFETY: slot addresses are never null.
+        unsafe { NonNull::new_unchecked(p as *mut u8) }
+    }
+
+    /// Go's `nextFree`: a slot of class `spc`, refilling the span if it is full.
+    fn next_free(&mut self, spc: SpanClass) -> Result<(SpanRef, usize, bool), AllocError> {
+        if let Some(span) = self.alloc[spc.index()] {
+            // SAFETY: a span cached here is owned by this mcache.
+            if let Some((p, z)) = unsafe { span.get().next_free() } {
+                return Ok((span, p, z));
+            }
+        }
+        let span = self.refill(spc)?;
+        // SAFETY: as above; a span fresh from mcentral has a free slot.
+        let (p, z) = unsafe { span.get().next_free() }.expect("mcentral gave a full span");
+        Ok((span, p, z))
+    }
+
+    /// Hands the current span of `spc` back and takes one with room (Go's `refill`).
+    fn refill(&mut self, spc: SpanClass) -> Result<SpanRef, AllocError> {
+        if let Some(old) = self.alloc[spc.index()].take() {
+            self.uncache(spc, old);
+        }
+        let span = self.heap.central(spc).cache_span(&self.heap)?;
+        let sg = self.heap.sweepgen.load(Ordering::Acquire);
+        span.get()
+            .sweepgen
+            .store(sg.wrapping_add(3), Ordering::Relaxed);
+        self.alloc[spc.index()] = Some(span);
+        Ok(span)
+    }
+
+    fn uncache(&mut self, spc: SpanClass, span: SpanRef) {
+        let s = span.get();
+        // SAFETY: this cache owns the span until it is handed back below.
+        let delta = unsafe {
+            s.alloc_state(|st| {
+                let d = st.alloc_count - st.flushed;
+                st.flushed = st.alloc_count;
+                d
+            })
+        };
+        self.flush_counters(spc.size_class(), delta as u64);
+        self.heap.central(spc).uncache_span(&self.heap, span);
+    }
+
+    fn alloc_large(
+        &mut self,
+        layout: &Layout,
+        len: usize,
+        size: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        if size > self.heap.address_space() {
+            return Err(AllocError::TooLarge {
+                size,
+                address_space: self.heap.address_space(),
+            });
+        }
+        let npages = large_pages(size);
+        let noscan = !layout.has_pointers();
+        let spc = SpanClass::new(0, noscan);
+        let large = (!noscan).then(|| (layout.clone(), len));
+        let shape = SpanShape {
+            spc,
+            elemsize: npages * PAGE_SIZE,
+            nelems: 1,
+            object_size: size,
+            large,
+        };
+        let span = self.heap.alloc_span(npages, shape)?;
+        let s = span.get();
+        // SAFETY: the span is fresh from the heap and ours until filed below.
+        let needzero = unsafe {
+            s.alloc_state(|st| {
+                st.freeindex = 1;
+                st.alloc_count = 1;
+                st.flushed = 1;
+                st.alloc_cache = 0;
+                st.needzero
+            })
+        };
+        let base = s.base();
+        if needzero {
+            // SAFETY: the span's pages are ours and at least `size` bytes long.
+            unsafe { std::ptr::write_bytes(base as *mut u8, 0, size) };
+        }
+        s.publish_freeindex(1);
+        self.large_allocs += 1;
+        self.large_bytes += (npages * PAGE_SIZE) as u64;
+        self.heap
+            .central(spc)
+            .push_swept(self.heap.sweepgen.load(Ordering::Acquire), span, true);
+        // SAFETY: span bases are never null.
+        Ok(unsafe { NonNull::new_unchecked(base as *mut u8) })
+    }
+
+    fn flush_counters(&mut self, class: u8, small: u64) {
+        let mut c = self.heap.counters.lock();
+        c.small_allocs[class as usize] += small;
+        c.tiny_allocs += std::mem::take(&mut self.tiny_allocs);
+        c.large_allocs += std::mem::take(&mut self.large_allocs);
+        c.large_alloc_bytes += std::mem::take(&mut self.large_bytes);
+    }
+
+    /// Reports every allocation made so far to the heap's statistics, keeping the spans.
+    pub fn flush_stats(&mut self) {
+        for i in 0..NUM_SPAN_CLASSES {
+            if let Some(span) = self.alloc[i] {
+                // SAFETY: this cache owns its cached spans.
+                let delta = unsafe {
+                    span.get().alloc_state(|st| {
+                        let d = st.alloc_count - st.flushed;
+                        st.flushed = st.alloc_count;
+                        d
+                    })
+                };
+                self.flush_counters(SpanClass(i as u8).size_class(), delta as u64);
+            }
+        }
+        self.flush_counters(0, 0);
+    }
+
+    /// Hands every cached span back and forgets the tiny block (Go's `releaseAll`). A
+    /// collector calls it after each cycle before this cache allocates again, so spans
+    /// cached across the cycle get swept.
+    pub fn release_all(&mut self) {
+        for i in 0..NUM_SPAN_CLASSES {
+            if let Some(span) = self.alloc[i].take() {
+                self.uncache(SpanClass(i as u8), span);
+            }
+        }
+        self.flush_counters(0, 0);
+        self.tiny = 0;
+        self.tiny_offset = 0;
+    }
+
+    /// The current tiny block, which a collector must treat as live at the start of a
+    /// cycle (Go's `gcMarkTinyAllocs`): later tiny objects are carved from it unseen.
+    pub fn tiny_block(&self) -> Option<usize> {
+        (self.tiny != 0).then_some(self.tiny)
+    }
+}
+
+impl Drop for MCache {
+    fn drop(&mut self) {
+        self.release_all();
+    }
+}

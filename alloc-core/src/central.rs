@@ -1,0 +1,164 @@
+//! mcentral: the spans of one span class that no mcache holds.
+//!
+//! Spans are "partial" (at least one free slot) or "full", and within each, "swept" or
+//! "unswept" for the current cycle. Because the heap's `sweepgen` grows by 2 per cycle, the
+//! two sets swap roles each cycle without moving anything: set `sweepgen / 2 % 2` is the
+//! swept one (Go's `partialSwept`/`partialUnswept`/`fullSwept`/`fullUnswept`). Go keeps
+//! these as lock-free span sets; here each mcentral is one lock around four stacks, taken
+//! only when an mcache refills or a sweeper files a span.
+//!
+//! An mcache that needs a span ([`MCentral::cache_span`]) takes a swept partial span, or
+//! sweeps unswept ones itself until one has room (lazy sweeping, bounded like Go's), or
+//! asks the heap for a new span. A span handed back ([`MCentral::uncache_span`]) is filed
+//! as swept, unless a cycle ended while it was cached, in which case it is swept now.
+
+use crate::error::AllocError;
+use crate::heap::MHeap;
+use crate::sizeclass::{SpanClass, CLASS_TO_NELEMS, CLASS_TO_NPAGES, CLASS_TO_SIZE};
+use crate::span::{SpanRef, SpanShape};
+use crate::sync::{Mutex, Ordering};
+
+/// Spans an mcache may sweep looking for room before it grows the heap instead (Go's
+/// `spanBudget`): bounds allocation latency.
+const SPAN_BUDGET: usize = 100;
+
+#[derive(Default)]
+struct Lists {
+    partial: [Vec<SpanRef>; 2],
+    full: [Vec<SpanRef>; 2],
+}
+
+/// One span class's free-ish spans.
+pub(crate) struct MCentral {
+    spc: SpanClass,
+    lists: Mutex<Lists>,
+}
+
+fn swept(sg: u32) -> usize {
+    (sg / 2 % 2) as usize
+}
+
+fn unswept(sg: u32) -> usize {
+    1 - swept(sg)
+}
+
+impl MCentral {
+    pub(crate) fn new(spc: SpanClass) -> MCentral {
+        MCentral {
+            spc,
+            lists: Mutex::new(Lists::default()),
+        }
+    }
+
+    /// A span with at least one free slot, swept, owned by the caller, its alloc cache
+    /// loaded. Sweeps lazily and grows the heap as needed (Go's `cacheSpan`).
+    pub(crate) fn cache_span(&self, heap: &MHeap) -> Result<SpanRef, AllocError> {
+        let sg = heap.sweepgen.load(Ordering::Acquire);
+        let span = match self.take_swept_or_sweep(heap, sg) {
+            Some(s) => s,
+            None => {
+                let class = self.spc.size_class() as usize;
+                let shape = SpanShape {
+                    spc: self.spc,
+                    elemsize: CLASS_TO_SIZE[class] as usize,
+                    nelems: CLASS_TO_NELEMS[class] as usize,
+                    object_size: 0,
+                    large: None,
+                };
+                heap.alloc_span(CLASS_TO_NPAGES[class] as usize, shape)?
+            }
+        };
+        // SAFETY: the span is ours: popped from a list under the lock, or swept by us after
+        // winning its sweepgen CAS, or fresh from the heap.
+        unsafe { span.get().reset_alloc_cache() };
+        Ok(span)
+    }
+
+    fn take_swept_or_sweep(&self, heap: &MHeap, sg: u32) -> Option<SpanRef> {
+        if let Some(s) = self.lists.lock().partial[swept(sg)].pop() {
+            return Some(s);
+        }
+        let _sweeping = heap.sweep_guard();
+        for _ in 0..SPAN_BUDGET {
+            let Some(s) = self.lists.lock().partial[unswept(sg)].pop() else {
+                break;
+            };
+            if heap.try_acquire_for_sweep(s, sg) {
+                heap.sweep_span(s, true);
+                return Some(s);
+            }
+        }
+        for _ in 0..SPAN_BUDGET {
+            let Some(s) = self.lists.lock().full[unswept(sg)].pop() else {
+                break;
+            };
+            if heap.try_acquire_for_sweep(s, sg) {
+                heap.sweep_span(s, true);
+                // SAFETY: we own the span (we just swept it).
+                if !unsafe { s.get().is_full() } {
+                    return Some(s);
+                }
+                self.lists.lock().full[swept(sg)].push(s);
+            }
+        }
+        None
+    }
+
+    /// Takes back a span an mcache held (Go's `uncacheSpan`). The caller owned it.
+    pub(crate) fn uncache_span(&self, heap: &MHeap, span: SpanRef) {
+        let sg = heap.sweepgen.load(Ordering::Acquire);
+        let s = span.get();
+        let cached_sg = s.sweepgen.load(Ordering::Relaxed);
+        debug_assert!(
+            cached_sg == sg + 1 || cached_sg == sg + 3,
+            "uncaching a span not cached"
+        );
+        if cached_sg == sg.wrapping_add(1) {
+            // Cached before this cycle's sweep began: it still needs sweeping, and since it
+            // is on no list, nobody else can sweep it.
+            let _sweeping = heap.sweep_guard();
+            s.sweepgen.store(sg.wrapping_sub(1), Ordering::Relaxed);
+            heap.sweep_span(span, false);
+        } else {
+            // SAFETY: we own the span until it is on a list.
+            let full = unsafe { s.is_full() };
+            self.push_swept(sg, span, full);
+        }
+    }
+
+    /// Files a span swept in cycle `sg`; publishes its sweep to whoever pops it.
+    pub(crate) fn push_swept(&self, sg: u32, span: SpanRef, full: bool) {
+        span.get().sweepgen.store(sg, Ordering::Release);
+        let mut l = self.lists.lock();
+        if full {
+            l.full[swept(sg)].push(span);
+        } else {
+            l.partial[swept(sg)].push(span);
+        }
+    }
+
+    /// An unswept span for the background sweeper, if any are left.
+    pub(crate) fn pop_unswept(&self, sg: u32) -> Option<SpanRef> {
+        let mut l = self.lists.lock();
+        let u = unswept(sg);
+        l.partial[u].pop().or_else(|| l.full[u].pop())
+    }
+
+    /// True when no span of this class waits for sweeping.
+    pub(crate) fn all_swept(&self, sg: u32) -> bool {
+        let l = self.lists.lock();
+        l.partial[unswept(sg)].is_empty() && l.full[unswept(sg)].is_empty()
+    }
+
+    /// How many spans each list holds: `[partial swept, partial unswept, full swept, full
+    /// unswept]`, for tests and statistics.
+    pub(crate) fn counts(&self, sg: u32) -> [usize; 4] {
+        let l = self.lists.lock();
+        [
+            l.partial[swept(sg)].len(),
+            l.partial[unswept(sg)].len(),
+            l.full[swept(sg)].len(),
+            l.full[unswept(sg)].len(),
+        ]
+    }
+}

@@ -1,0 +1,101 @@
+//! The heap's pointer bitmap: one bit per 8-byte word of the heap's address space, set when
+//! the word is a pointer. Small objects of scan span classes get their bits here when they
+//! are allocated (the whole slot is rewritten, so a reused slot never shows an old object's
+//! bits); large objects keep a layout reference on their span instead.
+//!
+//! Because spans start on 8 KiB page boundaries and a page's bits fill exactly 16 bitmap
+//! words, no two spans share a bitmap word, so the span's owner writes with plain loads and
+//! stores (relaxed atomics, no read-modify-write) and the collector reads them after the
+//! handoff that stopped the world. This is Go 1.20's arena bitmap in layout, with Go 1.22's
+//! per-layout storage for large objects.
+
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::os::Reservation;
+
+pub(crate) struct HeapBits {
+    map: Reservation,
+    words: *const AtomicU64,
+    heap_base: usize,
+}
+
+// SAFETY: `words` points into `map`, which lives as long as `self`; all access is atomic.
+unsafe impl Send for HeapBits {}
+// SAFETY: as above.
+unsafe impl Sync for HeapBits {}
+
+impl HeapBits {
+    /// A bitmap covering `heap_len` bytes of heap from `heap_base`.
+    pub(crate) fn new(heap_base: usize, heap_len: usize) -> io::Result<HeapBits> {
+        let map = Reservation::new(heap_len.div_ceil(64), 8)?;
+        let words = map.aligned_base(8) as *const AtomicU64;
+        Ok(HeapBits {
+            map,
+            words,
+            heap_base,
+        })
+    }
+
+    /// The bitmap word holding bit `bit`.
+    #[inline(always)]
+    fn word(&self, bit: usize) -> &AtomicU64 {
+        debug_assert!(bit / 64 * 8 < self.map.len());
+        // SAFETY: every bit index comes from a heap address inside the reservation, and the
+        // bitmap reservation covers the whole heap reservation (one bit per 8 bytes); the
+        // mapping is zero-initialised, readable and writable, and 8-byte aligned.
+        unsafe { &*self.words.add(bit / 64) }
+    }
+
+    /// Bits of the `n <= 64` words starting at `addr` (bit 0 = the word at `addr`).
+    #[inline]
+    pub(crate) fn read(&self, addr: usize, n: usize) -> u64 {
+        debug_assert!(n > 0 && n <= 64);
+        let bit = (addr - self.heap_base) / 8;
+        let s = bit % 64;
+        let mut v = self.word(bit).load(Ordering::Relaxed) >> s;
+        if s + n > 64 {
+            v |= self.word(bit + 64).load(Ordering::Relaxed) << (64 - s);
+        }
+        if n == 64 {
+            v
+        } else {
+            v & ((1u64 << n) - 1)
+        }
+    }
+
+    /// Sets the bits of the `n <= 64` words at `addr` to `mask`.
+    ///
+    /// Only the owner of the span holding these words may call this (no other writer can
+    /// share the bitmap words, see the module comment).
+    #[inline(always)]
+    pub(crate) fn write(&self, addr: usize, n: usize, mask: u64) {
+        debug_assert!(n > 0 && n <= 64);
+        let bit = (addr - self.heap_base) / 8;
+        let s = bit % 64;
+        let field = if n == 64 { !0u64 } else { (1u64 << n) - 1 };
+        let w0 = self.word(bit);
+        w0.store(
+            w0.load(Ordering::Relaxed) & !(field << s) | mask << s,
+            Ordering::Relaxed,
+        );
+        if s + n > 64 {
+            let w1 = self.word(bit + 64);
+            let field1 = field >> (64 - s);
+            w1.store(
+                w1.load(Ordering::Relaxed) & !field1 | mask >> (64 - s),
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// Writes the bits of an `nwords`-word slot at `addr`, 64 words at a time from `chunk`.
+    pub(crate) fn write_slot(&self, addr: usize, nwords: usize, chunk: impl Fn(usize) -> u64) {
+        let mut k = 0;
+        while k * 64 < nwords {
+            let n = (nwords - k * 64).min(64);
+            self.write(addr + k * 64 * 8, n, chunk(k));
+            k += 1;
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Span-level sweeping: turning a span's mark bits into its alloc bits. Cycle control (when
+//! marking ends, who sweeps in the background) lives in the collector; this module gives it
+//! the mechanism and the sweep-generation protocol (Go's `mgcsweep.go`).
+//!
+//! Ownership of an unswept span is decided by one compare-and-swap of its `sweepgen` from
+//! `sg - 2` (needs sweeping) to `sg - 1` (being swept): whoever wins sweeps it, exactly once
+//! per cycle (invariant 2). Spans reach sweepers by being popped from an mcentral's unswept
+//! list, by an mcache handing back a span it cached before the cycle began, or by the
+//! background sweeper walking every mcentral.
+//!
+//! A cycle, as the collector drives it:
+//! 1. with the world stopped and every span swept ([`MHeap::sweep_done`]), mark;
+//! 2. [`MHeap::start_sweep_cycle`] (sweepgen += 2): every span is now unswept;
+//! 3. every mcache [`release_all`](crate::MCache::release_all)s before it allocates again;
+//! 4. spans are swept lazily by refilling mcaches and by [`MHeap::sweep_one`] callers, and
+//!    [`MHeap::finish_sweep`] completes it before the next mark.
+
+use crate::heap::MHeap;
+use crate::sizeclass::NUM_SPAN_CLASSES;
+use crate::span::SpanRef;
+use crate::sync::{spin_loop, Ordering};
+
+/// Counts a sweep in progress for as long as it lives.
+pub(crate) struct SweepGuard<'a>(&'a MHeap);
+
+impl Drop for SweepGuard<'_> {
+    fn drop(&mut self) {
+        self.0.sweepers.fetch_sub(1, Ordering::Release);
+    }
+}
+
+impl MHeap {
+    /// The current sweep generation (+2 per cycle).
+    pub fn sweepgen(&self) -> u32 {
+        self.sweepgen.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn sweep_guard(&self) -> SweepGuard<'_> {
+        self.sweepers.fetch_add(1, Ordering::Acquire);
+        SweepGuard(self)
+    }
+
+    /// Claims an unswept span for sweeping: `sg - 2` -> `sg - 1`.
+    pub(crate) fn try_acquire_for_sweep(&self, span: SpanRef, sg: u32) -> bool {
+        #[cfg(loom_mutant = "sweep_no_cas")]
+        {
+            span.get()
+                .sweepgen
+                .store(sg.wrapping_sub(1), Ordering::Relaxed);
+            true
+        }
+        #[cfg(not(loom_mutant = "sweep_no_cas"))]
+        span.get()
+            .sweepgen
+            .compare_exchange(
+                sg.wrapping_sub(2),
+                sg.wrapping_sub(1),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Sweeps a span the caller claimed (`sweepgen == sg - 1`): mark bits become alloc bits,
+    /// the frees are counted, and the span is filed in its mcentral as swept or, if nothing
+    /// in it survived, returned to the page heap. With `preserve` the caller keeps the span
+    /// instead (an mcache about to allocate from it). Returns whether the span is still in
+    /// use.
+    pub(crate) fn sweep_span(&self, span: SpanRef, preserve: bool) -> bool {
+        let s = span.get();
+        let sg = self.sweepgen.load(Ordering::Relaxed);
+        debug_assert_eq!(s.sweepgen.load(Ordering::Relaxed), sg.wrapping_sub(1));
+        let (spc, nelems, words, elemsize) = s.info(|i| (i.spc, i.nelems, i.words, i.elemsize));
+        if spc.size_class() == 0 {
+            if s.is_marked(0) {
+                s.info(|i| i.bits[words].store(0, Ordering::Relaxed));
+                if preserve {
+                    s.sweepgen.store(sg, Ordering::Release);
+                } else {
+                    self.central(spc).push_swept(sg, span, true);
+                }
+                return true;
+            }
+            let mut c = self.counters.lock();
+            c.large_frees += 1;
+            c.large_free_bytes += elemsize as u64;
+            drop(c);
+            s.sweepgen.store(sg, Ordering::Relaxed);
+            self.free_span(span);
+            return false;
+        }
+        let nalloc = s.info(|i| {
+            let mut n = 0;
+            for w in 0..words {
+                let m = i.bits[words + w].load(Ordering::Relaxed);
+                n += m.count_ones() as usize;
+                i.bits[w].store(m, Ordering::Relaxed);
+                i.bits[words + w].store(0, Ordering::Relaxed);
+            }
+            n
+        });
+        // SAFETY: we own the span: we won its sweepgen CAS (or it was on no list at all).
+        let nfreed = unsafe {
+            s.alloc_state(|st| {
+                debug_assert!(st.alloc_count >= nalloc, "marked a free slot");
+                debug_assert_eq!(st.flushed, st.alloc_count, "sweeping unflushed allocations");
+                let nfreed = st.alloc_count - nalloc;
+                st.alloc_count = nalloc;
+                st.flushed = nalloc;
+                st.freeindex = 0;
+                st.needzero |= nfreed > 0;
+                nfreed
+            })
+        };
+        s.publish_freeindex(0);
+        // SAFETY: as above.
+        unsafe { s.reset_alloc_cache() };
+        if nfreed > 0 {
+            self.counters.lock().small_frees[spc.size_class() as usize] += nfreed as u64;
+        }
+        if preserve {
+            s.sweepgen.store(sg, Ordering::Release);
+            return true;
+        }
+        if nalloc == 0 {
+            s.sweepgen.store(sg, Ordering::Relaxed);
+            self.free_span(span);
+            return false;
+        }
+        self.central(spc).push_swept(sg, span, nalloc == nelems);
+        true
+    }
+
+    /// Sweeps one unswept span, if any is left; false when there was none (Go's
+    /// `sweepone`). This is the background sweeper's step.
+    pub fn sweep_one(&self) -> bool {
+        let sg = self.sweepgen.load(Ordering::Acquire);
+        let _sweeping = self.sweep_guard();
+        let start = self.sweep_cursor.load(Ordering::Relaxed);
+        for k in 0..NUM_SPAN_CLASSES {
+            let class = (start + k) % NUM_SPAN_CLASSES;
+            while let Some(span) = self.central[class].pop_unswept(sg) {
+                if self.try_acquire_for_sweep(span, sg) {
+                    self.sweep_span(span, false);
+                    self.sweep_cursor.store(class, Ordering::Relaxed);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Sweeps everything still unswept and waits for sweeps in progress elsewhere (Go's
+    /// `finishsweep_m`). Spans cached in mcaches are swept when those are released.
+    pub fn finish_sweep(&self) {
+        while self.sweep_one() {}
+        while self.sweepers.load(Ordering::Acquire) != 0 {
+            spin_loop();
+        }
+    }
+
+    /// True when no span waits for sweeping and no sweep is in progress.
+    pub fn sweep_done(&self) -> bool {
+        let sg = self.sweepgen.load(Ordering::Acquire);
+        self.sweepers.load(Ordering::Acquire) == 0 && self.central.iter().all(|c| c.all_swept(sg))
+    }
+
+    /// Ends a collection's mark phase: every span becomes unswept, to be swept against the
+    /// mark bits just set (Go's `gcSweep`: `sweepgen += 2`).
+    ///
+    /// Call with the world stopped, after marking, with sweeping done. Every mcache must
+    /// [`release_all`](crate::MCache::release_all) before it allocates again.
+    pub fn start_sweep_cycle(&self) {
+        debug_assert!(
+            self.sweep_done(),
+            "a new sweep cycle before the last one finished"
+        );
+        self.sweep_cursor.store(0, Ordering::Relaxed);
+        self.sweepgen.fetch_add(2, Ordering::AcqRel);
+    }
+
+    /// Spans per mcentral list for span class `spc`: `[partial swept, partial unswept,
+    /// full swept, full unswept]`.
+    pub fn central_counts(&self, spc: crate::SpanClass) -> [usize; 4] {
+        self.central(spc).counts(self.sweepgen())
+    }
+}
