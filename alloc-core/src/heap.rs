@@ -299,9 +299,10 @@ impl MHeap {
         h.free_spans.push(span);
     }
 
-    /// Grows the heap by enough whole arenas for a run of `npages` pages.
+    /// Grows the heap by enough whole arenas for a run of `npages` pages (the free pages at
+    /// the current end count: arenas are contiguous).
     fn grow(&self, h: &mut HeapLocked, npages: usize) -> Result<(), AllocError> {
-        let need = npages.div_ceil(ARENA_PAGES);
+        let need = (npages - h.pages.free_at_end().min(npages)).div_ceil(ARENA_PAGES);
         if h.arenas + need > self.arenas.capacity() {
             return Err(AllocError::OutOfMemory {
                 requested: npages * PAGE_SIZE,

@@ -100,6 +100,20 @@ impl PageAlloc {
         self.scav_free_pages
     }
 
+    /// Free pages at the end of the grown region, which a growth extends.
+    pub(crate) fn free_at_end(&self) -> usize {
+        let mut p = self.grown;
+        while p > 0 && self.used[(p - 1) / 64] >> ((p - 1) % 64) & 1 == 0 {
+            // Whole free words at a time, single pages at the run's edge.
+            p -= if p % 64 == 0 && self.used[p / 64 - 1] == 0 {
+                64
+            } else {
+                1
+            };
+        }
+        self.grown - p
+    }
+
     /// Adds pages `[grown, new_grown)` to the heap, free and released (fresh from the OS).
     pub(crate) fn grow(&mut self, new_grown: usize) {
         assert!(new_grown >= self.grown);
@@ -390,6 +404,12 @@ mod tests {
         assert_eq!(pa.alloc(30_000), None);
         assert_eq!(pa.alloc(29_997).unwrap().0, 70_003);
         pa.free(0, 3, false);
+        assert_eq!(pa.free_at_end(), 0);
+        pa.free(99_000, 1000, false);
+        assert_eq!(pa.free_at_end(), 1000);
+        pa.free(30_000, 69_000, false);
+        assert_eq!(pa.free_at_end(), 70_000);
+        pa.alloc_range(30_000, 70_000);
         assert_eq!(pa.alloc(4), None);
         assert_eq!(pa.alloc(3).unwrap(), (0, 0), "dirty pages are not released");
     }

@@ -169,7 +169,13 @@ impl MSpan {
             info.spc = spc;
             info.elemsize = elemsize;
             info.nelems = nelems;
-            info.div_magic = crate::sizeclass::div_magic(elemsize);
+            // The magic is exact only over size-class spans (Go checks each class); a large
+            // span has one slot, index 0, which a zero multiplier gives (Go's `divMul = 0`).
+            info.div_magic = if spc.size_class() == 0 {
+                0
+            } else {
+                crate::sizeclass::div_magic(elemsize)
+            };
             info.limit = limit;
             info.words = words;
             info.large = large;

@@ -1,0 +1,244 @@
+//! Span lifecycle through the public API: spans fill, a sweep with nothing marked returns
+//! them and their pages to the page heap, the pages are reused, and the scavenger gives
+//! them to the OS in a way that leaves them usable and zero.
+
+use minigo_alloc_core::sizeclass::{class_size, size_to_class, CLASS_TO_NELEMS, CLASS_TO_NPAGES};
+use minigo_alloc_core::{HeapConfig, Layout, MCache, MHeap, SpanClass, ARENA_BYTES, PAGE_SIZE};
+
+fn heap() -> std::sync::Arc<MHeap> {
+    MHeap::new(HeapConfig {
+        address_space: 4 << 30,
+        max_heap: None,
+    })
+    .unwrap()
+}
+
+/// Sweeps with nothing marked: a whole cycle as a collector that found no roots runs it.
+fn collect_nothing(heap: &MHeap, caches: &mut [&mut MCache]) {
+    heap.finish_sweep();
+    heap.start_sweep_cycle();
+    for c in caches.iter_mut() {
+        c.release_all();
+    }
+    heap.finish_sweep();
+}
+
+#[test]
+fn spans_fill_sweep_and_return_their_pages() {
+    let heap = heap();
+    let mut c = MCache::new(&heap);
+    let layout = Layout::new(48, &[1, 3]).unwrap();
+    let class = size_to_class(48);
+    let per_span = CLASS_TO_NELEMS[class as usize] as usize;
+    let spans = 40;
+    let mut addrs: Vec<usize> = (0..per_span * spans)
+        .map(|_| c.alloc(&layout).unwrap().as_ptr() as usize)
+        .collect();
+    let (in_use, _, _) = heap.page_summary();
+    assert_eq!(
+        in_use,
+        spans * CLASS_TO_NPAGES[class as usize] as usize * PAGE_SIZE,
+        "exactly {spans} full spans"
+    );
+    // Every span but the cached one is full and filed in mcentral.
+    c.release_all();
+    let spc = SpanClass::new(class, false);
+    assert_eq!(heap.central_counts(spc), [0, 0, spans, 0]);
+
+    collect_nothing(&heap, &mut [&mut c]);
+    assert_eq!(
+        heap.page_summary().0,
+        0,
+        "empty spans go back to the page heap"
+    );
+    assert_eq!(heap.central_counts(spc), [0, 0, 0, 0]);
+    let m = heap.mem_stats();
+    assert_eq!((m.heap_objects, m.heap_alloc, m.heap_inuse), (0, 0, 0));
+    assert_eq!(m.frees, (per_span * spans) as u64);
+    assert_eq!(m.by_size[class as usize].frees, (per_span * spans) as u64);
+    let sys = m.heap_sys;
+
+    // The same pages serve the next round (first fit from the bottom), zeroed.
+    addrs.sort();
+    for _ in 0..per_span * spans {
+        let p = c.alloc(&layout).unwrap().as_ptr() as usize;
+        assert!(
+            addrs.binary_search(&p).is_ok(),
+            "{p:#x} is not a reused slot"
+        );
+        // SAFETY: a fresh 48-byte object.
+        assert!(unsafe { std::slice::from_raw_parts(p as *const u8, 48) }
+            .iter()
+            .all(|&b| b == 0));
+    }
+    assert_eq!(
+        heap.mem_stats().heap_sys,
+        sys,
+        "no growth while free pages exist"
+    );
+}
+
+#[test]
+fn partly_live_spans_keep_survivors_and_reuse_the_rest() {
+    let heap = heap();
+    let mut c = MCache::new(&heap);
+    let layout = Layout::noscan(64);
+    let n = 3 * CLASS_TO_NELEMS[size_to_class(64) as usize] as usize;
+    let addrs: Vec<usize> = (0..n)
+        .map(|_| c.alloc(&layout).unwrap().as_ptr() as usize)
+        .collect();
+    for (i, &a) in addrs.iter().enumerate() {
+        // SAFETY: each address is a 64-byte object we own.
+        unsafe { std::ptr::write_bytes(a as *mut u8, 0xAB, 64) };
+        if i % 3 == 0 {
+            // SAFETY: single-threaded; no span is allocated or freed while we mark.
+            unsafe { heap.find_object_unlocked(a) }.unwrap().try_mark();
+        }
+    }
+    collect_nothing(&heap, &mut [&mut c]);
+    let survivors: Vec<usize> = addrs.iter().copied().step_by(3).collect();
+    for &a in &survivors {
+        assert_eq!(
+            heap.find_object(a).map(|o| o.base),
+            Some(a),
+            "survivor {a:#x}"
+        );
+        // SAFETY: still live.
+        assert!(unsafe { std::slice::from_raw_parts(a as *const u8, 64) }
+            .iter()
+            .all(|&b| b == 0xAB));
+    }
+    for (i, &a) in addrs.iter().enumerate() {
+        if i % 3 != 0 {
+            assert_eq!(
+                heap.find_object(a),
+                None,
+                "freed slot {a:#x} is not an object"
+            );
+        }
+    }
+    // The freed slots are handed out again, zeroed, and never a survivor's.
+    let mut fresh: Vec<usize> = (0..n - survivors.len())
+        .map(|_| c.alloc(&layout).unwrap().as_ptr() as usize)
+        .collect();
+    fresh.sort();
+    for &p in &fresh {
+        assert!(survivors.binary_search(&p).is_err());
+        assert!(
+            addrs.binary_search(&p).is_ok(),
+            "freed slots are reused before new spans"
+        );
+        // SAFETY: a fresh object.
+        assert!(unsafe { std::slice::from_raw_parts(p as *const u8, 64) }
+            .iter()
+            .all(|&b| b == 0));
+    }
+}
+
+#[test]
+fn large_objects_live_and_die_as_their_own_spans() {
+    let heap = heap();
+    let mut c = MCache::new(&heap);
+    let big = Layout::pointers(1);
+    let a = c.alloc_array(&big, 100_000).unwrap().as_ptr() as usize;
+    let b = c.alloc(&Layout::noscan(5 << 20)).unwrap().as_ptr() as usize;
+    assert_eq!(
+        heap.page_summary().0,
+        (800_000usize.div_ceil(PAGE_SIZE) + (5 << 20) / PAGE_SIZE) * PAGE_SIZE
+    );
+    let o = heap.find_object(a + 799_999).unwrap();
+    assert_eq!((o.base, o.size), (a, 800_000));
+    assert_eq!(
+        heap.find_object(a + 800_000),
+        None,
+        "past the object, inside its last page"
+    );
+    // SAFETY: single-threaded marking.
+    unsafe { heap.find_object_unlocked(b) }.unwrap().try_mark();
+    collect_nothing(&heap, &mut [&mut c]);
+    assert_eq!(heap.find_object(a), None);
+    assert_eq!(heap.find_object(b + 17).map(|o| o.base), Some(b));
+    assert_eq!(heap.page_summary().0, (5 << 20));
+    let m = heap.mem_stats();
+    assert_eq!((m.mallocs, m.frees, m.heap_objects), (2, 1, 1));
+}
+
+#[test]
+fn scavenger_releases_free_pages_and_they_come_back_zero() {
+    let heap = heap();
+    let mut c = MCache::new(&heap);
+    let layout = Layout::noscan(1024);
+    let n = 4096; // 4 MiB of 1 KiB objects: 512 pages
+    let addrs: Vec<usize> = (0..n)
+        .map(|_| c.alloc(&layout).unwrap().as_ptr() as usize)
+        .collect();
+    for &a in &addrs {
+        // SAFETY: each is a 1 KiB object we own.
+        unsafe { std::ptr::write_bytes(a as *mut u8, 0x5A, 1024) };
+    }
+    let before = heap.mem_stats();
+    collect_nothing(&heap, &mut [&mut c]);
+    let (in_use, free, released) = heap.page_summary();
+    assert_eq!(in_use, 0);
+    assert_eq!(
+        free - released,
+        n * 1024,
+        "the freed pages are dirty until scavenged"
+    );
+
+    let got = heap.scavenge(1 << 20);
+    assert_eq!(got, 1 << 20, "scavenge stops at the request");
+    assert_eq!(
+        heap.mem_stats().heap_released,
+        before.heap_released + (1 << 20)
+    );
+    let got = heap.scavenge_all();
+    assert_eq!(got, n * 1024 - (1 << 20));
+    let m = heap.mem_stats();
+    assert_eq!(m.heap_released, m.heap_idle, "every idle page is released");
+    assert_eq!(heap.scavenge_all(), 0, "nothing left to release");
+
+    // The released pages are reused; had they not really been given back (or were they
+    // handed out before being made usable), the old 0x5A bytes would show: released pages
+    // are not re-zeroed by the allocator, they come back zero from the OS.
+    let again: Vec<usize> = (0..n)
+        .map(|_| c.alloc(&layout).unwrap().as_ptr() as usize)
+        .collect();
+    let mut sorted = addrs.clone();
+    sorted.sort();
+    for &p in &again {
+        assert!(sorted.binary_search(&p).is_ok());
+        // SAFETY: a fresh 1 KiB object.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(p as *mut u8, 1024) };
+        assert!(
+            bytes.iter().all(|&b| b == 0),
+            "released page came back dirty"
+        );
+        bytes.fill(1);
+    }
+    assert_eq!(
+        heap.mem_stats().heap_released,
+        m.heap_released - (n * 1024) as u64
+    );
+}
+
+#[test]
+fn heap_grows_arena_by_arena_and_spans_cross_arenas() {
+    let heap = heap();
+    let mut c = MCache::new(&heap);
+    assert_eq!(
+        heap.mem_stats().heap_sys,
+        0,
+        "nothing is taken before the first allocation"
+    );
+    c.alloc(&Layout::noscan(8)).unwrap();
+    assert_eq!(heap.mem_stats().heap_sys, ARENA_BYTES as u64);
+    // A large object bigger than an arena needs several, contiguous.
+    let big = ARENA_BYTES + ARENA_BYTES / 2;
+    let p = c.alloc(&Layout::noscan(big)).unwrap().as_ptr() as usize;
+    assert_eq!(heap.find_object(p + big - 1).map(|o| o.base), Some(p));
+    assert!(heap.mem_stats().heap_sys >= 2 * ARENA_BYTES as u64);
+    // Small spans keep filling the gaps.
+    let q = c.alloc(&Layout::noscan(class_size(20))).unwrap().as_ptr() as usize;
+    assert_eq!(heap.find_object(q).map(|o| o.base), Some(q));
+}
