@@ -21,7 +21,7 @@ use crate::error::AllocError;
 use crate::heap::MHeap;
 use crate::layout::{Fast, Layout, LayoutInner};
 use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES, PAGE_SIZE, TINY_SIZE, TINY_SIZE_CLASS};
-use crate::span::{large_pages, MSpan, SpanRef, SpanShape};
+use crate::span::{large_pages, MSpan, Slot, SpanRef, SpanShape};
 use crate::sync::{Arc, Ordering};
 
 /// Go's `zerobase`: the address every zero-size allocation returns. It is not in any heap,
@@ -87,23 +87,49 @@ impl MCache {
     #[inline(always)]
     pub fn alloc_fast(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
         let inner = layout.inner();
-        match inner.fast {
-            Fast::Small { spc, mask, wide } => {
-                let span = self.alloc[spc.index()]?.get();
-                // SAFETY: a span cached here is owned by this mcache.
-                let (p, needzero) = unsafe { span.next_free_fast()? };
-                Some(self.init_object(span, p, needzero, spc, mask, wide, inner, 1))
+        if let Fast::Small { spc, mask } = inner.fast {
+            let span = self.cached(spc)?.get();
+            // SAFETY: a span cached here is owned by this mcache.
+            let slot = unsafe { span.next_free_fast()? };
+            if mask != 0 {
+                self.heap.bits.set(slot.addr, mask);
             }
+            span.publish_freeindex(slot.freeindex);
+            // SAFETY: slot addresses are inside the heap's reservation, never null.
+            return Some(unsafe { NonNull::new_unchecked(slot.addr as *mut u8) });
+        }
+        self.alloc_fast_other(inner)
+    }
+
+    /// The rest of the fast path: tiny objects, zero-size ones, wide scan objects.
+    #[inline(never)]
+    fn alloc_fast_other(&mut self, inner: &LayoutInner) -> Option<NonNull<u8>> {
+        match inner.fast {
             Fast::Tiny { size } => self.tiny_fast(size).or_else(|| {
                 let spc = SpanClass::new(TINY_SIZE_CLASS, true);
-                let span = self.alloc[spc.index()]?.get();
-                // SAFETY: as above.
-                let (p, needzero) = unsafe { span.next_free_fast()? };
-                Some(self.new_tiny_block(span, p, needzero, size))
+                let span = self.cached(spc)?.get();
+                // SAFETY: a span cached here is owned by this mcache.
+                let slot = unsafe { span.next_free_fast()? };
+                Some(self.new_tiny_block(span, slot, size))
             }),
+            Fast::SmallWide { spc } => {
+                let span = self.cached(spc)?.get();
+                // SAFETY: as above.
+                let slot = unsafe { span.next_free_fast()? };
+                Some(self.init_object(span, slot, spc, 0, inner, 1))
+            }
             Fast::Zero => Some(zerobase()),
-            Fast::Large => None,
+            Fast::Small { .. } | Fast::Large => None,
         }
+    }
+
+    /// The span cached for `spc`.
+    #[inline(always)]
+    fn cached(&self, spc: SpanClass) -> Option<SpanRef> {
+        debug_assert!(spc.index() < NUM_SPAN_CLASSES);
+        // SAFETY: every SpanClass is built from a size class below NUM_SIZE_CLASSES, so its
+        // index is below NUM_SPAN_CLASSES.
+        unsafe { *self.alloc.get_unchecked(spc.index()) }
     }
 
     #[cold]
@@ -126,51 +152,45 @@ impl MCache {
                     return Ok(p);
                 }
                 let spc = SpanClass::new(TINY_SIZE_CLASS, true);
-                let (span, p, needzero) = self.next_free(spc)?;
-                Ok(self.new_tiny_block(span.get(), p, needzero, size))
+                let (span, slot) = self.next_free(spc)?;
+                Ok(self.new_tiny_block(span.get(), slot, size))
             }
-            Fast::Small { spc, mask, wide } => {
-                let (span, p, needzero) = self.next_free(spc)?;
-                Ok(self.init_object(span.get(), p, needzero, spc, mask, wide, inner, len))
+            Fast::Small { spc, mask } => {
+                let (span, slot) = self.next_free(spc)?;
+                Ok(self.init_object(span.get(), slot, spc, mask, inner, len))
+            }
+            Fast::SmallWide { spc } => {
+                let (span, slot) = self.next_free(spc)?;
+                Ok(self.init_object(span.get(), slot, spc, 0, inner, len))
             }
             Fast::Large => self.alloc_large(layout, len, size),
         }
     }
 
-    /// Zeroes a new slot if needed, writes its pointer bits, and publishes it to
-    /// conservative scanners.
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
+    /// Writes a new slot's pointer bits (its memory is already zero, its bits clear) and
+    /// publishes it to conservative scanners. `mask` is the bits of an object of at most 64
+    /// words; wider scan objects get theirs from the layout.
     fn init_object(
         &self,
         span: &MSpan,
-        p: usize,
-        needzero: bool,
+        slot: Slot,
         spc: SpanClass,
         mask: u64,
-        wide: bool,
         inner: &LayoutInner,
         len: usize,
     ) -> NonNull<u8> {
-        let elemsize = span.info(|i| i.elemsize);
-        if needzero {
-            // SAFETY: `p` is a free slot of `elemsize` bytes in a span this cache owns.
-            unsafe { std::ptr::write_bytes(p as *mut u8, 0, elemsize) };
-        }
         if !spc.noscan() {
-            if wide {
+            if slot.elemsize > 64 * 8 {
                 self.heap
                     .bits
-                    .write_slot(p, elemsize / 8, |k| inner.chunk(len, k));
+                    .set_wide(slot.addr, slot.elemsize / 8, |k| inner.chunk(len, k));
             } else {
-                self.heap.bits.write(p, elemsize / 8, mask);
+                self.heap.bits.set(slot.addr, mask);
             }
         }
-        // SAFETY: this cache owns the span.
-        let fi = unsafe { span.alloc_state(|st| st.freeindex) };
-        span.publish_freeindex(fi);
+        span.publish_freeindex(slot.freeindex);
         // SAFETY: slot addresses are inside the heap's reservation, never null.
-        unsafe { NonNull::new_unchecked(p as *mut u8) }
+        unsafe { NonNull::new_unchecked(slot.addr as *mut u8) }
     }
 
     /// Go's tiny combining: the next `size` bytes of the current block, aligned by Go's
@@ -198,40 +218,28 @@ impl MCache {
 
     /// Starts using a fresh 16-byte block for a tiny object at its offset 0. It becomes the
     /// current block only if it has more room left than the old one (Go's rule).
-    fn new_tiny_block(
-        &mut self,
-        span: &MSpan,
-        p: usize,
-        needzero: bool,
-        size: usize,
-    ) -> NonNull<u8> {
-        if needzero {
-            // SAFETY: `p` is a free 16-byte slot in a span this cache owns.
-            unsafe { std::ptr::write_bytes(p as *mut u8, 0, TINY_SIZE) };
-        }
-        // SAFETY: this cache owns the span.
-        let fi = unsafe { span.alloc_state(|st| st.freeindex) };
-        span.publish_freeindex(fi);
+    fn new_tiny_block(&mut self, span: &MSpan, slot: Slot, size: usize) -> NonNull<u8> {
+        span.publish_freeindex(slot.freeindex);
         if size < self.tiny_offset || self.tiny == 0 {
-            self.tiny = p;
+            self.tiny = slot.addr;
             self.tiny_offset = size;
         }
         // SAFETY: slot addresses are never null.
-        unsafe { NonNull::new_unchecked(p as *mut u8) }
+        unsafe { NonNull::new_unchecked(slot.addr as *mut u8) }
     }
 
     /// Go's `nextFree`: a slot of class `spc`, refilling the span if it is full.
-    fn next_free(&mut self, spc: SpanClass) -> Result<(SpanRef, usize, bool), AllocError> {
+    fn next_free(&mut self, spc: SpanClass) -> Result<(SpanRef, Slot), AllocError> {
         if let Some(span) = self.alloc[spc.index()] {
             // SAFETY: a span cached here is owned by this mcache.
-            if let Some((p, z)) = unsafe { span.get().next_free() } {
-                return Ok((span, p, z));
+            if let Some(slot) = unsafe { span.get().next_free() } {
+                return Ok((span, slot));
             }
         }
         let span = self.refill(spc)?;
         // SAFETY: as above; a span fresh from mcentral has a free slot.
-        let (p, z) = unsafe { span.get().next_free() }.expect("mcentral gave a full span");
-        Ok((span, p, z))
+        let slot = unsafe { span.get().next_free() }.expect("mcentral gave a full span");
+        Ok((span, slot))
     }
 
     /// Hands the current span of `spc` back and takes one with room (Go's `refill`).
@@ -285,16 +293,15 @@ impl MCache {
             object_size: size,
             large,
         };
-        let span = self.heap.alloc_span(npages, shape)?;
+        let (span, needzero) = self.heap.alloc_span(npages, shape)?;
         let s = span.get();
         // SAFETY: the span is fresh from the heap and ours until filed below.
-        let needzero = unsafe {
+        unsafe {
             s.alloc_state(|st| {
                 st.freeindex = 1;
                 st.alloc_count = 1;
                 st.flushed = 1;
                 st.alloc_cache = 0;
-                st.needzero
             })
         };
         let base = s.base();

@@ -14,7 +14,7 @@
 
 use crate::error::AllocError;
 use crate::heap::MHeap;
-use crate::sizeclass::{SpanClass, CLASS_TO_NELEMS, CLASS_TO_NPAGES, CLASS_TO_SIZE};
+use crate::sizeclass::{SpanClass, CLASS_TO_NELEMS, CLASS_TO_NPAGES, CLASS_TO_SIZE, PAGE_SIZE};
 use crate::span::{SpanRef, SpanShape};
 use crate::sync::{Mutex, Ordering};
 
@@ -65,7 +65,17 @@ impl MCentral {
                     object_size: 0,
                     large: None,
                 };
-                heap.alloc_span(CLASS_TO_NPAGES[class] as usize, shape)?
+                let npages = CLASS_TO_NPAGES[class] as usize;
+                let (span, needzero) = heap.alloc_span(npages, shape)?;
+                let base = span.get().base();
+                if needzero {
+                    // SAFETY: the span is fresh and ours; its pages hold nothing live.
+                    unsafe { std::ptr::write_bytes(base as *mut u8, 0, npages * PAGE_SIZE) };
+                }
+                if !self.spc.noscan() {
+                    heap.bits.clear(base, npages * PAGE_SIZE / 8);
+                }
+                span
             }
         };
         // SAFETY: the span is ours: popped from a list under the lock, or swept by us after

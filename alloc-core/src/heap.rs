@@ -229,12 +229,13 @@ impl MHeap {
 
     /// Allocates a span of `npages` pages shaped as `shape` (Go's `mheap.alloc` +
     /// `initSpan`). The span comes back in use, swept for the current cycle, owned by the
-    /// caller.
+    /// caller, with whether its pages may hold old data (Go's `needzero`): pages released
+    /// to the OS, or never used, are zero.
     pub(crate) fn alloc_span(
         &self,
         npages: usize,
         shape: SpanShape,
-    ) -> Result<SpanRef, AllocError> {
+    ) -> Result<(SpanRef, bool), AllocError> {
         let bytes = npages
             .checked_mul(PAGE_SIZE)
             .filter(|&b| b <= self.len)
@@ -274,13 +275,13 @@ impl MHeap {
         let s = span.get();
         // SAFETY: the span struct was dead (from the free list or new) and we hold the heap
         // lock, so nobody else can reach it.
-        unsafe { s.init(base, npages, shape, released < npages) };
+        unsafe { s.init(base, npages, shape) };
         s.sweepgen
             .store(self.sweepgen.load(Ordering::Relaxed), Ordering::Relaxed);
         self.arenas.set_spans(page, npages, Some(span));
         s.state.store(SPAN_IN_USE, Ordering::Release);
         h.inuse_pages += npages;
-        Ok(span)
+        Ok((span, released < npages))
     }
 
     /// Gives a span's pages back to the page heap (Go's `freeSpan`). The caller owns the

@@ -1,7 +1,10 @@
 //! The heap's pointer bitmap: one bit per 8-byte word of the heap's address space, set when
 //! the word is a pointer. Small objects of scan span classes get their bits here when they
-//! are allocated (the whole slot is rewritten, so a reused slot never shows an old object's
-//! bits); large objects keep a layout reference on their span instead.
+//! are allocated; large objects keep a layout reference on their span instead.
+//!
+//! A free slot's bits are always clear, as its memory is always zero: a scan span's bits are
+//! cleared when the span is made and the sweeper clears the bits of the slots it frees. So
+//! allocating only ORs the object's mask in, without first clearing the slot's field.
 //!
 //! Because spans start on 8 KiB page boundaries and a page's bits fill exactly 16 bitmap
 //! words, no two spans share a bitmap word, so the span's owner writes with plain loads and
@@ -64,38 +67,48 @@ impl HeapBits {
         }
     }
 
-    /// Sets the bits of the `n <= 64` words at `addr` to `mask`.
+    /// ORs `mask` into the bits of the words from `addr` (a free slot's bits are clear).
     ///
     /// Only the owner of the span holding these words may call this (no other writer can
     /// share the bitmap words, see the module comment).
     #[inline(always)]
-    pub(crate) fn write(&self, addr: usize, n: usize, mask: u64) {
-        debug_assert!(n > 0 && n <= 64);
+    pub(crate) fn set(&self, addr: usize, mask: u64) {
         let bit = (addr - self.heap_base) / 8;
         let s = bit % 64;
-        let field = if n == 64 { !0u64 } else { (1u64 << n) - 1 };
         let w0 = self.word(bit);
-        w0.store(
-            w0.load(Ordering::Relaxed) & !(field << s) | mask << s,
-            Ordering::Relaxed,
-        );
-        if s + n > 64 {
+        w0.store(w0.load(Ordering::Relaxed) | mask << s, Ordering::Relaxed);
+        let spill = (mask >> 1) >> (63 - s);
+        if spill != 0 {
             let w1 = self.word(bit + 64);
-            let field1 = field >> (64 - s);
-            w1.store(
-                w1.load(Ordering::Relaxed) & !field1 | mask >> (64 - s),
-                Ordering::Relaxed,
-            );
+            w1.store(w1.load(Ordering::Relaxed) | spill, Ordering::Relaxed);
         }
     }
 
-    /// Writes the bits of an `nwords`-word slot at `addr`, 64 words at a time from `chunk`.
-    pub(crate) fn write_slot(&self, addr: usize, nwords: usize, chunk: impl Fn(usize) -> u64) {
-        let mut k = 0;
-        while k * 64 < nwords {
-            let n = (nwords - k * 64).min(64);
-            self.write(addr + k * 64 * 8, n, chunk(k));
-            k += 1;
+    /// ORs in the bits of an `nwords`-word object at `addr`, 64 words at a time from `chunk`.
+    pub(crate) fn set_wide(&self, addr: usize, nwords: usize, chunk: impl Fn(usize) -> u64) {
+        for k in 0..nwords.div_ceil(64) {
+            let mask = chunk(k);
+            if mask != 0 {
+                self.set(addr + k * 64 * 8, mask);
+            }
+        }
+    }
+
+    /// Clears the bits of the `nwords` words from `addr`.
+    pub(crate) fn clear(&self, addr: usize, nwords: usize) {
+        let mut bit = (addr - self.heap_base) / 8;
+        let end = bit + nwords;
+        while bit < end {
+            let s = bit % 64;
+            let n = (64 - s).min(end - bit);
+            let w = self.word(bit);
+            if n == 64 {
+                w.store(0, Ordering::Relaxed);
+            } else {
+                let field = ((1u64 << n) - 1) << s;
+                w.store(w.load(Ordering::Relaxed) & !field, Ordering::Relaxed);
+            }
+            bit += n;
         }
     }
 }

@@ -34,12 +34,10 @@ pub(crate) enum Fast {
     Zero,
     /// Pointer-free and smaller than 16 bytes: packed into the mcache's tiny block.
     Tiny { size: usize },
-    /// A size-classed object; `mask` is its pointer bits when it has at most 64 words.
-    Small {
-        spc: SpanClass,
-        mask: u64,
-        wide: bool,
-    },
+    /// A size-classed object of at most 64 words; `mask` is its pointer bits (0: noscan).
+    Small { spc: SpanClass, mask: u64 },
+    /// A size-classed object with pointers and more than 64 words: bits written per chunk.
+    SmallWide { spc: SpanClass },
     /// Larger than 32 KiB: its own span.
     Large,
 }
@@ -187,13 +185,14 @@ impl LayoutInner {
             Fast::Tiny { size }
         } else if size <= MAX_SMALL_SIZE {
             let spc = SpanClass::new(size_to_class(size), noscan);
-            let wide = !noscan && size > 64 * 8;
-            let mask = if noscan || wide {
-                0
+            if !noscan && size > 64 * 8 {
+                Fast::SmallWide { spc }
             } else {
-                self.chunk(len, 0)
-            };
-            Fast::Small { spc, mask, wide }
+                Fast::Small {
+                    spc,
+                    mask: if noscan { 0 } else { self.chunk(len, 0) },
+                }
+            }
         } else {
             Fast::Large
         }
@@ -325,7 +324,7 @@ mod tests {
         ));
         assert!(matches!(Layout::noscan(32769).inner().fast, Fast::Large));
         match Layout::pointers(65).inner().fast {
-            Fast::Small { wide, .. } => assert!(wide),
+            Fast::SmallWide { .. } => {}
             f => panic!("{f:?}"),
         }
     }

@@ -32,10 +32,12 @@ pub(crate) const SPAN_IN_USE: u8 = 1;
 
 /// Span metadata. Lives off the heap, owned by the heap, never freed while the heap lives
 /// (span structs are recycled like Go's `fixalloc`), so a stale pointer to one is never
-/// dangling.
+/// dangling. `repr(C)` keeps what the fast path reads (the allocation state, then base,
+/// slot size and count) in the first cache line.
+#[repr(C)]
 pub struct MSpan {
-    info: UnsafeCell<SpanInfo>,
     alloc: UnsafeCell<AllocState>,
+    info: UnsafeCell<SpanInfo>,
     pub(crate) state: AtomicU8,
     /// Go's sweep generation, relative to the heap's `sweepgen` `sg`: `sg - 2` needs
     /// sweeping, `sg - 1` is being swept, `sg` is swept, `sg + 1` was cached before this
@@ -51,12 +53,13 @@ pub struct MSpan {
 unsafe impl Sync for MSpan {}
 
 /// What a span is: fixed from allocation to free.
+#[repr(C)]
 pub(crate) struct SpanInfo {
     pub(crate) base: usize,
-    pub(crate) npages: usize,
-    pub(crate) spc: SpanClass,
     pub(crate) elemsize: usize,
     pub(crate) nelems: usize,
+    pub(crate) npages: usize,
+    pub(crate) spc: SpanClass,
     pub(crate) div_magic: u32,
     /// End of the last object (for a large object: of the object itself, not its pages).
     pub(crate) limit: usize,
@@ -77,15 +80,24 @@ pub(crate) struct SpanShape {
     pub(crate) large: Option<(Layout, usize)>,
 }
 
-/// The owner's view of the span.
+/// The owner's view of the span. Free slots are always zero: a span made from dirty pages
+/// is cleared when it is made, and the sweeper clears the slots it frees, so handing out a
+/// slot never needs a `memset` (Go clears at allocation instead, per `needzero`).
+#[repr(C)]
 pub(crate) struct AllocState {
     pub(crate) freeindex: usize,
     pub(crate) alloc_cache: u64,
     pub(crate) alloc_count: usize,
     /// How much of `alloc_count` the heap's statistics already know about.
     pub(crate) flushed: usize,
-    /// Free slots may hold old data and must be zeroed when handed out.
-    pub(crate) needzero: bool,
+}
+
+/// A slot just handed out: its address, its size, and the span's new `freeindex` (to
+/// publish once the slot is initialised).
+pub(crate) struct Slot {
+    pub(crate) addr: usize,
+    pub(crate) elemsize: usize,
+    pub(crate) freeindex: usize,
 }
 
 impl MSpan {
@@ -108,7 +120,6 @@ impl MSpan {
                 alloc_cache: 0,
                 alloc_count: 0,
                 flushed: 0,
-                needzero: false,
             }),
             state: AtomicU8::new(SPAN_DEAD),
             sweepgen: AtomicU32::new(0),
@@ -140,7 +151,7 @@ impl MSpan {
     ///
     /// # Safety
     /// The span is dead and unreachable by anyone else.
-    pub(crate) unsafe fn init(&self, base: usize, npages: usize, shape: SpanShape, needzero: bool) {
+    pub(crate) unsafe fn init(&self, base: usize, npages: usize, shape: SpanShape) {
         let SpanShape {
             spc,
             elemsize,
@@ -187,7 +198,6 @@ impl MSpan {
                 st.alloc_cache = !0;
                 st.alloc_count = 0;
                 st.flushed = 0;
-                st.needzero = needzero;
             })
         };
         self.freeindex_for_scan.store(0, Ordering::Relaxed);
@@ -277,34 +287,36 @@ impl MSpan {
     }
 
     /// Go's `nextFreeFast`: the next free slot from the alloc cache, without crossing a
-    /// 64-slot boundary. Returns the slot address and whether it must be zeroed.
+    /// 64-slot boundary.
     ///
     /// # Safety
     /// The caller owns the span (it is cached in the caller's mcache).
     #[inline(always)]
-    pub(crate) unsafe fn next_free_fast(&self) -> Option<(usize, bool)> {
-        self.info(|info| {
-            // SAFETY: the caller owns the span.
-            unsafe {
-                self.alloc_state(|st| {
+    pub(crate) unsafe fn next_free_fast(&self) -> Option<Slot> {
+        // SAFETY: the caller owns the span.
+        unsafe {
+            self.alloc_state(|st| {
+                self.info(|info| {
                     let theta = st.alloc_cache.trailing_zeros() as usize;
-                    if theta < 64 {
-                        let result = st.freeindex + theta;
-                        if result < info.nelems {
-                            let free = result + 1;
-                            if free % 64 == 0 && free != info.nelems {
-                                return None;
-                            }
-                            st.alloc_cache = (st.alloc_cache >> theta) >> 1;
-                            st.freeindex = free;
-                            st.alloc_count += 1;
-                            return Some((info.base + result * info.elemsize, st.needzero));
+                    let result = st.freeindex + theta;
+                    if theta < 64 && result < info.nelems {
+                        let free = result + 1;
+                        if free % 64 == 0 && free != info.nelems {
+                            return None;
                         }
+                        st.alloc_cache = (st.alloc_cache >> theta) >> 1;
+                        st.freeindex = free;
+                        st.alloc_count += 1;
+                        return Some(Slot {
+                            addr: info.base + result * info.elemsize,
+                            elemsize: info.elemsize,
+                            freeindex: free,
+                        });
                     }
                     None
                 })
-            }
-        })
+            })
+        }
     }
 
     /// Go's `nextFreeIndex` plus the allocation: the next free slot, refilling the alloc
@@ -312,7 +324,7 @@ impl MSpan {
     ///
     /// # Safety
     /// The caller owns the span.
-    pub(crate) unsafe fn next_free(&self) -> Option<(usize, bool)> {
+    pub(crate) unsafe fn next_free(&self) -> Option<Slot> {
         self.info(|info| {
             // SAFETY: the caller owns the span.
             unsafe {
@@ -345,7 +357,11 @@ impl MSpan {
                     }
                     st.freeindex = free;
                     st.alloc_count += 1;
-                    Some((info.base + result * info.elemsize, st.needzero))
+                    Some(Slot {
+                        addr: info.base + result * info.elemsize,
+                        elemsize: info.elemsize,
+                        freeindex: free,
+                    })
                 })
             }
         })

@@ -16,9 +16,40 @@
 //!    [`MHeap::finish_sweep`] completes it before the next mark.
 
 use crate::heap::MHeap;
+use crate::heapbits::HeapBits;
 use crate::sizeclass::NUM_SPAN_CLASSES;
-use crate::span::SpanRef;
+use crate::span::{SpanInfo, SpanRef};
 use crate::sync::{spin_loop, Ordering};
+
+/// The bits of slots `[64w, 64w + 64)` that lie below `limit`.
+fn word_mask(w: usize, limit: usize) -> u64 {
+    match limit.saturating_sub(w * 64) {
+        0 => 0,
+        n if n >= 64 => !0,
+        n => (1u64 << n) - 1,
+    }
+}
+
+/// Clears the slots named by `freed` (bit `b` = slot `64w + b`) and their pointer bits, a
+/// run at a time, keeping the invariant that free slots are zero with clear bits.
+fn clear_slots(bits: &HeapBits, span: &SpanInfo, w: usize, mut freed: u64) {
+    while freed != 0 {
+        let start = freed.trailing_zeros() as usize;
+        let run = (!(freed >> start)).trailing_zeros() as usize;
+        let addr = span.base + (w * 64 + start) * span.elemsize;
+        // SAFETY: these slots were just found dead (allocated, unmarked) in a span the
+        // sweeper owns; nothing can reach them.
+        unsafe { std::ptr::write_bytes(addr as *mut u8, 0, run * span.elemsize) };
+        if !span.spc.noscan() {
+            bits.clear(addr, run * span.elemsize / 8);
+        }
+        freed = if start + run >= 64 {
+            0
+        } else {
+            freed & !(((1u64 << run) - 1) << start)
+        };
+    }
+}
 
 /// Counts a sweep in progress for as long as it lives.
 pub(crate) struct SweepGuard<'a>(&'a MHeap);
@@ -89,17 +120,30 @@ impl MHeap {
             self.free_span(span);
             return false;
         }
-        let nalloc = s.info(|i| {
-            let mut n = 0;
+        // SAFETY: we own the span: we won its sweepgen CAS (or it was on no list at all).
+        let freeindex = unsafe { s.alloc_state(|st| st.freeindex) };
+        let nalloc: usize = s.info(|i| {
+            (0..words)
+                .map(|w| i.bits[words + w].load(Ordering::Relaxed).count_ones() as usize)
+                .sum()
+        });
+        // A span that keeps nobody goes back to the page heap dirty; otherwise its freed
+        // slots are cleared now so that allocation never has to.
+        let keeps = preserve || nalloc > 0;
+        s.info(|i| {
             for w in 0..words {
-                let m = i.bits[words + w].load(Ordering::Relaxed);
-                n += m.count_ones() as usize;
-                i.bits[w].store(m, Ordering::Relaxed);
+                let mark = i.bits[words + w].load(Ordering::Relaxed);
+                if keeps {
+                    // Allocated = below freeindex or alloc bit set; freed = allocated, unmarked.
+                    let old = i.bits[w].load(Ordering::Relaxed);
+                    let freed = (old | word_mask(w, freeindex)) & !mark & word_mask(w, nelems);
+                    clear_slots(&self.bits, i, w, freed);
+                }
+                i.bits[w].store(mark, Ordering::Relaxed);
                 i.bits[words + w].store(0, Ordering::Relaxed);
             }
-            n
         });
-        // SAFETY: we own the span: we won its sweepgen CAS (or it was on no list at all).
+        // SAFETY: as above.
         let nfreed = unsafe {
             s.alloc_state(|st| {
                 debug_assert!(st.alloc_count >= nalloc, "marked a free slot");
@@ -108,7 +152,6 @@ impl MHeap {
                 st.alloc_count = nalloc;
                 st.flushed = nalloc;
                 st.freeindex = 0;
-                st.needzero |= nfreed > 0;
                 nfreed
             })
         };

@@ -65,7 +65,7 @@ fn layout_of(words: usize, seed: u64) -> Layout {
 }
 
 /// An object the test holds.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Obj {
     addr: usize,
     size: usize,
@@ -75,6 +75,8 @@ struct Obj {
     /// object its requested size.
     extent: usize,
     fill: u8,
+    /// Offsets of the words the layout calls pointers.
+    pointers: Vec<usize>,
 }
 
 struct Model {
@@ -119,21 +121,22 @@ impl Model {
     }
 
     fn alloc(&mut self, c: usize, shape: &Shape) -> Result<(), TestCaseError> {
-        let (size, noscan, p) = match *shape {
-            Shape::Noscan(n) => (n, true, self.caches[c].alloc(&Layout::noscan(n))),
-            Shape::Scan(w, seed) => {
-                let l = layout_of(w, seed);
-                (w * 8, !l.has_pointers(), self.caches[c].alloc(&l))
-            }
-            Shape::Array(w, seed, len) => {
-                let l = layout_of(w, seed);
-                (
-                    w * 8 * len,
-                    !l.has_pointers(),
-                    self.caches[c].alloc_array(&l, len),
-                )
-            }
+        let (layout, len) = match *shape {
+            Shape::Noscan(n) => (Layout::noscan(n), 1),
+            Shape::Scan(w, seed) => (layout_of(w, seed), 1),
+            Shape::Array(w, seed, len) => (layout_of(w, seed), len),
         };
+        let (size, noscan) = (layout.size() * len, !layout.has_pointers());
+        let p = if len == 1 {
+            self.caches[c].alloc(&layout)
+        } else {
+            self.caches[c].alloc_array(&layout, len)
+        };
+        let elem_words = layout.size() / 8;
+        let pointers: Vec<usize> = (0..size / 8)
+            .filter(|&w| layout.is_pointer(w % elem_words.max(1)))
+            .map(|w| w * 8)
+            .collect();
         let addr = p.map_err(|e| TestCaseError::fail(format!("{e}")))?.as_ptr() as usize;
         if size == 0 {
             prop_assert_eq!(addr, minigo_alloc_core::zerobase().as_ptr() as usize);
@@ -210,6 +213,7 @@ impl Model {
             base,
             extent,
             fill,
+            pointers,
         });
         Ok(())
     }
@@ -241,6 +245,10 @@ impl Model {
             self.check_exact()?;
         }
         for o in &self.live {
+            // SAFETY: single-threaded: no span is allocated or freed meanwhile.
+            let obj = unsafe { self.heap.find_object_unlocked(o.addr) }.unwrap();
+            let words: Vec<usize> = obj.pointer_words().map(|a| a - o.addr).collect();
+            prop_assert_eq!(&words, &o.pointers, "pointer words of {:?}", o);
             // SAFETY: `o` is live, so its bytes are still the test's.
             let bytes = unsafe { std::slice::from_raw_parts(o.addr as *const u8, o.size) };
             for off in sample_offsets(o.size) {
