@@ -21,7 +21,7 @@ use crate::error::AllocError;
 use crate::heap::MHeap;
 use crate::layout::{Fast, Layout, LayoutInner};
 use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES, PAGE_SIZE, TINY_SIZE, TINY_SIZE_CLASS};
-use crate::span::{large_pages, MSpan, Slot, SpanRef, SpanShape};
+use crate::span::{large_pages, MSpan, PtrMask, Slot, SpanRef, SpanShape};
 use crate::sync::{Arc, Ordering};
 
 /// Go's `zerobase`: the address every zero-size allocation returns. It is not in any heap,
@@ -91,8 +91,9 @@ impl MCache {
             let span = self.cached(spc)?.get();
             // SAFETY: a span cached here is owned by this mcache.
             let slot = unsafe { span.next_free_fast()? };
-            if mask != 0 {
-                self.heap.bits.set(slot.addr, mask);
+            if mask != 0 && slot.ptrmask != PtrMask::Uniform(mask) {
+                // SAFETY: as above.
+                unsafe { span.set_mask_slow(&self.heap.bits, &slot, mask) };
             }
             span.publish_freeindex(slot.freeindex);
             // SAFETY: slot addresses are inside the heap's reservation, never null.
@@ -184,8 +185,9 @@ impl MCache {
                 self.heap
                     .bits
                     .set_wide(slot.addr, slot.elemsize / 8, |k| inner.chunk(len, k));
-            } else {
-                self.heap.bits.set(slot.addr, mask);
+            } else if slot.ptrmask != PtrMask::Uniform(mask) {
+                // SAFETY: this cache owns the span.
+                unsafe { span.set_mask_slow(&self.heap.bits, &slot, mask) };
             }
         }
         span.publish_freeindex(slot.freeindex);
@@ -301,7 +303,6 @@ impl MCache {
                 st.freeindex = 1;
                 st.alloc_count = 1;
                 st.flushed = 1;
-                st.alloc_cache = 0;
             })
         };
         let base = s.base();

@@ -333,9 +333,9 @@ impl MHeap {
     /// [`MHeap::find_object`] without the lock, for the collector's hot loops.
     ///
     /// # Safety
-    /// No span may be allocated or freed while this runs or while the result is used: the
-    /// world is stopped and sweeping is finished (marking), or the caller holds the heap
-    /// lock.
+    /// While this runs and while the result is used, no span may be allocated, freed or
+    /// swept and no mcache may allocate: the world is stopped and sweeping is finished, as
+    /// when a collector marks.
     #[inline]
     pub unsafe fn find_object_unlocked(&self, addr: usize) -> Option<ObjectRef<'_>> {
         if addr < self.base || addr >= self.grown_end.load(Ordering::Acquire) {

@@ -1,14 +1,16 @@
 //! The collector's view of an object's words: an iterator over the addresses of exactly
 //! those words its layout called pointers (Go's `typePointers`). Small objects' bits come
-//! from the heap's pointer bitmap, 64 words per load; large objects' from their layout,
-//! tiled per array element, stopping after the last element's last pointer.
+//! from their span's uniform mask or from the heap's pointer bitmap, 64 words per load;
+//! large objects' from their layout, tiled per array element, stopping after the last
+//! element's last pointer.
 
 use crate::heap::MHeap;
 use crate::layout::Layout;
-use crate::span::MSpan;
+use crate::span::{MSpan, PtrMask};
 
 enum Source<'h> {
     Bitmap(&'h MHeap),
+    Mask(u64),
     Layout(Layout, usize),
 }
 
@@ -33,7 +35,13 @@ impl<'h> PointerWords<'h> {
                     layout.inner().pointer_extent(*len),
                 )
             } else {
-                (Some(Source::Bitmap(heap)), i.elemsize / 8)
+                // SAFETY: the caller of `find_object_unlocked`, which made this object's
+                // ObjectRef, guarantees the world is stopped.
+                match unsafe { span.ptrmask_stopped() } {
+                    PtrMask::Uniform(mask) => (Some(Source::Mask(mask)), i.elemsize / 8),
+                    PtrMask::Bitmap => (Some(Source::Bitmap(heap)), i.elemsize / 8),
+                    PtrMask::Empty => (None, 0),
+                }
             }
         });
         PointerWords {
@@ -63,6 +71,7 @@ impl Iterator for PointerWords<'_> {
                 Source::Bitmap(heap) => heap
                     .bits
                     .read(self.chunk_addr, (self.nwords - k * 64).min(64)),
+                Source::Mask(mask) => *mask,
                 Source::Layout(layout, len) => layout.inner().chunk(*len, k),
             };
         }

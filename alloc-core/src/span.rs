@@ -17,11 +17,15 @@
 //!
 //! Slot `i` is allocated iff `i < freeindex` or its alloc bit is set: alloc bits are the
 //! mark bits of the last sweep, and `freeindex` only moves forward past slots it hands out.
-//! `alloc_cache` holds the complement of the 64 alloc bits from `freeindex` rounded down, so
-//! a count-trailing-zeros finds the next free slot (Go's `nextFreeFast`).
+//! `alloc_cache` holds the free slots of one 64-slot word of the alloc bits (from
+//! `cache_base`), a set bit per free slot at or after `freeindex` and before `nelems`, so a
+//! count-trailing-zeros finds the next free slot (Go's `nextFreeFast`). Unlike Go's cache,
+//! which is shifted down after each allocation, this one keeps bits in place and clears the
+//! lowest (`c & (c - 1)`): the chain from one allocation to the next is one instruction.
 
 use std::ptr::NonNull;
 
+use crate::heapbits::HeapBits;
 use crate::layout::Layout;
 use crate::sizeclass::{SpanClass, PAGE_SIZE};
 use crate::sync::{AtomicU32, AtomicU64, AtomicU8, Ordering, UnsafeCell};
@@ -85,19 +89,38 @@ pub(crate) struct SpanShape {
 /// slot never needs a `memset` (Go clears at allocation instead, per `needzero`).
 #[repr(C)]
 pub(crate) struct AllocState {
-    pub(crate) freeindex: usize,
     pub(crate) alloc_cache: u64,
+    pub(crate) cache_base: usize,
+    pub(crate) freeindex: usize,
     pub(crate) alloc_count: usize,
+    /// Where the pointer bits of this span's objects are.
+    pub(crate) ptrmask: PtrMask,
     /// How much of `alloc_count` the heap's statistics already know about.
     pub(crate) flushed: usize,
 }
 
-/// A slot just handed out: its address, its size, and the span's new `freeindex` (to
-/// publish once the slot is initialised).
+/// Where a scan span's pointer bits live. Most spans hold objects of one layout (a span of
+/// tree nodes), so a span of objects of at most 64 words keeps their shared mask here and
+/// writes no bitmap at all; the first object of a different layout moves the whole span to
+/// the heap bitmap (Go always uses the bitmap). In `Empty` and `Uniform` the span's bitmap
+/// words are all clear.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum PtrMask {
+    /// No object allocated since the span was made or emptied.
+    Empty,
+    /// Every allocated object has this mask.
+    Uniform(u64),
+    /// Each object's bits are in the heap bitmap (always so for objects over 64 words).
+    Bitmap,
+}
+
+/// A slot just handed out: its address, its size, the span's new `freeindex` (to publish
+/// once the slot is initialised), and where the span keeps pointer bits.
 pub(crate) struct Slot {
     pub(crate) addr: usize,
     pub(crate) elemsize: usize,
     pub(crate) freeindex: usize,
+    pub(crate) ptrmask: PtrMask,
 }
 
 impl MSpan {
@@ -116,9 +139,11 @@ impl MSpan {
                 large: None,
             }),
             alloc: UnsafeCell::new(AllocState {
-                freeindex: 0,
                 alloc_cache: 0,
+                cache_base: 0,
+                freeindex: 0,
                 alloc_count: 0,
+                ptrmask: PtrMask::Empty,
                 flushed: 0,
             }),
             state: AtomicU8::new(SPAN_DEAD),
@@ -195,9 +220,15 @@ impl MSpan {
         unsafe {
             self.alloc_state(|st| {
                 st.freeindex = 0;
-                st.alloc_cache = !0;
+                st.cache_base = 0;
+                st.alloc_cache = 0;
                 st.alloc_count = 0;
                 st.flushed = 0;
+                st.ptrmask = if elemsize > 64 * 8 {
+                    PtrMask::Bitmap
+                } else {
+                    PtrMask::Empty
+                };
             })
         };
         self.freeindex_for_scan.store(0, Ordering::Relaxed);
@@ -286,8 +317,8 @@ impl MSpan {
         (((addr - info.base) as u64 * info.div_magic as u64) >> 32) as usize
     }
 
-    /// Go's `nextFreeFast`: the next free slot from the alloc cache, without crossing a
-    /// 64-slot boundary.
+    /// Go's `nextFreeFast`: the next free slot from the alloc cache; `None` when the cache's
+    /// word is used up.
     ///
     /// # Safety
     /// The caller owns the span (it is cached in the caller's mcache).
@@ -296,79 +327,91 @@ impl MSpan {
         // SAFETY: the caller owns the span.
         unsafe {
             self.alloc_state(|st| {
+                let cache = st.alloc_cache;
+                if cache == 0 {
+                    return None;
+                }
+                st.alloc_cache = cache & (cache - 1);
+                let index = st.cache_base + cache.trailing_zeros() as usize;
+                st.freeindex = index + 1;
+                st.alloc_count += 1;
                 self.info(|info| {
-                    let theta = st.alloc_cache.trailing_zeros() as usize;
-                    let result = st.freeindex + theta;
-                    if theta < 64 && result < info.nelems {
-                        let free = result + 1;
-                        if free % 64 == 0 && free != info.nelems {
-                            return None;
-                        }
-                        st.alloc_cache = (st.alloc_cache >> theta) >> 1;
-                        st.freeindex = free;
-                        st.alloc_count += 1;
-                        return Some(Slot {
-                            addr: info.base + result * info.elemsize,
-                            elemsize: info.elemsize,
-                            freeindex: free,
-                        });
-                    }
-                    None
+                    Some(Slot {
+                        addr: info.base + index * info.elemsize,
+                        elemsize: info.elemsize,
+                        freeindex: index + 1,
+                        ptrmask: st.ptrmask,
+                    })
                 })
             })
         }
     }
 
-    /// Go's `nextFreeIndex` plus the allocation: the next free slot, refilling the alloc
-    /// cache across 64-slot boundaries; `None` when the span is full.
+    /// Go's `nextFree` within one span: the next free slot, moving the alloc cache to the
+    /// next word of alloc bits as needed; `None` when the span is full.
     ///
     /// # Safety
     /// The caller owns the span.
     pub(crate) unsafe fn next_free(&self) -> Option<Slot> {
-        self.info(|info| {
-            // SAFETY: the caller owns the span.
-            unsafe {
+        // SAFETY: the caller owns the span.
+        unsafe {
+            self.info(|info| {
                 self.alloc_state(|st| {
-                    let nelems = info.nelems;
-                    let mut idx = st.freeindex;
-                    if idx >= nelems {
-                        return None;
-                    }
-                    let mut cache = st.alloc_cache;
-                    let mut bit = cache.trailing_zeros() as usize;
-                    while bit == 64 {
-                        idx = (idx + 64) & !63;
-                        if idx >= nelems {
-                            st.freeindex = nelems;
-                            return None;
+                    while st.alloc_cache == 0 {
+                        let next = st.cache_base + 64;
+                        if next >= info.nelems {
+                            st.freeindex = info.nelems;
+                            return;
                         }
-                        cache = !info.bits[idx / 64].load(Ordering::Relaxed);
-                        bit = cache.trailing_zeros() as usize;
+                        st.cache_base = next;
+                        st.alloc_cache = free_slots(info, next, next);
                     }
-                    let result = idx + bit;
-                    if result >= nelems {
-                        st.freeindex = nelems;
-                        return None;
-                    }
-                    st.alloc_cache = (cache >> bit) >> 1;
-                    let free = result + 1;
-                    if free % 64 == 0 && free != nelems {
-                        st.alloc_cache = !info.bits[free / 64].load(Ordering::Relaxed);
-                    }
-                    st.freeindex = free;
-                    st.alloc_count += 1;
-                    Some(Slot {
-                        addr: info.base + result * info.elemsize,
-                        elemsize: info.elemsize,
-                        freeindex: free,
-                    })
                 })
-            }
-        })
+            });
+            self.next_free_fast()
+        }
     }
 
-    /// Loads the alloc cache for the current `freeindex` (Go's `refillAllocCache` plus the
-    /// shift `mcentral.cacheSpan` does).
+    /// Records the pointer bits of the object just allocated in `slot` (at most 64 words,
+    /// `mask` nonzero), when they differ from the span's uniform mask.
+    ///
+    /// # Safety
+    /// The caller owns the span.
+    #[cold]
+    pub(crate) unsafe fn set_mask_slow(&self, bits: &HeapBits, slot: &Slot, mask: u64) {
+        // SAFETY: the caller owns the span.
+        unsafe {
+            self.alloc_state(|st| match st.ptrmask {
+                PtrMask::Empty => st.ptrmask = PtrMask::Uniform(mask),
+                PtrMask::Uniform(old) => {
+                    // A second layout: every object allocated so far gets the old mask in
+                    // the bitmap, and the span writes per object from now on.
+                    self.info(|info| {
+                        let new = (slot.addr - info.base) / info.elemsize;
+                        for i in (0..info.nelems).filter(|&i| i != new) {
+                            if i < st.freeindex || self.alloc_bit(i) {
+                                bits.set(info.base + i * info.elemsize, old);
+                            }
+                        }
+                    });
+                    bits.set(slot.addr, mask);
+                    st.ptrmask = PtrMask::Bitmap;
+                }
+                PtrMask::Bitmap => bits.set(slot.addr, mask),
+            })
+        }
+    }
+
+    /// Where the span's pointer bits are, for the collector.
+    ///
+    /// # Safety
+    /// No mcache allocates from the span meanwhile (the world is stopped).
+    pub(crate) unsafe fn ptrmask_stopped(&self) -> PtrMask {
+        // SAFETY: no owner mutates the state while the world is stopped.
+        self.alloc.with(|p| unsafe { (*p).ptrmask })
+    }
+
+    /// Loads the alloc cache for the current `freeindex` (Go's `refillAllocCache`).
     ///
     /// # Safety
     /// The caller owns the span.
@@ -377,11 +420,11 @@ impl MSpan {
             // SAFETY: the caller owns the span.
             unsafe {
                 self.alloc_state(|st| {
-                    let idx = st.freeindex;
-                    st.alloc_cache = if idx >= info.nelems {
+                    st.cache_base = st.freeindex & !63;
+                    st.alloc_cache = if st.freeindex >= info.nelems {
                         0
                     } else {
-                        !info.bits[idx / 64].load(Ordering::Relaxed) >> (idx % 64)
+                        free_slots(info, st.cache_base, st.freeindex)
                     };
                 })
             }
@@ -397,6 +440,16 @@ impl MSpan {
         // SAFETY: the caller owns the span.
         unsafe { self.alloc_state(|st| st.alloc_count == nelems) }
     }
+}
+
+/// The free slots of the alloc-bit word starting at slot `base` (a multiple of 64), from
+/// slot `from` on and below `nelems`, as set bits.
+fn free_slots(info: &SpanInfo, base: usize, from: usize) -> u64 {
+    let free = !info.bits[base / 64].load(Ordering::Relaxed);
+    let from_mask = !0u64 << (from - base);
+    let end = info.nelems - base;
+    let end_mask = if end >= 64 { !0 } else { (1u64 << end) - 1 };
+    free & from_mask & end_mask
 }
 
 /// A span of a heap. Valid as long as the heap it came from.

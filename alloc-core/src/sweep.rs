@@ -18,7 +18,7 @@
 use crate::heap::MHeap;
 use crate::heapbits::HeapBits;
 use crate::sizeclass::NUM_SPAN_CLASSES;
-use crate::span::{SpanInfo, SpanRef};
+use crate::span::{PtrMask, SpanInfo, SpanRef};
 use crate::sync::{spin_loop, Ordering};
 
 /// The bits of slots `[64w, 64w + 64)` that lie below `limit`.
@@ -32,7 +32,7 @@ fn word_mask(w: usize, limit: usize) -> u64 {
 
 /// Clears the slots named by `freed` (bit `b` = slot `64w + b`) and their pointer bits, a
 /// run at a time, keeping the invariant that free slots are zero with clear bits.
-fn clear_slots(bits: &HeapBits, span: &SpanInfo, w: usize, mut freed: u64) {
+fn clear_slots(bits: &HeapBits, clear_bits: bool, span: &SpanInfo, w: usize, mut freed: u64) {
     while freed != 0 {
         let start = freed.trailing_zeros() as usize;
         let run = (!(freed >> start)).trailing_zeros() as usize;
@@ -40,7 +40,7 @@ fn clear_slots(bits: &HeapBits, span: &SpanInfo, w: usize, mut freed: u64) {
         // SAFETY: these slots were just found dead (allocated, unmarked) in a span the
         // sweeper owns; nothing can reach them.
         unsafe { std::ptr::write_bytes(addr as *mut u8, 0, run * span.elemsize) };
-        if !span.spc.noscan() {
+        if clear_bits {
             bits.clear(addr, run * span.elemsize / 8);
         }
         freed = if start + run >= 64 {
@@ -130,6 +130,8 @@ impl MHeap {
         // A span that keeps nobody goes back to the page heap dirty; otherwise its freed
         // slots are cleared now so that allocation never has to.
         let keeps = preserve || nalloc > 0;
+        // SAFETY: as above.
+        let bitmap = !spc.noscan() && unsafe { s.alloc_state(|st| st.ptrmask) } == PtrMask::Bitmap;
         s.info(|i| {
             for w in 0..words {
                 let mark = i.bits[words + w].load(Ordering::Relaxed);
@@ -137,7 +139,7 @@ impl MHeap {
                     // Allocated = below freeindex or alloc bit set; freed = allocated, unmarked.
                     let old = i.bits[w].load(Ordering::Relaxed);
                     let freed = (old | word_mask(w, freeindex)) & !mark & word_mask(w, nelems);
-                    clear_slots(&self.bits, i, w, freed);
+                    clear_slots(&self.bits, bitmap, i, w, freed);
                 }
                 i.bits[w].store(mark, Ordering::Relaxed);
                 i.bits[words + w].store(0, Ordering::Relaxed);
@@ -146,6 +148,10 @@ impl MHeap {
         // SAFETY: as above.
         let nfreed = unsafe {
             s.alloc_state(|st| {
+                if nalloc == 0 && elemsize <= 64 * 8 {
+                    // No object left and every bit clear: the next layout may be uniform.
+                    st.ptrmask = PtrMask::Empty;
+                }
                 debug_assert!(st.alloc_count >= nalloc, "marked a free slot");
                 debug_assert_eq!(st.flushed, st.alloc_count, "sweeping unflushed allocations");
                 let nfreed = st.alloc_count - nalloc;
