@@ -259,17 +259,21 @@ impl MCache {
     }
 
     fn uncache(&mut self, spc: SpanClass, span: SpanRef) {
-        let s = span.get();
-        // SAFETY: this cache owns the span until it is handed back below.
+        self.flush_span(spc, span);
+        self.heap.central(spc).uncache_span(&self.heap, span);
+    }
+
+    /// Reports a cached span's allocations since the last report.
+    fn flush_span(&mut self, spc: SpanClass, span: SpanRef) {
+        // SAFETY: this cache owns its cached spans.
         let delta = unsafe {
-            s.alloc_state(|st| {
+            span.get().alloc_state(|st| {
                 let d = st.alloc_count - st.flushed;
                 st.flushed = st.alloc_count;
                 d
             })
         };
         self.flush_counters(spc.size_class(), delta as u64);
-        self.heap.central(spc).uncache_span(&self.heap, span);
     }
 
     fn alloc_large(
@@ -332,15 +336,7 @@ impl MCache {
     pub fn flush_stats(&mut self) {
         for i in 0..NUM_SPAN_CLASSES {
             if let Some(span) = self.alloc[i] {
-                // SAFETY: this cache owns its cached spans.
-                let delta = unsafe {
-                    span.get().alloc_state(|st| {
-                        let d = st.alloc_count - st.flushed;
-                        st.flushed = st.alloc_count;
-                        d
-                    })
-                };
-                self.flush_counters(SpanClass(i as u8).size_class(), delta as u64);
+                self.flush_span(SpanClass(i as u8), span);
             }
         }
         self.flush_counters(0, 0);

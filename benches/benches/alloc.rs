@@ -1,11 +1,13 @@
 //! `alloc`: ns per allocation through an mcache, steady state, refills included, beside the
 //! system allocator's malloc+free of the same size.
 //!
-//! minigo's side allocates in batches of about 8 MiB; between batches, outside the timing,
-//! a collection that finds nothing live starts a sweep cycle, so the next batch refills its
-//! spans by sweeping them lazily and re-zeroing their slots, as a program does between
-//! collections. The system side is `std::alloc::alloc` + `dealloc` of the same layout, the
-//! allocator's best case (a thread-cache hit).
+//! minigo's side allocates in batches of 4 MiB (Go's minimum heap goal: how far a program
+//! with a small live heap gets between collections); between batches, outside the timing, a
+//! collection that finds nothing live starts a sweep cycle, so the next batch refills its
+//! spans by sweeping them lazily (clearing the dead slots) inside the timing, as a program
+//! does between collections. minigo's objects come back zeroed. The system side is
+//! `std::alloc::alloc` + `dealloc` of the same layout, not zeroed: the allocator's best case
+//! (a thread-cache hit).
 
 use std::alloc::{alloc, dealloc, Layout as StdLayout};
 use std::hint::black_box;
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use minigo_alloc_core::{HeapConfig, Layout, MCache, MHeap};
 
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_BYTES: usize = 4 << 20;
 
 fn minigo(c: &mut Criterion, group: &str, size: usize, layout: Layout) {
     let heap = MHeap::new(HeapConfig::default()).unwrap();
@@ -83,7 +85,7 @@ fn bench_alloc(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
     targets = bench_alloc
 }
 criterion_main!(benches);
