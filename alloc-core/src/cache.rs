@@ -254,6 +254,10 @@ impl MCache {
         span.get()
             .sweepgen
             .store(sg.wrapping_add(3), Ordering::Relaxed);
+        // Go counts a cached span's free slots as allocated at once (`heapLive`): the
+        // trigger sees the memory this cache may hand out without asking again.
+        // SAFETY: the span is ours now.
+        self.heap.add_live(unsafe { span.get().unused_bytes() });
         self.alloc[spc.index()] = Some(span);
         Ok(span)
     }
@@ -317,6 +321,7 @@ impl MCache {
         s.publish_freeindex(1);
         self.large_allocs += 1;
         self.large_bytes += (npages * PAGE_SIZE) as u64;
+        self.heap.add_live((npages * PAGE_SIZE) as u64);
         self.heap
             .central(spc)
             .push_swept(self.heap.sweepgen.load(Ordering::Acquire), span, true);

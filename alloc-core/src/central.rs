@@ -53,8 +53,7 @@ impl MCentral {
     /// A span with at least one free slot, swept, owned by the caller, its alloc cache
     /// loaded. Sweeps lazily and grows the heap as needed (Go's `cacheSpan`).
     pub(crate) fn cache_span(&self, heap: &MHeap) -> Result<SpanRef, AllocError> {
-        let sg = heap.sweepgen.load(Ordering::Acquire);
-        let span = match self.take_swept_or_sweep(heap, sg) {
+        let span = match self.take_swept_or_sweep(heap) {
             Some(s) => s,
             None => {
                 let class = self.spc.size_class() as usize;
@@ -84,11 +83,14 @@ impl MCentral {
         Ok(span)
     }
 
-    fn take_swept_or_sweep(&self, heap: &MHeap, sg: u32) -> Option<SpanRef> {
+    fn take_swept_or_sweep(&self, heap: &MHeap) -> Option<SpanRef> {
+        // Sweeping is drained only while a collector marks, with no mcache allocating; if
+        // it is, grow instead (the sweeper's sweepgen could not be trusted).
+        let _sweeping = heap.begin_sweep()?;
+        let sg = heap.sweepgen.load(Ordering::Acquire);
         if let Some(s) = self.lists.lock().partial[swept(sg)].pop() {
             return Some(s);
         }
-        let _sweeping = heap.sweep_guard();
         for _ in 0..SPAN_BUDGET {
             let Some(s) = self.lists.lock().partial[unswept(sg)].pop() else {
                 break;
@@ -120,16 +122,20 @@ impl MCentral {
         let s = span.get();
         let cached_sg = s.sweepgen.load(Ordering::Relaxed);
         debug_assert!(
-            cached_sg == sg + 1 || cached_sg == sg + 3,
+            cached_sg == sg.wrapping_add(1) || cached_sg == sg.wrapping_add(3),
             "uncaching a span not cached"
         );
         if cached_sg == sg.wrapping_add(1) {
             // Cached before this cycle's sweep began: it still needs sweeping, and since it
             // is on no list, nobody else can sweep it.
-            let _sweeping = heap.sweep_guard();
+            let _sweeping = heap.begin_sweep_forced();
             s.sweepgen.store(sg.wrapping_sub(1), Ordering::Relaxed);
             heap.sweep_span(span, false);
         } else {
+            // Cached this cycle: its free slots were counted live when it was cached (see
+            // `MHeap::heap_live`); take back the ones not used.
+            // SAFETY: we own the span until it is on a list.
+            heap.sub_live(unsafe { s.unused_bytes() });
             // SAFETY: we own the span until it is on a list.
             let full = unsafe { s.is_full() };
             self.push_swept(sg, span, full);

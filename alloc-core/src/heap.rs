@@ -22,7 +22,7 @@ use crate::pointers::PointerWords;
 use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES, PAGE_SHIFT, PAGE_SIZE};
 use crate::span::{MSpan, SpanRef, SpanShape, SPAN_DEAD, SPAN_IN_USE};
 use crate::stats::{Counters, MemStats};
-use crate::sync::{Arc, AtomicU32, AtomicUsize, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// Address space a heap reserves unless told otherwise: 256 GiB (virtual, lazily backed).
 #[cfg(not(loom))]
@@ -165,6 +165,8 @@ pub struct MHeap {
     /// Where the background sweeper looks next.
     pub(crate) sweep_cursor: AtomicUsize,
     pub(crate) counters: Mutex<Counters>,
+    /// Go's `heapLive`: see [`MHeap::heap_live`].
+    heap_live: AtomicU64,
     max_heap: AtomicUsize,
     /// End of the grown part of the address space.
     grown_end: AtomicUsize,
@@ -205,6 +207,7 @@ impl MHeap {
             sweepers: AtomicU32::new(0),
             sweep_cursor: AtomicUsize::new(0),
             counters: Mutex::new(Counters::default()),
+            heap_live: AtomicU64::new(0),
             max_heap: AtomicUsize::new(config.max_heap.unwrap_or(usize::MAX)),
             grown_end: AtomicUsize::new(base),
         };
@@ -410,6 +413,32 @@ impl MHeap {
         let tables = h.arenas * ARENA_PAGES * std::mem::size_of::<usize>();
         m.sys = m.heap_sys + (span_structs + tables) as u64 + m.heap_sys / 64;
         m
+    }
+
+    /// Bytes the pacer considers live (Go's `heapLive`): what the last collection marked,
+    /// plus, since then, every span an mcache took (its free slots counted as allocated at
+    /// once, given back for the slots unused when the span is returned) and every large
+    /// object. Updated only on refills and large allocations, never per object.
+    pub fn heap_live(&self) -> u64 {
+        self.heap_live.load(Ordering::Relaxed)
+    }
+
+    /// Resets [`MHeap::heap_live`] to the bytes a collection found marked.
+    pub fn set_heap_live(&self, marked: u64) {
+        self.heap_live.store(marked, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_live(&self, bytes: u64) {
+        self.heap_live.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub_live(&self, bytes: u64) {
+        // Saturating: a collection may have reset the count below what a cache holds.
+        let _ = self
+            .heap_live
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(bytes))
+            });
     }
 
     /// Bytes of the heap in spans, in free dirty pages and in released pages, for tests and

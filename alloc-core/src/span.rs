@@ -431,6 +431,17 @@ impl MSpan {
         })
     }
 
+    /// Bytes of the span not in allocated slots (free slots and tail waste).
+    ///
+    /// # Safety
+    /// The caller owns the span.
+    pub(crate) unsafe fn unused_bytes(&self) -> u64 {
+        let (npages, elemsize) = self.info(|i| (i.npages, i.elemsize));
+        // SAFETY: the caller owns the span.
+        let used = unsafe { self.alloc_state(|st| st.alloc_count) } * elemsize;
+        (npages * PAGE_SIZE - used) as u64
+    }
+
     /// True when every slot is allocated.
     ///
     /// # Safety

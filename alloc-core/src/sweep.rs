@@ -8,12 +8,18 @@
 //! list, by an mcache handing back a span it cached before the cycle began, or by the
 //! background sweeper walking every mcentral.
 //!
+//! A sweeper works on the `sweepgen` it read when it began, so the cycle must not change
+//! under it: as Go's `sweepLocker`, every sweep registers in `sweepers` (a count, plus a
+//! "drained" bit). [`MHeap::finish_sweep`] sweeps what is left, sets the bit so no new sweep
+//! can begin, and waits for the count to reach zero; only then may the cycle advance.
+//!
 //! A cycle, as the collector drives it:
-//! 1. with the world stopped and every span swept ([`MHeap::sweep_done`]), mark;
-//! 2. [`MHeap::start_sweep_cycle`] (sweepgen += 2): every span is now unswept;
+//! 1. with the world stopped, [`MHeap::finish_sweep`], then mark;
+//! 2. [`MHeap::start_sweep_cycle`] (sweepgen += 2): every span is now unswept, and sweeping
+//!    is open again;
 //! 3. every mcache [`release_all`](crate::MCache::release_all)s before it allocates again;
-//! 4. spans are swept lazily by refilling mcaches and by [`MHeap::sweep_one`] callers, and
-//!    [`MHeap::finish_sweep`] completes it before the next mark.
+//! 4. spans are swept lazily by refilling mcaches and by [`MHeap::sweep_one`] callers (a
+//!    background sweeper), until the next cycle's step 1.
 
 use crate::heap::MHeap;
 use crate::heapbits::HeapBits;
@@ -51,6 +57,9 @@ fn clear_slots(bits: &HeapBits, clear_bits: bool, span: &SpanInfo, w: usize, mut
     }
 }
 
+/// The top bit of `MHeap::sweepers`: sweeping is finished for this cycle.
+pub(crate) const SWEEP_DRAINED: u32 = 1 << 31;
+
 /// Counts a sweep in progress for as long as it lives.
 pub(crate) struct SweepGuard<'a>(&'a MHeap);
 
@@ -66,8 +75,37 @@ impl MHeap {
         self.sweepgen.load(Ordering::Acquire)
     }
 
-    pub(crate) fn sweep_guard(&self) -> SweepGuard<'_> {
-        self.sweepers.fetch_add(1, Ordering::Acquire);
+    /// Registers a sweep, unless sweeping has been drained for this cycle (Go's
+    /// `newSweepLocker` + `tryAcquire`). The `sweepgen` read after this is stable until the
+    /// guard drops.
+    pub(crate) fn begin_sweep(&self) -> Option<SweepGuard<'_>> {
+        let mut s = self.sweepers.load(Ordering::Relaxed);
+        loop {
+            if s & SWEEP_DRAINED != 0 {
+                return None;
+            }
+            match self.sweepers.compare_exchange_weak(
+                s,
+                s + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(SweepGuard(self)),
+                Err(now) => s = now,
+            }
+        }
+    }
+
+    /// Registers a sweep that must happen now: a span cached before this cycle began,
+    /// handed back, which is on no list for anyone else to sweep. Only between
+    /// `start_sweep_cycle` and the next `finish_sweep`, when sweeping is open anyway.
+    pub(crate) fn begin_sweep_forced(&self) -> SweepGuard<'_> {
+        let before = self.sweepers.fetch_add(1, Ordering::Acquire);
+        debug_assert_eq!(
+            before & SWEEP_DRAINED,
+            0,
+            "an mcache held a span across a cycle"
+        );
         SweepGuard(self)
     }
 
@@ -183,8 +221,10 @@ impl MHeap {
     /// Sweeps one unswept span, if any is left; false when there was none (Go's
     /// `sweepone`). This is the background sweeper's step.
     pub fn sweep_one(&self) -> bool {
+        let Some(_sweeping) = self.begin_sweep() else {
+            return false;
+        };
         let sg = self.sweepgen.load(Ordering::Acquire);
-        let _sweeping = self.sweep_guard();
         let start = self.sweep_cursor.load(Ordering::Relaxed);
         for k in 0..NUM_SPAN_CLASSES {
             let class = (start + k) % NUM_SPAN_CLASSES;

@@ -242,3 +242,33 @@ fn heap_grows_arena_by_arena_and_spans_cross_arenas() {
     let q = c.alloc(&Layout::noscan(class_size(20))).unwrap().as_ptr() as usize;
     assert_eq!(heap.find_object(q).map(|o| o.base), Some(q));
 }
+
+#[test]
+fn heap_live_counts_cached_spans_whole_and_settles_to_objects() {
+    let heap = heap();
+    let mut c = MCache::new(&heap);
+    let layout = Layout::noscan(48);
+    let per_span = CLASS_TO_NELEMS[size_to_class(48) as usize] as usize;
+    c.alloc(&layout).unwrap();
+    assert_eq!(
+        heap.heap_live(),
+        PAGE_SIZE as u64,
+        "a cached span counts whole at once"
+    );
+    for _ in 1..per_span + 10 {
+        c.alloc(&layout).unwrap();
+    }
+    c.alloc(&Layout::noscan(100_000)).unwrap();
+    let large = 100_000usize.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    assert_eq!(heap.heap_live(), (2 * PAGE_SIZE + large) as u64);
+    c.release_all();
+    assert_eq!(
+        heap.heap_live(),
+        ((per_span + 10) * 48 + large) as u64,
+        "unused slots given back"
+    );
+    heap.finish_sweep();
+    heap.set_heap_live(0);
+    heap.start_sweep_cycle();
+    assert_eq!(heap.heap_live(), 0);
+}
