@@ -363,6 +363,22 @@ impl MHeap {
         })
     }
 
+    /// The pointer words of the object at `base` in `span` (as [`ObjectRef::pointer_words`],
+    /// for a collector that queued the span and base rather than the whole reference).
+    ///
+    /// # Safety
+    /// As for [`MHeap::find_object_unlocked`]; `span` and `base` came from an `ObjectRef` of
+    /// this heap during this collection.
+    pub unsafe fn pointer_words<'h>(&'h self, span: &'h MSpan, base: usize) -> PointerWords<'h> {
+        PointerWords::of(self, span, base)
+    }
+
+    /// True when `addr` lies in the part of the address space the heap has grown into
+    /// (whether or not an object is there).
+    pub fn contains(&self, addr: usize) -> bool {
+        addr >= self.base && addr < self.grown_end.load(Ordering::Acquire)
+    }
+
     /// Returns up to `max_bytes` of free, dirty pages to the OS, highest addresses first
     /// (first-fit allocation reuses the low ones). Returns the bytes released.
     ///

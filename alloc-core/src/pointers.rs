@@ -55,6 +55,21 @@ impl<'h> PointerWords<'h> {
     }
 }
 
+impl PointerWords<'_> {
+    /// Words of the object in all (one past its last pointer word, or its slot's words).
+    pub fn extent(&self) -> usize {
+        self.nwords
+    }
+
+    /// Keeps only words `[from, to)` (from rounded down to a multiple of 64): one "oblet"
+    /// of a large object, so that several markers can share it (Go scans 128 KiB oblets).
+    pub fn restrict(mut self, from: usize, to: usize) -> Self {
+        self.next_chunk = from / 64;
+        self.nwords = self.nwords.min(to);
+        self
+    }
+}
+
 impl Iterator for PointerWords<'_> {
     type Item = usize;
 

@@ -83,6 +83,66 @@ impl<T: Default> Default for Mutex<T> {
     }
 }
 
+/// A condition variable paired with [`Mutex`]: parking_lot normally, loom's in models.
+#[derive(Default)]
+pub struct Condvar {
+    #[cfg(not(loom))]
+    inner: parking_lot::Condvar,
+    #[cfg(loom)]
+    inner: loom::sync::Condvar,
+}
+
+impl Condvar {
+    /// A new condition variable.
+    pub fn new() -> Self {
+        Condvar::default()
+    }
+
+    /// Releases the guard's lock, waits for a notification, and locks again.
+    pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        #[cfg(not(loom))]
+        {
+            let mut guard = guard;
+            self.inner.wait(&mut guard);
+            guard
+        }
+        #[cfg(loom)]
+        return self
+            .inner
+            .wait(guard)
+            .expect("a loom model thread panicked holding a lock");
+    }
+
+    /// As [`Condvar::wait`], giving up after `timeout` (loom: waits as if notified).
+    pub fn wait_for<'a, T>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: std::time::Duration,
+    ) -> MutexGuard<'a, T> {
+        #[cfg(not(loom))]
+        {
+            let mut guard = guard;
+            self.inner.wait_for(&mut guard, timeout);
+            guard
+        }
+        #[cfg(loom)]
+        {
+            let _ = timeout;
+            self.wait(guard)
+        }
+    }
+
+    /// Wakes one waiter.
+    pub fn notify_one(&self) {
+        self.inner.notify_one();
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        self.inner.notify_all();
+    }
+}
+
 /// A cell whose contents are shared by raw pointer under an ordering rule stated at each
 /// use (for example "only the span's owner touches this"). In loom builds every access is
 /// tracked, and an access not ordered after the previous one fails the model.

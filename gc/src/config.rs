@@ -1,0 +1,187 @@
+//! How a collector is configured, and Go's environment variables for it.
+
+use std::fmt;
+
+use minigo_alloc_core::DEFAULT_ADDRESS_SPACE;
+
+/// A collector's settings. `GcConfig::default()` is Go's defaults; [`GcConfig::from_env`]
+/// applies `GOGC`, `GOMEMLIMIT` and `GODEBUG` on top.
+#[derive(Clone, Debug)]
+pub struct GcConfig {
+    /// Go's GOGC: collect when the heap has grown by this percentage over what the last
+    /// collection found live (`None` = off: only the memory limits collect). Default 100.
+    pub gogc: Option<u32>,
+    /// Go's GOMEMLIMIT: a soft limit on the heap's memory; the pacer collects earlier and the
+    /// scavenger returns memory to stay under it. Default none.
+    pub memory_limit: Option<u64>,
+    /// A hard limit on heap bytes in use: an allocation that cannot fit under it even after
+    /// a full collection fails with an out-of-memory error. Default none.
+    pub max_heap: Option<usize>,
+    /// Marking threads (the collecting thread counts as one). Default: available cores.
+    pub mark_workers: usize,
+    /// Go's `GODEBUG=gccheckmark=1`: after each mark, re-mark from the roots
+    /// single-threaded and panic with the path if anything reachable was left unmarked.
+    pub verify: bool,
+    /// Go's `GODEBUG=gctrace=1`: one line per cycle on stderr.
+    pub trace: bool,
+    /// Collect before every allocation (for testing embedders' rooting).
+    pub stress: bool,
+    /// Sweep in a background thread between cycles (as Go's `bgsweep`), besides the lazy
+    /// sweeping allocation does. Default on.
+    pub background_sweep: bool,
+    /// Bytes of address space the heap reserves.
+    pub address_space: usize,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        GcConfig {
+            gogc: Some(100),
+            memory_limit: None,
+            max_heap: None,
+            mark_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            verify: false,
+            trace: false,
+            stress: false,
+            background_sweep: true,
+            address_space: DEFAULT_ADDRESS_SPACE,
+        }
+    }
+}
+
+/// An environment variable that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvError {
+    /// The variable.
+    pub var: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What was expected.
+    pub expected: &'static str,
+}
+
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}={:?}: expected {}",
+            self.var, self.value, self.expected
+        )
+    }
+}
+
+impl std::error::Error for EnvError {}
+
+impl GcConfig {
+    /// The defaults with the process environment applied, as Go reads it: `GOGC` (a
+    /// percentage or `off`), `GOMEMLIMIT` (bytes with an optional `B`, `KiB`, `MiB`, `GiB`,
+    /// `TiB` suffix, or `off`), `GODEBUG` (`gctrace=1`, `gccheckmark=1`).
+    pub fn from_env() -> Result<GcConfig, EnvError> {
+        let get = |k| std::env::var(k).ok();
+        GcConfig::default().with_env(get("GOGC"), get("GOMEMLIMIT"), get("GODEBUG"))
+    }
+
+    /// Applies the three variables' values (for tests and embedders with their own
+    /// environment).
+    pub fn with_env(
+        mut self,
+        gogc: Option<String>,
+        memlimit: Option<String>,
+        godebug: Option<String>,
+    ) -> Result<GcConfig, EnvError> {
+        if let Some(v) = gogc {
+            self.gogc = parse_gogc(&v).ok_or(EnvError {
+                var: "GOGC",
+                value: v,
+                expected: "a percentage or \"off\"",
+            })?;
+        }
+        if let Some(v) = memlimit {
+            self.memory_limit = if v.trim() == "off" {
+                None
+            } else {
+                Some(parse_size(&v).ok_or(EnvError {
+                    var: "GOMEMLIMIT",
+                    value: v,
+                    expected: "a byte count with an optional B/KiB/MiB/GiB/TiB suffix, or \"off\"",
+                })?)
+            };
+        }
+        if let Some(v) = godebug {
+            for setting in v.split(',') {
+                match setting.trim().split_once('=') {
+                    Some(("gctrace", n)) => self.trace = n.trim() != "0",
+                    Some(("gccheckmark", n)) => self.verify = n.trim() != "0",
+                    _ => {} // Go ignores settings it does not know.
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// `GOGC`: a non-negative percentage, or `off`.
+pub fn parse_gogc(s: &str) -> Option<Option<u32>> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("off") {
+        return Some(None);
+    }
+    s.parse::<u32>().ok().map(Some)
+}
+
+/// A byte size as GOMEMLIMIT writes it: digits, then optionally `B`, `KiB`, `MiB`, `GiB` or
+/// `TiB` (Go's units, powers of 1024).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let mult: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_environment_syntax() {
+        let c = GcConfig::default()
+            .with_env(
+                Some("off".into()),
+                Some("512MiB".into()),
+                Some("gctrace=1,inittrace=1".into()),
+            )
+            .unwrap();
+        assert_eq!(c.gogc, None);
+        assert_eq!(c.memory_limit, Some(512 << 20));
+        assert!(c.trace && !c.verify);
+        let c = GcConfig::default()
+            .with_env(
+                Some("50".into()),
+                Some("off".into()),
+                Some("gccheckmark=1".into()),
+            )
+            .unwrap();
+        assert_eq!((c.gogc, c.memory_limit, c.verify), (Some(50), None, true));
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("3GiB"), Some(3 << 30));
+        assert_eq!(parse_size("3GB"), None, "Go's units are binary");
+        assert_eq!(parse_size("99999999999TiB"), None, "overflow");
+        let e = GcConfig::default()
+            .with_env(Some("lots".into()), None, None)
+            .unwrap_err();
+        assert_eq!(e.var, "GOGC");
+        assert!(e.to_string().contains("percentage"));
+        assert!(GcConfig::default()
+            .with_env(None, Some("-1".into()), None)
+            .is_err());
+    }
+}

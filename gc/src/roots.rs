@@ -1,0 +1,104 @@
+//! Roots: the pointers from outside the heap that marking starts from, and the hook for
+//! tables that must not keep their entries alive.
+//!
+//! An embedder implements [`Roots`] for its VM state and reports every pointer it holds
+//! into the heap precisely ([`Tracer::mark`]): value stack, call frames, globals, objects a
+//! compiler is still building. The runtime reports goroutine stacks conservatively
+//! ([`Tracer::scan_conservative`]): every word that `find_object` says is an object is kept.
+//! A pointer may point anywhere inside its object. Values that are not heap objects (null,
+//! the zero-size address, memory outside the heap) are ignored.
+
+use minigo_alloc_core::MHeap;
+
+/// How a root was reported, for messages about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootKind {
+    /// Reported by [`Tracer::mark`]: must be a heap object, or not in the heap at all.
+    Precise,
+    /// Found by [`Tracer::scan_conservative`]: any word that looks like a heap object.
+    Conservative,
+}
+
+/// What an embedder implements to tell the collector what it holds.
+pub trait Roots {
+    /// Reports every root. Called at the start of each collection (twice in verify mode),
+    /// with the heap quiescent: it must not allocate.
+    fn trace(&mut self, tracer: &mut Tracer<'_>);
+
+    /// Called after marking, before anything is freed: drop every entry of a weak table
+    /// (an intern table, a cache) whose object [`Liveness::is_live`] says is dead. Entries
+    /// left pointing at dead objects would dangle once the sweep reuses them.
+    fn clear_weak(&mut self, live: &Liveness<'_>) {
+        let _ = live;
+    }
+}
+
+/// No roots at all: everything allocated is garbage at the next collection.
+pub struct NoRoots;
+
+impl Roots for NoRoots {
+    fn trace(&mut self, _: &mut Tracer<'_>) {}
+}
+
+impl<F: FnMut(&mut Tracer<'_>)> Roots for F {
+    fn trace(&mut self, tracer: &mut Tracer<'_>) {
+        self(tracer)
+    }
+}
+
+/// Receives roots during a collection.
+pub struct Tracer<'a> {
+    sink: &'a mut dyn FnMut(usize, RootKind),
+}
+
+impl<'a> Tracer<'a> {
+    pub(crate) fn new(sink: &'a mut dyn FnMut(usize, RootKind)) -> Tracer<'a> {
+        Tracer { sink }
+    }
+
+    /// A precise root: an address inside a heap object (or one not in the heap, ignored).
+    #[inline]
+    pub fn mark(&mut self, addr: usize) {
+        (self.sink)(addr, RootKind::Precise)
+    }
+
+    /// A precise root given as a pointer.
+    #[inline]
+    pub fn mark_ptr<T: ?Sized>(&mut self, ptr: *const T) {
+        self.mark(ptr as *const u8 as usize)
+    }
+
+    /// Scans `[start, end)` word by word; every word that points into a heap object keeps
+    /// it alive (a goroutine stack, say).
+    ///
+    /// # Safety
+    /// The range must be readable memory (it is read as `usize` words, aligned down).
+    pub unsafe fn scan_conservative(&mut self, start: usize, end: usize) {
+        let mut p = start.next_multiple_of(std::mem::size_of::<usize>());
+        while p + std::mem::size_of::<usize>() <= end {
+            // SAFETY: the caller guarantees the range is readable; `p` is aligned.
+            let word = unsafe { std::ptr::read_volatile(p as *const usize) };
+            (self.sink)(word, RootKind::Conservative);
+            p += std::mem::size_of::<usize>();
+        }
+    }
+}
+
+/// Answers "was this object marked?" between marking and sweeping.
+pub struct Liveness<'h> {
+    heap: &'h MHeap,
+}
+
+impl<'h> Liveness<'h> {
+    pub(crate) fn new(heap: &'h MHeap) -> Liveness<'h> {
+        Liveness { heap }
+    }
+
+    /// False only for a heap object that this collection found unreachable (it is about
+    /// to be freed). Addresses outside the heap are always live: they are not ours.
+    pub fn is_live(&self, addr: usize) -> bool {
+        // SAFETY: called only from `Roots::clear_weak`, while the collector holds the world
+        // stopped between mark and sweep.
+        unsafe { self.heap.find_object_unlocked(addr) }.is_none_or(|o| o.is_marked())
+    }
+}

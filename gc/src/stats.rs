@@ -1,0 +1,199 @@
+//! What the collector records about its cycles: Go's MemStats GC fields (NumGC, the pause
+//! ring, GCCPUFraction...) and one gctrace line per cycle in Go's format.
+
+use std::fmt::Write;
+
+use minigo_alloc_core::MemStats;
+
+/// One collection, as measured. Times are nanoseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CycleRecord {
+    /// 1 for the first cycle.
+    pub number: u32,
+    /// Start, since the collector was created.
+    pub start_ns: u64,
+    /// Sweep termination: finishing the last cycle's sweep.
+    pub sweep_term_ns: u64,
+    /// Marking, roots included (and the verify pass, if on).
+    pub mark_ns: u64,
+    /// Mark termination: weak tables, starting the sweep, releasing mcaches.
+    pub mark_term_ns: u64,
+    /// CPU spent marking: the workers' busy time added up.
+    pub mark_cpu_ns: u64,
+    /// The whole stop-the-world pause.
+    pub pause_ns: u64,
+    /// Heap live (Go's heapLive) when the cycle began.
+    pub heap_before: u64,
+    /// Bytes marked: the live heap.
+    pub heap_live: u64,
+    /// Objects marked.
+    pub objects_live: u64,
+    /// The goal set for the next cycle.
+    pub next_goal: u64,
+    /// Mark workers used.
+    pub workers: usize,
+    /// Asked for by the program rather than by the pacer.
+    pub forced: bool,
+}
+
+/// Running totals behind the MemStats GC fields.
+#[derive(Default)]
+pub(crate) struct GcStats {
+    pub(crate) num_gc: u32,
+    pub(crate) num_forced_gc: u32,
+    pub(crate) pause_total_ns: u64,
+    pub(crate) pause_ns: Vec<u64>,
+    pub(crate) pause_end: Vec<u64>,
+    pub(crate) last_gc_unix_ns: u64,
+    pub(crate) gc_cpu_ns: u64,
+    pub(crate) next_gc: u64,
+    pub(crate) history: Vec<CycleRecord>,
+}
+
+/// At most this many cycle records are kept (the oldest are dropped).
+const HISTORY: usize = 1 << 16;
+
+impl GcStats {
+    pub(crate) fn record(&mut self, r: CycleRecord, end_unix_ns: u64) {
+        self.num_gc += 1;
+        self.num_forced_gc += r.forced as u32;
+        self.pause_total_ns += r.pause_ns;
+        if self.pause_ns.is_empty() {
+            self.pause_ns = vec![0; 256];
+            self.pause_end = vec![0; 256];
+        }
+        let slot = (self.num_gc as usize + 255) % 256;
+        self.pause_ns[slot] = r.pause_ns;
+        self.pause_end[slot] = end_unix_ns;
+        self.last_gc_unix_ns = end_unix_ns;
+        self.gc_cpu_ns += r.sweep_term_ns + r.mark_cpu_ns + r.mark_term_ns;
+        self.next_gc = r.next_goal;
+        if self.history.len() == HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(r);
+    }
+
+    /// Fills the GC fields of a MemStats.
+    pub(crate) fn fill(&self, m: &mut MemStats, elapsed_ns: u64, procs: usize) {
+        m.num_gc = self.num_gc;
+        m.num_forced_gc = self.num_forced_gc;
+        m.pause_total_ns = self.pause_total_ns;
+        if !self.pause_ns.is_empty() {
+            m.pause_ns.copy_from_slice(&self.pause_ns);
+            m.pause_end.copy_from_slice(&self.pause_end);
+        }
+        m.last_gc = self.last_gc_unix_ns;
+        m.next_gc = if self.next_gc == u64::MAX {
+            0
+        } else {
+            self.next_gc
+        };
+        m.gc_cpu_fraction = if elapsed_ns == 0 {
+            0.0
+        } else {
+            self.gc_cpu_ns as f64 / (elapsed_ns as f64 * procs.max(1) as f64)
+        };
+    }
+}
+
+fn ms(ns: u64) -> String {
+    // Go prints two significant decimals for small values and fewer for large ones.
+    let v = ns as f64 / 1e6;
+    if v >= 10.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// The cycle's gctrace line, in Go's format:
+/// `gc 3 @0.012s 2%: 0.016+0.33+0.003 ms clock, 0.016+0/0.60/0+0.003 ms cpu, 4->4->1 MB,
+/// 4 MB goal, 0 MB stacks, 0 MB globals, 2 P` (stop-the-world: no assist or idle marking,
+/// so those CPU fields are 0; "MB" is MiB, as in Go).
+pub fn gctrace_line(r: &CycleRecord, cpu_percent: u64) -> String {
+    let mb = |b: u64| b >> 20;
+    let mut s = format!(
+        "gc {} @{:.3}s {}%: {}+{}+{} ms clock, {}+0/{}/0+{} ms cpu, {}->{}->{} MB, {} MB goal, 0 MB stacks, 0 MB globals, {} P",
+        r.number,
+        r.start_ns as f64 / 1e9,
+        cpu_percent,
+        ms(r.sweep_term_ns),
+        ms(r.mark_ns),
+        ms(r.mark_term_ns),
+        ms(r.sweep_term_ns),
+        ms(r.mark_cpu_ns),
+        ms(r.mark_term_ns),
+        mb(r.heap_before),
+        mb(r.heap_before),
+        mb(r.heap_live),
+        if r.next_goal == u64::MAX { 0 } else { mb(r.next_goal) },
+        r.workers,
+    );
+    if r.forced {
+        let _ = write!(s, " (forced)");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gctrace_has_go_shape() {
+        let r = CycleRecord {
+            number: 7,
+            start_ns: 1_234_000_000,
+            sweep_term_ns: 16_000,
+            mark_ns: 330_000,
+            mark_term_ns: 3_000,
+            mark_cpu_ns: 600_000,
+            pause_ns: 349_000,
+            heap_before: 4 << 20,
+            heap_live: 1 << 20,
+            objects_live: 100,
+            next_goal: 4 << 20,
+            workers: 2,
+            forced: true,
+        };
+        assert_eq!(
+            gctrace_line(&r, 2),
+            "gc 7 @1.234s 2%: 0.016+0.330+0.003 ms clock, 0.016+0/0.600/0+0.003 ms cpu, 4->4->1 MB, 4 MB goal, 0 MB stacks, 0 MB globals, 2 P (forced)"
+        );
+    }
+
+    #[test]
+    fn pause_ring_is_gos() {
+        let mut s = GcStats::default();
+        let mut m = MemStats::default();
+        for n in 1..=300u32 {
+            let r = CycleRecord {
+                number: n,
+                start_ns: 0,
+                sweep_term_ns: 0,
+                mark_ns: 0,
+                mark_term_ns: 0,
+                mark_cpu_ns: 0,
+                pause_ns: n as u64,
+                heap_before: 0,
+                heap_live: 0,
+                objects_live: 0,
+                next_goal: 0,
+                workers: 1,
+                forced: n % 2 == 0,
+            };
+            s.record(r, 1000 + n as u64);
+        }
+        s.fill(&mut m, 1, 1);
+        assert_eq!(m.num_gc, 300);
+        assert_eq!(m.num_forced_gc, 150);
+        assert_eq!(m.pause_total_ns, (1..=300u64).sum::<u64>());
+        // Cycle n's pause is at (n + 255) % 256.
+        assert_eq!(m.pause_ns[(300 + 255) % 256], 300);
+        assert_eq!(m.pause_ns[(45 + 255) % 256], 301 - 256);
+        assert_eq!(m.last_gc, 1300);
+    }
+}
