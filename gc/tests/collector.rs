@@ -177,8 +177,8 @@ fn mark_set(workers: usize) -> (Vec<bool>, usize) {
         probe.objects.push(p);
         kinds.push(k);
     }
-    for i in 0..n {
-        let slots: &[usize] = match kinds[i] {
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let slots: &[usize] = match kind {
             0 => &[0, 8],
             1 => &[8, 24],
             _ => &[],
