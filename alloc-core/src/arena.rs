@@ -24,9 +24,10 @@ pub const ARENA_BYTES: usize = 1 << 20;
 /// Pages per arena.
 pub const ARENA_PAGES: usize = ARENA_BYTES >> PAGE_SHIFT;
 
-/// Per-arena metadata.
+/// Per-arena metadata: the span of each page, inline so that `span_of` is one load away
+/// from the arena index.
 pub(crate) struct HeapArena {
-    spans: Box<[AtomicPtr<MSpan>]>,
+    spans: [AtomicPtr<MSpan>; ARENA_PAGES],
 }
 
 /// The arena index of one heap: which arenas exist, and through them, which span owns
@@ -55,11 +56,15 @@ impl Arenas {
 
     /// Creates the metadata of arena `i`. Called under the heap lock.
     pub(crate) fn add(&self, i: usize) {
-        let arena = Box::new(HeapArena {
-            spans: (0..ARENA_PAGES)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
-        });
+        // Built in place: 64 KiB is too much to build on the stack and move.
+        let mut arena: Box<std::mem::MaybeUninit<HeapArena>> = Box::new_uninit();
+        let spans = arena.as_mut_ptr() as *mut AtomicPtr<MSpan>;
+        for i in 0..ARENA_PAGES {
+            // SAFETY: `spans` points at the array of ARENA_PAGES entries inside the box.
+            unsafe { spans.add(i).write(AtomicPtr::new(std::ptr::null_mut())) };
+        }
+        // SAFETY: every field (the one array) was initialised above.
+        let arena = unsafe { arena.assume_init() };
         let old = self.index[i].swap(Box::into_raw(arena), Ordering::Release);
         debug_assert!(old.is_null(), "arena {i} added twice");
     }

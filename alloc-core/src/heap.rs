@@ -111,6 +111,16 @@ impl<'h> ObjectRef<'h> {
         self.span.try_mark(self.index)
     }
 
+    /// Sets the object's mark bit without an atomic read-modify-write; true if it was clear.
+    ///
+    /// # Safety
+    /// No other thread sets mark bits of this heap meanwhile (a single marker).
+    #[inline]
+    pub unsafe fn try_mark_exclusive(&self) -> bool {
+        // SAFETY: the caller's contract.
+        unsafe { self.span.try_mark_exclusive(self.index) }
+    }
+
     /// Whether the object is marked.
     pub fn is_marked(&self) -> bool {
         self.span.is_marked(self.index)
@@ -344,10 +354,10 @@ impl MHeap {
         if addr < self.base || addr >= self.grown_end.load(Ordering::Acquire) {
             return None;
         }
+        // A freed span's pages are cleared from the page table under the heap lock, so with
+        // no span allocated or freed meanwhile, the span found is in use.
         let span = self.arenas.span_of(addr)?;
-        if span.state.load(Ordering::Acquire) != SPAN_IN_USE {
-            return None;
-        }
+        debug_assert_eq!(span.state.load(Ordering::Relaxed), SPAN_IN_USE);
         let (base, index) = span.info(|i| {
             if addr < i.base || addr >= i.limit {
                 return None;
@@ -369,6 +379,7 @@ impl MHeap {
     /// # Safety
     /// As for [`MHeap::find_object_unlocked`]; `span` and `base` came from an `ObjectRef` of
     /// this heap during this collection.
+    #[inline]
     pub unsafe fn pointer_words<'h>(&'h self, span: &'h MSpan, base: usize) -> PointerWords<'h> {
         PointerWords::of(self, span, base)
     }

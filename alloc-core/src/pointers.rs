@@ -25,6 +25,7 @@ pub struct PointerWords<'h> {
 }
 
 impl<'h> PointerWords<'h> {
+    #[inline]
     pub(crate) fn of(heap: &'h MHeap, span: &MSpan, base: usize) -> PointerWords<'h> {
         let (source, nwords) = span.info(|i| {
             if i.spc.noscan() {

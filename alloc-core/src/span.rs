@@ -36,42 +36,75 @@ pub(crate) const SPAN_IN_USE: u8 = 1;
 
 /// Span metadata. Lives off the heap, owned by the heap, never freed while the heap lives
 /// (span structs are recycled like Go's `fixalloc`), so a stale pointer to one is never
-/// dangling. `repr(C)` keeps what the fast path reads (the allocation state, then base,
-/// slot size and count) in the first cache line.
-#[repr(C)]
+/// dangling.
+///
+/// The layout is for the two hot paths, a cache line each: line 0 is the allocation state
+/// the owning mcache updates per object; line 1 is what marking reads per pointer (base,
+/// sizes, the division magic, `freeindex_for_scan`, and the mark bits of spans of up to
+/// 128 slots, which are kept inline rather than behind a pointer).
+#[repr(C, align(64))]
 pub struct MSpan {
     alloc: UnsafeCell<AllocState>,
-    info: UnsafeCell<SpanInfo>,
     pub(crate) state: AtomicU8,
     /// Go's sweep generation, relative to the heap's `sweepgen` `sg`: `sg - 2` needs
     /// sweeping, `sg - 1` is being swept, `sg` is swept, `sg + 1` was cached before this
     /// cycle's sweep began, `sg + 3` was swept and then cached.
     pub(crate) sweepgen: AtomicU32,
-    /// Slots below this are allocated and initialised (Go's `freeIndexForScan`).
-    freeindex_for_scan: AtomicU32,
+    info: UnsafeCell<SpanInfo>,
 }
+
+/// Spans with at most this many 64-slot words of bits keep them inline.
+const INLINE_WORDS: usize = 2;
 
 // SAFETY: MSpan's cells are accessed only under the ownership rules in the module comment
 // (identity under the heap lock before publication, allocation state by the one owner,
 // everything else atomic), which is what makes sharing `&MSpan` across threads sound.
 unsafe impl Sync for MSpan {}
 
-/// What a span is: fixed from allocation to free.
+/// What a span is: fixed from allocation to free (but for the bits and
+/// `freeindex_for_scan`, which are atomics).
 #[repr(C)]
 pub(crate) struct SpanInfo {
     pub(crate) base: usize,
     pub(crate) elemsize: usize,
-    pub(crate) nelems: usize,
-    pub(crate) npages: usize,
-    pub(crate) spc: SpanClass,
-    pub(crate) div_magic: u32,
     /// End of the last object (for a large object: of the object itself, not its pages).
     pub(crate) limit: usize,
-    /// `words` alloc-bit words, then `words` mark-bit words.
-    pub(crate) bits: Box<[AtomicU64]>,
-    pub(crate) words: usize,
+    pub(crate) div_magic: u32,
+    pub(crate) spc: SpanClass,
+    /// Slots below this are allocated and initialised (Go's `freeIndexForScan`).
+    freeindex_for_scan: AtomicU32,
+    /// Words of bits per bitmap: `nelems` rounded up to 64, over 64.
+    pub(crate) words: u32,
+    mark_inline: [AtomicU64; INLINE_WORDS],
+    alloc_inline: [AtomicU64; INLINE_WORDS],
+    pub(crate) nelems: usize,
+    pub(crate) npages: usize,
+    /// For spans of more than `INLINE_WORDS` words: alloc words, then mark words.
+    bits: Box<[AtomicU64]>,
     /// A large object's layout and array length (None for noscan and small spans).
     pub(crate) large: Option<(Layout, usize)>,
+}
+
+impl SpanInfo {
+    /// Word `w` of the mark bits.
+    #[inline(always)]
+    pub(crate) fn mark_word(&self, w: usize) -> &AtomicU64 {
+        if self.words as usize <= INLINE_WORDS {
+            &self.mark_inline[w]
+        } else {
+            &self.bits[self.words as usize + w]
+        }
+    }
+
+    /// Word `w` of the alloc bits.
+    #[inline(always)]
+    pub(crate) fn alloc_word(&self, w: usize) -> &AtomicU64 {
+        if self.words as usize <= INLINE_WORDS {
+            &self.alloc_inline[w]
+        } else {
+            &self.bits[w]
+        }
+    }
 }
 
 /// What a new span is for: its class and slots, and for a large object (class 0) the
@@ -128,14 +161,17 @@ impl MSpan {
         MSpan {
             info: UnsafeCell::new(SpanInfo {
                 base: 0,
-                npages: 0,
-                spc: SpanClass(0),
                 elemsize: 0,
-                nelems: 0,
-                div_magic: 0,
                 limit: 0,
-                bits: Box::new([]),
+                div_magic: 0,
+                spc: SpanClass(0),
+                freeindex_for_scan: AtomicU32::new(0),
                 words: 0,
+                mark_inline: [AtomicU64::new(0), AtomicU64::new(0)],
+                alloc_inline: [AtomicU64::new(0), AtomicU64::new(0)],
+                nelems: 0,
+                npages: 0,
+                bits: Box::new([]),
                 large: None,
             }),
             alloc: UnsafeCell::new(AllocState {
@@ -148,7 +184,6 @@ impl MSpan {
             }),
             state: AtomicU8::new(SPAN_DEAD),
             sweepgen: AtomicU32::new(0),
-            freeindex_for_scan: AtomicU32::new(0),
         }
     }
 
@@ -193,7 +228,11 @@ impl MSpan {
         self.info.with_mut(|p| {
             // SAFETY: the caller guarantees nobody else can reach this span.
             let info = unsafe { &mut *p };
-            if info.bits.len() < 2 * words {
+            if words <= INLINE_WORDS {
+                for w in info.mark_inline.iter().chain(&info.alloc_inline) {
+                    w.store(0, Ordering::Relaxed);
+                }
+            } else if info.bits.len() < 2 * words {
                 info.bits = (0..2 * words).map(|_| AtomicU64::new(0)).collect();
             } else {
                 for w in info.bits.iter() {
@@ -213,8 +252,9 @@ impl MSpan {
                 crate::sizeclass::div_magic(elemsize)
             };
             info.limit = limit;
-            info.words = words;
+            info.words = words as u32;
             info.large = large;
+            info.freeindex_for_scan.store(0, Ordering::Relaxed);
         });
         // SAFETY: as above, this span is ours alone.
         unsafe {
@@ -231,7 +271,6 @@ impl MSpan {
                 };
             })
         };
-        self.freeindex_for_scan.store(0, Ordering::Relaxed);
     }
 
     /// Drops what a dead span must not keep alive (a large object's layout).
@@ -279,36 +318,54 @@ impl MSpan {
     pub fn try_mark(&self, i: usize) -> bool {
         self.info(|info| {
             let bit = 1u64 << (i % 64);
-            let w = &info.bits[info.words + i / 64];
+            let w = info.mark_word(i / 64);
             w.load(Ordering::Relaxed) & bit == 0 && w.fetch_or(bit, Ordering::AcqRel) & bit == 0
+        })
+    }
+
+    /// [`MSpan::try_mark`] for a marker that is alone: a plain load and store instead of
+    /// an atomic read-modify-write, which on x86 is a full fence that also waits out every
+    /// cache miss in flight.
+    ///
+    /// # Safety
+    /// No other thread sets mark bits of this heap while this runs.
+    #[inline]
+    pub unsafe fn try_mark_exclusive(&self, i: usize) -> bool {
+        self.info(|info| {
+            let bit = 1u64 << (i % 64);
+            let w = info.mark_word(i / 64);
+            let old = w.load(Ordering::Relaxed);
+            w.store(old | bit, Ordering::Relaxed);
+            old & bit == 0
         })
     }
 
     /// Whether slot `i` is marked.
     #[inline]
     pub fn is_marked(&self, i: usize) -> bool {
-        self.info(|info| {
-            info.bits[info.words + i / 64].load(Ordering::Acquire) >> (i % 64) & 1 != 0
-        })
+        self.info(|info| info.mark_word(i / 64).load(Ordering::Acquire) >> (i % 64) & 1 != 0)
     }
 
     /// Whether slot `i` was allocated at the last sweep.
     #[inline]
     pub(crate) fn alloc_bit(&self, i: usize) -> bool {
-        self.info(|info| info.bits[i / 64].load(Ordering::Relaxed) >> (i % 64) & 1 != 0)
+        self.info(|info| info.alloc_word(i / 64).load(Ordering::Relaxed) >> (i % 64) & 1 != 0)
     }
 
     /// Whether slot `i` holds an allocated, initialised object (Go's `!isFree(i)`).
     #[inline]
     pub(crate) fn is_allocated(&self, i: usize) -> bool {
-        i < self.freeindex_for_scan.load(Ordering::Acquire) as usize || self.alloc_bit(i)
+        self.info(|info| i < info.freeindex_for_scan.load(Ordering::Acquire) as usize)
+            || self.alloc_bit(i)
     }
 
     /// Publishes that every slot below `freeindex` is initialised.
     #[inline(always)]
     pub(crate) fn publish_freeindex(&self, freeindex: usize) {
-        self.freeindex_for_scan
-            .store(freeindex as u32, Ordering::Release);
+        self.info(|info| {
+            info.freeindex_for_scan
+                .store(freeindex as u32, Ordering::Release)
+        });
     }
 
     /// Slot index of an address inside the span (Go's `divideByElemSize` via the magic).
@@ -406,6 +463,7 @@ impl MSpan {
     ///
     /// # Safety
     /// No mcache allocates from the span meanwhile (the world is stopped).
+    #[inline]
     pub(crate) unsafe fn ptrmask_stopped(&self) -> PtrMask {
         // SAFETY: no owner mutates the state while the world is stopped.
         self.alloc.with(|p| unsafe { (*p).ptrmask })
@@ -456,7 +514,7 @@ impl MSpan {
 /// The free slots of the alloc-bit word starting at slot `base` (a multiple of 64), from
 /// slot `from` on and below `nelems`, as set bits.
 fn free_slots(info: &SpanInfo, base: usize, from: usize) -> u64 {
-    let free = !info.bits[base / 64].load(Ordering::Relaxed);
+    let free = !info.alloc_word(base / 64).load(Ordering::Relaxed);
     let from_mask = !0u64 << (from - base);
     let end = info.nelems - base;
     let end_mask = if end >= 64 { !0 } else { (1u64 << end) - 1 };

@@ -139,10 +139,11 @@ impl MHeap {
         let s = span.get();
         let sg = self.sweepgen.load(Ordering::Relaxed);
         debug_assert_eq!(s.sweepgen.load(Ordering::Relaxed), sg.wrapping_sub(1));
-        let (spc, nelems, words, elemsize) = s.info(|i| (i.spc, i.nelems, i.words, i.elemsize));
+        let (spc, nelems, words, elemsize) =
+            s.info(|i| (i.spc, i.nelems, i.words as usize, i.elemsize));
         if spc.size_class() == 0 {
             if s.is_marked(0) {
-                s.info(|i| i.bits[words].store(0, Ordering::Relaxed));
+                s.info(|i| i.mark_word(0).store(0, Ordering::Relaxed));
                 if preserve {
                     s.sweepgen.store(sg, Ordering::Release);
                 } else {
@@ -162,7 +163,7 @@ impl MHeap {
         let freeindex = unsafe { s.alloc_state(|st| st.freeindex) };
         let nalloc: usize = s.info(|i| {
             (0..words)
-                .map(|w| i.bits[words + w].load(Ordering::Relaxed).count_ones() as usize)
+                .map(|w| i.mark_word(w).load(Ordering::Relaxed).count_ones() as usize)
                 .sum()
         });
         // A span that keeps nobody goes back to the page heap dirty; otherwise its freed
@@ -172,15 +173,15 @@ impl MHeap {
         let bitmap = !spc.noscan() && unsafe { s.alloc_state(|st| st.ptrmask) } == PtrMask::Bitmap;
         s.info(|i| {
             for w in 0..words {
-                let mark = i.bits[words + w].load(Ordering::Relaxed);
+                let mark = i.mark_word(w).load(Ordering::Relaxed);
                 if keeps {
                     // Allocated = below freeindex or alloc bit set; freed = allocated, unmarked.
-                    let old = i.bits[w].load(Ordering::Relaxed);
+                    let old = i.alloc_word(w).load(Ordering::Relaxed);
                     let freed = (old | word_mask(w, freeindex)) & !mark & word_mask(w, nelems);
                     clear_slots(&self.bits, bitmap, i, w, freed);
                 }
-                i.bits[w].store(mark, Ordering::Relaxed);
-                i.bits[words + w].store(0, Ordering::Relaxed);
+                i.alloc_word(w).store(mark, Ordering::Relaxed);
+                i.mark_word(w).store(0, Ordering::Relaxed);
             }
         });
         // SAFETY: as above.

@@ -8,12 +8,14 @@
 //! exactly once however many pointers to it the workers race on. Scanning reads only the
 //! words the object's layout calls pointers.
 //!
-//! Each worker pushes and pops grey objects on its own LIFO deque (depth-first, so a long
-//! list needs one queue slot, not a stack frame per node: nothing recurses) and, when it
-//! runs dry, steals from the roots' injector and from the other workers. Objects over 128 KiB
-//! are split into oblets so that one huge array does not serialise the phase. The phase ends
-//! when every worker is idle at once: a worker goes idle only with an empty deque, and only
-//! busy workers push, so "all idle" means no grey object is left anywhere.
+//! Each worker pushes and pops grey objects on its own stack, a plain `Vec` (depth-first, so
+//! a long list needs one slot, not a stack frame per node: nothing recurses). Work moves
+//! between workers only through a shared injector, as in Go's `gcWork.balance`: while some
+//! worker is idle and the injector is empty, a busy worker hands over the older half of its
+//! stack (the biggest subtrees). So the common path takes no atomic operation at all.
+//! Objects over 128 KiB are split into oblets so that one huge array does not serialise the
+//! phase. The phase ends when every worker is idle at once: a worker goes idle only with an
+//! empty stack, and only busy workers push, so "all idle" means no grey object is left.
 //!
 //! Everything here runs with the world stopped and sweeping finished (the contract of
 //! `MHeap::find_object_unlocked`).
@@ -23,10 +25,25 @@ use std::time::{Duration, Instant};
 use minigo_alloc_core::sync::{spin_loop, AtomicUsize, Ordering};
 use minigo_alloc_core::{MHeap, MSpan};
 
-use crate::queue::{Injector, Steal, Stealer, Worker};
+use crate::queue::{Injector, Steal};
 
 /// Words per oblet: Go's `maxObletBytes` (128 KiB).
 pub const OBLET_WORDS: usize = 128 * 1024 / 8;
+
+/// Grey objects in flight between the deque and `scan` (see `MarkWorker::drain`).
+const PREFETCH: usize = 16;
+
+/// Asks the CPU to start loading the cache line at `addr`.
+#[inline(always)]
+fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(addr as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
 
 /// A grey object, or one oblet of a large one: words from `from` on.
 #[derive(Clone, Copy)]
@@ -40,14 +57,13 @@ pub struct Grey<'h> {
 pub struct MarkShared<'h> {
     heap: &'h MHeap,
     injector: Injector<Grey<'h>>,
-    stealers: Vec<Stealer<Grey<'h>>>,
+    workers: usize,
     idle: AtomicUsize,
 }
 
-/// One marker's state: its deque and its counts.
+/// One marker's state: its stack and its counts.
 pub struct MarkWorker<'h> {
-    local: Worker<Grey<'h>>,
-    index: usize,
+    stack: Vec<Grey<'h>>,
     /// Bytes of the objects this worker marked (their slot sizes).
     pub marked_bytes: u64,
     /// Objects this worker marked.
@@ -61,9 +77,8 @@ pub struct MarkWorker<'h> {
 /// Sets up `n` workers on `heap`.
 pub fn workers<'h>(heap: &'h MHeap, n: usize) -> (MarkShared<'h>, Vec<MarkWorker<'h>>) {
     let workers: Vec<MarkWorker<'h>> = (0..n.max(1))
-        .map(|index| MarkWorker {
-            local: Worker::new_lifo(),
-            index,
+        .map(|_| MarkWorker {
+            stack: Vec::new(),
             marked_bytes: 0,
             marked_objects: 0,
             scanned: 0,
@@ -73,7 +88,7 @@ pub fn workers<'h>(heap: &'h MHeap, n: usize) -> (MarkShared<'h>, Vec<MarkWorker
     let shared = MarkShared {
         heap,
         injector: Injector::new(),
-        stealers: workers.iter().map(|w| w.local.stealer()).collect(),
+        workers: workers.len(),
         idle: AtomicUsize::new(0),
     };
     (shared, workers)
@@ -85,8 +100,10 @@ impl<'h> MarkShared<'h> {
         self.heap
     }
 
-    fn work_visible(&self) -> bool {
-        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    /// A worker is waiting for work and none is on offer.
+    #[inline]
+    fn hungry(&self) -> bool {
+        self.idle.load(Ordering::Relaxed) > 0 && self.injector.is_empty()
     }
 }
 
@@ -99,14 +116,20 @@ impl<'h> MarkWorker<'h> {
         let Some(obj) = (unsafe { shared.heap.find_object_unlocked(addr) }) else {
             return false;
         };
-        if !obj.try_mark() {
+        let newly = if shared.workers == 1 {
+            // SAFETY: this worker is the only marker of this phase.
+            unsafe { obj.try_mark_exclusive() }
+        } else {
+            obj.try_mark()
+        };
+        if !newly {
             return false;
         }
         let span = obj.span();
         self.marked_bytes += span.elem_size() as u64;
         self.marked_objects += 1;
         if !span.noscan() {
-            self.local.push(Grey {
+            self.stack.push(Grey {
                 span,
                 base: obj.base(),
                 from: 0,
@@ -116,19 +139,45 @@ impl<'h> MarkWorker<'h> {
     }
 
     /// Scans grey objects until no worker has any left.
+    ///
+    /// Marking a big heap is a cache miss per object, so objects do not go from the deque
+    /// straight to `scan`: they pass through a FIFO of `PREFETCH` slots, prefetched as they
+    /// enter, scanned as they leave, which keeps that many misses in flight (Boehm's and
+    /// Cher, Hosking and Vijaykumar's prefetch-on-grey, 2004). The FIFO's objects are this
+    /// worker's work in hand: it does not go idle until the FIFO is empty.
     pub fn drain(&mut self, shared: &MarkShared<'h>) {
+        let mut fifo: [Option<Grey<'h>>; PREFETCH] = [None; PREFETCH];
+        let mut at = 0;
         loop {
             let start = Instant::now();
-            while let Some(g) = self.find_work(shared) {
-                self.scan(shared, g);
+            let mut in_hand = 0;
+            loop {
+                let next = self.find_work(shared);
+                if let Some(g) = next {
+                    prefetch(g.base + g.from * 8);
+                    let span = g.span as *const MSpan as usize;
+                    prefetch(span);
+                    prefetch(span + 64);
+                    in_hand += 1;
+                } else if in_hand == 0 {
+                    break;
+                }
+                if let Some(g) = std::mem::replace(&mut fifo[at], next) {
+                    in_hand -= 1;
+                    self.scan(shared, g);
+                    if self.stack.len() > 1 && shared.hungry() {
+                        self.give_half(shared);
+                    }
+                }
+                at = (at + 1) % PREFETCH;
             }
             self.busy += start.elapsed();
             shared.idle.fetch_add(1, Ordering::AcqRel);
             loop {
-                if shared.idle.load(Ordering::Acquire) == shared.stealers.len() {
+                if shared.idle.load(Ordering::Acquire) == shared.workers {
                     return;
                 }
-                if shared.work_visible() {
+                if !shared.injector.is_empty() {
                     shared.idle.fetch_sub(1, Ordering::AcqRel);
                     break;
                 }
@@ -138,27 +187,23 @@ impl<'h> MarkWorker<'h> {
     }
 
     fn find_work(&mut self, shared: &MarkShared<'h>) -> Option<Grey<'h>> {
-        if let Some(g) = self.local.pop() {
+        if let Some(g) = self.stack.pop() {
             return Some(g);
         }
         loop {
-            let mut retry = false;
             match shared.injector.steal() {
                 Steal::Success(g) => return Some(g),
-                Steal::Retry => retry = true,
-                Steal::Empty => {}
+                Steal::Retry => {}
+                Steal::Empty => return None,
             }
-            let n = shared.stealers.len();
-            for k in 1..n {
-                match shared.stealers[(self.index + k) % n].steal() {
-                    Steal::Success(g) => return Some(g),
-                    Steal::Retry => retry = true,
-                    Steal::Empty => {}
-                }
-            }
-            if !retry {
-                return None;
-            }
+        }
+    }
+
+    /// Hands the older half of this worker's stack to the injector.
+    fn give_half(&mut self, shared: &MarkShared<'h>) {
+        let half = self.stack.len() / 2;
+        for g in self.stack.drain(..half) {
+            shared.injector.push(g);
         }
     }
 
@@ -171,7 +216,7 @@ impl<'h> MarkWorker<'h> {
             if g.from == 0 {
                 let mut from = OBLET_WORDS;
                 while from < words.extent() {
-                    self.local.push(Grey { from, ..g });
+                    self.stack.push(Grey { from, ..g });
                     from += OBLET_WORDS;
                 }
             }
@@ -189,10 +234,10 @@ impl<'h> MarkWorker<'h> {
         }
     }
 
-    /// Hands this worker's grey objects to the others through the injector (used when
-    /// the roots were shaded on one worker before the others start).
+    /// Hands all of this worker's grey objects to the injector (used when the roots were
+    /// shaded on one worker before the others start).
     pub fn share(&mut self, shared: &MarkShared<'h>) {
-        while let Some(g) = self.local.pop() {
+        for g in self.stack.drain(..) {
             shared.injector.push(g);
         }
     }
