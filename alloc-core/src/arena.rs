@@ -2,13 +2,17 @@
 //! the span that holds it.
 //!
 //! A heap reserves its address space once (see `os`) and grows into it an arena at a time,
-//! in address order. Each arena in use has a [`HeapArena`] with one span pointer per page
-//! (Go's `heapArena.spans`); the arena index is an offset into a flat array. So `span_of`
-//! is a subtraction, two shifts and two loads.
+//! in address order. Each arena has a page table: one span pointer per page (Go's
+//! `heapArena.spans`). The arenas' tables are consecutive slices of one table reserved with
+//! the heap (lazily backed, like the heap itself), so finding an arena's table is
+//! arithmetic rather than a pointer to follow: `span_of` is a subtraction, a shift and one
+//! load, which matters because marking does it for every pointer.
 //!
 //! Table entries are written under the heap lock when a span is allocated or freed and read
-//! without it, so they are atomics: a reader sees either the old or the new span, and checks
-//! the span's state and bounds before trusting it.
+//! without it, so they are atomics. A freed span's entries are cleared, so while no span is
+//! allocated or freed, a non-null entry is a span in use.
+
+use std::io;
 
 use crate::sizeclass::PAGE_SHIFT;
 use crate::span::{MSpan, SpanRef};
@@ -24,49 +28,27 @@ pub const ARENA_BYTES: usize = 1 << 20;
 /// Pages per arena.
 pub const ARENA_PAGES: usize = ARENA_BYTES >> PAGE_SHIFT;
 
-/// Per-arena metadata: the span of each page, inline so that `span_of` is one load away
-/// from the arena index.
-pub(crate) struct HeapArena {
-    spans: [AtomicPtr<MSpan>; ARENA_PAGES],
-}
-
-/// The arena index of one heap: which arenas exist, and through them, which span owns
-/// each page.
+/// The page tables of one heap's arenas.
 pub(crate) struct Arenas {
     base: usize,
-    index: Box<[AtomicPtr<HeapArena>]>,
+    arenas: usize,
+    table: Table,
 }
 
 impl Arenas {
-    /// An index for `len` bytes of address space from `base` (both arena-aligned).
-    pub(crate) fn new(base: usize, len: usize) -> Arenas {
-        let n = len / ARENA_BYTES;
-        Arenas {
+    /// Tables for `len` bytes of address space from `base` (both arena-aligned).
+    pub(crate) fn new(base: usize, len: usize) -> io::Result<Arenas> {
+        let arenas = len / ARENA_BYTES;
+        Ok(Arenas {
             base,
-            index: (0..n)
-                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
-                .collect(),
-        }
+            arenas,
+            table: Table::new(arenas * ARENA_PAGES)?,
+        })
     }
 
     /// Number of arenas the address space has room for.
     pub(crate) fn capacity(&self) -> usize {
-        self.index.len()
-    }
-
-    /// Creates the metadata of arena `i`. Called under the heap lock.
-    pub(crate) fn add(&self, i: usize) {
-        // Built in place: 64 KiB is too much to build on the stack and move.
-        let mut arena: Box<std::mem::MaybeUninit<HeapArena>> = Box::new_uninit();
-        let spans = arena.as_mut_ptr() as *mut AtomicPtr<MSpan>;
-        for i in 0..ARENA_PAGES {
-            // SAFETY: `spans` points at the array of ARENA_PAGES entries inside the box.
-            unsafe { spans.add(i).write(AtomicPtr::new(std::ptr::null_mut())) };
-        }
-        // SAFETY: every field (the one array) was initialised above.
-        let arena = unsafe { arena.assume_init() };
-        let old = self.index[i].swap(Box::into_raw(arena), Ordering::Release);
-        debug_assert!(old.is_null(), "arena {i} added twice");
+        self.arenas
     }
 
     /// Points pages `[page, page + n)` (heap page numbers) at `span`, or at nothing.
@@ -74,41 +56,83 @@ impl Arenas {
     pub(crate) fn set_spans(&self, page: usize, n: usize, span: Option<SpanRef>) {
         let ptr = span.map_or(std::ptr::null_mut(), SpanRef::as_ptr);
         for p in page..page + n {
-            let arena = self.index[p / ARENA_PAGES].load(Ordering::Relaxed);
-            debug_assert!(!arena.is_null());
-            // SAFETY: arenas are created before any of their pages is handed out and freed
-            // only when the heap is dropped.
-            let arena = unsafe { &*arena };
-            arena.spans[p % ARENA_PAGES].store(ptr, Ordering::Release);
+            self.table.entry(p).store(ptr, Ordering::Release);
         }
     }
 
-    /// The span whose pages include `addr`, if any span was ever there: the result may be a
-    /// dead or reused span, which the caller checks (Go's `spanOf`).
+    /// The span whose pages include `addr`, if any is there now. The caller bounds `addr`
+    /// to the grown part of the heap.
     #[inline]
     pub(crate) fn span_of(&self, addr: usize) -> Option<&MSpan> {
-        let off = addr.checked_sub(self.base)?;
-        let arena = self.index.get(off / ARENA_BYTES)?.load(Ordering::Acquire);
-        if arena.is_null() {
+        let page = addr.wrapping_sub(self.base) >> PAGE_SHIFT;
+        if page >= self.arenas * ARENA_PAGES {
             return None;
         }
-        // SAFETY: a non-null arena pointer stays valid until the heap is dropped, and the
-        // heap outlives `self`'s borrow.
-        let arena = unsafe { &*arena };
-        let span = arena.spans[(off >> PAGE_SHIFT) % ARENA_PAGES].load(Ordering::Acquire);
+        let span = self.table.entry(page).load(Ordering::Acquire);
         // SAFETY: span structs are owned by the heap and never freed while it lives.
         (!span.is_null()).then(|| unsafe { &*span })
     }
 }
 
-impl Drop for Arenas {
-    fn drop(&mut self) {
-        for a in self.index.iter() {
-            let p = a.load(Ordering::Relaxed);
-            if !p.is_null() {
-                // SAFETY: created by `Box::into_raw` in `add`, and dropped once, here.
-                drop(unsafe { Box::from_raw(p) });
+/// One span pointer per page of the address space: lazily backed memory normally; under
+/// loom, a boxed slice of loom atomics (loom's address space is a few tiny arenas).
+struct Table {
+    #[cfg(not(loom))]
+    map: crate::os::Reservation,
+    #[cfg(not(loom))]
+    entries: *const AtomicPtr<MSpan>,
+    #[cfg(loom)]
+    entries: Box<[AtomicPtr<MSpan>]>,
+    #[cfg(debug_assertions)]
+    len: usize,
+}
+
+// SAFETY: the entries are atomics in memory the table owns for its whole life.
+unsafe impl Send for Table {}
+// SAFETY: as above.
+unsafe impl Sync for Table {}
+
+impl Table {
+    fn new(len: usize) -> io::Result<Table> {
+        let bytes = len * std::mem::size_of::<AtomicPtr<MSpan>>();
+        #[cfg(not(loom))]
+        let table = {
+            let map = crate::os::Reservation::new(bytes, 8)?;
+            let entries = map.aligned_base(8) as *const AtomicPtr<MSpan>;
+            Table {
+                map,
+                entries,
+                #[cfg(debug_assertions)]
+                len,
             }
+        };
+        #[cfg(loom)]
+        let table = {
+            let _ = bytes;
+            Table {
+                entries: (0..len)
+                    .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                    .collect(),
+                #[cfg(debug_assertions)]
+                len,
+            }
+        };
+        Ok(table)
+    }
+
+    #[inline(always)]
+    fn entry(&self, page: usize) -> &AtomicPtr<MSpan> {
+        #[cfg(debug_assertions)]
+        debug_assert!(page < self.len);
+        #[cfg(not(loom))]
+        {
+            let _ = &self.map;
+            // SAFETY: `page` is below the table's length (callers bound it by the address
+            // space); the reservation is zeroed (null pointers), aligned, and lives as long
+            // as `self`.
+            unsafe { &*self.entries.add(page) }
         }
+        #[cfg(loom)]
+        &self.entries[page]
     }
 }

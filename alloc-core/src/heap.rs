@@ -20,7 +20,7 @@ use crate::os::Reservation;
 use crate::pages::PageAlloc;
 use crate::pointers::PointerWords;
 use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES, PAGE_SHIFT, PAGE_SIZE};
-use crate::span::{MSpan, SpanRef, SpanShape, SPAN_DEAD, SPAN_IN_USE};
+use crate::span::{MSpan, PtrMask, SpanRef, SpanShape, SPAN_DEAD, SPAN_IN_USE};
 use crate::stats::{Counters, MemStats};
 use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 
@@ -71,6 +71,8 @@ pub struct ObjectRef<'h> {
     span: &'h MSpan,
     base: usize,
     index: usize,
+    slot_size: usize,
+    noscan: bool,
 }
 
 impl<'h> ObjectRef<'h> {
@@ -100,9 +102,15 @@ impl<'h> ObjectRef<'h> {
         })
     }
 
+    /// Bytes of its slot (for a large object: its whole run of pages), which is what a
+    /// collector counts as marked.
+    pub fn slot_size(&self) -> usize {
+        self.slot_size
+    }
+
     /// True when the object can hold no pointers.
     pub fn noscan(&self) -> bool {
-        self.span.noscan()
+        self.noscan
     }
 
     /// Sets the object's mark bit; true if this call set it.
@@ -202,7 +210,7 @@ impl MHeap {
             _reservation: reservation,
             base,
             len,
-            arenas: Arenas::new(base, len),
+            arenas: Arenas::new(base, len)?,
             locked: Mutex::new(HeapLocked {
                 pages: PageAlloc::new(),
                 free_spans: Vec::new(),
@@ -324,9 +332,6 @@ impl MHeap {
                 limit: self.len,
             });
         }
-        for i in h.arenas..h.arenas + need {
-            self.arenas.add(i);
-        }
         h.arenas += need;
         h.pages.grow(h.arenas * ARENA_PAGES);
         self.grown_end
@@ -358,18 +363,23 @@ impl MHeap {
         // no span allocated or freed meanwhile, the span found is in use.
         let span = self.arenas.span_of(addr)?;
         debug_assert_eq!(span.state.load(Ordering::Relaxed), SPAN_IN_USE);
-        let (base, index) = span.info(|i| {
+        span.info(|i| {
             if addr < i.base || addr >= i.limit {
                 return None;
             }
             let index = MSpan::obj_index(i, addr);
-            Some((i.base + index * i.elemsize, index))
-        })?;
-        span.is_allocated(index).then_some(ObjectRef {
-            heap: self,
-            span,
-            base,
-            index,
+            // With the world stopped no slot is being initialised, so a relaxed load of
+            // `freeindex_for_scan` is enough, and lets the reads around it be reused.
+            let allocated = index < i.freeindex_for_scan.load(Ordering::Relaxed) as usize
+                || i.alloc_word(index / 64).load(Ordering::Relaxed) >> (index % 64) & 1 != 0;
+            allocated.then_some(ObjectRef {
+                heap: self,
+                span,
+                base: i.base + index * i.elemsize,
+                index,
+                slot_size: i.elemsize,
+                noscan: i.spc.noscan(),
+            })
         })
     }
 
@@ -382,6 +392,21 @@ impl MHeap {
     #[inline]
     pub unsafe fn pointer_words<'h>(&'h self, span: &'h MSpan, base: usize) -> PointerWords<'h> {
         PointerWords::of(self, span, base)
+    }
+
+    /// The pointer mask shared by every object of `span`, when it has one (a span of small
+    /// objects of one layout): bit `i` = word `i` of each object. The collector's fast path;
+    /// otherwise use [`MHeap::pointer_words`].
+    ///
+    /// # Safety
+    /// As for [`MHeap::pointer_words`].
+    #[inline]
+    pub unsafe fn uniform_mask(&self, span: &MSpan) -> Option<u64> {
+        // SAFETY: the caller guarantees the world is stopped.
+        match unsafe { span.ptrmask_stopped() } {
+            PtrMask::Uniform(mask) if !span.noscan() => Some(mask),
+            _ => None,
+        }
     }
 
     /// True when `addr` lies in the part of the address space the heap has grown into

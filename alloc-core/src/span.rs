@@ -40,8 +40,8 @@ pub(crate) const SPAN_IN_USE: u8 = 1;
 ///
 /// The layout is for the two hot paths, a cache line each: line 0 is the allocation state
 /// the owning mcache updates per object; line 1 is what marking reads per pointer (base,
-/// sizes, the division magic, `freeindex_for_scan`, and the mark bits of spans of up to
-/// 128 slots, which are kept inline rather than behind a pointer).
+/// sizes, the division magic, `freeindex_for_scan`), followed by the mark bits of spans of
+/// up to 512 slots, which are kept inline rather than behind a pointer.
 #[repr(C, align(64))]
 pub struct MSpan {
     alloc: UnsafeCell<AllocState>,
@@ -53,8 +53,9 @@ pub struct MSpan {
     info: UnsafeCell<SpanInfo>,
 }
 
-/// Spans with at most this many 64-slot words of bits keep them inline.
-const INLINE_WORDS: usize = 2;
+/// Spans with at most this many 64-slot words of bits (512 slots: every class but 8-byte
+/// objects) keep them inline.
+const INLINE_WORDS: usize = 8;
 
 // SAFETY: MSpan's cells are accessed only under the ownership rules in the module comment
 // (identity under the heap lock before publication, allocation state by the one owner,
@@ -72,7 +73,7 @@ pub(crate) struct SpanInfo {
     pub(crate) div_magic: u32,
     pub(crate) spc: SpanClass,
     /// Slots below this are allocated and initialised (Go's `freeIndexForScan`).
-    freeindex_for_scan: AtomicU32,
+    pub(crate) freeindex_for_scan: AtomicU32,
     /// Words of bits per bitmap: `nelems` rounded up to 64, over 64.
     pub(crate) words: u32,
     mark_inline: [AtomicU64; INLINE_WORDS],
@@ -167,8 +168,8 @@ impl MSpan {
                 spc: SpanClass(0),
                 freeindex_for_scan: AtomicU32::new(0),
                 words: 0,
-                mark_inline: [AtomicU64::new(0), AtomicU64::new(0)],
-                alloc_inline: [AtomicU64::new(0), AtomicU64::new(0)],
+                mark_inline: std::array::from_fn(|_| AtomicU64::new(0)),
+                alloc_inline: std::array::from_fn(|_| AtomicU64::new(0)),
                 nelems: 0,
                 npages: 0,
                 bits: Box::new([]),
@@ -350,13 +351,6 @@ impl MSpan {
     #[inline]
     pub(crate) fn alloc_bit(&self, i: usize) -> bool {
         self.info(|info| info.alloc_word(i / 64).load(Ordering::Relaxed) >> (i % 64) & 1 != 0)
-    }
-
-    /// Whether slot `i` holds an allocated, initialised object (Go's `!isFree(i)`).
-    #[inline]
-    pub(crate) fn is_allocated(&self, i: usize) -> bool {
-        self.info(|info| i < info.freeindex_for_scan.load(Ordering::Acquire) as usize)
-            || self.alloc_bit(i)
     }
 
     /// Publishes that every slot below `freeindex` is initialised.

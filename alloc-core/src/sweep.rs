@@ -184,6 +184,18 @@ impl MHeap {
                 i.mark_word(w).store(0, Ordering::Relaxed);
             }
         });
+        // Every slot below the first free one is allocated: start `freeindex` there (Go
+        // starts at 0 and skips them one word at a time), which also tells conservative
+        // lookups that a full span needs no alloc-bit load.
+        let first_free = s.info(|i| {
+            (0..words)
+                .find_map(|w| {
+                    let a = i.alloc_word(w).load(Ordering::Relaxed);
+                    (a != !0).then(|| w * 64 + a.trailing_ones() as usize)
+                })
+                .unwrap_or(nelems)
+                .min(nelems)
+        });
         // SAFETY: as above.
         let nfreed = unsafe {
             s.alloc_state(|st| {
@@ -196,11 +208,11 @@ impl MHeap {
                 let nfreed = st.alloc_count - nalloc;
                 st.alloc_count = nalloc;
                 st.flushed = nalloc;
-                st.freeindex = 0;
+                st.freeindex = first_free;
                 nfreed
             })
         };
-        s.publish_freeindex(0);
+        s.publish_freeindex(first_free);
         // SAFETY: as above.
         unsafe { s.reset_alloc_cache() };
         if nfreed > 0 {

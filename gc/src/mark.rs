@@ -110,7 +110,7 @@ impl<'h> MarkShared<'h> {
 impl<'h> MarkWorker<'h> {
     /// Greys the object holding `addr`, if it is a heap object not yet marked. Returns
     /// whether this call marked it.
-    #[inline]
+    #[inline(always)]
     pub fn shade(&mut self, shared: &MarkShared<'h>, addr: usize) -> bool {
         // SAFETY: marking runs with the world stopped and sweeping finished.
         let Some(obj) = (unsafe { shared.heap.find_object_unlocked(addr) }) else {
@@ -125,12 +125,11 @@ impl<'h> MarkWorker<'h> {
         if !newly {
             return false;
         }
-        let span = obj.span();
-        self.marked_bytes += span.elem_size() as u64;
+        self.marked_bytes += obj.slot_size() as u64;
         self.marked_objects += 1;
-        if !span.noscan() {
+        if !obj.noscan() {
             self.stack.push(Grey {
-                span,
+                span: obj.span(),
                 base: obj.base(),
                 from: 0,
             });
@@ -155,9 +154,6 @@ impl<'h> MarkWorker<'h> {
                 let next = self.find_work(shared);
                 if let Some(g) = next {
                     prefetch(g.base + g.from * 8);
-                    let span = g.span as *const MSpan as usize;
-                    prefetch(span);
-                    prefetch(span + 64);
                     in_hand += 1;
                 } else if in_hand == 0 {
                     break;
@@ -208,8 +204,29 @@ impl<'h> MarkWorker<'h> {
     }
 
     /// Shades every pointer of a grey object (or of one oblet of it).
+    #[inline]
     fn scan(&mut self, shared: &MarkShared<'h>, g: Grey<'h>) {
         self.scanned += 1;
+        // SAFETY: world stopped, sweeping finished; `g` came from an ObjectRef this phase.
+        if let Some(mask) = unsafe { shared.heap.uniform_mask(g.span) } {
+            let mut bits = mask;
+            while bits != 0 {
+                let addr = g.base + bits.trailing_zeros() as usize * 8;
+                bits &= bits - 1;
+                // SAFETY: a pointer word of a live object, read with the world stopped.
+                let value = unsafe { std::ptr::read(addr as *const usize) };
+                if value != 0 {
+                    self.shade(shared, value);
+                }
+            }
+            return;
+        }
+        self.scan_words(shared, g);
+    }
+
+    /// `scan` for objects whose pointer words come from the bitmap or a layout.
+    #[inline(never)]
+    fn scan_words(&mut self, shared: &MarkShared<'h>, g: Grey<'h>) {
         // SAFETY: world stopped, sweeping finished; `g` came from an ObjectRef this phase.
         let words = unsafe { shared.heap.pointer_words(g.span, g.base) };
         let words = if words.extent() > OBLET_WORDS {
