@@ -322,9 +322,12 @@ impl MCache {
         self.large_allocs += 1;
         self.large_bytes += (npages * PAGE_SIZE) as u64;
         self.heap.add_live((npages * PAGE_SIZE) as u64);
-        self.heap
-            .central(spc)
-            .push_swept(self.heap.sweepgen.load(Ordering::Acquire), span, true);
+        self.heap.central(spc).push_swept(
+            &self.heap,
+            self.heap.sweepgen.load(Ordering::Acquire),
+            span,
+            true,
+        );
         // SAFETY: span bases are never null.
         Ok(unsafe { NonNull::new_unchecked(base as *mut u8) })
     }

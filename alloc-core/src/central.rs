@@ -84,13 +84,18 @@ impl MCentral {
     }
 
     fn take_swept_or_sweep(&self, heap: &MHeap) -> Option<SpanRef> {
-        // Sweeping is drained only while a collector marks, with no mcache allocating; if
-        // it is, grow instead (the sweeper's sweepgen could not be trusted).
-        let _sweeping = heap.begin_sweep()?;
+        // The cycle cannot advance while an mcache refills (mutators are stopped for it).
         let sg = heap.sweepgen.load(Ordering::Acquire);
-        if let Some(s) = self.lists.lock().partial[swept(sg)].pop() {
-            return Some(s);
+        #[cfg(not(loom_mutant = "cache_span_no_pop"))]
+        let swept_span = self.lists.lock().partial[swept(sg)].pop();
+        #[cfg(loom_mutant = "cache_span_no_pop")]
+        let swept_span = self.lists.lock().partial[swept(sg)].last().copied();
+        if swept_span.is_some() {
+            return swept_span;
         }
+        // Sweeping is drained only after everything was swept (a collector is marking or
+        // about to); then there is nothing to sweep lazily and a new span is the answer.
+        let _sweeping = heap.begin_sweep()?;
         for _ in 0..SPAN_BUDGET {
             let Some(s) = self.lists.lock().partial[unswept(sg)].pop() else {
                 break;
@@ -138,12 +143,13 @@ impl MCentral {
             heap.sub_live(unsafe { s.unused_bytes() });
             // SAFETY: we own the span until it is on a list.
             let full = unsafe { s.is_full() };
-            self.push_swept(sg, span, full);
+            self.push_swept(heap, sg, span, full);
         }
     }
 
     /// Files a span swept in cycle `sg`; publishes its sweep to whoever pops it.
-    pub(crate) fn push_swept(&self, sg: u32, span: SpanRef, full: bool) {
+    pub(crate) fn push_swept(&self, heap: &MHeap, sg: u32, span: SpanRef, full: bool) {
+        heap.note_class_used(self.spc.index());
         span.get().sweepgen.store(sg, Ordering::Release);
         let mut l = self.lists.lock();
         if full {

@@ -185,6 +185,8 @@ pub struct MHeap {
     pub(crate) counters: Mutex<Counters>,
     /// Go's `heapLive`: see [`MHeap::heap_live`].
     heap_live: AtomicU64,
+    /// A bit per span class that has ever had a span in its mcentral.
+    classes_used: [AtomicU64; NUM_SPAN_CLASSES.div_ceil(64)],
     max_heap: AtomicUsize,
     /// End of the grown part of the address space.
     grown_end: AtomicUsize,
@@ -226,6 +228,7 @@ impl MHeap {
             sweep_cursor: AtomicUsize::new(0),
             counters: Mutex::new(Counters::default()),
             heap_live: AtomicU64::new(0),
+            classes_used: std::array::from_fn(|_| AtomicU64::new(0)),
             max_heap: AtomicUsize::new(config.max_heap.unwrap_or(usize::MAX)),
             grown_end: AtomicUsize::new(base),
         };
@@ -506,5 +509,19 @@ impl MHeap {
 
     pub(crate) fn central(&self, spc: SpanClass) -> &MCentral {
         &self.central[spc.index()]
+    }
+
+    /// Notes that span class `class` has had a span in its mcentral, so that sweepers visit
+    /// only the classes a program uses rather than all 136.
+    pub(crate) fn note_class_used(&self, class: usize) {
+        let (w, bit) = (&self.classes_used[class / 64], 1u64 << (class % 64));
+        if w.load(Ordering::Relaxed) & bit == 0 {
+            w.fetch_or(bit, Ordering::Release);
+        }
+    }
+
+    /// Whether span class `class` ever had a span in its mcentral.
+    pub(crate) fn class_used(&self, class: usize) -> bool {
+        self.classes_used[class / 64].load(Ordering::Acquire) >> (class % 64) & 1 != 0
     }
 }

@@ -147,7 +147,7 @@ impl MHeap {
                 if preserve {
                     s.sweepgen.store(sg, Ordering::Release);
                 } else {
-                    self.central(spc).push_swept(sg, span, true);
+                    self.central(spc).push_swept(self, sg, span, true);
                 }
                 return true;
             }
@@ -227,7 +227,8 @@ impl MHeap {
             self.free_span(span);
             return false;
         }
-        self.central(spc).push_swept(sg, span, nalloc == nelems);
+        self.central(spc)
+            .push_swept(self, sg, span, nalloc == nelems);
         true
     }
 
@@ -241,6 +242,9 @@ impl MHeap {
         let start = self.sweep_cursor.load(Ordering::Relaxed);
         for k in 0..NUM_SPAN_CLASSES {
             let class = (start + k) % NUM_SPAN_CLASSES;
+            if !self.class_used(class) {
+                continue;
+            }
             while let Some(span) = self.central[class].pop_unswept(sg) {
                 if self.try_acquire_for_sweep(span, sg) {
                     self.sweep_span(span, false);
@@ -252,11 +256,14 @@ impl MHeap {
         false
     }
 
-    /// Sweeps everything still unswept and waits for sweeps in progress elsewhere (Go's
-    /// `finishsweep_m`). Spans cached in mcaches are swept when those are released.
+    /// Sweeps everything still unswept, closes sweeping for this cycle, and waits for
+    /// sweeps in progress elsewhere (Go's `finishsweep_m`). After it, nothing sweeps until
+    /// [`MHeap::start_sweep_cycle`]: the collector may mark. Spans cached in mcaches are
+    /// not swept here; they were swept when their mcache released them after the last cycle.
     pub fn finish_sweep(&self) {
         while self.sweep_one() {}
-        while self.sweepers.load(Ordering::Acquire) != 0 {
+        self.sweepers.fetch_or(SWEEP_DRAINED, Ordering::AcqRel);
+        while self.sweepers.load(Ordering::Acquire) != SWEEP_DRAINED {
             spin_loop();
         }
     }
@@ -264,20 +271,24 @@ impl MHeap {
     /// True when no span waits for sweeping and no sweep is in progress.
     pub fn sweep_done(&self) -> bool {
         let sg = self.sweepgen.load(Ordering::Acquire);
-        self.sweepers.load(Ordering::Acquire) == 0 && self.central.iter().all(|c| c.all_swept(sg))
+        self.sweepers.load(Ordering::Acquire) & !SWEEP_DRAINED == 0
+            && (0..NUM_SPAN_CLASSES).all(|c| !self.class_used(c) || self.central[c].all_swept(sg))
     }
 
     /// Ends a collection's mark phase: every span becomes unswept, to be swept against the
-    /// mark bits just set (Go's `gcSweep`: `sweepgen += 2`).
+    /// mark bits just set (Go's `gcSweep`: `sweepgen += 2`), and sweeping opens again.
     ///
-    /// Call with the world stopped, after marking, with sweeping done. Every mcache must
+    /// Call with the world stopped, after [`MHeap::finish_sweep`] and marking. (Should
+    /// sweeping still be open, this finishes it first; but marks set meanwhile may have been
+    /// swept away: finish first.) Every mcache must
     /// [`release_all`](crate::MCache::release_all) before it allocates again.
     pub fn start_sweep_cycle(&self) {
-        debug_assert!(
-            self.sweep_done(),
-            "a new sweep cycle before the last one finished"
-        );
+        self.finish_sweep();
         self.sweep_cursor.store(0, Ordering::Relaxed);
+        #[cfg(not(loom_mutant = "cycle_while_sweeping"))]
+        self.sweepgen.fetch_add(2, Ordering::AcqRel);
+        self.sweepers.store(0, Ordering::Release);
+        #[cfg(loom_mutant = "cycle_while_sweeping")]
         self.sweepgen.fetch_add(2, Ordering::AcqRel);
     }
 
