@@ -27,9 +27,9 @@ use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 /// Address space a heap reserves unless told otherwise: 256 GiB (virtual, lazily backed).
 #[cfg(not(loom))]
 pub const DEFAULT_ADDRESS_SPACE: usize = 256 << 30;
-/// Address space a heap reserves unless told otherwise (loom builds: 16 tiny arenas).
+/// Address space a heap reserves unless told otherwise (loom builds: 4 tiny arenas).
 #[cfg(loom)]
-pub const DEFAULT_ADDRESS_SPACE: usize = 16 * ARENA_BYTES;
+pub const DEFAULT_ADDRESS_SPACE: usize = 4 * ARENA_BYTES;
 
 /// How to build a heap.
 #[derive(Clone, Debug)]
@@ -185,6 +185,8 @@ pub struct MHeap {
     pub(crate) counters: Mutex<Counters>,
     /// Go's `heapLive`: see [`MHeap::heap_live`].
     heap_live: AtomicU64,
+    /// Pages the scavenger has taken out of the free set to release, not yet returned.
+    releasing: AtomicUsize,
     /// A bit per span class that has ever had a span in its mcentral.
     classes_used: [AtomicU64; NUM_SPAN_CLASSES.div_ceil(64)],
     max_heap: AtomicUsize,
@@ -229,6 +231,7 @@ impl MHeap {
             counters: Mutex::new(Counters::default()),
             heap_live: AtomicU64::new(0),
             classes_used: std::array::from_fn(|_| AtomicU64::new(0)),
+            releasing: AtomicUsize::new(0),
             max_heap: AtomicUsize::new(config.max_heap.unwrap_or(usize::MAX)),
             grown_end: AtomicUsize::new(base),
         };
@@ -437,13 +440,23 @@ impl MHeap {
                 debug_assert_eq!(was_released, 0);
                 (page, n)
             };
+            self.releasing.fetch_add(n, Ordering::AcqRel);
+            #[cfg(loom_mutant = "scavenge_free_early")]
+            {
+                self.locked.lock().pages.free(page, n, true);
+                self.releasing.fetch_sub(n, Ordering::AcqRel);
+            }
             // SAFETY: the pages are free (no object lives there) and we hold them allocated,
             // so no one else can receive them until we free them below.
             unsafe {
                 self._reservation
                     .release(self.base + (page << PAGE_SHIFT), n * PAGE_SIZE)
             };
-            self.locked.lock().pages.free(page, n, true);
+            #[cfg(not(loom_mutant = "scavenge_free_early"))]
+            {
+                self.locked.lock().pages.free(page, n, true);
+                self.releasing.fetch_sub(n, Ordering::AcqRel);
+            }
             released += n * PAGE_SIZE;
         }
         released
@@ -496,13 +509,14 @@ impl MHeap {
             });
     }
 
-    /// Bytes of the heap in spans, in free dirty pages and in released pages, for tests and
-    /// the scavenger's policy: `(in use, free, released)`.
+    /// Bytes of the heap in spans, in free pages (dirty or released, including those the
+    /// scavenger is releasing), and in released pages: `(in use, free, released)`.
     pub fn page_summary(&self) -> (usize, usize, usize) {
         let h = self.locked.lock();
+        let releasing = self.releasing.load(Ordering::Acquire);
         (
             h.inuse_pages * PAGE_SIZE,
-            h.pages.free_pages() * PAGE_SIZE,
+            (h.pages.free_pages() + releasing) * PAGE_SIZE,
             h.pages.released_pages() * PAGE_SIZE,
         )
     }

@@ -57,6 +57,10 @@ impl Reservation {
     pub unsafe fn release(&self, addr: usize, len: usize) {
         debug_assert!(addr % OS_PAGE_SIZE == 0 && len % OS_PAGE_SIZE == 0);
         debug_assert!(addr >= self.start() && addr + len <= self.start() + self.len());
+        // Discarding memory is the one effect here other threads can observe (their bytes
+        // vanish), and loom cannot see a syscall: let the model schedule them right here.
+        #[cfg(loom)]
+        loom::thread::yield_now();
         // SAFETY: the range is inside this mapping (checked above in debug builds, guaranteed
         // by the page heap's bounds otherwise) and the caller guarantees nothing in it is
         // live; DONTNEED on a private anonymous mapping only discards contents.

@@ -317,6 +317,10 @@ impl MSpan {
     /// scanning the object: the atomic decides between racing markers).
     #[inline]
     pub fn try_mark(&self, i: usize) -> bool {
+        #[cfg(loom_mutant = "mark_racy")]
+        // SAFETY: not safe at all: the seeded bug of loom model 4 (two markers may both win).
+        return unsafe { self.try_mark_exclusive(i) };
+        #[cfg(not(loom_mutant = "mark_racy"))]
         self.info(|info| {
             let bit = 1u64 << (i % 64);
             let w = info.mark_word(i / 64);

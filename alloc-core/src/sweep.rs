@@ -263,6 +263,7 @@ impl MHeap {
     pub fn finish_sweep(&self) {
         while self.sweep_one() {}
         self.sweepers.fetch_or(SWEEP_DRAINED, Ordering::AcqRel);
+        #[cfg(not(loom_mutant = "finish_sweep_no_wait"))]
         while self.sweepers.load(Ordering::Acquire) != SWEEP_DRAINED {
             spin_loop();
         }
@@ -285,11 +286,9 @@ impl MHeap {
     pub fn start_sweep_cycle(&self) {
         self.finish_sweep();
         self.sweep_cursor.store(0, Ordering::Relaxed);
-        #[cfg(not(loom_mutant = "cycle_while_sweeping"))]
         self.sweepgen.fetch_add(2, Ordering::AcqRel);
-        self.sweepers.store(0, Ordering::Release);
-        #[cfg(loom_mutant = "cycle_while_sweeping")]
-        self.sweepgen.fetch_add(2, Ordering::AcqRel);
+        // Reopen, keeping the count of any sweeper still registered (none, unless a bug).
+        self.sweepers.fetch_and(!SWEEP_DRAINED, Ordering::Release);
     }
 
     /// Spans per mcentral list for span class `spc`: `[partial swept, partial unswept,

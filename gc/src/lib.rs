@@ -28,6 +28,9 @@
 //! [`Mutator::write`]. Weak tables (an intern table) implement [`Roots::clear_weak`].
 //! Several heaps may live in one process.
 
+// Loom builds keep only what the models drive (marking); the rest is compiled but unused.
+#![cfg_attr(loom, allow(dead_code))]
+
 #[cfg(not(loom))]
 mod collector;
 pub mod config;
