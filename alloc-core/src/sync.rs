@@ -68,6 +68,32 @@ impl<T> Mutex<T> {
             .expect("a loom model thread panicked holding a lock");
     }
 
+    /// Locks without a guard (for code that must hold several locks of different types at
+    /// once, such as a channel `select`); pair with [`Mutex::unlock_raw`].
+    #[cfg(not(loom))]
+    pub fn lock_raw(&self) {
+        use parking_lot::lock_api::RawMutex;
+        // SAFETY: `raw` is unsafe only because unlocking through it could break a guard's
+        // assumptions; we only lock, and the caller unlocks with `unlock_raw`.
+        unsafe { self.inner.raw() }.lock();
+    }
+
+    /// Unlocks a mutex locked with [`Mutex::lock_raw`].
+    ///
+    /// # Safety
+    /// This thread locked it with `lock_raw` and holds no guard on it.
+    #[cfg(not(loom))]
+    pub unsafe fn unlock_raw(&self) {
+        // SAFETY: the caller's contract.
+        unsafe { self.inner.force_unlock() };
+    }
+
+    /// The protected data, for a holder of a raw lock.
+    #[cfg(not(loom))]
+    pub fn data_ptr(&self) -> *mut T {
+        self.inner.data_ptr()
+    }
+
     /// Exclusive access without locking.
     pub fn get_mut(&mut self) -> &mut T {
         #[cfg(not(loom))]

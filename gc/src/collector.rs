@@ -265,13 +265,17 @@ impl Collector {
     /// (Go's hybrid barrier) goes when marking becomes concurrent, so no pointer store may
     /// bypass it.
     ///
+    /// The store is atomic (relaxed, word-sized: a plain `mov` on x86-64), so goroutines on
+    /// other threads may read the word meanwhile without a data race.
+    ///
     /// # Safety
-    /// `slot` is a word of a live heap object that its layout calls a pointer, and `value`
-    /// is null, a heap object of this heap, or an address outside every heap.
+    /// `slot` is an aligned word of a live heap object that its layout calls a pointer, and
+    /// `value` is null, a heap object of this heap, or an address outside every heap.
     #[inline(always)]
     pub unsafe fn write(&self, slot: *mut usize, value: usize) {
-        // SAFETY: the caller's contract.
-        unsafe { slot.write(value) }
+        // SAFETY: the caller's contract: an aligned, live word.
+        unsafe { std::sync::atomic::AtomicUsize::from_ptr(slot) }
+            .store(value, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

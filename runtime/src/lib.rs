@@ -1,11 +1,64 @@
-//! minigo-runtime: goroutines on logical processors (not built yet).
+//! minigo-runtime: goroutines on logical processors, over minigo's collected heap.
 //!
-//! This crate will own who runs: goroutines (G) as stackful coroutines on stacks the runtime
-//! maps itself with a guard page, OS threads (M), and `procs` logical processors (P), each
-//! with a local run queue and its own mcache. It will stop the world at safepoints, scan
-//! suspended goroutine stacks conservatively for roots, and offer the public embedding API:
-//! `Gc<T>` with derived layouts, channels, a wait group, `gc()` and `read_mem_stats()`.
+//! ## Who runs
 //!
-//! It is the glue of the workspace: `runtime -> gc -> alloc-core`.
+//! A goroutine (G) is a stackful coroutine (corosensei) on a stack the runtime maps itself,
+//! with a guard page. `procs` logical processors (P, Go's GOMAXPROCS) each have a run queue
+//! and an mcache; OS threads (M) run goroutines while they hold a P, steal work from other
+//! Ps when theirs is empty, and park when there is none. Goroutines switch at channel
+//! operations, `yield_now`, sleeps and allocation slow paths; those are the safepoints where
+//! the world can stop ([`sched`](crate) module docs). `blocking` runs code without a P.
+//!
+//! ## What the collector sees
+//!
+//! When a goroutine stops it spills its callee-saved registers onto its stack and records
+//! its stack pointer, so with the world stopped every stack can be scanned conservatively:
+//! a word that points into an allocated object keeps it alive. Heap objects are scanned
+//! precisely through their layouts, which `#[derive(HeapType)]` computes. `Global` handles,
+//! channel buffers and not-yet-started goroutines' closures are roots too.
+//!
+//! ## Rules for users
+//!
+//! - A `Gc` lives on goroutine stacks, in heap objects, in `Global`s and channels, never in
+//!   Rust-heap containers, thread-locals or foreign threads (see [`Gc`]).
+//! - A goroutine may resume on another OS thread after any park (a channel operation,
+//!   `yield_now`, `sleep`, an allocation): never keep a reference to thread-local state
+//!   across one. The runtime re-reads its own thread-locals after every park.
+//! - A goroutine that neither allocates nor reaches a safepoint delays a collection (and
+//!   every goroutine waiting for it) until it does; call `yield_now` in long loops.
+//! - Code inside `blocking` must not touch the heap or call the runtime.
+//! - A goroutine that overflows its stack kills the process with "fatal error: goroutine
+//!   N: stack overflow" (exit status 2), as in Go; a goroutine that panics ends the run with
+//!   [`RunError::Panic`] (or aborts, if configured).
 
-pub use minigo_gc as gc;
+mod api;
+mod chan;
+mod g;
+mod global;
+mod park;
+mod roots;
+mod runq;
+mod sched;
+mod signal;
+mod stack;
+mod time;
+mod types;
+mod waitgroup;
+
+pub use api::{
+    go, goroutine_id, num_goroutine, procs, read_mem_stats, BuildError, Builder, RunError, Runtime,
+};
+pub use chan::{
+    select, try_select, Chan, RecvCase, SelectCase, SendCase, TryRecvError, TrySendError,
+};
+pub use global::Global;
+pub use minigo_alloc_core::{AllocError, Layout};
+pub use minigo_derive::HeapType;
+pub use minigo_gc::{self as gc_crate, MemStats};
+pub use runq::{GlobalQueue, LocalQueue, RUNQ_SIZE};
+pub use sched::{blocking, yield_now};
+pub use time::sleep;
+pub use types::{
+    gc, layout_of, shift_mask, Gc, GcCell, GcField, GcPointer, GcSlice, GcStr, HeapType,
+};
+pub use waitgroup::WaitGroup;

@@ -1,0 +1,249 @@
+//! Building and running a runtime, and the goroutine-side functions of Go's `runtime`
+//! package.
+
+use std::fmt;
+
+use minigo_alloc_core::sync::Arc;
+use minigo_gc::{Collector, EnvError, GcConfig, MemStats};
+
+use crate::sched::{current, with_world_stopped, Finish, Sched};
+use crate::stack::DEFAULT_STACK_SIZE;
+
+/// How a run went wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunError {
+    /// A goroutine panicked (the run stops, as Go's program would).
+    Panic {
+        /// The goroutine's id (main is 1).
+        goroutine: u64,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Panic { goroutine, message } => {
+                write!(f, "goroutine {goroutine} panicked: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Why a runtime could not be built.
+#[derive(Debug)]
+pub enum BuildError {
+    /// An environment variable did not parse.
+    Env(EnvError),
+    /// The OS refused memory or a thread.
+    Os(std::io::Error),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Env(e) => write!(f, "{e}"),
+            BuildError::Os(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// Configures a [`Runtime`]. Defaults come from the environment as in Go (`GOMAXPROCS`,
+/// `GOGC`, `GOMEMLIMIT`, `GODEBUG=gctrace=1,gccheckmark=1`); the methods override them.
+#[derive(Clone, Debug, Default)]
+pub struct Builder {
+    procs: Option<usize>,
+    gogc: Option<Option<u32>>,
+    memory_limit: Option<Option<u64>>,
+    max_heap: Option<Option<usize>>,
+    gctrace: Option<bool>,
+    verify: Option<bool>,
+    stress: bool,
+    stack_size: Option<usize>,
+    abort_on_panic: bool,
+}
+
+impl Builder {
+    /// Number of Ps (Go's GOMAXPROCS). Default: `GOMAXPROCS`, else the available cores.
+    pub fn procs(mut self, n: usize) -> Self {
+        self.procs = Some(n.max(1));
+        self
+    }
+
+    /// GOGC (`None` = off).
+    pub fn gogc(mut self, gogc: Option<u32>) -> Self {
+        self.gogc = Some(gogc);
+        self
+    }
+
+    /// The soft memory limit (GOMEMLIMIT).
+    pub fn memory_limit(mut self, limit: Option<u64>) -> Self {
+        self.memory_limit = Some(limit);
+        self
+    }
+
+    /// A hard limit on the heap: allocations beyond it fail with out-of-memory.
+    pub fn max_heap(mut self, max: Option<usize>) -> Self {
+        self.max_heap = Some(max);
+        self
+    }
+
+    /// A gctrace line per collection on stderr.
+    pub fn gctrace(mut self, on: bool) -> Self {
+        self.gctrace = Some(on);
+        self
+    }
+
+    /// The collector's verify mode (Go's gccheckmark).
+    pub fn verify(mut self, on: bool) -> Self {
+        self.verify = Some(on);
+        self
+    }
+
+    /// Collect before every allocation slow path (for testing rooting).
+    pub fn gc_stress(mut self, on: bool) -> Self {
+        self.stress = on;
+        self
+    }
+
+    /// Usable bytes of each goroutine stack (default 256 KiB; backed lazily).
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// A panicking goroutine aborts the process (exit status 2, as Go) instead of making
+    /// `run` return an error.
+    pub fn abort_on_panic(mut self, on: bool) -> Self {
+        self.abort_on_panic = on;
+        self
+    }
+
+    /// Builds the runtime.
+    pub fn build(self) -> Result<Runtime, BuildError> {
+        let mut gc = GcConfig::from_env().map_err(BuildError::Env)?;
+        let procs =
+            match self.procs {
+                Some(n) => n,
+                None => {
+                    match std::env::var("GOMAXPROCS") {
+                        Ok(v) => v.trim().parse::<usize>().ok().filter(|&n| n > 0).ok_or(
+                            BuildError::Env(EnvError {
+                                var: "GOMAXPROCS",
+                                value: v,
+                                expected: "a positive number",
+                            }),
+                        )?,
+                        Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    }
+                }
+            };
+        if let Some(g) = self.gogc {
+            gc.gogc = g;
+        }
+        if let Some(l) = self.memory_limit {
+            gc.memory_limit = l;
+        }
+        if let Some(m) = self.max_heap {
+            gc.max_heap = m;
+        }
+        if let Some(t) = self.gctrace {
+            gc.trace = t;
+        }
+        if let Some(v) = self.verify {
+            gc.verify = v;
+        }
+        gc.stress = self.stress;
+        gc.mark_workers = procs;
+        let collector = Collector::new(gc).map_err(BuildError::Os)?;
+        crate::signal::install();
+        let stack = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE);
+        Ok(Runtime {
+            sched: Arc::new(Sched::new(collector, procs, stack, self.abort_on_panic)),
+        })
+    }
+}
+
+/// A runtime: Ps, Ms and a heap. `run` it with a main goroutine.
+pub struct Runtime {
+    sched: Arc<Sched>,
+}
+
+impl Runtime {
+    /// A builder with the environment's defaults.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A runtime with the environment's defaults.
+    pub fn new() -> Result<Runtime, BuildError> {
+        Builder::default().build()
+    }
+
+    /// The collector (statistics and cycle history, before or after a run).
+    pub fn collector(&self) -> &Arc<Collector> {
+        &self.sched.collector
+    }
+
+    /// Runs `main` as goroutine 1 and returns when it returns (other goroutines are
+    /// abandoned, as in Go) or when any goroutine panics.
+    pub fn run<F: FnOnce() + Send + 'static>(self, main: F) -> Result<(), RunError> {
+        self.sched
+            .spawn(Box::new(main))
+            .expect("mapping the main goroutine's stack");
+        self.sched.start();
+        match self.sched.wait_finish() {
+            Finish::Main(Ok(())) => Ok(()),
+            Finish::Main(Err(message)) => Err(RunError::Panic {
+                goroutine: 1,
+                message,
+            }),
+            Finish::Panic { goroutine, message } => Err(RunError::Panic { goroutine, message }),
+        }
+    }
+}
+
+/// Starts a goroutine running `f` (Go's `go f()`); returns its id.
+pub fn go<F: FnOnce() + Send + 'static>(f: F) -> u64 {
+    let sched = current().sched().arc();
+    sched
+        .spawn(Box::new(f))
+        .expect("the OS refused a goroutine stack")
+}
+
+/// Goroutines that exist now (Go's `runtime.NumGoroutine`).
+pub fn num_goroutine() -> usize {
+    current()
+        .sched()
+        .ngoroutines
+        .load(minigo_alloc_core::sync::Ordering::Relaxed)
+}
+
+/// Ps of the running runtime (Go's `runtime.GOMAXPROCS(0)`).
+pub fn procs() -> usize {
+    current().sched().procs()
+}
+
+/// The running goroutine's id.
+pub fn goroutine_id() -> u64 {
+    current().g().id
+}
+
+/// Memory statistics, with every P's allocations counted (Go's `runtime.ReadMemStats`,
+/// which also stops the world).
+pub fn read_mem_stats() -> MemStats {
+    let mut out = None;
+    with_world_stopped(|s| {
+        for p in 0..s.procs() {
+            // SAFETY: the world is stopped.
+            unsafe { s.mcache(p) }.flush_stats();
+        }
+        out = Some(s.collector.mem_stats());
+    });
+    out.expect("the job ran")
+}

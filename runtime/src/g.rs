@@ -1,0 +1,189 @@
+//! G: a goroutine. A stackful coroutine on a stack the runtime mapped, plus what the
+//! scheduler and the collector need to know about it while it is not running.
+//!
+//! A G is owned by exactly one party at a time: a run queue, the M running it, or whatever
+//! it waits on (a channel's wait queue, a timer, a wait group). Ownership moves through the
+//! status word:
+//!
+//! ```text
+//! RUNNABLE --M takes it--> RUNNING --park(Wait)--> WAITING_PREPARE --M--> WAITING
+//!     ^                                              |                      |
+//!     +--------- ready() (CAS) ----------------------+ (READY_EARLY)        |
+//!     +--------- ready() (CAS) ---------------------------------------------+
+//! ```
+//!
+//! A goroutine that is about to wait publishes WAITING_PREPARE before it releases the lock
+//! that made it visible to wakers; after it has suspended, its M moves it to WAITING. A
+//! waker that comes in between finds WAITING_PREPARE and leaves READY_EARLY, which tells
+//! the M to queue it again at once; a later waker finds WAITING and queues it itself. So a
+//! goroutine is never woken before it has stopped, and never lost (Go's `gopark` uses an
+//! unlock callback on the system stack for the same purpose).
+
+use std::cell::Cell;
+use std::ptr::NonNull;
+
+use corosensei::{Coroutine, Yielder};
+use minigo_alloc_core::sync::{AtomicU32, AtomicUsize, Mutex, Ordering};
+
+use crate::stack::GoStack;
+
+/// Why a goroutine handed control back to its M.
+pub(crate) enum Park {
+    /// Runnable again at once (`yield_now`, or a safepoint while the world is stopping).
+    Yield,
+    /// Waiting for a `ready` (channel, timer, wait group, select).
+    Wait,
+    /// Wants `job` run with the world stopped (a collection, a statistics snapshot).
+    StopTheWorld(*mut (dyn FnMut(&crate::sched::Sched) + 'static)),
+}
+
+/// How a goroutine ended: normally, or with its panic's message.
+pub(crate) type Outcome = Result<(), String>;
+
+pub(crate) type Co = Coroutine<(), Park, Outcome, GoStack>;
+
+pub(crate) const RUNNABLE: u32 = 0;
+pub(crate) const RUNNING: u32 = 1;
+pub(crate) const WAITING_PREPARE: u32 = 2;
+pub(crate) const WAITING: u32 = 3;
+pub(crate) const READY_EARLY: u32 = 4;
+/// In a `blocking` region: running without a P, its stack spilled at `saved_sp`.
+pub(crate) const SYSCALL: u32 = 5;
+
+/// A goroutine.
+pub(crate) struct G {
+    pub(crate) id: u64,
+    pub(crate) status: AtomicU32,
+    /// Stack pointer at the last park (or `blocking` entry); what the collector scans from.
+    pub(crate) saved_sp: AtomicUsize,
+    pub(crate) stack_top: usize,
+    pub(crate) guard: (usize, usize),
+    /// The function to run, until the goroutine starts (scanned conservatively till then).
+    pub(crate) entry: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// Set once the coroutine runs; only the goroutine itself reads it.
+    pub(crate) yielder: Cell<*const Yielder<(), Park>>,
+    /// The coroutine; touched only by the M that owns the G (see the module comment).
+    co: std::cell::UnsafeCell<Option<Co>>,
+}
+
+/// A goroutine pointer, as queues and waiters hold it.
+pub(crate) type GRef = NonNull<G>;
+
+// SAFETY: a G moves between threads only through the ownership protocol above: whoever
+// holds a GRef either owns the G exclusively (queue, waiter, running M) or only touches its
+// atomics. The coroutine inside is `!Send` because the code on its stack might hold
+// thread-affine data; the runtime's rule (documented for users) is that goroutines keep no
+// thread-local state across a park.
+unsafe impl Send for G {}
+// SAFETY: as above.
+unsafe impl Sync for G {}
+
+impl G {
+    pub(crate) fn new(id: u64, stack: GoStack, entry: Box<dyn FnOnce() + Send>) -> GRef {
+        let g = Box::new(G {
+            id,
+            status: AtomicU32::new(RUNNABLE),
+            saved_sp: AtomicUsize::new(0),
+            stack_top: stack.top(),
+            guard: stack.guard(),
+            entry: Mutex::new(Some(entry)),
+            yielder: Cell::new(std::ptr::null()),
+            co: std::cell::UnsafeCell::new(None),
+        });
+        let gref = NonNull::from(Box::leak(g));
+        let body = move |y: &Yielder<(), Park>, (): ()| -> Outcome {
+            // SAFETY: the G outlives its coroutine (it is freed only after the coroutine
+            // returned, by the M that ran it).
+            let g = unsafe { gref.as_ref() };
+            g.yielder.set(y);
+            let f = g.entry.lock().take().expect("a goroutine starts once");
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .map_err(|p| panic_message(&*p))
+        };
+        // SAFETY: the G is not shared yet.
+        unsafe { *(*gref.as_ptr()).co.get() = Some(Coroutine::with_stack(stack, body)) };
+        gref
+    }
+
+    /// The coroutine.
+    ///
+    /// # Safety
+    /// The caller owns the G (it is the M about to run it, or the scheduler freeing it).
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn co(&self) -> &mut Option<Co> {
+        // SAFETY: exclusive by the caller's ownership of the G.
+        unsafe { &mut *self.co.get() }
+    }
+
+    /// The entry closure's memory, while the goroutine has not started: `(start, end)`.
+    pub(crate) fn entry_range(&self) -> Option<(usize, usize)> {
+        let e = self.entry.lock();
+        e.as_ref().map(|b| {
+            let p = &**b as *const (dyn FnOnce() + Send) as *const u8 as usize;
+            (p, p + std::mem::size_of_val(&**b))
+        })
+    }
+
+    /// Hands a goroutine that waits (WAITING or about to be) back to the scheduler; false if
+    /// it was not waiting. The caller then queues it if this returns `Some(true)` (it was
+    /// fully parked), or leaves it to its M (`Some(false)`: it had not finished parking).
+    pub(crate) fn wake(&self) -> bool {
+        loop {
+            match self.status.load(Ordering::Acquire) {
+                WAITING => {
+                    if self
+                        .status
+                        .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        return true;
+                    }
+                }
+                WAITING_PREPARE => {
+                    if self
+                        .status
+                        .compare_exchange(
+                            WAITING_PREPARE,
+                            READY_EARLY,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_ok()
+                    {
+                        return false;
+                    }
+                }
+                s => panic!("waking goroutine {} in state {s}", self.id),
+            }
+        }
+    }
+
+    /// Its M's side of parking to wait: WAITING_PREPARE -> WAITING, or, if a waker came
+    /// first, READY_EARLY -> RUNNABLE and true (queue it again).
+    pub(crate) fn finish_parking(&self) -> bool {
+        match self.status.compare_exchange(
+            WAITING_PREPARE,
+            WAITING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => false,
+            Err(READY_EARLY) => {
+                self.status.store(RUNNABLE, Ordering::Release);
+                true
+            }
+            Err(s) => panic!("goroutine {} parked in state {s}", self.id),
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}

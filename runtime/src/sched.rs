@@ -1,0 +1,717 @@
+//! The scheduler: Ps, Ms, and the loop that runs goroutines (Go's `proc.go`, simplified).
+//!
+//! `procs` Ps each own a local run queue and an mcache. An M (an OS thread) runs goroutines
+//! while it holds a P: it takes the next one (the P's `runnext`, its ring, every 61st time
+//! the global queue first for fairness, then the global queue, then other Ps' queues),
+//! resumes its coroutine on the goroutine's own stack, and acts on why it came back
+//! (yielded, waiting, wants the world stopped, finished). With nothing to run, an M puts its
+//! P on the idle list and parks; `wakep` hands an idle P to a parked M (or a new one) when
+//! work appears.
+//!
+//! Stopping the world (Go's `stopTheWorldWithSema`): the stopper sets `gcwaiting`, claims
+//! every idle P, and waits until each running P stops itself at its goroutine's next
+//! safepoint (channel operations, `yield_now`, sleeps, allocation slow paths). A goroutine
+//! inside `blocking` holds no P, so it never holds the world up; a goroutine that neither
+//! allocates nor yields does, until it does. With the world stopped, every goroutine is
+//! parked with its registers spilled onto its stack, which is what makes the collector's
+//! stack scan sound.
+
+use std::cell::Cell;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use minigo_alloc_core::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
+use minigo_alloc_core::MCache;
+use minigo_gc::Collector;
+
+use crate::g::{GRef, Outcome, Park, G, READY_EARLY, RUNNABLE, RUNNING, SYSCALL, WAITING_PREPARE};
+use crate::park::with_spilled_registers;
+use crate::runq::{GlobalQueue, LocalQueue};
+use crate::signal;
+use crate::stack::GoStack;
+
+const P_IDLE: u32 = 0;
+const P_RUNNING: u32 = 1;
+const P_STOPPED: u32 = 2;
+
+/// A logical processor.
+pub(crate) struct P {
+    pub(crate) runq: LocalQueue<G>,
+    status: AtomicU32,
+    tick: AtomicU32,
+    mcache: std::cell::UnsafeCell<MCache>,
+}
+
+// SAFETY: the mcache is touched only by the M holding the P, or by the collector while the
+// world is stopped; everything else is atomic.
+unsafe impl Sync for P {}
+// SAFETY: as above.
+unsafe impl Send for P {}
+
+/// How a run ended.
+pub(crate) enum Finish {
+    Main(Outcome),
+    Panic { goroutine: u64, message: String },
+}
+
+/// What an M waits on while it has no P.
+struct MSlot {
+    p: Mutex<Option<usize>>,
+    cv: Condvar,
+}
+
+struct Locked {
+    idle_ps: Vec<usize>,
+    idle_ms: Vec<Arc<MSlot>>,
+    /// Running Ps not yet stopped, while the world is stopping.
+    stopwait: usize,
+}
+
+/// A runtime's scheduler state, shared by its Ms.
+pub(crate) struct Sched {
+    pub(crate) collector: Arc<Collector>,
+    pub(crate) ps: Box<[P]>,
+    pub(crate) global: GlobalQueue<G>,
+    locked: Mutex<Locked>,
+    stw_cv: Condvar,
+    world_cv: Condvar,
+    pub(crate) gcwaiting: AtomicBool,
+    stw_running: AtomicBool,
+    pub(crate) worlds_stopped: AtomicU64,
+    npidle: AtomicUsize,
+    next_goid: AtomicU64,
+    pub(crate) ngoroutines: AtomicUsize,
+    pub(crate) allgs: Mutex<Vec<GPtr>>,
+    stacks: Mutex<Vec<GoStack>>,
+    stack_size: usize,
+    pub(crate) globals: crate::global::Globals,
+    pub(crate) chans: crate::chan::Registry,
+    pub(crate) timers: crate::time::Timers,
+    finish: Mutex<Option<Finish>>,
+    finish_cv: Condvar,
+    pub(crate) shutdown: AtomicBool,
+    panic_aborts: bool,
+}
+
+/// A goroutine handle as wait queues hold it (opaque outside the crate).
+#[doc(hidden)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct GPtr(pub(crate) GRef);
+// SAFETY: see `G`'s Send/Sync: ownership of the G moves by protocol, not by this pointer.
+unsafe impl Send for GPtr {}
+// SAFETY: as above.
+unsafe impl Sync for GPtr {}
+
+/// The goroutine and P of the running code, set by the M around each resume.
+#[derive(Clone, Copy)]
+pub(crate) struct Cur {
+    sched: *const Sched,
+    pub(crate) g: GRef,
+}
+
+thread_local! {
+    static CUR: Cell<Option<Cur>> = const { Cell::new(None) };
+    /// The P this M holds (changes under a running goroutine only in `blocking`).
+    static M_P: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+impl Cur {
+    /// The runtime; valid for as long as the calling goroutine code runs.
+    pub(crate) fn sched<'a>(self) -> &'a Sched {
+        // SAFETY: a goroutine runs only while its runtime's Sched is alive (every M holds
+        // an Arc to it), and goroutine code cannot outlive its goroutine.
+        unsafe { &*self.sched }
+    }
+
+    /// The running goroutine's G; valid for as long as the calling goroutine code runs.
+    pub(crate) fn g<'a>(self) -> &'a G {
+        // SAFETY: the running goroutine's G lives until its coroutine returns.
+        unsafe { self.g.as_ref() }
+    }
+}
+
+/// The running goroutine, if this thread is running one.
+pub(crate) fn try_current() -> Option<Cur> {
+    CUR.with(|c| c.get())
+}
+
+/// The running goroutine; panics outside one.
+pub(crate) fn current() -> Cur {
+    try_current()
+        .expect("this minigo function must be called from a goroutine of a running minigo runtime")
+}
+
+/// The P this thread's M holds.
+fn current_p() -> usize {
+    M_P.with(|p| p.get())
+        .expect("a running goroutine's M holds a P")
+}
+
+/// Stops the running goroutine until its M resumes it; `reason` says what the M should do.
+/// The one way a goroutine stops (see `park`): registers are spilled, the stack pointer
+/// recorded for the collector.
+pub(crate) fn park(reason: Park) {
+    let cur = current();
+    let g = cur.g();
+    with_spilled_registers(|sp| {
+        g.saved_sp.store(sp, Ordering::Release);
+        // SAFETY: set when the coroutine started; this is that coroutine.
+        unsafe { (*g.yielder.get()).suspend(reason) };
+    });
+}
+
+/// A safepoint: if the world is stopping, stop here.
+#[inline]
+pub(crate) fn safepoint() {
+    if let Some(cur) = try_current() {
+        if cur.sched().gcwaiting.load(Ordering::Relaxed) {
+            park(Park::Yield);
+        }
+    }
+}
+
+/// Parks the running goroutine until `wake` (via `ready`), which the caller must make
+/// possible only after this has published that the goroutine is about to wait: call it
+/// holding the lock that makes the goroutine visible to wakers, and release that lock in
+/// `unlock` (the goroutine then parks).
+pub(crate) fn wait_unlocking(unlock: impl FnOnce()) {
+    let cur = current();
+    cur.g().status.store(WAITING_PREPARE, Ordering::Release);
+    unlock();
+    park(Park::Wait);
+}
+
+/// Runs `f` with the world stopped (from a goroutine): the goroutine parks, its M stops
+/// every P, runs `f`, and restarts the world. If another M is stopping the world at the
+/// same moment, this waits its turn.
+pub(crate) fn with_world_stopped(mut f: impl FnMut(&Sched)) {
+    let done = Cell::new(false);
+    let mut job = |s: &Sched| {
+        f(s);
+        done.set(true);
+    };
+    while !done.get() {
+        let job: *mut (dyn FnMut(&Sched) + '_) = &mut job;
+        // SAFETY: only the lifetime is erased; the M calls the job while this goroutine is
+        // parked inside `park`, so everything it borrows is alive.
+        let job: *mut (dyn FnMut(&Sched) + 'static) = unsafe { std::mem::transmute(job) };
+        park(Park::StopTheWorld(job));
+    }
+}
+
+/// Gives up the processor: other goroutines run, this one runs again soon.
+pub fn yield_now() {
+    park(Park::Yield);
+}
+
+/// Runs `f` without holding a P (Go's `entersyscall`/`exitsyscall`): another goroutine may
+/// run on this goroutine's P meanwhile, and the world can stop without waiting for `f`.
+/// For blocking system calls and long computations that touch no heap object: `f` must not
+/// use `Gc` values, allocate, or call other runtime functions (the collector may be running).
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let cur = current();
+    let sched = cur.sched();
+    let g = cur.g();
+    with_spilled_registers(|sp| {
+        g.saved_sp.store(sp, Ordering::Release);
+        g.status.store(SYSCALL, Ordering::Release);
+        let p = current_p();
+        M_P.with(|c| c.set(None));
+        sched.release_p(p);
+        let r = f();
+        let p = sched.acquire_p_after_blocking();
+        M_P.with(|c| c.set(Some(p)));
+        g.status.store(RUNNING, Ordering::Release);
+        r
+    })
+}
+
+impl Sched {
+    pub(crate) fn new(
+        collector: Arc<Collector>,
+        procs: usize,
+        stack_size: usize,
+        panic_aborts: bool,
+    ) -> Sched {
+        let heap = collector.heap().clone();
+        Sched {
+            ps: (0..procs)
+                .map(|_| P {
+                    runq: LocalQueue::default(),
+                    status: AtomicU32::new(P_IDLE),
+                    tick: AtomicU32::new(0),
+                    mcache: std::cell::UnsafeCell::new(MCache::new(&heap)),
+                })
+                .collect(),
+            collector,
+            global: GlobalQueue::default(),
+            locked: Mutex::new(Locked {
+                idle_ps: (0..procs).rev().collect(),
+                idle_ms: Vec::new(),
+                stopwait: 0,
+            }),
+            stw_cv: Condvar::new(),
+            world_cv: Condvar::new(),
+            gcwaiting: AtomicBool::new(false),
+            stw_running: AtomicBool::new(false),
+            worlds_stopped: AtomicU64::new(0),
+            npidle: AtomicUsize::new(procs),
+            next_goid: AtomicU64::new(1),
+            ngoroutines: AtomicUsize::new(0),
+            allgs: Mutex::new(Vec::new()),
+            stacks: Mutex::new(Vec::new()),
+            stack_size,
+            globals: Default::default(),
+            chans: Default::default(),
+            timers: Default::default(),
+            finish: Mutex::new(None),
+            finish_cv: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+            panic_aborts,
+        }
+    }
+
+    pub(crate) fn procs(&self) -> usize {
+        self.ps.len()
+    }
+
+    /// The mcache of P `p`.
+    ///
+    /// # Safety
+    /// The caller's M holds `p`, or the world is stopped.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn mcache(&self, p: usize) -> &mut MCache {
+        // SAFETY: exclusive by the caller's contract.
+        unsafe { &mut *self.ps[p].mcache.get() }
+    }
+
+    /// The running goroutine's mcache.
+    ///
+    /// # Safety
+    /// Called from a goroutine of this runtime; the reference must not outlive a park.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn current_mcache(&self) -> &mut MCache {
+        // SAFETY: this M holds the P until the goroutine parks.
+        unsafe { self.mcache(current_p()) }
+    }
+
+    /// Creates a goroutine running `f` and queues it. Returns its id.
+    pub(crate) fn spawn(self: &Arc<Self>, f: Box<dyn FnOnce() + Send>) -> std::io::Result<u64> {
+        let stack = match self.stacks.lock().pop() {
+            Some(s) => s,
+            None => GoStack::new(self.stack_size)?,
+        };
+        let id = self.next_goid.fetch_add(1, Ordering::Relaxed);
+        let g = G::new(id, stack, f);
+        self.allgs.lock().push(GPtr(g));
+        self.ngoroutines.fetch_add(1, Ordering::Relaxed);
+        self.make_runnable(g);
+        Ok(id)
+    }
+
+    /// Queues a runnable goroutine: on this M's P if called from a goroutine (as `runnext`
+    /// when `next`), else on the global queue; and wakes an idle P if there is one.
+    fn make_runnable_next(&self, g: GRef, next: bool) {
+        match try_current().and_then(|c| std::ptr::eq(c.sched, self).then(current_p)) {
+            Some(p) => self.ps[p].runq.push(g, next, &self.global),
+            None => self.global.push([g]),
+        }
+        self.wakep();
+    }
+
+    fn make_runnable(&self, g: GRef) {
+        self.make_runnable_next(g, false);
+    }
+
+    /// Makes a waiting goroutine runnable (Go's `ready`): it runs next on this P.
+    pub(crate) fn ready(&self, g: GRef) {
+        // SAFETY: the waker owns the waiting G's handle (it took it from a wait queue).
+        if unsafe { g.as_ref() }.wake() {
+            self.make_runnable_next(g, true);
+        }
+    }
+
+    /// Hands an idle P to an idle (or new) M when there is work for it.
+    pub(crate) fn wakep(&self) {
+        if self.npidle.load(Ordering::Acquire) == 0 || self.gcwaiting.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut l = self.locked.lock();
+        if self.gcwaiting.load(Ordering::Relaxed) || self.shutdown.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(p) = l.idle_ps.pop() else { return };
+        self.npidle.fetch_sub(1, Ordering::AcqRel);
+        self.ps[p].status.store(P_RUNNING, Ordering::Release);
+        match l.idle_ms.pop() {
+            Some(m) => {
+                drop(l);
+                *m.p.lock() = Some(p);
+                m.cv.notify_one();
+            }
+            None => {
+                drop(l);
+                self.start_m(p);
+            }
+        }
+    }
+
+    fn start_m(&self, p: usize) {
+        let sched = self.arc();
+        let spawned = std::thread::Builder::new()
+            .name(format!("minigo-m-p{p}"))
+            .spawn(move || sched.m_main(Some(p)));
+        if spawned.is_err() {
+            // No thread: give the P back; the Ms there are will run its work.
+            self.release_p(p);
+        }
+    }
+
+    /// An `Arc` to this scheduler (every Sched lives in one).
+    pub(crate) fn arc(&self) -> Arc<Sched> {
+        // SAFETY: Sched values are only ever created inside an Arc (see `Runtime`), and a
+        // reference to one exists only while some Arc keeps it alive.
+        unsafe {
+            Arc::increment_strong_count(self as *const Sched);
+            Arc::from_raw(self as *const Sched)
+        }
+    }
+
+    /// Starts the first M with P 0 (the main goroutine is queued already).
+    pub(crate) fn start(self: &Arc<Self>) {
+        let mut l = self.locked.lock();
+        let p = l.idle_ps.pop().expect("a fresh runtime has idle Ps");
+        self.npidle.fetch_sub(1, Ordering::AcqRel);
+        drop(l);
+        self.ps[p].status.store(P_RUNNING, Ordering::Release);
+        self.start_m(p);
+    }
+
+    /// An M: runs goroutines whenever it holds a P.
+    fn m_main(self: Arc<Self>, mut p: Option<usize>) {
+        let slot = Arc::new(MSlot {
+            p: Mutex::new(None),
+            cv: Condvar::new(),
+        });
+        loop {
+            if self.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            let pid = match p.take() {
+                Some(pid) => pid,
+                None => {
+                    let mut got = slot.p.lock();
+                    loop {
+                        if let Some(pid) = got.take() {
+                            break pid;
+                        }
+                        if self.shutdown.load(Ordering::Acquire) {
+                            return;
+                        }
+                        got = slot.cv.wait_for(got, Duration::from_millis(100));
+                    }
+                }
+            };
+            self.schedule(pid);
+            let mut l = self.locked.lock();
+            l.idle_ms.push(slot.clone());
+        }
+    }
+
+    /// Runs goroutines on `p` until there is nothing to run; then releases `p`.
+    fn schedule(&self, mut p: usize) {
+        M_P.with(|c| c.set(Some(p)));
+        loop {
+            if self.gcwaiting.load(Ordering::Acquire) {
+                self.stop_self(p);
+            }
+            if self.shutdown.load(Ordering::Acquire) {
+                break;
+            }
+            match self.find_runnable(p) {
+                Some(g) => {
+                    self.execute(g, p);
+                    // `blocking` may have moved this M to another P.
+                    match M_P.with(|c| c.get()) {
+                        Some(np) => p = np,
+                        None => return,
+                    }
+                }
+                None => {
+                    if self.release_p_if_idle(p) {
+                        M_P.with(|c| c.set(None));
+                        return;
+                    }
+                }
+            }
+        }
+        M_P.with(|c| c.set(None));
+        self.release_p(p);
+    }
+
+    fn find_runnable(&self, p: usize) -> Option<GRef> {
+        let pp = &self.ps[p];
+        let tick = pp.tick.fetch_add(1, Ordering::Relaxed);
+        if tick % 61 == 0 {
+            if let Some(g) = self.global.pop() {
+                return Some(g);
+            }
+        }
+        if let Some(g) = pp.runq.pop() {
+            return Some(g);
+        }
+        if let Some(g) = self.global.pop() {
+            return Some(g);
+        }
+        let n = self.ps.len();
+        for k in 1..n {
+            let victim = &self.ps[(p + k) % n];
+            if let Some(g) = victim.runq.steal() {
+                return Some(g);
+            }
+        }
+        None
+    }
+
+    /// Resumes `g` on `p` and does what it asks when it comes back.
+    fn execute(&self, g: GRef, p: usize) {
+        // SAFETY: we took the G from a run queue: it is ours until it parks or ends.
+        let gr = unsafe { g.as_ref() };
+        gr.status.store(RUNNING, Ordering::Release);
+        gr.saved_sp.store(0, Ordering::Relaxed);
+        CUR.with(|c| c.set(Some(Cur { sched: self, g })));
+        signal::set_running(Some((gr.guard, gr.id)));
+        // SAFETY: as above.
+        let co = unsafe { gr.co() }
+            .as_mut()
+            .expect("a queued goroutine has its coroutine");
+        let r = co.resume(());
+        signal::set_running(None);
+        CUR.with(|c| c.set(None));
+        let p = M_P.with(|c| c.get()).unwrap_or(p);
+        match r {
+            corosensei::CoroutineResult::Yield(Park::Yield) => {
+                gr.status.store(RUNNABLE, Ordering::Release);
+                self.ps[p].runq.push(g, false, &self.global);
+            }
+            corosensei::CoroutineResult::Yield(Park::Wait) => {
+                if gr.finish_parking() {
+                    self.ps[p].runq.push(g, true, &self.global);
+                }
+            }
+            corosensei::CoroutineResult::Yield(Park::StopTheWorld(job)) => {
+                if self
+                    .stw_running
+                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    self.stop_the_world(p);
+                    // SAFETY: the job lives on the parked goroutine's stack (see
+                    // `with_world_stopped`).
+                    unsafe { (*job)(self) };
+                    self.start_the_world(p);
+                    self.stw_running.store(false, Ordering::Release);
+                } else {
+                    // Another M is stopping the world: stop with it, then try again.
+                    minigo_alloc_core::sync::spin_loop();
+                }
+                gr.status.store(RUNNABLE, Ordering::Release);
+                self.ps[p].runq.push(g, true, &self.global);
+            }
+            corosensei::CoroutineResult::Return(outcome) => self.finish(g, outcome),
+        }
+    }
+
+    /// A goroutine returned: recycle its stack, and end the run if it was main or panicked.
+    fn finish(&self, g: GRef, outcome: Outcome) {
+        // SAFETY: the goroutine has returned; its M owns the G alone.
+        let gr = unsafe { g.as_ref() };
+        let id = gr.id;
+        self.allgs.lock().retain(|x| x.0 != g);
+        self.ngoroutines.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        let co = unsafe { gr.co() }.take().expect("the coroutine was there");
+        let stack = co.into_stack();
+        stack.release();
+        self.stacks.lock().push(stack);
+        // SAFETY: allocated by `G::new` with Box::leak; no one else refers to it now.
+        drop(unsafe { Box::from_raw(g.as_ptr()) });
+        match outcome {
+            Err(message) => {
+                if self.panic_aborts {
+                    eprintln!(
+                        "panic: {message}\n\ngoroutine {id} [running]\nfatal: a goroutine panicked"
+                    );
+                    std::process::exit(2);
+                }
+                self.set_finish(Finish::Panic {
+                    goroutine: id,
+                    message,
+                });
+            }
+            Ok(()) if id == 1 => self.set_finish(Finish::Main(Ok(()))),
+            Ok(()) => {}
+        }
+    }
+
+    fn set_finish(&self, f: Finish) {
+        let mut fin = self.finish.lock();
+        if fin.is_none() {
+            *fin = Some(f);
+            self.finish_cv.notify_all();
+        }
+    }
+
+    /// Waits until main returns or a goroutine panics; then stops every M.
+    pub(crate) fn wait_finish(&self) -> Finish {
+        let mut fin = self.finish.lock();
+        while fin.is_none() {
+            fin = self.finish_cv.wait(fin);
+        }
+        let f = fin.take().expect("checked");
+        drop(fin);
+        self.shutdown.store(true, Ordering::Release);
+        let l = self.locked.lock();
+        for m in &l.idle_ms {
+            m.cv.notify_one();
+        }
+        self.world_cv.notify_all();
+        drop(l);
+        self.timers.shutdown();
+        f
+    }
+
+    /// Puts `p` on the idle list (its goroutine is in `blocking`, or its M found nothing).
+    pub(crate) fn release_p(&self, p: usize) {
+        let mut l = self.locked.lock();
+        self.put_idle(&mut l, p);
+    }
+
+    fn put_idle(&self, l: &mut Locked, p: usize) {
+        if self.gcwaiting.load(Ordering::Acquire)
+            && self.ps[p].status.load(Ordering::Acquire) == P_RUNNING
+        {
+            // The world is stopping and was waiting for this P: it is stopped now.
+            self.ps[p].status.store(P_STOPPED, Ordering::Release);
+            l.stopwait -= 1;
+            if l.stopwait == 0 {
+                self.stw_cv.notify_all();
+            }
+        } else {
+            self.ps[p].status.store(P_IDLE, Ordering::Release);
+        }
+        l.idle_ps.push(p);
+        self.npidle.fetch_add(1, Ordering::AcqRel);
+        self.world_cv.notify_all();
+    }
+
+    /// Releases `p` unless work appeared meanwhile (checked under the lock, so that a
+    /// goroutine queued globally just now is not left with every M asleep).
+    fn release_p_if_idle(&self, p: usize) -> bool {
+        let mut l = self.locked.lock();
+        if !self.global.is_empty() || self.gcwaiting.load(Ordering::Acquire) {
+            return false;
+        }
+        self.put_idle(&mut l, p);
+        true
+    }
+
+    /// A goroutine leaving `blocking`: takes any idle P, waiting while the world is
+    /// stopped or every P is busy.
+    fn acquire_p_after_blocking(&self) -> usize {
+        let mut l = self.locked.lock();
+        loop {
+            if !self.gcwaiting.load(Ordering::Acquire) {
+                if let Some(p) = l.idle_ps.pop() {
+                    self.npidle.fetch_sub(1, Ordering::AcqRel);
+                    self.ps[p].status.store(P_RUNNING, Ordering::Release);
+                    return p;
+                }
+            }
+            l = self.world_cv.wait(l);
+        }
+    }
+
+    /// This M's P stops for a world stop, and waits for the world to restart.
+    fn stop_self(&self, p: usize) {
+        let mut l = self.locked.lock();
+        if !self.gcwaiting.load(Ordering::Acquire)
+            || self.ps[p].status.load(Ordering::Acquire) != P_RUNNING
+        {
+            return;
+        }
+        self.ps[p].status.store(P_STOPPED, Ordering::Release);
+        l.stopwait -= 1;
+        if l.stopwait == 0 {
+            self.stw_cv.notify_all();
+        }
+        while self.gcwaiting.load(Ordering::Acquire) {
+            l = self.world_cv.wait(l);
+        }
+        self.ps[p].status.store(P_RUNNING, Ordering::Release);
+    }
+
+    /// Stops every P but `me` (Go's `stopTheWorldWithSema`). Returns with all stopped.
+    fn stop_the_world(&self, me: usize) {
+        let mut l = self.locked.lock();
+        self.gcwaiting.store(true, Ordering::Release);
+        self.ps[me].status.store(P_STOPPED, Ordering::Release);
+        let mut running = 0;
+        for (i, p) in self.ps.iter().enumerate() {
+            if i == me {
+                continue;
+            }
+            match p.status.load(Ordering::Acquire) {
+                P_IDLE => p.status.store(P_STOPPED, Ordering::Release),
+                P_RUNNING => running += 1,
+                _ => {}
+            }
+        }
+        l.stopwait = running;
+        while l.stopwait > 0 {
+            l = self.stw_cv.wait(l);
+        }
+        self.worlds_stopped.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Restarts the world (Go's `startTheWorldWithSema`).
+    fn start_the_world(&self, me: usize) {
+        let l = self.locked.lock();
+        for &p in &l.idle_ps {
+            self.ps[p].status.store(P_IDLE, Ordering::Release);
+        }
+        self.ps[me].status.store(P_RUNNING, Ordering::Release);
+        self.gcwaiting.store(false, Ordering::Release);
+        self.world_cv.notify_all();
+        drop(l);
+        if !self.global.is_empty() || self.ps.iter().any(|p| !p.runq.is_empty()) {
+            self.wakep();
+        }
+    }
+
+    /// Every goroutine that is alive, for the collector (world stopped).
+    pub(crate) fn goroutines(&self) -> Vec<GRef> {
+        self.allgs.lock().iter().map(|g| g.0).collect()
+    }
+}
+
+impl Drop for Sched {
+    fn drop(&mut self) {
+        // Goroutines still alive when the runtime ends are abandoned, as Go's are when main
+        // returns: their stacks are unmapped without unwinding them.
+        for g in self.allgs.get_mut().drain(..) {
+            // SAFETY: every M has exited (they hold Arcs to this Sched), so no one else
+            // refers to any G; the coroutine is forgotten (not unwound) and its stack
+            // mapping freed with it by dropping the stack it is built on.
+            unsafe {
+                let g = Box::from_raw(g.0.as_ptr());
+                if let Some(co) = (*g.co()).take() {
+                    let (lo, hi) = (g.guard.0, g.stack_top);
+                    std::mem::forget(co);
+                    libc::munmap(lo as *mut libc::c_void, hi - lo);
+                }
+                let _ = READY_EARLY;
+            }
+        }
+    }
+}

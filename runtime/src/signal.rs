@@ -1,0 +1,125 @@
+//! Turning a goroutine's stack overflow into a message instead of a bare SIGSEGV.
+//!
+//! A goroutine that overflows its stack touches the guard page below it. The runtime
+//! installs a SIGSEGV handler (on the alternate signal stack that Rust's standard library
+//! gives every thread) which checks the fault address against the guard page of the
+//! goroutine running on this thread: if it matches, it prints `fatal error: goroutine N:
+//! stack overflow` and exits with status 2, as Go does (an overflowed stack cannot be
+//! unwound safely). Any other fault goes to the handler that was there before (Rust's own,
+//! which reports overflows of thread stacks), or to the default action.
+
+use std::cell::Cell;
+use std::sync::Once;
+
+thread_local! {
+    /// The running goroutine's guard page and id, set by the scheduler around each resume.
+    static GUARD: Cell<(usize, usize, u64)> = const { Cell::new((0, 0, 0)) };
+}
+
+static INSTALL: Once = Once::new();
+static mut PREVIOUS: Option<libc::sigaction> = None;
+
+/// Notes which goroutine (and guard page) runs on this thread; `None` when none does.
+pub(crate) fn set_running(g: Option<((usize, usize), u64)>) {
+    GUARD.with(|c| c.set(g.map_or((0, 0, 0), |((lo, hi), id)| (lo, hi, id))));
+}
+
+/// Installs the handler once per process.
+pub(crate) fn install() {
+    INSTALL.call_once(|| {
+        // SAFETY: installing a handler with sigaction; the previous one is saved first and
+        // only read by the handler afterwards (Once orders the write before any fault).
+        unsafe {
+            let mut new: libc::sigaction = std::mem::zeroed();
+            new.sa_sigaction = on_segv as *const () as usize;
+            new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut new.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGSEGV, &new, &mut old) == 0 {
+                *std::ptr::addr_of_mut!(PREVIOUS) = Some(old);
+            }
+        }
+    });
+}
+
+extern "C" fn on_segv(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let (lo, hi, id) = GUARD.with(|c| c.get());
+    if addr >= lo && addr < hi {
+        let mut buf = [0u8; 96];
+        let msg = format_overflow(&mut buf, id);
+        // SAFETY: write(2) and _exit are async-signal-safe; `msg` is a valid buffer.
+        unsafe {
+            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::_exit(2);
+        }
+    }
+    // Not a goroutine overflow: hand it to whoever handled SIGSEGV before us.
+    // SAFETY: PREVIOUS was written before the handler could run (see `install`).
+    let previous = unsafe { *std::ptr::addr_of!(PREVIOUS) };
+    match previous {
+        Some(old) if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN => {
+            if old.sa_flags & libc::SA_SIGINFO != 0 {
+                // SAFETY: the previous handler was installed as a three-argument handler.
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    unsafe { std::mem::transmute(old.sa_sigaction) };
+                f(sig, info, ctx);
+            } else {
+                // SAFETY: the previous handler was installed as a one-argument handler.
+                let f: extern "C" fn(libc::c_int) =
+                    unsafe { std::mem::transmute(old.sa_sigaction) };
+                f(sig);
+            }
+        }
+        _ => {
+            // Restore the default action and return: the faulting instruction runs again
+            // and the process dies of SIGSEGV, as it would have without us.
+            // SAFETY: resetting a signal's disposition to its default.
+            unsafe {
+                let mut dfl: libc::sigaction = std::mem::zeroed();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(libc::SIGSEGV, &dfl, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// "fatal error: goroutine N: stack overflow\n" without allocating.
+fn format_overflow(buf: &mut [u8; 96], id: u64) -> &[u8] {
+    let head = b"fatal error: goroutine ";
+    let tail = b": stack overflow\n";
+    let mut digits = [0u8; 20];
+    let mut n = id;
+    let mut k = digits.len();
+    loop {
+        k -= 1;
+        digits[k] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut len = 0;
+    for &b in head.iter().chain(&digits[k..]).chain(tail) {
+        buf[len] = b;
+        len += 1;
+    }
+    &buf[..len]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn overflow_message() {
+        let mut b = [0u8; 96];
+        assert_eq!(
+            super::format_overflow(&mut b, 17),
+            b"fatal error: goroutine 17: stack overflow\n"
+        );
+        assert_eq!(
+            super::format_overflow(&mut b, 0),
+            b"fatal error: goroutine 0: stack overflow\n"
+        );
+    }
+}

@@ -1,0 +1,520 @@
+//! Typed pointers into the heap: `Gc<T>` for objects of `#[derive(HeapType)]` structs,
+//! `GcSlice<T>` and `GcStr` for arrays and strings, `GcCell` for pointer fields that change.
+//!
+//! Where a `Gc` may live (the collector finds it there):
+//! - on a goroutine's stack (locals, arguments, anything the goroutine's frames hold):
+//!   stacks are scanned conservatively while their goroutines are parked;
+//! - inside heap objects (fields of derived types, slice elements): scanned precisely;
+//! - in a [`Global`](crate::Global) handle, in a channel's buffer, in a goroutine's closure
+//!   before it starts.
+//!
+//! Where it may not: anywhere else — a `Vec`, `Box` or `HashMap` on the Rust heap, a
+//! thread-local, a static, a thread that is not one of the runtime's. The collector cannot
+//! see those, and the object is freed under them. Keep such references as `Global`s.
+//!
+//! Objects never run destructors (derived types may not need `Drop`) and fields are written
+//! once, at `Gc::new`, except through `GcCell` (pointers) and atomics (scalars), which are
+//! safe to share between goroutines running on different threads. Every pointer store into
+//! an object goes through the collector's write function.
+
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+use minigo_alloc_core::sync::{AtomicUsize, Ordering};
+use minigo_alloc_core::{AllocError, Layout};
+
+use crate::sched::{current, safepoint, with_world_stopped};
+
+/// A type that may be a field of a heap object: says which of its words are pointers.
+///
+/// # Safety
+/// `pointer_words` must report exactly the byte offsets (from `offset`) of the words that
+/// hold pointers into the heap, and the type must be plain data the collector may copy and
+/// free without running code.
+pub unsafe trait GcField {
+    /// Bit `i` set: word `i` of the value is a pointer (words past 64 are not represented;
+    /// `pointer_words` has them all).
+    const MASK: u64;
+
+    /// Pushes the word index of every pointer word, the value being at byte `offset`.
+    fn pointer_words(offset: usize, out: &mut Vec<usize>);
+}
+
+/// `mask` moved up by `words` words, dropping what passes word 63 (for `GcField::MASK` of
+/// composite types; used by the derive).
+#[doc(hidden)]
+pub const fn shift_mask(mask: u64, words: usize) -> u64 {
+    if words >= 64 {
+        0
+    } else {
+        mask << words
+    }
+}
+
+/// A type that can be allocated as `Gc<Self>`. Derive it: `#[derive(HeapType)]`.
+///
+/// # Safety
+/// `layout` must describe the type's size and pointer words exactly, and the type must not
+/// need `Drop`.
+pub unsafe trait HeapType: GcField + Sized {
+    /// The type's layout, computed once.
+    fn layout() -> &'static Layout;
+}
+
+/// The layout of `T` from its `GcField` impl (what the derive caches).
+pub fn layout_of<T: GcField>() -> Layout {
+    let mut words = Vec::new();
+    T::pointer_words(0, &mut words);
+    Layout::new(std::mem::size_of::<T>(), &words)
+        .expect("GcField reported a pointer past the type's end")
+}
+
+macro_rules! scalar_fields {
+    ($($t:ty),*) => {$(
+        // SAFETY: a scalar: no pointer words, no drop glue.
+        unsafe impl GcField for $t {
+            const MASK: u64 = 0;
+            #[inline]
+            fn pointer_words(_: usize, _: &mut Vec<usize>) {}
+        }
+    )*};
+}
+
+scalar_fields!(
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    bool,
+    char,
+    (),
+    std::sync::atomic::AtomicU64,
+    std::sync::atomic::AtomicI64,
+    std::sync::atomic::AtomicUsize,
+    std::sync::atomic::AtomicIsize,
+    std::sync::atomic::AtomicU32,
+    std::sync::atomic::AtomicI32,
+    std::sync::atomic::AtomicBool
+);
+
+// SAFETY: a scalar wrapper: no pointers, and Cell<T> for Copy scalars has no drop glue.
+unsafe impl<T: GcField + Copy> GcField for std::cell::Cell<T> {
+    const MASK: u64 = T::MASK;
+    fn pointer_words(offset: usize, out: &mut Vec<usize>) {
+        T::pointer_words(offset, out)
+    }
+}
+
+// SAFETY: elements at their offsets.
+unsafe impl<T: GcField, const N: usize> GcField for [T; N] {
+    const MASK: u64 = {
+        let (mut m, mut i) = (0, 0);
+        while i < N {
+            m |= shift_mask(T::MASK, i * std::mem::size_of::<T>() / 8);
+            i += 1;
+        }
+        m
+    };
+    fn pointer_words(offset: usize, out: &mut Vec<usize>) {
+        for i in 0..N {
+            T::pointer_words(offset + i * std::mem::size_of::<T>(), out);
+        }
+    }
+}
+
+/// A pointer to a heap object. `Copy`; null is `Option<Gc<T>>::None` (same size).
+#[repr(transparent)]
+pub struct Gc<T> {
+    ptr: NonNull<T>,
+    _t: PhantomData<T>,
+}
+
+impl<T> Clone for Gc<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Gc<T> {}
+
+impl<T> PartialEq for Gc<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.ptr == other.ptr
+    }
+}
+impl<T> Eq for Gc<T> {}
+
+impl<T> std::fmt::Debug for Gc<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gc({:p})", self.ptr)
+    }
+}
+
+// SAFETY: a Gc is an address the collector keeps alive wherever the rules above allow it to
+// be; sharing it between goroutines (on any of the runtime's threads) shares `&T`, which is
+// sound when T is Sync.
+unsafe impl<T: Sync> Send for Gc<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for Gc<T> {}
+
+// SAFETY: one pointer word.
+unsafe impl<T> GcField for Gc<T> {
+    const MASK: u64 = 1;
+    fn pointer_words(offset: usize, out: &mut Vec<usize>) {
+        out.push(offset / 8);
+    }
+}
+
+// SAFETY: Option<Gc<T>> has Gc's representation (null = None): one pointer word.
+unsafe impl<T> GcField for Option<Gc<T>> {
+    const MASK: u64 = 1;
+    fn pointer_words(offset: usize, out: &mut Vec<usize>) {
+        out.push(offset / 8);
+    }
+}
+
+impl<T: HeapType> Gc<T> {
+    /// Moves `value` into a new heap object. Fails only when the heap cannot hold it (after
+    /// a collection), under a `max_heap` limit.
+    pub fn new(value: T) -> Result<Gc<T>, AllocError> {
+        let p = alloc(T::layout(), 1)?.cast::<T>();
+        // SAFETY: a fresh, zeroed, properly sized and aligned object; the write is the
+        // object's initialisation (allocated during a stopped-world-free window: no
+        // collector runs until this goroutine's next safepoint).
+        unsafe { p.as_ptr().write(value) };
+        Ok(Gc {
+            ptr: p,
+            _t: PhantomData,
+        })
+    }
+}
+
+impl<T> Gc<T> {
+    /// The object's address.
+    pub fn as_ptr(self) -> *const T {
+        self.ptr.as_ptr()
+    }
+
+    /// Whether two pointers point at the same object.
+    pub fn ptr_eq(a: Gc<T>, b: Gc<T>) -> bool {
+        a.ptr == b.ptr
+    }
+
+    /// A `Gc` from an address.
+    ///
+    /// # Safety
+    /// `ptr` is a live heap object of type `T` allocated by this runtime.
+    pub unsafe fn from_raw(ptr: *const T) -> Gc<T> {
+        Gc {
+            ptr: NonNull::new(ptr as *mut T).expect("Gc::from_raw(null)"),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Gc<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: a Gc held where the rules allow keeps its object alive, and objects are
+        // immutable but for atomics and GcCells.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+/// A pointer field that can change after the object is built: reads and writes are atomic
+/// (word-sized, relaxed), writes go through the collector's write function.
+#[repr(transparent)]
+pub struct GcCell<T: GcPointer> {
+    word: AtomicUsize,
+    _t: PhantomData<T>,
+}
+
+/// `Gc<T>` or `Option<Gc<T>>`: what a `GcCell` holds.
+pub trait GcPointer: Copy + GcField {
+    /// The pointer as a word (0 for None).
+    fn to_word(self) -> usize;
+    /// The word back as the pointer.
+    ///
+    /// # Safety
+    /// `w` came from `to_word` of the same type.
+    unsafe fn from_word(w: usize) -> Self;
+}
+
+impl<T> GcPointer for Gc<T> {
+    fn to_word(self) -> usize {
+        self.ptr.as_ptr() as usize
+    }
+    unsafe fn from_word(w: usize) -> Self {
+        Gc {
+            ptr: NonNull::new(w as *mut T).expect("a Gc word is never 0"),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T> GcPointer for Option<Gc<T>> {
+    fn to_word(self) -> usize {
+        self.map_or(0, |g| g.ptr.as_ptr() as usize)
+    }
+    unsafe fn from_word(w: usize) -> Self {
+        NonNull::new(w as *mut T).map(|ptr| Gc {
+            ptr,
+            _t: PhantomData,
+        })
+    }
+}
+
+// SAFETY: one pointer word.
+unsafe impl<T: GcPointer> GcField for GcCell<T> {
+    const MASK: u64 = 1;
+    fn pointer_words(offset: usize, out: &mut Vec<usize>) {
+        out.push(offset / 8);
+    }
+}
+
+impl<T: GcPointer> GcCell<T> {
+    /// A cell holding `v`.
+    pub fn new(v: T) -> Self {
+        GcCell {
+            word: AtomicUsize::new(v.to_word()),
+            _t: PhantomData,
+        }
+    }
+
+    /// The current pointer.
+    pub fn get(&self) -> T {
+        // SAFETY: the word was stored from a T.
+        unsafe { T::from_word(self.word.load(Ordering::Relaxed)) }
+    }
+
+    /// Stores `v` through the collector's write function.
+    pub fn set(&self, v: T) {
+        let cur = current();
+        // SAFETY: this cell is a pointer word of a live heap object (cells live in heap
+        // objects; one on a stack is scanned conservatively anyway), and `v` is a heap
+        // pointer or null.
+        unsafe { cur.sched().collector.write(self.word.as_ptr(), v.to_word()) };
+    }
+}
+
+/// An array in the heap: a `Copy` pair of a pointer to the elements and their number (Go's
+/// slice header, without a capacity). Elements are word-sized multiples so that a
+/// concurrent read can tear only between words, never inside one.
+pub struct GcSlice<T> {
+    ptr: Option<NonNull<T>>,
+    len: usize,
+}
+
+impl<T> Clone for GcSlice<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for GcSlice<T> {}
+
+// SAFETY: as for Gc.
+unsafe impl<T: Sync> Send for GcSlice<T> {}
+// SAFETY: as for Gc.
+unsafe impl<T: Sync> Sync for GcSlice<T> {}
+
+// SAFETY: a pointer word, then the length (a scalar).
+unsafe impl<T> GcField for GcSlice<T> {
+    const MASK: u64 = 1;
+    fn pointer_words(offset: usize, out: &mut Vec<usize>) {
+        out.push(offset / 8);
+    }
+}
+
+impl<T: GcField + Copy> GcSlice<T> {
+    const WORDS: usize = {
+        assert!(
+            std::mem::size_of::<T>() % 8 == 0,
+            "GcSlice elements must be a whole number of words"
+        );
+        assert!(
+            std::mem::size_of::<T>() <= 512,
+            "GcSlice elements are at most 64 words"
+        );
+        std::mem::size_of::<T>() / 8
+    };
+
+    /// A new array of `len` copies of `init`.
+    pub fn new(len: usize, init: T) -> Result<GcSlice<T>, AllocError> {
+        let layout = elem_layout::<T>();
+        let p = alloc(&layout, len)?.cast::<T>();
+        let s = GcSlice { ptr: Some(p), len };
+        for i in 0..len {
+            s.set(i, init);
+        }
+        Ok(s)
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty array.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn word(&self, i: usize, w: usize) -> &AtomicUsize {
+        assert!(
+            i < self.len,
+            "index {i} out of range for a GcSlice of length {}",
+            self.len
+        );
+        let base = self.ptr.expect("non-empty").as_ptr() as usize;
+        // SAFETY: element i is inside the array (checked), word w inside the element.
+        unsafe { &*((base + i * std::mem::size_of::<T>() + w * 8) as *const AtomicUsize) }
+    }
+
+    /// Element `i` (panics out of range).
+    pub fn get(&self, i: usize) -> T {
+        let mut words = [0usize; 64];
+        let n = Self::WORDS;
+        for (w, slot) in words.iter_mut().enumerate().take(n) {
+            *slot = self.word(i, w).load(Ordering::Relaxed);
+        }
+        // SAFETY: the words were stored from a T (see `set`), and T is plain data.
+        unsafe { std::ptr::read(words.as_ptr() as *const T) }
+    }
+
+    /// Stores `v` at `i` (panics out of range); pointer words through the write function.
+    pub fn set(&self, i: usize, v: T) {
+        let n = Self::WORDS;
+        let src = &v as *const T as *const usize;
+        let cur = current();
+        for w in 0..n {
+            // SAFETY: `src` points at `v`, n words long.
+            let value = unsafe { src.add(w).read() };
+            let slot = self.word(i, w);
+            if T::MASK >> w & 1 != 0 {
+                // SAFETY: a pointer word of a live heap array; `value` came from a T.
+                unsafe { cur.sched().collector.write(slot.as_ptr(), value) };
+            } else {
+                slot.store(value, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// An immutable UTF-8 string in the heap (a noscan object), as a `Copy` pointer and length.
+#[derive(Clone, Copy)]
+pub struct GcStr {
+    ptr: Option<NonNull<u8>>,
+    len: usize,
+}
+
+// SAFETY: an immutable byte array.
+unsafe impl Send for GcStr {}
+// SAFETY: as above.
+unsafe impl Sync for GcStr {}
+
+// SAFETY: a pointer word, then the length.
+unsafe impl GcField for GcStr {
+    const MASK: u64 = 1;
+    fn pointer_words(offset: usize, out: &mut Vec<usize>) {
+        out.push(offset / 8);
+    }
+}
+
+impl GcStr {
+    /// Copies `s` into the heap.
+    pub fn new(s: &str) -> Result<GcStr, AllocError> {
+        if s.is_empty() {
+            return Ok(GcStr { ptr: None, len: 0 });
+        }
+        let p = alloc(&Layout::noscan(1), s.len())?;
+        // SAFETY: a fresh object of s.len() bytes.
+        unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), p.as_ptr(), s.len()) };
+        Ok(GcStr {
+            ptr: Some(p),
+            len: s.len(),
+        })
+    }
+
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        match self.ptr {
+            None => "",
+            // SAFETY: the bytes were copied from a &str and never change.
+            Some(p) => unsafe {
+                std::str::from_utf8_unchecked(std::slice::from_raw_parts(p.as_ptr(), self.len))
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for GcStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+impl PartialEq for GcStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+fn elem_layout<T: GcField>() -> Layout {
+    layout_of::<T>()
+}
+
+/// Allocates from the running goroutine's P: the mcache's fast path, else a safepoint, the
+/// pacer's trigger (a collection with the world stopped), a refill, and on out-of-memory
+/// one full collection before giving up. The P is looked up afresh after every park.
+pub(crate) fn alloc(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
+    let cur = current();
+    let sched = cur.sched();
+    if len == 1 && !sched.collector.config().stress {
+        // SAFETY: this goroutine's M holds the P; the borrow ends before any park.
+        if let Some(p) = unsafe { sched.current_mcache() }.alloc_fast(layout) {
+            return Ok(p);
+        }
+    }
+    alloc_slow(layout, len)
+}
+
+#[cold]
+fn alloc_slow(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
+    safepoint();
+    let sched = current().sched();
+    let stress = sched.collector.config().stress;
+    if stress || sched.collector.should_collect() {
+        with_world_stopped(|s| {
+            if stress || s.collector.should_collect() {
+                s.collect(false);
+            }
+        });
+    }
+    let sched = current().sched();
+    // SAFETY: as in `alloc`.
+    match unsafe { sched.current_mcache() }.alloc_array(layout, len) {
+        Err(AllocError::OutOfMemory { .. }) => {
+            with_world_stopped(|s| s.collect(false));
+            let sched = current().sched();
+            // SAFETY: as in `alloc`.
+            unsafe { sched.current_mcache() }.alloc_array(layout, len)
+        }
+        r => r,
+    }
+}
+
+/// Runs a collection now (Go's `runtime.GC()`): returns once a whole cycle that started
+/// after the call has finished.
+pub fn gc() {
+    with_world_stopped(|s| s.collect(true));
+}
