@@ -233,7 +233,7 @@ impl Collector {
             let elapsed = self.created.elapsed().as_nanos() as u64;
             let procs = self.config.mark_workers.max(1) as u64;
             let pct = (stats.gc_cpu_ns * 100) / (elapsed * procs).max(1);
-            let line = gctrace_line(&r, pct);
+            let line = gctrace_line(&r, pct, procs as usize);
             drop(stats);
             match self.trace_out.lock().as_mut() {
                 Some(out) => {

@@ -112,8 +112,8 @@ fn ms(ns: u64) -> String {
 /// The cycle's gctrace line, in Go's format:
 /// `gc 3 @0.012s 2%: 0.016+0.33+0.003 ms clock, 0.016+0/0.60/0+0.003 ms cpu, 4->4->1 MB,
 /// 4 MB goal, 0 MB stacks, 0 MB globals, 2 P` (stop-the-world: no assist or idle marking,
-/// so those CPU fields are 0; "MB" is MiB, as in Go).
-pub fn gctrace_line(r: &CycleRecord, cpu_percent: u64) -> String {
+/// so those CPU fields are 0; "MB" is MiB and `P` the processors, as in Go).
+pub fn gctrace_line(r: &CycleRecord, cpu_percent: u64, procs: usize) -> String {
     let mb = |b: u64| b >> 20;
     let mut s = format!(
         "gc {} @{:.3}s {}%: {}+{}+{} ms clock, {}+0/{}/0+{} ms cpu, {}->{}->{} MB, {} MB goal, 0 MB stacks, 0 MB globals, {} P",
@@ -130,7 +130,7 @@ pub fn gctrace_line(r: &CycleRecord, cpu_percent: u64) -> String {
         mb(r.heap_before),
         mb(r.heap_live),
         if r.next_goal == u64::MAX { 0 } else { mb(r.next_goal) },
-        r.workers,
+        procs,
     );
     if r.forced {
         let _ = write!(s, " (forced)");
@@ -160,7 +160,7 @@ mod tests {
             forced: true,
         };
         assert_eq!(
-            gctrace_line(&r, 2),
+            gctrace_line(&r, 2, 2),
             "gc 7 @1.234s 2%: 0.016+0.330+0.003 ms clock, 0.016+0/0.600/0+0.003 ms cpu, 4->4->1 MB, 4 MB goal, 0 MB stacks, 0 MB globals, 2 P (forced)"
         );
     }

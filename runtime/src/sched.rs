@@ -131,17 +131,24 @@ impl Cur {
 }
 
 /// The running goroutine, if this thread is running one.
+///
+/// Never inlined, like every accessor of the runtime's thread-locals: LLVM treats the
+/// thread pointer as constant within a function, so after inlining it would reuse the
+/// address of the *previous* thread's slot across a park that resumed on another thread.
+#[inline(never)]
 pub(crate) fn try_current() -> Option<Cur> {
     CUR.with(|c| c.get())
 }
 
 /// The running goroutine; panics outside one.
+#[inline(never)]
 pub(crate) fn current() -> Cur {
     try_current()
         .expect("this minigo function must be called from a goroutine of a running minigo runtime")
 }
 
-/// The P this thread's M holds.
+/// The P this thread's M holds (not inlined: see `try_current`).
+#[inline(never)]
 fn current_p() -> usize {
     M_P.with(|p| p.get())
         .expect("a running goroutine's M holds a P")
@@ -377,14 +384,9 @@ impl Sched {
         }
     }
 
-    /// Starts the first M with P 0 (the main goroutine is queued already).
+    /// Makes sure an M runs the queued main goroutine (spawning it usually did already).
     pub(crate) fn start(self: &Arc<Self>) {
-        let mut l = self.locked.lock();
-        let p = l.idle_ps.pop().expect("a fresh runtime has idle Ps");
-        self.npidle.fetch_sub(1, Ordering::AcqRel);
-        drop(l);
-        self.ps[p].status.store(P_RUNNING, Ordering::Release);
-        self.start_m(p);
+        self.wakep();
     }
 
     /// An M: runs goroutines whenever it holds a P.
@@ -491,8 +493,11 @@ impl Sched {
         let p = M_P.with(|c| c.get()).unwrap_or(p);
         match r {
             corosensei::CoroutineResult::Yield(Park::Yield) => {
+                // Go's Gosched: to the global queue, so a yielding goroutine may continue on
+                // any P.
                 gr.status.store(RUNNABLE, Ordering::Release);
-                self.ps[p].runq.push(g, false, &self.global);
+                self.global.push([g]);
+                self.wakep();
             }
             corosensei::CoroutineResult::Yield(Park::Wait) => {
                 if gr.finish_parking() {

@@ -315,6 +315,12 @@ pub struct GcSlice<T> {
     len: usize,
 }
 
+impl<T> std::fmt::Debug for GcSlice<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GcSlice({:?}, len {})", self.ptr, self.len)
+    }
+}
+
 impl<T> Clone for GcSlice<T> {
     fn clone(&self) -> Self {
         *self

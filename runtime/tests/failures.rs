@@ -1,0 +1,198 @@
+//! Failures reach the user as errors or clear messages: a panicking goroutine, running out
+//! of memory under `max_heap`, a goroutine stack overflow (a subprocess: it ends the
+//! process, as in Go), and Go's environment variables.
+
+use std::process::Command;
+
+use minigo_runtime::{
+    go, num_goroutine, procs, read_mem_stats, sleep, AllocError, Chan, Gc, GcSlice, HeapType,
+    RunError, Runtime,
+};
+
+#[derive(HeapType)]
+struct Big {
+    words: [u64; 64],
+}
+
+#[test]
+fn a_panicking_goroutine_is_reported_with_its_id_and_message() {
+    let r = Runtime::builder().procs(2).build().unwrap().run(|| {
+        let id = go(|| panic!("the answer is {}", 42));
+        assert!(id > 1);
+        // Main waits forever; the panic ends the run.
+        let never: Chan<()> = Chan::new(0);
+        never.recv();
+    });
+    match r {
+        Err(RunError::Panic { goroutine, message }) => {
+            assert!(goroutine > 1, "not main: {goroutine}");
+            assert_eq!(message, "the answer is 42");
+        }
+        r => panic!("{r:?}"),
+    }
+    let r = Runtime::builder()
+        .procs(1)
+        .build()
+        .unwrap()
+        .run(|| panic!("main gives up"));
+    assert_eq!(
+        r,
+        Err(RunError::Panic {
+            goroutine: 1,
+            message: "main gives up".into()
+        })
+    );
+}
+
+#[test]
+fn out_of_memory_under_max_heap_reaches_the_goroutine_as_an_error() {
+    let r = Runtime::builder()
+        .procs(2)
+        .max_heap(Some(16 << 20))
+        .build()
+        .unwrap()
+        .run(|| {
+            let keep: Chan<Gc<Big>> = Chan::new(1 << 20);
+            let err = loop {
+                match Gc::new(Big { words: [1; 64] }) {
+                    Ok(b) => keep.send(b),
+                    Err(e) => break e,
+                }
+            };
+            assert!(matches!(err, AllocError::OutOfMemory { .. }), "{err:?}");
+            assert!(
+                keep.len() > 20_000,
+                "filled the limit first: {}",
+                keep.len()
+            );
+            let err = GcSlice::new(10 << 20, 0u64).unwrap_err();
+            assert!(matches!(err, AllocError::OutOfMemory { .. }));
+            // Letting go makes room again.
+            while keep.try_recv().is_ok() {}
+            for _ in 0..100_000 {
+                Gc::new(Big { words: [2; 64] }).unwrap();
+            }
+            assert!(read_mem_stats().num_gc > 0);
+        });
+    r.unwrap();
+}
+
+/// Runs this test binary again with `MINIGO_CHILD=scenario`, selecting `test`; returns its
+/// exit status and stderr.
+fn child(test: &str, scenario: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("MINIGO_CHILD", scenario);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn scenario() -> Option<String> {
+    std::env::var("MINIGO_CHILD").ok()
+}
+
+#[inline(never)]
+fn recurse(n: u64) -> u64 {
+    let pad = std::hint::black_box([n; 32]);
+    if n == 0 {
+        0
+    } else {
+        pad[3] + recurse(n - 1)
+    }
+}
+
+#[test]
+fn a_goroutine_stack_overflow_is_reported_not_a_bare_segfault() {
+    if scenario().as_deref() == Some("overflow") {
+        let _ = Runtime::builder()
+            .procs(1)
+            .stack_size(64 << 10)
+            .build()
+            .unwrap()
+            .run(|| {
+                go(|| {
+                    std::hint::black_box(recurse(u64::MAX));
+                });
+                sleep(std::time::Duration::from_secs(10));
+            });
+        unreachable!("the overflow ends the process");
+    }
+    let (code, stderr) = child(
+        "a_goroutine_stack_overflow_is_reported_not_a_bare_segfault",
+        "overflow",
+        &[],
+    );
+    assert_eq!(code, Some(2), "exit status 2, as Go; stderr: {stderr}");
+    assert!(
+        stderr.contains("fatal error: goroutine 2: stack overflow"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn abort_on_panic_exits_like_go() {
+    if scenario().as_deref() == Some("abort") {
+        let _ = Runtime::builder()
+            .procs(1)
+            .abort_on_panic(true)
+            .build()
+            .unwrap()
+            .run(|| {
+                go(|| panic!("boom"));
+                sleep(std::time::Duration::from_secs(10));
+            });
+        unreachable!("the panic aborts");
+    }
+    let (code, stderr) = child("abort_on_panic_exits_like_go", "abort", &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("panic: boom") && stderr.contains("goroutine 2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn go_environment_variables_configure_the_runtime() {
+    if scenario().as_deref() == Some("env") {
+        let rt = Runtime::new().unwrap();
+        assert_eq!(rt.collector().config().gogc, None, "GOGC=off");
+        assert_eq!(rt.collector().config().memory_limit, Some(64 << 20));
+        assert!(rt.collector().config().trace);
+        rt.run(|| {
+            assert_eq!(procs(), 3);
+            assert_eq!(num_goroutine(), 1);
+            minigo_runtime::gc();
+        })
+        .unwrap();
+        return;
+    }
+    let env = [
+        ("GOMAXPROCS", "3"),
+        ("GOGC", "off"),
+        ("GOMEMLIMIT", "64MiB"),
+        ("GODEBUG", "gctrace=1"),
+    ];
+    let (code, stderr) = child(
+        "go_environment_variables_configure_the_runtime",
+        "env",
+        &env,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("gc 1 @") && stderr.contains(" 3 P (forced)"),
+        "a gctrace line: {stderr}"
+    );
+    let (code, stderr) = child(
+        "go_environment_variables_configure_the_runtime",
+        "env",
+        &[("GOGC", "lots")],
+    );
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("GOGC"), "{stderr}");
+}

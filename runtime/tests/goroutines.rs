@@ -1,0 +1,133 @@
+//! Many goroutines allocating on two Ps with collections in verify mode; thread migration.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use minigo_runtime::{
+    go, goroutine_id, num_goroutine, read_mem_stats, yield_now, Chan, Gc, GcCell, HeapType,
+    Runtime, WaitGroup,
+};
+
+#[derive(HeapType)]
+struct Node {
+    next: GcCell<Option<Gc<Node>>>,
+    value: u64,
+}
+
+#[test]
+fn ten_thousand_goroutines_churn_allocations_in_verify_mode() {
+    let rt = Runtime::builder().procs(2).verify(true).build().unwrap();
+    let collector = rt.collector().clone();
+    rt.run(|| {
+        let results: Chan<(u64, u64)> = Chan::new(10_000);
+        let wg = WaitGroup::new();
+        for g in 0..10_000u64 {
+            wg.add(1);
+            let (wg, results) = (wg.clone(), results.clone());
+            go(move || {
+                // A list of 50 nodes, with garbage between them; the list must survive.
+                let head = Gc::new(Node {
+                    next: GcCell::new(None),
+                    value: 0,
+                })
+                .unwrap();
+                let mut tail = head;
+                for i in 1..50 {
+                    let _garbage = Gc::new(Node {
+                        next: GcCell::new(None),
+                        value: u64::MAX,
+                    })
+                    .unwrap();
+                    let n = Gc::new(Node {
+                        next: GcCell::new(None),
+                        value: g * 100 + i,
+                    })
+                    .unwrap();
+                    tail.next.set(Some(n));
+                    tail = n;
+                    if i % 10 == 0 {
+                        yield_now();
+                    }
+                }
+                let (mut sum, mut p) = (0, Some(head));
+                while let Some(n) = p {
+                    sum += n.value;
+                    p = n.next.get();
+                }
+                results.send((g, sum));
+                wg.done();
+            });
+        }
+        wg.wait();
+        results.close();
+        let mut seen = 0;
+        for (g, sum) in results.iter() {
+            assert_eq!(
+                sum,
+                (1..50).map(|i| g * 100 + i).sum::<u64>(),
+                "goroutine {g}"
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 10_000);
+        assert_eq!(num_goroutine(), 1, "only main is left");
+        let s = read_mem_stats();
+        assert!(s.num_gc > 0, "collections ran");
+    })
+    .unwrap();
+    assert!(collector.cycles().iter().all(|c| c.workers >= 1));
+}
+
+/// Thread-locals must be read through a function that is not inlined into code that parks:
+/// LLVM computes a thread-local's address once per function, and a goroutine may resume on
+/// another thread (the documented rule for users).
+#[inline(never)]
+fn thread_now() -> std::thread::ThreadId {
+    std::thread::current().id()
+}
+
+#[test]
+fn goroutines_migrate_between_threads_and_keep_their_identity() {
+    let rt = Runtime::builder().procs(2).build().unwrap();
+    let threads = Arc::new(Mutex::new(HashSet::new()));
+    let t = threads.clone();
+    rt.run(move || {
+        let wg = WaitGroup::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        for _ in 0..8 {
+            wg.add(1);
+            let (wg, t) = (wg.clone(), t.clone());
+            go(move || {
+                let me = goroutine_id();
+                let first = thread_now();
+                let mut i = 0u64;
+                // Park until this goroutine has resumed on another thread (or time is up:
+                // the second M's thread may take a while to get a CPU on a busy machine).
+                while thread_now() == first && std::time::Instant::now() < deadline {
+                    yield_now();
+                    assert_eq!(goroutine_id(), me, "the runtime lost track after park {i}");
+                    if i % 100 == 0 {
+                        let n = Gc::new(Node {
+                            next: GcCell::new(None),
+                            value: i,
+                        })
+                        .unwrap();
+                        yield_now();
+                        assert_eq!(n.value, i, "an object held across a migration");
+                    }
+                    i += 1;
+                }
+                t.lock().unwrap().insert((me, first != thread_now()));
+                wg.done();
+            });
+        }
+        wg.wait();
+    })
+    .unwrap();
+    let results = threads.lock().unwrap();
+    assert_eq!(results.len(), 8);
+    assert!(
+        results.iter().any(|r| r.1),
+        "no goroutine ever resumed on a second thread in 5 s"
+    );
+}
