@@ -1,13 +1,24 @@
 //! `WaitGroup` (Go's `sync.WaitGroup`): waits for a count of goroutines to finish.
+//!
+//! The counter is an atomic, so `add` and `done` take no lock unless the count reaches
+//! zero with goroutines waiting. A waiter re-checks the count under the waiters' lock before
+//! it parks, and the goroutine that brings the count to zero takes that lock to wake them,
+//! so no wakeup is lost between the two.
 
-use minigo_alloc_core::sync::{Arc, Mutex};
+use minigo_alloc_core::sync::{Arc, AtomicI64, Mutex, Ordering};
 
 use crate::sched::{current, wait_unlocking, GPtr};
+
+#[derive(Default)]
+struct Inner {
+    count: AtomicI64,
+    waiters: Mutex<Vec<GPtr>>,
+}
 
 /// A counter that goroutines wait on until it reaches zero. Clones share the counter.
 #[derive(Clone, Default)]
 pub struct WaitGroup {
-    inner: Arc<Mutex<(i64, Vec<GPtr>)>>,
+    inner: Arc<Inner>,
 }
 
 impl WaitGroup {
@@ -19,15 +30,15 @@ impl WaitGroup {
     /// Adds `n` (which may be negative) to the counter; at zero, waiters wake. Panics if
     /// the counter goes negative, as Go's does.
     pub fn add(&self, n: i64) {
-        let mut st = self.inner.lock();
-        st.0 += n;
-        assert!(st.0 >= 0, "sync: negative WaitGroup counter");
-        if st.0 == 0 && !st.1.is_empty() {
-            let waiters = std::mem::take(&mut st.1);
-            drop(st);
-            let sched = current().sched();
-            for g in waiters {
-                sched.ready(g.0);
+        let v = self.inner.count.fetch_add(n, Ordering::AcqRel) + n;
+        assert!(v >= 0, "sync: negative WaitGroup counter");
+        if v == 0 {
+            let waiters = std::mem::take(&mut *self.inner.waiters.lock());
+            if !waiters.is_empty() {
+                let sched = current().sched();
+                for g in waiters {
+                    sched.ready(g.0);
+                }
             }
         }
     }
@@ -40,11 +51,14 @@ impl WaitGroup {
     /// Waits until the counter is zero.
     pub fn wait(&self) {
         crate::sched::safepoint();
-        let mut st = self.inner.lock();
-        if st.0 == 0 {
+        if self.inner.count.load(Ordering::Acquire) == 0 {
             return;
         }
-        st.1.push(GPtr(current().g));
-        wait_unlocking(|| drop(st));
+        let mut w = self.inner.waiters.lock();
+        if self.inner.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        w.push(GPtr(current().g));
+        wait_unlocking(|| drop(w));
     }
 }
