@@ -188,12 +188,52 @@ impl<T> LocalQueue<T> {
         }
     }
 
-    /// Takes one item for another P (Go's `runqsteal`, one at a time): from the ring, or
-    /// `runnext` when the ring is empty.
+    /// Go's `runqsteal`: moves half of this ring into `thief`'s (which must be empty: a P
+    /// steals only when it has nothing) and returns one of them to run now; with an empty
+    /// ring, takes `runnext`.
+    pub fn steal_into(&self, thief: &LocalQueue<T>) -> Option<NonNull<T>> {
+        loop {
+            let h = self.head.load(Ordering::Acquire);
+            let t = self.tail.load(Ordering::Acquire);
+            let n = t.wrapping_sub(h);
+            let n = n - n / 2;
+            if n == 0 {
+                return self.steal_runnext();
+            }
+            if n as usize > RUNQ_SIZE / 2 + 1 {
+                continue; // read head and tail at different times; try again
+            }
+            // Copy first, then claim with one CAS: if the owner or another thief took any
+            // of them meanwhile, the CAS fails and nothing was taken.
+            let tt = thief.tail.load(Ordering::Relaxed);
+            for i in 0..n {
+                let g = self.ring[h.wrapping_add(i) as usize % RUNQ_SIZE].load(Ordering::Relaxed);
+                thief.ring[tt.wrapping_add(i) as usize % RUNQ_SIZE].store(g, Ordering::Relaxed);
+            }
+            if self
+                .head
+                .compare_exchange(h, h.wrapping_add(n), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                let last =
+                    thief.ring[tt.wrapping_add(n - 1) as usize % RUNQ_SIZE].load(Ordering::Relaxed);
+                if n > 1 {
+                    thief.tail.store(tt.wrapping_add(n - 1), Ordering::Release);
+                }
+                return NonNull::new(last);
+            }
+        }
+    }
+
+    /// Takes one item for another P: from the ring, or `runnext` when the ring is empty.
     pub fn steal(&self) -> Option<NonNull<T>> {
         if let Some(g) = self.take_head() {
             return Some(g);
         }
+        self.steal_runnext()
+    }
+
+    fn steal_runnext(&self) -> Option<NonNull<T>> {
         let next = self.runnext.load(Ordering::Acquire);
         if next.is_null() {
             return None;
@@ -257,6 +297,26 @@ mod tests {
             (1..=RUNQ_SIZE + 1).collect::<Vec<_>>(),
             "every item exactly once"
         );
+    }
+
+    #[test]
+    fn a_thief_takes_half_the_ring() {
+        let (q, thief) = (LocalQueue::default(), LocalQueue::default());
+        let global = GlobalQueue::default();
+        for i in 1..=10 {
+            q.push(item(i), false, &global);
+        }
+        assert_eq!(
+            q.steal_into(&thief),
+            Some(item(5)),
+            "the fifth of the five taken runs now"
+        );
+        assert_eq!((q.len(), thief.len()), (5, 4));
+        let mut rest = vec![];
+        while let Some(g) = thief.pop() {
+            rest.push(g.as_ptr() as usize / 8);
+        }
+        assert_eq!(rest, vec![1, 2, 3, 4]);
     }
 
     #[test]
