@@ -193,9 +193,7 @@ impl Runtime {
     /// Runs `main` as goroutine 1 and returns when it returns (other goroutines are
     /// abandoned, as in Go) or when any goroutine panics.
     pub fn run<F: FnOnce() + Send + 'static>(self, main: F) -> Result<(), RunError> {
-        self.sched
-            .spawn(Box::new(main))
-            .expect("mapping the main goroutine's stack");
+        self.sched.spawn(Box::new(main));
         self.sched.start();
         match self.sched.wait_finish() {
             Finish::Main(Ok(())) => Ok(()),
@@ -211,9 +209,7 @@ impl Runtime {
 /// Starts a goroutine running `f` (Go's `go f()`); returns its id.
 pub fn go<F: FnOnce() + Send + 'static>(f: F) -> u64 {
     let sched = current().sched().arc();
-    sched
-        .spawn(Box::new(f))
-        .expect("the OS refused a goroutine stack")
+    sched.spawn(Box::new(f))
 }
 
 /// Goroutines that exist now (Go's `runtime.NumGoroutine`).
@@ -231,7 +227,7 @@ pub fn procs() -> usize {
 
 /// The running goroutine's id.
 pub fn goroutine_id() -> u64 {
-    current().g().id
+    current().g().id()
 }
 
 /// Memory statistics, with every P's allocations counted (Go's `runtime.ReadMemStats`,

@@ -23,7 +23,7 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 
 use corosensei::{Coroutine, Yielder};
-use minigo_alloc_core::sync::{AtomicU32, AtomicUsize, Mutex, Ordering};
+use minigo_alloc_core::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 use crate::stack::GoStack;
 
@@ -49,15 +49,20 @@ pub(crate) const WAITING: u32 = 3;
 pub(crate) const READY_EARLY: u32 = 4;
 /// In a `blocking` region: running without a P, its stack spilled at `saved_sp`.
 pub(crate) const SYSCALL: u32 = 5;
+/// Finished; kept (with its stack) on a free list for the next `go` (Go's `gfput`).
+pub(crate) const DEAD: u32 = 6;
 
 /// A goroutine.
 pub(crate) struct G {
-    pub(crate) id: u64,
+    /// Its id, new each time the G is reused for a goroutine.
+    id: AtomicU64,
     pub(crate) status: AtomicU32,
     /// Stack pointer at the last park (or `blocking` entry); what the collector scans from.
     pub(crate) saved_sp: AtomicUsize,
-    pub(crate) stack_top: usize,
-    pub(crate) guard: (usize, usize),
+    /// The stack's top and guard page, once the goroutine has a stack (at its first run:
+    /// goroutines that have not run yet cost no mapping).
+    pub(crate) stack_top: AtomicUsize,
+    pub(crate) guard: Cell<(usize, usize)>,
     /// The function to run, until the goroutine starts (scanned conservatively till then).
     pub(crate) entry: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     /// Set once the coroutine runs; only the goroutine itself reads it.
@@ -79,18 +84,58 @@ unsafe impl Send for G {}
 unsafe impl Sync for G {}
 
 impl G {
-    pub(crate) fn new(id: u64, stack: GoStack, entry: Box<dyn FnOnce() + Send>) -> GRef {
+    pub(crate) fn new(id: u64, entry: Box<dyn FnOnce() + Send>) -> GRef {
         let g = Box::new(G {
-            id,
+            id: AtomicU64::new(id),
             status: AtomicU32::new(RUNNABLE),
             saved_sp: AtomicUsize::new(0),
-            stack_top: stack.top(),
-            guard: stack.guard(),
+            stack_top: AtomicUsize::new(0),
+            guard: Cell::new((0, 0)),
             entry: Mutex::new(Some(entry)),
             yielder: Cell::new(std::ptr::null()),
             co: std::cell::UnsafeCell::new(None),
         });
-        let gref = NonNull::from(Box::leak(g));
+        NonNull::from(Box::leak(g))
+    }
+
+    /// The goroutine's id.
+    pub(crate) fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed)
+    }
+
+    /// Makes a dead G a new goroutine (Go's `gfget` + `newproc1`).
+    ///
+    /// # Safety
+    /// The caller owns the dead G (took it from a free list).
+    pub(crate) unsafe fn reuse(&self, id: u64, entry: Box<dyn FnOnce() + Send>) {
+        debug_assert_eq!(self.status.load(Ordering::Relaxed), DEAD);
+        self.id.store(id, Ordering::Relaxed);
+        self.saved_sp.store(0, Ordering::Relaxed);
+        *self.entry.lock() = Some(entry);
+        self.status.store(RUNNABLE, Ordering::Release);
+    }
+
+    /// Ends a goroutine; returns the stack its coroutine ran on, for the next one.
+    ///
+    /// # Safety
+    /// The caller owns the G, whose coroutine has returned (or never started).
+    pub(crate) unsafe fn retire(&self) -> Option<GoStack> {
+        // SAFETY: the caller owns the G.
+        let stack = unsafe { self.co() }.take().map(|co| co.into_stack());
+        self.saved_sp.store(0, Ordering::Relaxed);
+        self.status.store(DEAD, Ordering::Release);
+        stack
+    }
+
+    /// Gives a goroutine that is about to run for the first time its stack and coroutine.
+    ///
+    /// # Safety
+    /// The caller owns the G (it is the M about to run it).
+    pub(crate) unsafe fn start(gref: GRef, stack: GoStack) {
+        // SAFETY: the caller owns the G.
+        let g = unsafe { gref.as_ref() };
+        g.stack_top.store(stack.top(), Ordering::Release);
+        g.guard.set(stack.guard());
         let body = move |y: &Yielder<(), Park>, (): ()| -> Outcome {
             // SAFETY: the G outlives its coroutine (it is freed only after the coroutine
             // returned, by the M that ran it).
@@ -100,9 +145,8 @@ impl G {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
                 .map_err(|p| panic_message(&*p))
         };
-        // SAFETY: the G is not shared yet.
-        unsafe { *(*gref.as_ptr()).co.get() = Some(Coroutine::with_stack(stack, body)) };
-        gref
+        // SAFETY: as above.
+        unsafe { *g.co.get() = Some(Coroutine::with_stack(stack, body)) };
     }
 
     /// The coroutine.
@@ -153,7 +197,7 @@ impl G {
                         return false;
                     }
                 }
-                s => panic!("waking goroutine {} in state {s}", self.id),
+                s => panic!("waking goroutine {} in state {s}", self.id()),
             }
         }
     }
@@ -172,7 +216,7 @@ impl G {
                 self.status.store(RUNNABLE, Ordering::Release);
                 true
             }
-            Err(s) => panic!("goroutine {} parked in state {s}", self.id),
+            Err(s) => panic!("goroutine {} parked in state {s}", self.id()),
         }
     }
 }

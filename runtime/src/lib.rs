@@ -34,6 +34,7 @@
 mod api;
 mod chan;
 mod g;
+mod gfree;
 mod global;
 mod park;
 mod roots;

@@ -23,7 +23,12 @@ impl Roots for RuntimeRoots<'_> {
             let sp = g.saved_sp.load(minigo_alloc_core::sync::Ordering::Acquire);
             if sp != 0 {
                 // SAFETY: `[sp, top)` is the live part of the goroutine's stack mapping.
-                unsafe { t.scan_conservative(sp, g.stack_top) };
+                unsafe {
+                    t.scan_conservative(
+                        sp,
+                        g.stack_top.load(minigo_alloc_core::sync::Ordering::Acquire),
+                    )
+                };
             }
         }
         self.sched.globals.trace(t);
@@ -40,5 +45,6 @@ impl Sched {
             .collect();
         let mut roots = RuntimeRoots { sched: self };
         self.collector.collect(&mut roots, &mut caches, forced);
+        self.free.release_stacks();
     }
 }

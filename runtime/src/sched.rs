@@ -24,7 +24,8 @@ use minigo_alloc_core::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Condvar, M
 use minigo_alloc_core::MCache;
 use minigo_gc::Collector;
 
-use crate::g::{GRef, Outcome, Park, G, READY_EARLY, RUNNABLE, RUNNING, SYSCALL, WAITING_PREPARE};
+use crate::g::{GRef, Outcome, Park, G, RUNNABLE, RUNNING, SYSCALL, WAITING_PREPARE};
+use crate::gfree::{GlobalFree, LocalFree};
 use crate::park::with_spilled_registers;
 use crate::runq::{GlobalQueue, LocalQueue};
 use crate::signal;
@@ -37,6 +38,8 @@ const P_STOPPED: u32 = 2;
 /// A logical processor.
 pub(crate) struct P {
     pub(crate) runq: LocalQueue<G>,
+    /// Dead Gs and idle stacks for the next `go` on this P (Go's `p.gFree`).
+    free: std::cell::UnsafeCell<LocalFree>,
     status: AtomicU32,
     tick: AtomicU32,
     mcache: std::cell::UnsafeCell<MCache>,
@@ -81,8 +84,12 @@ pub(crate) struct Sched {
     npidle: AtomicUsize,
     next_goid: AtomicU64,
     pub(crate) ngoroutines: AtomicUsize,
-    pub(crate) allgs: Mutex<Vec<GPtr>>,
-    stacks: Mutex<Vec<GoStack>>,
+    /// Every G, live or dead.
+    allgs: Mutex<AllGs>,
+    /// Dead Gs and idle stacks that no P's free list has room for.
+    pub(crate) free: GlobalFree,
+    /// Ms looking for work (Go's `nmspinning`): while one is, `wakep` wakes no other.
+    nmspinning: AtomicUsize,
     stack_size: usize,
     pub(crate) globals: crate::global::Globals,
     pub(crate) chans: crate::chan::Registry,
@@ -91,6 +98,19 @@ pub(crate) struct Sched {
     finish_cv: Condvar,
     pub(crate) shutdown: AtomicBool,
     panic_aborts: bool,
+}
+
+/// Every goroutine ever created, for the collector and for abandoning them at the end.
+/// Append-only, as Go's `allgs`: a dead G is kept for reuse (`gfree`), never removed.
+#[derive(Default)]
+struct AllGs {
+    slots: Vec<GPtr>,
+}
+
+impl AllGs {
+    fn add(&mut self, g: GRef) {
+        self.slots.push(GPtr(g));
+    }
 }
 
 /// A goroutine handle as wait queues hold it (opaque outside the crate).
@@ -245,6 +265,7 @@ impl Sched {
             ps: (0..procs)
                 .map(|_| P {
                     runq: LocalQueue::default(),
+                    free: std::cell::UnsafeCell::new(LocalFree::default()),
                     status: AtomicU32::new(P_IDLE),
                     tick: AtomicU32::new(0),
                     mcache: std::cell::UnsafeCell::new(MCache::new(&heap)),
@@ -265,8 +286,9 @@ impl Sched {
             npidle: AtomicUsize::new(procs),
             next_goid: AtomicU64::new(1),
             ngoroutines: AtomicUsize::new(0),
-            allgs: Mutex::new(Vec::new()),
-            stacks: Mutex::new(Vec::new()),
+            allgs: Mutex::new(AllGs::default()),
+            free: GlobalFree::default(),
+            nmspinning: AtomicUsize::new(0),
             stack_size,
             globals: Default::default(),
             chans: Default::default(),
@@ -303,17 +325,42 @@ impl Sched {
     }
 
     /// Creates a goroutine running `f` and queues it. Returns its id.
-    pub(crate) fn spawn(self: &Arc<Self>, f: Box<dyn FnOnce() + Send>) -> std::io::Result<u64> {
-        let stack = match self.stacks.lock().pop() {
-            Some(s) => s,
-            None => GoStack::new(self.stack_size)?,
-        };
+    pub(crate) fn spawn(self: &Arc<Self>, f: Box<dyn FnOnce() + Send>) -> u64 {
         let id = self.next_goid.fetch_add(1, Ordering::Relaxed);
-        let g = G::new(id, stack, f);
-        self.allgs.lock().push(GPtr(g));
+        let g = match self.take_dead_g() {
+            Some(g) => {
+                // SAFETY: a dead G from a free list is ours.
+                unsafe { g.as_ref().reuse(id, f) };
+                g
+            }
+            None => {
+                let g = G::new(id, f);
+                self.allgs.lock().add(g);
+                g
+            }
+        };
         self.ngoroutines.fetch_add(1, Ordering::Relaxed);
         self.make_runnable(g);
-        Ok(id)
+        id
+    }
+
+    /// A dead G to reuse: from this M's P (no lock), else the global list.
+    fn take_dead_g(&self) -> Option<GRef> {
+        match try_current().and_then(|c| std::ptr::eq(c.sched, self).then(current_p)) {
+            // SAFETY: this M holds P `p`, whose free lists only it touches.
+            Some(p) => unsafe { self.local_free(p) }.get_g(&self.free),
+            None => LocalFree::default().get_g(&self.free),
+        }
+    }
+
+    /// P `p`'s free lists.
+    ///
+    /// # Safety
+    /// The caller is the M holding P `p`.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn local_free(&self, p: usize) -> &mut LocalFree {
+        // SAFETY: only the M holding the P touches its free lists (the caller's promise).
+        unsafe { &mut *self.ps[p].free.get() }
     }
 
     /// Queues a runnable goroutine: on this M's P if called from a goroutine (as `runnext`
@@ -340,14 +387,30 @@ impl Sched {
 
     /// Hands an idle P to an idle (or new) M when there is work for it.
     pub(crate) fn wakep(&self) {
-        if self.npidle.load(Ordering::Acquire) == 0 || self.gcwaiting.load(Ordering::Relaxed) {
+        if self.npidle.load(Ordering::Acquire) == 0
+            || self.gcwaiting.load(Ordering::Relaxed)
+            || self.nmspinning.load(Ordering::Acquire) != 0
+        {
+            return;
+        }
+        // One M at a time goes looking for work (Go's spinning Ms): it wakes the next one
+        // when it finds some (`found_work`).
+        if self
+            .nmspinning
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             return;
         }
         let mut l = self.locked.lock();
         if self.gcwaiting.load(Ordering::Relaxed) || self.shutdown.load(Ordering::Relaxed) {
+            self.nmspinning.fetch_sub(1, Ordering::AcqRel);
             return;
         }
-        let Some(p) = l.idle_ps.pop() else { return };
+        let Some(p) = l.idle_ps.pop() else {
+            self.nmspinning.fetch_sub(1, Ordering::AcqRel);
+            return;
+        };
         self.npidle.fetch_sub(1, Ordering::AcqRel);
         self.ps[p].status.store(P_RUNNING, Ordering::Release);
         match l.idle_ms.pop() {
@@ -370,6 +433,7 @@ impl Sched {
             .spawn(move || sched.m_main(Some(p)));
         if spawned.is_err() {
             // No thread: give the P back; the Ms there are will run its work.
+            self.nmspinning.fetch_sub(1, Ordering::AcqRel);
             self.release_p(p);
         }
     }
@@ -414,14 +478,16 @@ impl Sched {
                     }
                 }
             };
-            self.schedule(pid);
+            // Every M gets its P from `wakep`, which counted it as spinning.
+            self.schedule(pid, true);
             let mut l = self.locked.lock();
             l.idle_ms.push(slot.clone());
         }
     }
 
-    /// Runs goroutines on `p` until there is nothing to run; then releases `p`.
-    fn schedule(&self, mut p: usize) {
+    /// Runs goroutines on `p` until there is nothing to run; then releases `p`. `spinning`:
+    /// this M was woken to look for work (it counts in `nmspinning` until it finds some).
+    fn schedule(&self, mut p: usize, mut spinning: bool) {
         M_P.with(|c| c.set(Some(p)));
         loop {
             if self.gcwaiting.load(Ordering::Acquire) {
@@ -432,6 +498,14 @@ impl Sched {
             }
             match self.find_runnable(p) {
                 Some(g) => {
+                    if spinning {
+                        spinning = false;
+                        self.nmspinning.fetch_sub(1, Ordering::AcqRel);
+                        // More work may be waiting for another idle P.
+                        if !self.global.is_empty() {
+                            self.wakep();
+                        }
+                    }
                     self.execute(g, p);
                     // `blocking` may have moved this M to another P.
                     match M_P.with(|c| c.get()) {
@@ -441,11 +515,17 @@ impl Sched {
                 }
                 None => {
                     if self.release_p_if_idle(p) {
+                        if spinning {
+                            self.nmspinning.fetch_sub(1, Ordering::AcqRel);
+                        }
                         M_P.with(|c| c.set(None));
                         return;
                     }
                 }
             }
+        }
+        if spinning {
+            self.nmspinning.fetch_sub(1, Ordering::AcqRel);
         }
         M_P.with(|c| c.set(None));
         self.release_p(p);
@@ -468,7 +548,7 @@ impl Sched {
         let n = self.ps.len();
         for k in 1..n {
             let victim = &self.ps[(p + k) % n];
-            if let Some(g) = victim.runq.steal() {
+            if let Some(g) = victim.runq.steal_into(&pp.runq) {
                 return Some(g);
             }
         }
@@ -479,10 +559,26 @@ impl Sched {
     fn execute(&self, g: GRef, p: usize) {
         // SAFETY: we took the G from a run queue: it is ours until it parks or ends.
         let gr = unsafe { g.as_ref() };
+        // SAFETY: as above.
+        if unsafe { gr.co() }.is_none() {
+            // SAFETY: as above.
+            // SAFETY: this M holds P `p`.
+            let stack = match unsafe { self.local_free(p) }.get_stack(&self.free) {
+                Some(s) => Ok(s),
+                None => GoStack::new(self.stack_size),
+            };
+            match stack {
+                // SAFETY: as above.
+                Ok(stack) => unsafe { G::start(g, stack) },
+                Err(e) => {
+                    return self.finish(g, Err(format!("cannot map a goroutine stack: {e}")));
+                }
+            }
+        }
         gr.status.store(RUNNING, Ordering::Release);
         gr.saved_sp.store(0, Ordering::Relaxed);
         CUR.with(|c| c.set(Some(Cur { sched: self, g })));
-        signal::set_running(Some((gr.guard, gr.id)));
+        signal::set_running(Some((gr.guard.get(), gr.id())));
         // SAFETY: as above.
         let co = unsafe { gr.co() }
             .as_mut()
@@ -527,20 +623,26 @@ impl Sched {
         }
     }
 
-    /// A goroutine returned: recycle its stack, and end the run if it was main or panicked.
+    /// A goroutine returned: keep its G and stack for the next one, and end the run if it
+    /// was main or panicked.
     fn finish(&self, g: GRef, outcome: Outcome) {
-        // SAFETY: the goroutine has returned; its M owns the G alone.
+        // SAFETY: the goroutine has returned (or never started); its M owns the G alone.
         let gr = unsafe { g.as_ref() };
-        let id = gr.id;
-        self.allgs.lock().retain(|x| x.0 != g);
+        let id = gr.id();
         self.ngoroutines.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: as above.
-        let co = unsafe { gr.co() }.take().expect("the coroutine was there");
-        let stack = co.into_stack();
-        stack.release();
-        self.stacks.lock().push(stack);
-        // SAFETY: allocated by `G::new` with Box::leak; no one else refers to it now.
-        drop(unsafe { Box::from_raw(g.as_ptr()) });
+        let stack = unsafe { gr.retire() };
+        match M_P.with(|c| c.get()) {
+            Some(p) => {
+                // SAFETY: this M holds P `p`.
+                let local = unsafe { self.local_free(p) };
+                local.put_g(g, &self.free);
+                if let Some(s) = stack {
+                    local.put_stack(s, &self.free);
+                }
+            }
+            None => self.free.put(g, stack),
+        }
         match outcome {
             Err(message) => {
                 if self.panic_aborts {
@@ -696,7 +798,13 @@ impl Sched {
 
     /// Every goroutine that is alive, for the collector (world stopped).
     pub(crate) fn goroutines(&self) -> Vec<GRef> {
-        self.allgs.lock().iter().map(|g| g.0).collect()
+        let all = self.allgs.lock();
+        all.slots
+            .iter()
+            .map(|g| g.0)
+            // SAFETY: Gs are never freed while the scheduler lives.
+            .filter(|g| unsafe { g.as_ref() }.status.load(Ordering::Acquire) != crate::g::DEAD)
+            .collect()
     }
 }
 
@@ -704,18 +812,17 @@ impl Drop for Sched {
     fn drop(&mut self) {
         // Goroutines still alive when the runtime ends are abandoned, as Go's are when main
         // returns: their stacks are unmapped without unwinding them.
-        for g in self.allgs.get_mut().drain(..) {
+        for g in self.allgs.get_mut().slots.drain(..) {
             // SAFETY: every M has exited (they hold Arcs to this Sched), so no one else
             // refers to any G; the coroutine is forgotten (not unwound) and its stack
             // mapping freed with it by dropping the stack it is built on.
             unsafe {
                 let g = Box::from_raw(g.0.as_ptr());
                 if let Some(co) = (*g.co()).take() {
-                    let (lo, hi) = (g.guard.0, g.stack_top);
+                    let (lo, hi) = (g.guard.get().0, g.stack_top.load(Ordering::Relaxed));
                     std::mem::forget(co);
                     libc::munmap(lo as *mut libc::c_void, hi - lo);
                 }
-                let _ = READY_EARLY;
             }
         }
     }

@@ -70,7 +70,7 @@ pub fn sleep(d: Duration) {
     sched.timers.start(sched.arc());
     let when = Instant::now() + d;
     let mut h = sched.timers.heap.lock();
-    h.push(Reverse((when, cur.g().id, cur.g.as_ptr() as usize)));
+    h.push(Reverse((when, cur.g().id(), cur.g.as_ptr() as usize)));
     sched.timers.cv.notify_one();
     wait_unlocking(|| drop(h));
 }

@@ -131,3 +131,52 @@ fn goroutines_migrate_between_threads_and_keep_their_identity() {
         "no goroutine ever resumed on a second thread in 5 s"
     );
 }
+
+/// Dead goroutines are recycled (Go's `gFree`): waves of short goroutines reuse Gs and their
+/// stacks, so each must start with a fresh id and nothing of its predecessor's roots.
+#[test]
+fn recycled_goroutines_get_fresh_ids_and_their_own_roots() {
+    let rt = Runtime::builder().procs(2).verify(true).build().unwrap();
+    rt.run(|| {
+        let ids: Chan<u64> = Chan::new(64);
+        let mut seen = HashSet::new();
+        for wave in 0..40u64 {
+            let wg = WaitGroup::new();
+            for k in 0..500u64 {
+                wg.add(1);
+                let (wg, ids) = (wg.clone(), ids.clone());
+                go(move || {
+                    let n = Gc::new(Node {
+                        next: GcCell::new(None),
+                        value: wave * 1000 + k,
+                    })
+                    .unwrap();
+                    // Garbage enough to trigger collections while `n` lives only on this
+                    // (possibly recycled) stack.
+                    for _ in 0..20 {
+                        Gc::new(Node {
+                            next: GcCell::new(None),
+                            value: 0,
+                        })
+                        .unwrap();
+                    }
+                    yield_now();
+                    assert_eq!(n.value, wave * 1000 + k);
+                    ids.send(goroutine_id());
+                    wg.done();
+                });
+            }
+            for _ in 0..500 {
+                assert!(
+                    seen.insert(ids.recv().unwrap()),
+                    "a goroutine id was reused"
+                );
+            }
+            wg.wait();
+        }
+        assert_eq!(seen.len(), 20_000);
+        assert_eq!(num_goroutine(), 1);
+        assert!(read_mem_stats().num_gc > 0, "collections ran");
+    })
+    .unwrap();
+}

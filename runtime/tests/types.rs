@@ -1,6 +1,8 @@
 //! The typed API: layouts from `#[derive(HeapType)]`, slices, strings, cells, globals.
 
-use minigo_runtime::{gc, go, layout_of, Chan, Gc, GcCell, GcField, GcSlice, GcStr, Global, HeapType, Runtime};
+use minigo_runtime::{
+    gc, go, layout_of, Chan, Gc, GcCell, GcField, GcSlice, GcStr, Global, HeapType, Runtime,
+};
 
 #[derive(HeapType)]
 struct Leaf {
@@ -22,8 +24,15 @@ struct Mixed {
 
 #[test]
 fn derived_layouts_name_exactly_the_pointer_words() {
-    let pointers = |l: &minigo_runtime::Layout| (0..l.size() / 8).filter(|&w| l.is_pointer(w)).collect::<Vec<_>>();
-    assert_eq!(pointers(Leaf::layout()), vec![std::mem::offset_of!(Leaf, b) / 8]);
+    let pointers = |l: &minigo_runtime::Layout| {
+        (0..l.size() / 8)
+            .filter(|&w| l.is_pointer(w))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        pointers(Leaf::layout()),
+        vec![std::mem::offset_of!(Leaf, b) / 8]
+    );
     let l = Mixed::layout();
     assert_eq!(l.size(), std::mem::size_of::<Mixed>());
     let mut want = vec![
@@ -40,7 +49,11 @@ fn derived_layouts_name_exactly_the_pointer_words() {
     for w in &want {
         mask |= 1 << w;
     }
-    assert_eq!(<Mixed as GcField>::MASK, mask, "the compile-time mask agrees");
+    assert_eq!(
+        <Mixed as GcField>::MASK,
+        mask,
+        "the compile-time mask agrees"
+    );
     assert_eq!(pointers(&layout_of::<[Gc<Leaf>; 3]>()), vec![0, 1, 2]);
 }
 
@@ -53,7 +66,10 @@ fn objects_slices_strings_cells_and_globals_survive_collections() {
             x: 1,
             y: 2,
             first: leaf,
-            inner: Leaf { a: 3, b: Some(Gc::new(Leaf { a: 4, b: None }).unwrap()) },
+            inner: Leaf {
+                a: 3,
+                b: Some(Gc::new(Leaf { a: 4, b: None }).unwrap()),
+            },
             cells: [GcCell::new(None), GcCell::new(Some(leaf))],
             name: GcStr::new("minigo heap string").unwrap(),
             items: GcSlice::new(1000, 7u64).unwrap(),
@@ -64,7 +80,16 @@ fn objects_slices_strings_cells_and_globals_survive_collections() {
         m.items.set(999, 42);
         let pointers: GcSlice<Option<Gc<Leaf>>> = GcSlice::new(100, None).unwrap();
         for i in 0..100 {
-            pointers.set(i, Some(Gc::new(Leaf { a: i as u64, b: None }).unwrap()));
+            pointers.set(
+                i,
+                Some(
+                    Gc::new(Leaf {
+                        a: i as u64,
+                        b: None,
+                    })
+                    .unwrap(),
+                ),
+            );
         }
         let global = Global::new(Gc::new(Leaf { a: 77, b: None }).unwrap());
         for _ in 0..5 {
@@ -73,17 +98,36 @@ fn objects_slices_strings_cells_and_globals_survive_collections() {
                 Gc::new(Leaf { a: 0, b: None }).unwrap();
             }
         }
-        assert_eq!((m.x, m.y, m.first.a, m.inner.a, m.inner.b.unwrap().a, m.z), (1, 2, 1, 3, 4, 2.5));
+        assert_eq!(
+            (m.x, m.y, m.first.a, m.inner.a, m.inner.b.unwrap().a, m.z),
+            (1, 2, 1, 3, 4, 2.5)
+        );
         assert_eq!(m.cells[0].get().unwrap().a, 5);
         assert!(Gc::ptr_eq(m.cells[1].get().unwrap(), leaf));
         assert_eq!(m.name.as_str(), "minigo heap string");
-        assert_eq!((m.items.len(), m.items.get(0), m.items.get(999)), (1000, 7, 42));
+        assert_eq!(
+            (m.items.len(), m.items.get(0), m.items.get(999)),
+            (1000, 7, 42)
+        );
         assert!((0..100).all(|i| pointers.get(i).unwrap().a == i as u64));
         assert_eq!(global.get().a, 77);
         // A global handle keeps its object alive from a plain Rust container too.
-        let held: Vec<Global<Leaf>> = (0..10).map(|i| Global::new(Gc::new(Leaf { a: 100 + i, b: None }).unwrap())).collect();
+        let held: Vec<Global<Leaf>> = (0..10)
+            .map(|i| {
+                Global::new(
+                    Gc::new(Leaf {
+                        a: 100 + i,
+                        b: None,
+                    })
+                    .unwrap(),
+                )
+            })
+            .collect();
         gc();
-        assert!(held.iter().enumerate().all(|(i, g)| g.get().a == 100 + i as u64));
+        assert!(held
+            .iter()
+            .enumerate()
+            .all(|(i, g)| g.get().a == 100 + i as u64));
         // A goroutine's closure keeps what it captured until it runs.
         let out: Chan<u64> = Chan::new(1);
         let captured = Gc::new(Leaf { a: 31337, b: None }).unwrap();
