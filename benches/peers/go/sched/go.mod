@@ -1,0 +1,3 @@
+module minigo/peers/sched
+
+go 1.23.5
