@@ -190,15 +190,19 @@ impl<T> LocalQueue<T> {
 
     /// Go's `runqsteal`: moves half of this ring into `thief`'s (which must be empty: a P
     /// steals only when it has nothing) and returns one of them to run now; with an empty
-    /// ring, takes `runnext`.
-    pub fn steal_into(&self, thief: &LocalQueue<T>) -> Option<NonNull<T>> {
+    /// ring and `steal_next`, takes `runnext`.
+    pub fn steal_into(&self, thief: &LocalQueue<T>, steal_next: bool) -> Option<NonNull<T>> {
         loop {
             let h = self.head.load(Ordering::Acquire);
             let t = self.tail.load(Ordering::Acquire);
             let n = t.wrapping_sub(h);
             let n = n - n / 2;
             if n == 0 {
-                return self.steal_runnext();
+                return if steal_next {
+                    self.steal_runnext()
+                } else {
+                    None
+                };
             }
             if n as usize > RUNQ_SIZE / 2 + 1 {
                 continue; // read head and tail at different times; try again
@@ -225,14 +229,6 @@ impl<T> LocalQueue<T> {
         }
     }
 
-    /// Takes one item for another P: from the ring, or `runnext` when the ring is empty.
-    pub fn steal(&self) -> Option<NonNull<T>> {
-        if let Some(g) = self.take_head() {
-            return Some(g);
-        }
-        self.steal_runnext()
-    }
-
     fn steal_runnext(&self) -> Option<NonNull<T>> {
         let next = self.runnext.load(Ordering::Acquire);
         if next.is_null() {
@@ -247,6 +243,11 @@ impl<T> LocalQueue<T> {
             )
             .ok()
             .and_then(NonNull::new)
+    }
+
+    /// Whether `runnext` holds a goroutine (a hint).
+    pub fn has_next(&self) -> bool {
+        !self.runnext.load(Ordering::Acquire).is_null()
     }
 
     /// Items queued, `runnext` included (a hint).
@@ -307,7 +308,7 @@ mod tests {
             q.push(item(i), false, &global);
         }
         assert_eq!(
-            q.steal_into(&thief),
+            q.steal_into(&thief, true),
             Some(item(5)),
             "the fifth of the five taken runs now"
         );
@@ -325,8 +326,14 @@ mod tests {
         let global = GlobalQueue::default();
         q.push(item(1), false, &global);
         q.push(item(2), true, &global);
-        assert_eq!(q.steal(), Some(item(1)));
-        assert_eq!(q.steal(), Some(item(2)));
-        assert_eq!(q.steal(), None);
+        let thief = LocalQueue::default();
+        assert_eq!(q.steal_into(&thief, true), Some(item(1)));
+        assert_eq!(
+            q.steal_into(&thief, false),
+            None,
+            "runnext is left to its owner"
+        );
+        assert_eq!(q.steal_into(&thief, true), Some(item(2)));
+        assert_eq!(q.steal_into(&thief, true), None);
     }
 }

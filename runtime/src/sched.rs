@@ -31,6 +31,9 @@ use crate::runq::{GlobalQueue, LocalQueue};
 use crate::signal;
 use crate::stack::GoStack;
 
+/// Rounds of stealing before an M gives up its P (Go's `stealTries`).
+const STEAL_TRIES: usize = 4;
+
 const P_IDLE: u32 = 0;
 const P_RUNNING: u32 = 1;
 const P_STOPPED: u32 = 2;
@@ -545,11 +548,25 @@ impl Sched {
         if let Some(g) = self.global.pop() {
             return Some(g);
         }
+        // Go's `stealWork`: a few rounds over the other Ps; only the last takes a victim's
+        // `runnext`, and only after giving a running victim a moment to run it itself: a
+        // goroutine just readied by a channel partner is best run on its P (the partner is
+        // about to block), and taking it at once would bounce a ping-pong pair between
+        // threads on every message.
         let n = self.ps.len();
-        for k in 1..n {
-            let victim = &self.ps[(p + k) % n];
-            if let Some(g) = victim.runq.steal_into(&pp.runq) {
-                return Some(g);
+        for round in 0..STEAL_TRIES {
+            let last = round == STEAL_TRIES - 1;
+            for k in 1..n {
+                let victim = &self.ps[(p + k) % n];
+                if last
+                    && victim.runq.has_next()
+                    && victim.status.load(Ordering::Acquire) == P_RUNNING
+                {
+                    std::thread::sleep(Duration::from_micros(3));
+                }
+                if let Some(g) = victim.runq.steal_into(&pp.runq, last) {
+                    return Some(g);
+                }
             }
         }
         None
@@ -561,7 +578,6 @@ impl Sched {
         let gr = unsafe { g.as_ref() };
         // SAFETY: as above.
         if unsafe { gr.co() }.is_none() {
-            // SAFETY: as above.
             // SAFETY: this M holds P `p`.
             let stack = match unsafe { self.local_free(p) }.get_stack(&self.free) {
                 Some(s) => Ok(s),
