@@ -1,0 +1,260 @@
+//! Running one workload on a fresh runtime and measuring it: wall and CPU time, the
+//! collector's cycle records, and a time series of the heap and the process's RSS.
+//!
+//! Data flow: [`measure`] builds a runtime from the [`Options`], starts a sampler thread
+//! that reads the heap's counters (atomics and a short lock, never a heap object) and
+//! `/proc/self/statm` every millisecond or so, runs the job as the main goroutine, then
+//! collects everything into a [`Summary`], which the table, JSON and plot read. The
+//! runtime is gone (its heap unmapped) before `measure` returns, so runs in one process do
+//! not see each other's memory.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use minigo_gc::alloc_core::MHeap;
+use minigo_gc::CycleRecord;
+use minigo_runtime::{BuildError, Runtime};
+
+use super::args::Options;
+use crate::workloads::{Job, Out, Verdict};
+
+/// One look at the heap and the process.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// Seconds since the run's runtime was built.
+    pub t: f64,
+    /// Go's heapLive: what the pacer compares with the goal.
+    pub heap_live: u64,
+    /// Go's HeapInuse: bytes in spans that hold objects.
+    pub heap_inuse: u64,
+    /// Resident set of the whole process.
+    pub rss: u64,
+}
+
+/// Everything measured about one run.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The workload and its arguments.
+    pub workload: String,
+    /// Ps the runtime had.
+    pub procs: usize,
+    /// GOGC in force (`None` = off).
+    pub gogc: Option<u32>,
+    /// The soft memory limit in force.
+    pub memlimit: Option<u64>,
+    /// From the start of the main goroutine to the end of the run.
+    pub wall: Duration,
+    /// User + system time of the process over the same span (every thread).
+    pub cpu: Duration,
+    /// Every collection, oldest first; times are since the runtime was built.
+    pub cycles: Vec<CycleRecord>,
+    /// The heap goal before the first collection.
+    pub first_goal: u64,
+    /// The heap over time (thinned to at most a few thousand points).
+    pub samples: Vec<Sample>,
+    /// The most HeapInuse seen.
+    pub peak_heap: u64,
+    /// The most RSS seen (the kernel's high-water mark when it can be reset per run).
+    pub peak_rss: u64,
+    /// The workload's check of its own output, or how the run failed.
+    pub verdict: Verdict,
+    /// What the workload printed.
+    pub output: String,
+}
+
+impl Summary {
+    /// Number of collections.
+    pub fn collections(&self) -> usize {
+        self.cycles.len()
+    }
+
+    /// All pauses added up.
+    pub fn pause_total(&self) -> Duration {
+        Duration::from_nanos(self.cycles.iter().map(|c| c.pause_ns).sum())
+    }
+
+    /// The longest pause.
+    pub fn pause_max(&self) -> Duration {
+        Duration::from_nanos(self.cycles.iter().map(|c| c.pause_ns).max().unwrap_or(0))
+    }
+}
+
+/// Builds a runtime as `opts` say, runs `job` as its main goroutine, and measures it.
+/// `echo` prints the workload's lines as they come.
+pub fn measure(job: &Job, opts: &Options, echo: bool) -> Result<Summary, BuildError> {
+    let mut b = Runtime::builder().gctrace(opts.gctrace).verify(opts.verify);
+    if let Some(p) = opts.procs {
+        b = b.procs(p);
+    }
+    if let Some(g) = opts.gogc {
+        b = b.gogc(g);
+    }
+    if let Some(l) = opts.memlimit {
+        b = b.memory_limit(l);
+    }
+    let t0 = Instant::now();
+    let rt = b.build()?;
+    let collector = rt.collector().clone();
+    let first_goal = collector.mem_stats().next_gc;
+    let (procs, gogc, memlimit) = {
+        let c = collector.config();
+        (c.mark_workers, c.gogc, c.memory_limit)
+    };
+
+    let rss_reset = reset_peak_rss();
+    let sampler = Sampler::start(collector.heap().clone(), t0);
+    let out = Out::new(echo);
+    let verdict: Arc<Mutex<Option<Verdict>>> = Arc::default();
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let run = {
+        let (job, out, verdict) = (job.clone(), out.clone(), verdict.clone());
+        rt.run(move || {
+            let v = job.run(&out);
+            *verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+        })
+    };
+    let wall = start.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu0);
+    let (samples, sampled_peak_heap, sampled_peak_rss) = sampler.stop();
+    let peak_rss = match (rss_reset, high_water_rss()) {
+        (true, Some(hwm)) => hwm.max(sampled_peak_rss),
+        _ => sampled_peak_rss,
+    };
+    let verdict = match run {
+        Err(e) => Err(e.to_string()),
+        Ok(()) => verdict
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_else(|| Err("the workload did not finish".into())),
+    };
+    let cycles = collector.cycles();
+    // The scheduler's threads let go of the runtime as they notice it has ended; wait for
+    // them so that its heap is unmapped before the next run measures RSS.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Arc::strong_count(&collector) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(collector);
+
+    Ok(Summary {
+        workload: job.label(),
+        procs,
+        gogc,
+        memlimit,
+        wall,
+        cpu,
+        cycles,
+        first_goal,
+        samples,
+        peak_heap: sampled_peak_heap,
+        peak_rss,
+        verdict,
+        output: out.text(),
+    })
+}
+
+/// Samples kept before the series is thinned (every other one dropped, the interval
+/// doubled).
+const MAX_SAMPLES: usize = 4096;
+
+/// A thread that looks at the heap and RSS every `interval`.
+struct Sampler {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<(Vec<Sample>, u64, u64)>,
+}
+
+impl Sampler {
+    fn start(heap: Arc<MHeap>, t0: Instant) -> Sampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("minigo-sampler".into())
+            .spawn(move || {
+                let mut interval = Duration::from_millis(1);
+                let (mut samples, mut peak_heap, mut peak_rss) = (Vec::new(), 0, 0);
+                loop {
+                    let done = flag.load(Ordering::Acquire);
+                    let s = Sample {
+                        t: t0.elapsed().as_secs_f64(),
+                        heap_live: heap.heap_live(),
+                        heap_inuse: heap.page_summary().0 as u64,
+                        rss: current_rss().unwrap_or(0),
+                    };
+                    peak_heap = peak_heap.max(s.heap_inuse);
+                    peak_rss = peak_rss.max(s.rss);
+                    samples.push(s);
+                    if done {
+                        return (samples, peak_heap, peak_rss);
+                    }
+                    if samples.len() >= MAX_SAMPLES {
+                        let mut i = 0;
+                        samples.retain(|_| {
+                            i += 1;
+                            i % 2 == 1
+                        });
+                        interval *= 2;
+                    }
+                    std::thread::park_timeout(interval);
+                }
+            })
+            .expect("a thread for the sampler");
+        Sampler { stop, thread }
+    }
+
+    /// Takes a last sample and returns the series, the peak HeapInuse and the peak RSS.
+    fn stop(self) -> (Vec<Sample>, u64, u64) {
+        self.stop.store(true, Ordering::Release);
+        self.thread.thread().unpark();
+        self.thread.join().expect("the sampler does not panic")
+    }
+}
+
+/// User + system CPU time of the whole process.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes the struct we pass and nothing else; zeroed is a valid
+    // rusage.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut ru) != 0 {
+            return Duration::ZERO;
+        }
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Resident bytes now, from `/proc/self/statm`.
+fn current_rss() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf only reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
+    }
+}
+
+/// Resets the kernel's peak-RSS mark (VmHWM) to the current RSS, so that it measures this
+/// run only. False where the kernel does not allow it.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The kernel's peak RSS (VmHWM), in bytes.
+fn high_water_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

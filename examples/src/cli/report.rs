@@ -1,0 +1,150 @@
+//! Turning [`Summary`]s into text: the table of the all-workloads run, the summary a
+//! single run prints on stderr, and the JSON object `--json` prints.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::measure::Summary;
+use crate::workloads::latency::quantile;
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+fn check(s: &Summary) -> &'static str {
+    if s.verdict.is_ok() {
+        "ok"
+    } else {
+        "FAILED"
+    }
+}
+
+/// The table: one row per run, columns aligned, then the reasons for any failure.
+pub fn table(runs: &[Summary]) -> String {
+    let header = [
+        "workload",
+        "wall",
+        "CPU",
+        "GCs",
+        "pause total",
+        "pause max",
+        "peak heap",
+        "peak RSS",
+        "check",
+    ];
+    let rows: Vec<[String; 9]> = runs
+        .iter()
+        .map(|s| {
+            [
+                s.workload.clone(),
+                secs(s.wall),
+                secs(s.cpu),
+                s.collections().to_string(),
+                millis(s.pause_total()),
+                millis(s.pause_max()),
+                mib(s.peak_heap),
+                mib(s.peak_rss),
+                check(s).to_string(),
+            ]
+        })
+        .collect();
+    let mut width = header.map(str::len);
+    for r in &rows {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: &[&str]| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(width).enumerate() {
+            // The workload's name reads best left-aligned, the figures right-aligned.
+            match i {
+                0 => l += &format!("{cell:<w$}"),
+                8 => l += &format!("  {cell}"),
+                _ => l += &format!("  {cell:>w$}"),
+            }
+        }
+        l + "\n"
+    };
+    let mut out = line(&header);
+    let rule: Vec<String> = width.iter().map(|&w| "-".repeat(w)).collect();
+    out += &line(&rule.iter().map(String::as_str).collect::<Vec<_>>());
+    for r in &rows {
+        out += &line(&r.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    for s in runs {
+        if let Err(e) = &s.verdict {
+            out += &format!("\n{} FAILED: {e}\n", s.workload);
+        }
+    }
+    out
+}
+
+/// The few lines a single run prints on stderr after the workload's own output.
+pub fn summary(s: &Summary) -> String {
+    let mut pauses: Vec<u64> = s.cycles.iter().map(|c| c.pause_ns).collect();
+    pauses.sort_unstable();
+    let gogc = s.gogc.map_or("off".to_string(), |g| g.to_string());
+    let mut out = format!(
+        "--- minigo {}: {} procs, GOGC={gogc}{}\n\
+         wall {}, CPU {}; {} collections, pause total {}, max {}, p99 {}\n\
+         peak heap in use {}, peak RSS {}; check: {}\n",
+        s.workload,
+        s.procs,
+        s.memlimit
+            .map_or(String::new(), |l| format!(", memory limit {}", mib(l))),
+        secs(s.wall),
+        secs(s.cpu),
+        s.collections(),
+        millis(s.pause_total()),
+        millis(s.pause_max()),
+        millis(Duration::from_nanos(quantile(&pauses, 0.99))),
+        mib(s.peak_heap),
+        mib(s.peak_rss),
+        check(s),
+    );
+    if let Err(e) = &s.verdict {
+        out += &format!("{e}\n");
+    }
+    out
+}
+
+/// One run as a JSON value (times in seconds or milliseconds as the names say).
+pub fn json(s: &Summary) -> Value {
+    let mut pauses: Vec<u64> = s.cycles.iter().map(|c| c.pause_ns).collect();
+    pauses.sort_unstable();
+    json!({
+        "workload": s.workload,
+        "procs": s.procs,
+        "gogc": s.gogc,
+        "memlimit_bytes": s.memlimit,
+        "wall_s": s.wall.as_secs_f64(),
+        "cpu_s": s.cpu.as_secs_f64(),
+        "collections": s.collections(),
+        "pause_total_ms": s.pause_total().as_secs_f64() * 1e3,
+        "pause_max_ms": s.pause_max().as_secs_f64() * 1e3,
+        "pause_p99_ms": quantile(&pauses, 0.99) as f64 / 1e6,
+        "peak_heap_bytes": s.peak_heap,
+        "peak_rss_bytes": s.peak_rss,
+        "ok": s.verdict.is_ok(),
+        "error": s.verdict.as_ref().err(),
+        "output": s.output,
+    })
+}
+
+/// The all-workloads run as one JSON object.
+pub fn json_table(runs: &[Summary]) -> Value {
+    json!({
+        "ok": runs.iter().all(|s| s.verdict.is_ok()),
+        "runs": runs.iter().map(json).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,173 @@
+//! latency: what a big live heap costs in pause time. SIZE bytes of 32-byte nodes are
+//! built as linked lists of 64 (their heads in one heap array) and kept alive; then whole
+//! lists are replaced at random, one at a time, until four times SIZE has been allocated,
+//! so the live heap stays at SIZE while the collector runs again and again over it.
+//!
+//! It reports the collector's pauses during the churn (max and 99th percentile, from the
+//! runtime's pause record) and the longest stall the mutator saw between two batches of
+//! allocations. It checks itself: at the end every list must be whole, in order, and of
+//! the generation its head says, and the generations must add up to the replacements made.
+
+use std::time::{Duration, Instant};
+
+use minigo_runtime::{read_mem_stats, Gc, GcSlice, HeapType};
+
+use super::{at_most, out_of_memory, parse_size, size_label, Out, Rng, Verdict};
+
+/// Nodes per list.
+const LIST: u64 = 64;
+
+/// Lists replaced between two looks at the clock.
+const BATCH: u64 = 16;
+
+/// `latency [SIZE]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// Bytes of live nodes.
+    pub size: u64,
+}
+
+impl Params {
+    /// `[SIZE]`, default 1 GiB; at least one list (2 KiB).
+    pub fn parse(args: &[String]) -> Result<Params, String> {
+        at_most("latency", args, 1)?;
+        let size = match args.first() {
+            Some(s) => parse_size("latency SIZE", s)?,
+            None => 1 << 30,
+        };
+        let min = LIST * std::mem::size_of::<Node>() as u64;
+        if size < min {
+            return Err(format!("latency SIZE: at least {min} bytes (one list)"));
+        }
+        if size > 1 << 40 {
+            return Err("latency SIZE: at most 1TiB".into());
+        }
+        Ok(Params { size })
+    }
+}
+
+/// A list node: 32 bytes, one pointer.
+#[derive(HeapType)]
+struct Node {
+    next: Option<Gc<Node>>,
+    list: u64,
+    generation: u64,
+    seq: u64,
+}
+
+fn build_list(list: u64, generation: u64) -> Gc<Node> {
+    let mut head: Option<Gc<Node>> = None;
+    for seq in (0..LIST).rev() {
+        head = Some(
+            Gc::new(Node {
+                next: head,
+                list,
+                generation,
+                seq,
+            })
+            .unwrap_or_else(|e| out_of_memory("latency", e)),
+        );
+    }
+    head.expect("LIST > 0")
+}
+
+/// The list's generation if it is whole and consistent.
+fn check_list(head: Gc<Node>, list: u64) -> Option<u64> {
+    let generation = head.generation;
+    let mut node = Some(head);
+    for seq in 0..LIST {
+        let n = node?;
+        if n.list != list || n.generation != generation || n.seq != seq {
+            return None;
+        }
+        node = n.next;
+    }
+    node.is_none().then_some(generation)
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.2} ms", ns as f64 / 1e6)
+}
+
+/// The `q` quantile (0..=1) of sorted values, nearest-rank.
+pub fn quantile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Runs latency (from a goroutine), printing its lines to `out`.
+pub fn run(p: &Params, out: &Out) -> Verdict {
+    let node_bytes = std::mem::size_of::<Node>() as u64;
+    let lists = (p.size / (LIST * node_bytes)).max(1);
+    let heads: GcSlice<Option<Gc<Node>>> =
+        GcSlice::new(lists as usize, None).unwrap_or_else(|e| out_of_memory("latency", e));
+
+    let t = Instant::now();
+    for i in 0..lists {
+        heads.set(i as usize, Some(build_list(i, 0)));
+    }
+    out.line(format!(
+        "latency: built {} live in {} lists of {LIST} nodes of {node_bytes} bytes in {:.3} s",
+        size_label(lists * LIST * node_bytes),
+        lists,
+        t.elapsed().as_secs_f64()
+    ));
+
+    let before = read_mem_stats().num_gc;
+    let replacements = 4 * lists;
+    let mut rng = Rng::new(0x006c_6174_656e_6379);
+    let t = Instant::now();
+    let mut last = Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut made = 0;
+    while made < replacements {
+        for _ in 0..BATCH.min(replacements - made) {
+            let i = rng.below(lists);
+            let generation = heads.get(i as usize).map_or(0, |h| h.generation) + 1;
+            heads.set(i as usize, Some(build_list(i, generation)));
+            made += 1;
+        }
+        let now = Instant::now();
+        worst = worst.max(now - last);
+        last = now;
+    }
+    let churn = t.elapsed();
+    let stats = read_mem_stats();
+    let cycles = stats.num_gc - before;
+    // The runtime keeps the last 256 pauses; cycle n's is at (n + 255) % 256.
+    let mut pauses: Vec<u64> = (before + 1..=stats.num_gc)
+        .rev()
+        .take(256)
+        .map(|n| stats.pause_ns[(n as usize + 255) % 256])
+        .collect();
+    pauses.sort_unstable();
+    out.line(format!(
+        "churn: replaced {made} lists ({} allocated) in {:.3} s, {cycles} collections",
+        size_label(made * LIST * node_bytes),
+        churn.as_secs_f64()
+    ));
+    out.line(format!(
+        "pauses during churn: max {}, p99 {}, median {}; longest mutator stall {}",
+        ms(pauses.last().copied().unwrap_or(0)),
+        ms(quantile(&pauses, 0.99)),
+        ms(quantile(&pauses, 0.5)),
+        ms(worst.as_nanos() as u64)
+    ));
+
+    let mut generations = 0;
+    for i in 0..lists {
+        match heads.get(i as usize).and_then(|h| check_list(h, i)) {
+            Some(g) => generations += g,
+            None => return Err(format!("list {i} is broken")),
+        }
+    }
+    if generations != made {
+        return Err(format!(
+            "the lists' generations add up to {generations}, not the {made} replacements made"
+        ));
+    }
+    Ok(())
+}
