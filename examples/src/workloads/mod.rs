@@ -93,7 +93,7 @@ pub const WORKLOADS: &[Spec] = &[
         name: "binary-trees",
         usage: "[N=21]",
         about: "Benchmarks Game binary-trees: trees of depth 4..N, one goroutine per depth",
-        table_args: &["18"],
+        table_args: &["16"],
         parse: |a| binary_trees::Params::parse(a).map(Job::BinaryTrees),
     },
     Spec {
@@ -115,7 +115,7 @@ pub const WORKLOADS: &[Spec] = &[
         name: "latency",
         usage: "[SIZE=1GiB]",
         about: "a SIZE live heap of 32-byte linked nodes, then churn through it; pause max and p99",
-        table_args: &["256MiB"],
+        table_args: &["128MiB"],
         parse: |a| latency::Params::parse(a).map(Job::Latency),
     },
     Spec {
