@@ -3,7 +3,7 @@
 //!
 //! Data flow: [`measure`] builds a runtime from the [`Options`], starts a sampler thread
 //! that reads the heap's counters (atomics and a short lock, never a heap object) and
-//! `/proc/self/statm` every millisecond or so, runs the job as the main goroutine, then
+//! `/proc/self/statm` every two milliseconds (less often on long runs), runs the job as the main goroutine, then
 //! collects everything into a [`Summary`], which the table, JSON and plot read. The
 //! runtime is gone (its heap unmapped) before `measure` returns, so runs in one process do
 //! not see each other's memory.
@@ -48,7 +48,8 @@ pub struct Summary {
     pub wall: Duration,
     /// User + system time of the process over the same span (every thread).
     pub cpu: Duration,
-    /// Every collection, oldest first; times are since the runtime was built.
+    /// Every collection, oldest first; times are since the collector was created, which
+    /// is within the runtime's build time (well under a millisecond) of the samples' zero.
     pub cycles: Vec<CycleRecord>,
     /// The heap goal before the first collection.
     pub first_goal: u64,
@@ -174,7 +175,9 @@ impl Sampler {
         let thread = std::thread::Builder::new()
             .name("minigo-sampler".into())
             .spawn(move || {
-                let mut interval = Duration::from_millis(1);
+                // Often enough to see every cycle's sawtooth; each look costs a few
+                // microseconds of the sampler's CPU, which the CPU column includes.
+                let mut interval = Duration::from_millis(2);
                 let (mut samples, mut peak_heap, mut peak_rss) = (Vec::new(), 0, 0);
                 loop {
                     let done = flag.load(Ordering::Acquire);
