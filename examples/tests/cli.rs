@@ -229,3 +229,42 @@ fn plot_draws_heap_goal_and_pauses() {
         stderr(&o)
     );
 }
+
+#[test]
+fn flags_parse_anywhere_after_the_workload_and_lox_keeps_its_own() {
+    use minigo_examples::cli::args::{parse, Command, Options};
+    use minigo_examples::workloads::{churn, Job};
+    let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    assert_eq!(
+        parse(&args(
+            "churn --procs=3 5 --gogc off --memlimit 1GiB --json --verify"
+        )),
+        Ok(Command::One(
+            Job::Churn(churn::Params {
+                count: 5,
+                window: 10_000
+            }),
+            Options {
+                procs: Some(3),
+                gogc: Some(None),
+                memlimit: Some(Some(1 << 30)),
+                verify: true,
+                json: true,
+                ..Options::default()
+            }
+        ))
+    );
+    assert_eq!(
+        parse(&args("--gctrace --gogc 50")),
+        Ok(Command::Table(Options {
+            gctrace: true,
+            gogc: Some(Some(50)),
+            ..Options::default()
+        }))
+    );
+    assert_eq!(
+        parse(&args("lox prog.lox --gc-stress --procs x")),
+        Ok(Command::Lox(args("prog.lox --gc-stress --procs x")))
+    );
+    assert_eq!(parse(&args("")), Ok(Command::Table(Options::default())));
+}
