@@ -19,10 +19,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::ptr::null;
 
-use minigo_alloc_core::sync::{Arc, AtomicU64, AtomicUsize, Mutex, Ordering};
+use minigo_alloc_core::sync::{Arc, AtomicUsize, Mutex, Ordering};
 use minigo_gc::Tracer;
 
-use crate::sched::{current, safepoint, wait_unlocking, GPtr, Sched};
+use crate::sched::{current_gptr, current_sched, safepoint, wait_unlocking, GPtr, Sched};
 
 /// A channel buffer the collector scans.
 pub(crate) trait ScanBuffer: Send + Sync {
@@ -158,13 +158,13 @@ pub enum TryRecvError {
 }
 
 fn me() -> GPtr {
-    GPtr(current().g)
+    current_gptr()
 }
 
 impl<T: Send + 'static> Chan<T> {
     /// A channel with room for `cap` values (0: unbuffered), created from a goroutine.
     pub fn new(cap: usize) -> Chan<T> {
-        let sched = current().sched().arc();
+        let sched = current_sched();
         let inner = Arc::new(Inner {
             state: Mutex::new(State {
                 buf: VecDeque::with_capacity(cap.min(1024)),
@@ -369,264 +369,9 @@ impl<T: Send + 'static> Chan<T> {
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
         std::iter::from_fn(move || self.recv())
     }
-
-    /// A receive case for [`select`].
-    pub fn recv_case(&self) -> RecvCase<'_, T> {
-        RecvCase {
-            ch: self,
-            slot: None,
-            woken: Woken::Pending,
-            value: None,
-        }
-    }
-
-    /// A send case for [`select`].
-    pub fn send_case(&self, v: T) -> SendCase<'_, T> {
-        SendCase {
-            ch: self,
-            slot: Some(v),
-            woken: Woken::Pending,
-        }
-    }
-
-    /// The channel's state, for a select holding its lock raw.
-    ///
-    /// # Safety
-    /// The caller holds the lock (`lock_raw`) and no other reference to the state.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn locked(&self) -> &mut State<T> {
-        // SAFETY: the caller's contract.
-        unsafe { &mut *self.inner.state.data_ptr() }
-    }
 }
 
-/// One case of a [`select`]: a [`RecvCase`] or a [`SendCase`]. The select holds every case's
-/// channel lock (taken raw, in address order) while it calls the `*_locked` methods.
-pub trait SelectCase {
-    /// The channel's identity (lock order).
-    fn channel(&self) -> usize;
-    /// Locks the channel.
-    fn lock(&self);
-    /// Unlocks the channel.
-    ///
-    /// # Safety
-    /// Locked by `lock` on this thread.
-    unsafe fn unlock(&self);
-    /// Performs the operation if it can proceed now; `Some` with a goroutine to ready (after
-    /// unlocking) if it did.
-    ///
-    /// # Safety
-    /// The channel is locked by this select.
-    unsafe fn try_locked(&mut self) -> Option<Option<GPtr>>;
-    /// Queues a waiter for the select whose word is `sel`.
-    ///
-    /// # Safety
-    /// As above; `sel` outlives the waiter (it is removed before `select` returns).
-    unsafe fn register_locked(&mut self, g: GPtr, sel: *const AtomicUsize, case: usize);
-    /// Removes this select's waiters.
-    ///
-    /// # Safety
-    /// As above.
-    unsafe fn unregister_locked(&mut self, sel: *const AtomicUsize);
-    /// After a waker fired this case: settles the result (a send on a closed channel panics).
-    fn complete(&mut self);
-}
-
-/// A receive case: after [`select`] picks it, `value` holds `Some(v)`, or `None` if the
-/// channel was closed.
-pub struct RecvCase<'a, T> {
-    ch: &'a Chan<T>,
-    slot: Option<T>,
-    woken: Woken,
-    /// The result, once this case fired.
-    pub value: Option<Option<T>>,
-}
-
-/// A send case.
-pub struct SendCase<'a, T> {
-    ch: &'a Chan<T>,
-    slot: Option<T>,
-    woken: Woken,
-}
-
-impl<T: Send + 'static> SelectCase for RecvCase<'_, T> {
-    fn channel(&self) -> usize {
-        &*self.ch.inner as *const Inner<T> as usize
-    }
-
-    fn lock(&self) {
-        self.ch.inner.state.lock_raw();
-    }
-
-    unsafe fn unlock(&self) {
-        // SAFETY: the caller's contract.
-        unsafe { self.ch.inner.state.unlock_raw() };
-    }
-
-    unsafe fn try_locked(&mut self) -> Option<Option<GPtr>> {
-        // SAFETY: the caller holds the lock.
-        match self.ch.recv_now(unsafe { self.ch.locked() }) {
-            Ok((v, woke)) => {
-                self.value = Some(Some(v));
-                Some(woke)
-            }
-            Err(TryRecvError::Closed) => {
-                self.value = Some(None);
-                Some(None)
-            }
-            Err(TryRecvError::Empty) => None,
-        }
-    }
-
-    unsafe fn register_locked(&mut self, g: GPtr, sel: *const AtomicUsize, case: usize) {
-        let w = Waiter {
-            g,
-            slot: &mut self.slot,
-            woken: &mut self.woken,
-            sel,
-            case,
-        };
-        // SAFETY: the caller holds the lock.
-        unsafe { self.ch.locked() }.recvq.push_back(w);
-    }
-
-    unsafe fn unregister_locked(&mut self, sel: *const AtomicUsize) {
-        // SAFETY: the caller holds the lock.
-        unsafe { self.ch.locked() }.recvq.retain(|w| w.sel != sel);
-    }
-
-    fn complete(&mut self) {
-        if self.value.is_none() {
-            self.value = Some(match self.woken {
-                Woken::Done => self.slot.take(),
-                _ => None,
-            });
-        }
-    }
-}
-
-impl<T: Send + 'static> SelectCase for SendCase<'_, T> {
-    fn channel(&self) -> usize {
-        &*self.ch.inner as *const Inner<T> as usize
-    }
-
-    fn lock(&self) {
-        self.ch.inner.state.lock_raw();
-    }
-
-    unsafe fn unlock(&self) {
-        // SAFETY: the caller's contract.
-        unsafe { self.ch.inner.state.unlock_raw() };
-    }
-
-    unsafe fn try_locked(&mut self) -> Option<Option<GPtr>> {
-        let v = self.slot.take().expect("a send case sends once");
-        // SAFETY: the caller holds the lock.
-        match self.ch.send_now(unsafe { self.ch.locked() }, v) {
-            Ok(woke) => Some(woke),
-            Err(TrySendError::Closed(v)) | Err(TrySendError::Full(v)) => {
-                self.slot = Some(v);
-                // SAFETY: as above.
-                if unsafe { self.ch.locked() }.closed {
-                    self.woken = Woken::Closed;
-                    return Some(None);
-                }
-                None
-            }
-        }
-    }
-
-    unsafe fn register_locked(&mut self, g: GPtr, sel: *const AtomicUsize, case: usize) {
-        let w = Waiter {
-            g,
-            slot: &mut self.slot,
-            woken: &mut self.woken,
-            sel,
-            case,
-        };
-        // SAFETY: the caller holds the lock.
-        unsafe { self.ch.locked() }.sendq.push_back(w);
-    }
-
-    unsafe fn unregister_locked(&mut self, sel: *const AtomicUsize) {
-        // SAFETY: the caller holds the lock.
-        unsafe { self.ch.locked() }.sendq.retain(|w| w.sel != sel);
-    }
-
-    fn complete(&mut self) {
-        if self.woken == Woken::Closed {
-            panic!("send on closed channel");
-        }
-    }
-}
-
-static SELECT_SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-
-/// A pseudo-random start for polling cases, so that no case is favoured (Go shuffles).
-fn select_start(n: usize) -> usize {
-    let x = SELECT_SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-    let x = (x ^ (x >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    ((x >> 33) as usize) % n.max(1)
-}
-
-/// Go's `select`: waits until one of the cases can proceed, performs it, and returns its
-/// index. When several are ready, each is equally likely to be chosen.
-pub fn select(cases: &mut [&mut dyn SelectCase]) -> usize {
-    select_inner(cases, false).expect("a blocking select always fires")
-}
-
-/// `select` with a `default`: `None` when no case is ready right now.
-pub fn try_select(cases: &mut [&mut dyn SelectCase]) -> Option<usize> {
-    select_inner(cases, true)
-}
-
-fn select_inner(cases: &mut [&mut dyn SelectCase], default: bool) -> Option<usize> {
-    safepoint();
-    let n = cases.len();
-    assert!(n > 0 || default, "select with no cases blocks forever");
-    // Lock every channel once, in address order (Go's `sellock`).
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| cases[i].channel());
-    order.dedup_by_key(|i| cases[*i].channel());
-    let lock_all = |cases: &mut [&mut dyn SelectCase]| order.iter().for_each(|&i| cases[i].lock());
-    let unlock_all = |cases: &mut [&mut dyn SelectCase]| {
-        for &i in order.iter().rev() {
-            // SAFETY: locked by `lock_all` just before, on this thread.
-            unsafe { cases[i].unlock() };
-        }
-    };
-    lock_all(cases);
-    let start = select_start(n);
-    for k in 0..n {
-        let i = (start + k) % n;
-        // SAFETY: every case's channel is locked.
-        if let Some(woke) = unsafe { cases[i].try_locked() } {
-            unlock_all(cases);
-            cases[i].complete();
-            if let Some(g) = woke {
-                current().sched().ready(g.0);
-            }
-            return Some(i);
-        }
-    }
-    if default || n == 0 {
-        unlock_all(cases);
-        return None;
-    }
-    let sel = AtomicUsize::new(NOT_FIRED);
-    let g = me();
-    for (i, c) in cases.iter_mut().enumerate() {
-        // SAFETY: locked; `sel` lives until the waiters are removed below.
-        unsafe { c.register_locked(g, &sel, i) };
-    }
-    wait_unlocking(|| unlock_all(cases));
-    lock_all(cases);
-    for c in cases.iter_mut() {
-        // SAFETY: locked.
-        unsafe { c.unregister_locked(&sel) };
-    }
-    unlock_all(cases);
-    let fired = sel.load(Ordering::Acquire);
-    cases[fired].complete();
-    Some(fired)
-}
+#[cfg(not(loom))]
+mod select;
+#[cfg(not(loom))]
+pub use select::{select, try_select, RecvCase, SelectCase, SendCase};

@@ -2,28 +2,14 @@
 //! scheduler and the collector need to know about it while it is not running.
 //!
 //! A G is owned by exactly one party at a time: a run queue, the M running it, or whatever
-//! it waits on (a channel's wait queue, a timer, a wait group). Ownership moves through the
-//! status word:
-//!
-//! ```text
-//! RUNNABLE --M takes it--> RUNNING --park(Wait)--> WAITING_PREPARE --M--> WAITING
-//!     ^                                              |                      |
-//!     +--------- ready() (CAS) ----------------------+ (READY_EARLY)        |
-//!     +--------- ready() (CAS) ---------------------------------------------+
-//! ```
-//!
-//! A goroutine that is about to wait publishes WAITING_PREPARE before it releases the lock
-//! that made it visible to wakers; after it has suspended, its M moves it to WAITING. A
-//! waker that comes in between finds WAITING_PREPARE and leaves READY_EARLY, which tells
-//! the M to queue it again at once; a later waker finds WAITING and queues it itself. So a
-//! goroutine is never woken before it has stopped, and never lost (Go's `gopark` uses an
-//! unlock callback on the system stack for the same purpose).
+//! it waits on (a channel's wait queue, a timer, a wait group); ownership moves through its
+//! status word (`status.rs`).
 
 use std::cell::Cell;
 use std::ptr::NonNull;
 
 use corosensei::{Coroutine, Yielder};
-use minigo_alloc_core::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
+use minigo_alloc_core::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
 
 use crate::stack::GoStack;
 
@@ -42,21 +28,13 @@ pub(crate) type Outcome = Result<(), String>;
 
 pub(crate) type Co = Coroutine<(), Park, Outcome, GoStack>;
 
-pub(crate) const RUNNABLE: u32 = 0;
-pub(crate) const RUNNING: u32 = 1;
-pub(crate) const WAITING_PREPARE: u32 = 2;
-pub(crate) const WAITING: u32 = 3;
-pub(crate) const READY_EARLY: u32 = 4;
-/// In a `blocking` region: running without a P, its stack spilled at `saved_sp`.
-pub(crate) const SYSCALL: u32 = 5;
-/// Finished; kept (with its stack) on a free list for the next `go` (Go's `gfput`).
-pub(crate) const DEAD: u32 = 6;
+pub(crate) use crate::status::{GStatus, DEAD, RUNNABLE, RUNNING, SYSCALL};
 
 /// A goroutine.
 pub(crate) struct G {
     /// Its id, new each time the G is reused for a goroutine.
     id: AtomicU64,
-    pub(crate) status: AtomicU32,
+    pub(crate) status: GStatus,
     /// Stack pointer at the last park (or `blocking` entry); what the collector scans from.
     pub(crate) saved_sp: AtomicUsize,
     /// The stack's top and guard page, once the goroutine has a stack (at its first run:
@@ -87,7 +65,7 @@ impl G {
     pub(crate) fn new(id: u64, entry: Box<dyn FnOnce() + Send>) -> GRef {
         let g = Box::new(G {
             id: AtomicU64::new(id),
-            status: AtomicU32::new(RUNNABLE),
+            status: GStatus::new(RUNNABLE),
             saved_sp: AtomicUsize::new(0),
             stack_top: AtomicUsize::new(0),
             guard: Cell::new((0, 0)),
@@ -166,58 +144,6 @@ impl G {
             let p = &**b as *const (dyn FnOnce() + Send) as *const u8 as usize;
             (p, p + std::mem::size_of_val(&**b))
         })
-    }
-
-    /// Hands a goroutine that waits (WAITING or about to be) back to the scheduler; false if
-    /// it was not waiting. The caller then queues it if this returns `Some(true)` (it was
-    /// fully parked), or leaves it to its M (`Some(false)`: it had not finished parking).
-    pub(crate) fn wake(&self) -> bool {
-        loop {
-            match self.status.load(Ordering::Acquire) {
-                WAITING => {
-                    if self
-                        .status
-                        .compare_exchange(WAITING, RUNNABLE, Ordering::AcqRel, Ordering::Acquire)
-                        .is_ok()
-                    {
-                        return true;
-                    }
-                }
-                WAITING_PREPARE => {
-                    if self
-                        .status
-                        .compare_exchange(
-                            WAITING_PREPARE,
-                            READY_EARLY,
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        )
-                        .is_ok()
-                    {
-                        return false;
-                    }
-                }
-                s => panic!("waking goroutine {} in state {s}", self.id()),
-            }
-        }
-    }
-
-    /// Its M's side of parking to wait: WAITING_PREPARE -> WAITING, or, if a waker came
-    /// first, READY_EARLY -> RUNNABLE and true (queue it again).
-    pub(crate) fn finish_parking(&self) -> bool {
-        match self.status.compare_exchange(
-            WAITING_PREPARE,
-            WAITING,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => false,
-            Err(READY_EARLY) => {
-                self.status.store(RUNNABLE, Ordering::Release);
-                true
-            }
-            Err(s) => panic!("goroutine {} parked in state {s}", self.id()),
-        }
     }
 }
 

@@ -31,35 +31,67 @@
 //!   N: stack overflow" (exit status 2), as in Go; a goroutine that panics ends the run with
 //!   [`RunError::Panic`] (or aborts, if configured).
 
+#![cfg_attr(loom, allow(dead_code))]
+
+// Loom builds (`--cfg loom`) keep what the models drive: run queues, the world stop, and
+// channels over the status-word handshake, with loom threads as goroutines (`loom_sched`).
+#[cfg(not(loom))]
 mod api;
 mod chan;
+#[cfg(not(loom))]
 mod g;
+#[cfg(not(loom))]
 mod gfree;
+#[cfg(not(loom))]
 mod global;
+#[cfg(not(loom))]
 mod park;
+#[cfg(not(loom))]
 mod roots;
 mod runq;
+#[cfg(not(loom))]
 mod sched;
+#[cfg(loom)]
+#[path = "loom_sched.rs"]
+mod sched;
+#[cfg(not(loom))]
 mod signal;
+#[cfg(not(loom))]
 mod stack;
+mod status;
+#[cfg(not(loom))]
 mod time;
+#[cfg(not(loom))]
 mod types;
+#[cfg(not(loom))]
 mod waitgroup;
+mod world;
 
+#[cfg(not(loom))]
 pub use api::{
     go, goroutine_id, num_goroutine, procs, read_mem_stats, BuildError, Builder, RunError, Runtime,
 };
-pub use chan::{
-    select, try_select, Chan, RecvCase, SelectCase, SendCase, TryRecvError, TrySendError,
-};
+#[cfg(not(loom))]
+pub use chan::{select, try_select, RecvCase, SelectCase, SendCase};
+pub use chan::{Chan, TryRecvError, TrySendError};
+#[cfg(not(loom))]
 pub use global::Global;
 pub use minigo_alloc_core::{AllocError, Layout};
+#[cfg(not(loom))]
 pub use minigo_derive::HeapType;
 pub use minigo_gc::{self as gc_crate, MemStats};
 pub use runq::{GlobalQueue, LocalQueue, RUNQ_SIZE};
+#[cfg(loom)]
+pub use sched::Sched as LoomSched;
+#[cfg(not(loom))]
 pub use sched::{blocking, yield_now};
+#[cfg(not(loom))]
 pub use time::sleep;
+#[cfg(not(loom))]
 pub use types::{
     gc, layout_of, shift_mask, Gc, GcCell, GcField, GcPointer, GcSlice, GcStr, HeapType,
 };
+#[cfg(not(loom))]
 pub use waitgroup::WaitGroup;
+#[cfg(loom)]
+pub use world::World;

@@ -178,6 +178,13 @@ impl<T> LocalQueue<T> {
                 return None;
             }
             let g = self.ring[h as usize % RUNQ_SIZE].load(Ordering::Relaxed);
+            // The seeded bug: claim the head with a plain store, racing thieves.
+            #[cfg(loom_mutant = "take_head_racy")]
+            {
+                self.head.store(h.wrapping_add(1), Ordering::Release);
+                return NonNull::new(g);
+            }
+            #[cfg(not(loom_mutant = "take_head_racy"))]
             if self
                 .head
                 .compare_exchange(h, h.wrapping_add(1), Ordering::AcqRel, Ordering::Relaxed)

@@ -8,10 +8,10 @@
 //! P on the idle list and parks; `wakep` hands an idle P to a parked M (or a new one) when
 //! work appears.
 //!
-//! Stopping the world (Go's `stopTheWorldWithSema`): the stopper sets `gcwaiting`, claims
-//! every idle P, and waits until each running P stops itself at its goroutine's next
-//! safepoint (channel operations, `yield_now`, sleeps, allocation slow paths). A goroutine
-//! inside `blocking` holds no P, so it never holds the world up; a goroutine that neither
+//! Stopping the world (`world.rs`, Go's `stopTheWorldWithSema`): the stopper claims every
+//! idle P and waits until each running P stops itself at its goroutine's next safepoint
+//! (channel operations, `yield_now`, sleeps, allocation slow paths). A goroutine inside
+//! `blocking` holds no P, so it never holds the world up; a goroutine that neither
 //! allocates nor yields does, until it does. With the world stopped, every goroutine is
 //! parked with its registers spilled onto its stack, which is what makes the collector's
 //! stack scan sound.
@@ -24,26 +24,22 @@ use minigo_alloc_core::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Condvar, M
 use minigo_alloc_core::MCache;
 use minigo_gc::Collector;
 
-use crate::g::{GRef, Outcome, Park, G, RUNNABLE, RUNNING, SYSCALL, WAITING_PREPARE};
+use crate::g::{GRef, Outcome, Park, G, RUNNABLE, RUNNING, SYSCALL};
 use crate::gfree::{GlobalFree, LocalFree};
 use crate::park::with_spilled_registers;
 use crate::runq::{GlobalQueue, LocalQueue};
 use crate::signal;
 use crate::stack::GoStack;
+use crate::world::World;
 
 /// Rounds of stealing before an M gives up its P (Go's `stealTries`).
 const STEAL_TRIES: usize = 4;
-
-const P_IDLE: u32 = 0;
-const P_RUNNING: u32 = 1;
-const P_STOPPED: u32 = 2;
 
 /// A logical processor.
 pub(crate) struct P {
     pub(crate) runq: LocalQueue<G>,
     /// Dead Gs and idle stacks for the next `go` on this P (Go's `p.gFree`).
     free: std::cell::UnsafeCell<LocalFree>,
-    status: AtomicU32,
     tick: AtomicU32,
     mcache: std::cell::UnsafeCell<MCache>,
 }
@@ -66,25 +62,17 @@ struct MSlot {
     cv: Condvar,
 }
 
-struct Locked {
-    idle_ps: Vec<usize>,
-    idle_ms: Vec<Arc<MSlot>>,
-    /// Running Ps not yet stopped, while the world is stopping.
-    stopwait: usize,
-}
-
 /// A runtime's scheduler state, shared by its Ms.
 pub(crate) struct Sched {
     pub(crate) collector: Arc<Collector>,
     pub(crate) ps: Box<[P]>,
     pub(crate) global: GlobalQueue<G>,
-    locked: Mutex<Locked>,
-    stw_cv: Condvar,
-    world_cv: Condvar,
-    pub(crate) gcwaiting: AtomicBool,
+    /// The Ps' states and the stop-the-world handshake.
+    pub(crate) world: World,
+    /// Ms without a P, waiting for `wakep` to hand them one.
+    idle_ms: Mutex<Vec<Arc<MSlot>>>,
     stw_running: AtomicBool,
     pub(crate) worlds_stopped: AtomicU64,
-    npidle: AtomicUsize,
     next_goid: AtomicU64,
     pub(crate) ngoroutines: AtomicUsize,
     /// Every G, live or dead.
@@ -190,11 +178,21 @@ pub(crate) fn park(reason: Park) {
     });
 }
 
+/// The running goroutine's scheduler.
+pub(crate) fn current_sched() -> Arc<Sched> {
+    current().sched().arc()
+}
+
+/// The running goroutine, as wait queues hold it.
+pub(crate) fn current_gptr() -> GPtr {
+    GPtr(current().g)
+}
+
 /// A safepoint: if the world is stopping, stop here.
 #[inline]
 pub(crate) fn safepoint() {
     if let Some(cur) = try_current() {
-        if cur.sched().gcwaiting.load(Ordering::Relaxed) {
+        if cur.sched().world.stopping() {
             park(Park::Yield);
         }
     }
@@ -205,9 +203,7 @@ pub(crate) fn safepoint() {
 /// holding the lock that makes the goroutine visible to wakers, and release that lock in
 /// `unlock` (the goroutine then parks).
 pub(crate) fn wait_unlocking(unlock: impl FnOnce()) {
-    let cur = current();
-    cur.g().status.store(WAITING_PREPARE, Ordering::Release);
-    unlock();
+    current().g().status.prepare_wait(unlock);
     park(Park::Wait);
 }
 
@@ -247,9 +243,11 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         g.status.store(SYSCALL, Ordering::Release);
         let p = current_p();
         M_P.with(|c| c.set(None));
-        sched.release_p(p);
+        sched.world.release_p(p);
+        // Go's handoffp: goroutines queued on the P must not wait for this call to end.
+        sched.wakep_if_work();
         let r = f();
-        let p = sched.acquire_p_after_blocking();
+        let p = sched.world.acquire_p();
         M_P.with(|c| c.set(Some(p)));
         g.status.store(RUNNING, Ordering::Release);
         r
@@ -269,24 +267,16 @@ impl Sched {
                 .map(|_| P {
                     runq: LocalQueue::default(),
                     free: std::cell::UnsafeCell::new(LocalFree::default()),
-                    status: AtomicU32::new(P_IDLE),
                     tick: AtomicU32::new(0),
                     mcache: std::cell::UnsafeCell::new(MCache::new(&heap)),
                 })
                 .collect(),
             collector,
             global: GlobalQueue::default(),
-            locked: Mutex::new(Locked {
-                idle_ps: (0..procs).rev().collect(),
-                idle_ms: Vec::new(),
-                stopwait: 0,
-            }),
-            stw_cv: Condvar::new(),
-            world_cv: Condvar::new(),
-            gcwaiting: AtomicBool::new(false),
+            world: World::new(procs),
+            idle_ms: Mutex::new(Vec::new()),
             stw_running: AtomicBool::new(false),
             worlds_stopped: AtomicU64::new(0),
-            npidle: AtomicUsize::new(procs),
             next_goid: AtomicU64::new(1),
             ngoroutines: AtomicUsize::new(0),
             allgs: Mutex::new(AllGs::default()),
@@ -383,21 +373,21 @@ impl Sched {
     /// Makes a waiting goroutine runnable (Go's `ready`): it runs next on this P.
     pub(crate) fn ready(&self, g: GRef) {
         // SAFETY: the waker owns the waiting G's handle (it took it from a wait queue).
-        if unsafe { g.as_ref() }.wake() {
+        if unsafe { g.as_ref() }.status.wake() {
             self.make_runnable_next(g, true);
         }
     }
 
     /// Hands an idle P to an idle (or new) M when there is work for it.
     pub(crate) fn wakep(&self) {
-        if self.npidle.load(Ordering::Acquire) == 0
-            || self.gcwaiting.load(Ordering::Relaxed)
+        if self.world.npidle() == 0
+            || self.world.stopping()
             || self.nmspinning.load(Ordering::Acquire) != 0
         {
             return;
         }
         // One M at a time goes looking for work (Go's spinning Ms): it wakes the next one
-        // when it finds some (`found_work`).
+        // when it finds some (`schedule`).
         if self
             .nmspinning
             .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
@@ -405,27 +395,21 @@ impl Sched {
         {
             return;
         }
-        let mut l = self.locked.lock();
-        if self.gcwaiting.load(Ordering::Relaxed) || self.shutdown.load(Ordering::Relaxed) {
-            self.nmspinning.fetch_sub(1, Ordering::AcqRel);
-            return;
-        }
-        let Some(p) = l.idle_ps.pop() else {
+        let p = match self.shutdown.load(Ordering::Acquire) {
+            false => self.world.take_idle_p(),
+            true => None,
+        };
+        let Some(p) = p else {
             self.nmspinning.fetch_sub(1, Ordering::AcqRel);
             return;
         };
-        self.npidle.fetch_sub(1, Ordering::AcqRel);
-        self.ps[p].status.store(P_RUNNING, Ordering::Release);
-        match l.idle_ms.pop() {
+        let m = self.idle_ms.lock().pop();
+        match m {
             Some(m) => {
-                drop(l);
                 *m.p.lock() = Some(p);
                 m.cv.notify_one();
             }
-            None => {
-                drop(l);
-                self.start_m(p);
-            }
+            None => self.start_m(p),
         }
     }
 
@@ -437,7 +421,7 @@ impl Sched {
         if spawned.is_err() {
             // No thread: give the P back; the Ms there are will run its work.
             self.nmspinning.fetch_sub(1, Ordering::AcqRel);
-            self.release_p(p);
+            self.world.release_p(p);
         }
     }
 
@@ -483,8 +467,7 @@ impl Sched {
             };
             // Every M gets its P from `wakep`, which counted it as spinning.
             self.schedule(pid, true);
-            let mut l = self.locked.lock();
-            l.idle_ms.push(slot.clone());
+            self.idle_ms.lock().push(slot.clone());
         }
     }
 
@@ -493,8 +476,8 @@ impl Sched {
     fn schedule(&self, mut p: usize, mut spinning: bool) {
         M_P.with(|c| c.set(Some(p)));
         loop {
-            if self.gcwaiting.load(Ordering::Acquire) {
-                self.stop_self(p);
+            if self.world.stopping() {
+                self.world.stop_self(p);
             }
             if self.shutdown.load(Ordering::Acquire) {
                 break;
@@ -517,13 +500,17 @@ impl Sched {
                     }
                 }
                 None => {
-                    if self.release_p_if_idle(p) {
-                        if spinning {
-                            self.nmspinning.fetch_sub(1, Ordering::AcqRel);
-                        }
-                        M_P.with(|c| c.set(None));
-                        return;
+                    M_P.with(|c| c.set(None));
+                    self.world.release_p(p);
+                    if spinning {
+                        self.nmspinning.fetch_sub(1, Ordering::AcqRel);
                     }
+                    // Go's findrunnable re-check: a goroutine queued from outside any P (a
+                    // timer, a goroutine in `blocking`) between our last look and now saw
+                    // this P still running or this M still spinning, so its `wakep` did
+                    // nothing. Idle first, then look, so that one of us sees the other.
+                    self.wakep_if_work();
+                    return;
                 }
             }
         }
@@ -531,7 +518,18 @@ impl Sched {
             self.nmspinning.fetch_sub(1, Ordering::AcqRel);
         }
         M_P.with(|c| c.set(None));
-        self.release_p(p);
+        self.world.release_p(p);
+    }
+
+    /// `wakep` if there is work no running P will get to: in the global queue, or queued
+    /// on a P that is not running (one handed off by `blocking`). A running P's own queue
+    /// is left to it (and to thieves it wakes).
+    fn wakep_if_work(&self) {
+        let orphaned =
+            (0..self.ps.len()).any(|i| !self.world.is_running(i) && !self.ps[i].runq.is_empty());
+        if !self.global.is_empty() || orphaned {
+            self.wakep();
+        }
     }
 
     fn find_runnable(&self, p: usize) -> Option<GRef> {
@@ -558,10 +556,7 @@ impl Sched {
             let last = round == STEAL_TRIES - 1;
             for k in 1..n {
                 let victim = &self.ps[(p + k) % n];
-                if last
-                    && victim.runq.has_next()
-                    && victim.status.load(Ordering::Acquire) == P_RUNNING
-                {
+                if last && victim.runq.has_next() && self.world.is_running((p + k) % n) {
                     std::thread::sleep(Duration::from_micros(3));
                 }
                 if let Some(g) = victim.runq.steal_into(&pp.runq, last) {
@@ -612,7 +607,7 @@ impl Sched {
                 self.wakep();
             }
             corosensei::CoroutineResult::Yield(Park::Wait) => {
-                if gr.finish_parking() {
+                if gr.status.finish_parking() {
                     self.ps[p].runq.push(g, true, &self.global);
                 }
             }
@@ -622,11 +617,13 @@ impl Sched {
                     .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    self.stop_the_world(p);
+                    self.world.stop(p);
+                    self.worlds_stopped.fetch_add(1, Ordering::AcqRel);
                     // SAFETY: the job lives on the parked goroutine's stack (see
                     // `with_world_stopped`).
                     unsafe { (*job)(self) };
-                    self.start_the_world(p);
+                    self.world.start(p);
+                    self.wakep_if_work();
                     self.stw_running.store(false, Ordering::Release);
                 } else {
                     // Another M is stopping the world: stop with it, then try again.
@@ -694,122 +691,11 @@ impl Sched {
         let f = fin.take().expect("checked");
         drop(fin);
         self.shutdown.store(true, Ordering::Release);
-        let l = self.locked.lock();
-        for m in &l.idle_ms {
+        for m in self.idle_ms.lock().iter() {
             m.cv.notify_one();
         }
-        self.world_cv.notify_all();
-        drop(l);
         self.timers.shutdown();
         f
-    }
-
-    /// Puts `p` on the idle list (its goroutine is in `blocking`, or its M found nothing).
-    pub(crate) fn release_p(&self, p: usize) {
-        let mut l = self.locked.lock();
-        self.put_idle(&mut l, p);
-    }
-
-    fn put_idle(&self, l: &mut Locked, p: usize) {
-        if self.gcwaiting.load(Ordering::Acquire)
-            && self.ps[p].status.load(Ordering::Acquire) == P_RUNNING
-        {
-            // The world is stopping and was waiting for this P: it is stopped now.
-            self.ps[p].status.store(P_STOPPED, Ordering::Release);
-            l.stopwait -= 1;
-            if l.stopwait == 0 {
-                self.stw_cv.notify_all();
-            }
-        } else {
-            self.ps[p].status.store(P_IDLE, Ordering::Release);
-        }
-        l.idle_ps.push(p);
-        self.npidle.fetch_add(1, Ordering::AcqRel);
-        self.world_cv.notify_all();
-    }
-
-    /// Releases `p` unless work appeared meanwhile (checked under the lock, so that a
-    /// goroutine queued globally just now is not left with every M asleep).
-    fn release_p_if_idle(&self, p: usize) -> bool {
-        let mut l = self.locked.lock();
-        if !self.global.is_empty() || self.gcwaiting.load(Ordering::Acquire) {
-            return false;
-        }
-        self.put_idle(&mut l, p);
-        true
-    }
-
-    /// A goroutine leaving `blocking`: takes any idle P, waiting while the world is
-    /// stopped or every P is busy.
-    fn acquire_p_after_blocking(&self) -> usize {
-        let mut l = self.locked.lock();
-        loop {
-            if !self.gcwaiting.load(Ordering::Acquire) {
-                if let Some(p) = l.idle_ps.pop() {
-                    self.npidle.fetch_sub(1, Ordering::AcqRel);
-                    self.ps[p].status.store(P_RUNNING, Ordering::Release);
-                    return p;
-                }
-            }
-            l = self.world_cv.wait(l);
-        }
-    }
-
-    /// This M's P stops for a world stop, and waits for the world to restart.
-    fn stop_self(&self, p: usize) {
-        let mut l = self.locked.lock();
-        if !self.gcwaiting.load(Ordering::Acquire)
-            || self.ps[p].status.load(Ordering::Acquire) != P_RUNNING
-        {
-            return;
-        }
-        self.ps[p].status.store(P_STOPPED, Ordering::Release);
-        l.stopwait -= 1;
-        if l.stopwait == 0 {
-            self.stw_cv.notify_all();
-        }
-        while self.gcwaiting.load(Ordering::Acquire) {
-            l = self.world_cv.wait(l);
-        }
-        self.ps[p].status.store(P_RUNNING, Ordering::Release);
-    }
-
-    /// Stops every P but `me` (Go's `stopTheWorldWithSema`). Returns with all stopped.
-    fn stop_the_world(&self, me: usize) {
-        let mut l = self.locked.lock();
-        self.gcwaiting.store(true, Ordering::Release);
-        self.ps[me].status.store(P_STOPPED, Ordering::Release);
-        let mut running = 0;
-        for (i, p) in self.ps.iter().enumerate() {
-            if i == me {
-                continue;
-            }
-            match p.status.load(Ordering::Acquire) {
-                P_IDLE => p.status.store(P_STOPPED, Ordering::Release),
-                P_RUNNING => running += 1,
-                _ => {}
-            }
-        }
-        l.stopwait = running;
-        while l.stopwait > 0 {
-            l = self.stw_cv.wait(l);
-        }
-        self.worlds_stopped.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// Restarts the world (Go's `startTheWorldWithSema`).
-    fn start_the_world(&self, me: usize) {
-        let l = self.locked.lock();
-        for &p in &l.idle_ps {
-            self.ps[p].status.store(P_IDLE, Ordering::Release);
-        }
-        self.ps[me].status.store(P_RUNNING, Ordering::Release);
-        self.gcwaiting.store(false, Ordering::Release);
-        self.world_cv.notify_all();
-        drop(l);
-        if !self.global.is_empty() || self.ps.iter().any(|p| !p.runq.is_empty()) {
-            self.wakep();
-        }
     }
 
     /// Every goroutine that is alive, for the collector (world stopped).
