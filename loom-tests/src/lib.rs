@@ -1,11 +1,13 @@
 //! minigo-loom-tests: loom models of minigo's concurrent handoffs.
 //!
 //! Every model runs the production types — `MCache`, `MCentral` (through the mcache), the
-//! page heap and its scavenger, the sweeper, the mark workers — compiled with loom's
+//! page heap and its scavenger, the sweeper, the mark workers, the run queues, the world
+//! stop, channels and the park/wake status handshake — compiled with loom's
 //! primitives through the crates' `sync` shims (`--cfg loom`). Sizes are the real ones,
-//! chosen so that state stays small: 18 KiB objects (four to a span), 1 MiB arenas, at most
-//! three threads. Each model file states what it proves; each has a seeded bug
-//! (`--cfg loom_mutant="..."` in the production code) that makes it fail, which CI checks.
+//! chosen so that state stays small: 18 KiB objects (four to a span), 1 MiB arenas, a
+//! 4-slot run queue ring, at most three threads. Each model file states what it proves;
+//! each has a seeded bug (`--cfg loom_mutant="..."` in the production code) that makes it
+//! fail, which CI checks.
 //!
 //! | model | file | mutant |
 //! |---|---|---|
@@ -13,6 +15,9 @@
 //! | 2. lazy sweeping races the background sweeper across a cycle | `tests/sweep.rs` | `finish_sweep_no_wait` |
 //! | 3. page allocation races the scavenger | `tests/scavenge.rs` | `scavenge_free_early` |
 //! | 4. two mark workers on a shared graph | `tests/mark.rs` | `mark_racy` |
+//! | 5. a run queue's owner, a thief and the global queue | `tests/runq.rs` | `take_head_racy` |
+//! | 6. the stop-the-world handshake | `tests/world.rs` | `stop_self_no_wait`, `exitsyscall_ignores_stw` |
+//! | 7. channel send, receive and close | `tests/chan.rs` | `prepare_after_unlock` |
 //!
 //! Run: `.ci/loom` (bounded, as CI), or
 //! `RUSTFLAGS="--cfg loom -C debug-assertions=on" LOOM_MAX_PREEMPTIONS=2 cargo test -p

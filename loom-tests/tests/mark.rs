@@ -60,10 +60,8 @@ fn two_mark_workers_on_a_shared_graph() {
         let reachable = [r, a, b, cc, d];
         for &o in &reachable {
             // SAFETY: the workers are done; nothing allocates.
-            assert!(
-                unsafe { heap.find_object_unlocked(o) }.unwrap().is_marked(),
-                "{o:#x} unmarked"
-            );
+            let obj = unsafe { heap.find_object_unlocked(o) };
+            assert!(obj.unwrap().is_marked(), "{o:#x} unmarked");
         }
         // SAFETY: as above.
         assert!(!unsafe { heap.find_object_unlocked(e) }.unwrap().is_marked());
