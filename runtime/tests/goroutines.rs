@@ -180,3 +180,36 @@ fn recycled_goroutines_get_fresh_ids_and_their_own_roots() {
     })
     .unwrap();
 }
+
+/// Goroutines readied from outside any P (the timer thread wakes sleepers) while every M is
+/// going idle must still run: an M re-checks the queues after giving its P up. A lost
+/// wake-up here hangs the run, so a watchdog turns a hang into a failure.
+#[test]
+fn sleepers_woken_while_every_p_goes_idle_are_never_stranded() {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        if !d.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("sleepers still asleep after 60 s: a wake-up was lost");
+            std::process::exit(1);
+        }
+    });
+    let rt = Runtime::builder().procs(2).build().unwrap();
+    rt.run(|| {
+        let wg = WaitGroup::new();
+        for _ in 0..4 {
+            wg.add(1);
+            let wg = wg.clone();
+            go(move || {
+                for _ in 0..300 {
+                    minigo_runtime::sleep(std::time::Duration::from_micros(20));
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+    })
+    .unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+}
