@@ -1,0 +1,147 @@
+//! Bytecode: the instruction set, and the chunk a function is compiled into before it is
+//! copied into the heap.
+//!
+//! The compiler appends to a [`ChunkBuilder`] (kept on `State::compiling`, so that the
+//! collector sees the constants of every function still being compiled), tracking the
+//! stack depth each instruction leaves so the finished function knows the most stack it
+//! can use. `heap::LoxHeap::new_function` then copies code, line table and constants into
+//! heap arrays owned by an `ObjFunction`, which is what the VM runs.
+//!
+//! The instructions are clox's, plus three fused comparisons (`!=`, `>=`, `<=`) that do in
+//! one dispatch what clox does in two (`==` then `!`, and so on) with the same results,
+//! NaN included (`a >= b` is `!(a < b)`, as clox computes it).
+
+use super::object::ObjString;
+use super::value::Value;
+
+/// Opcodes. Operands follow the opcode byte: `u8` unless noted.
+pub mod op {
+    /// `[constant]`: push a constant.
+    pub const CONSTANT: u8 = 0;
+    pub const NIL: u8 = 1;
+    pub const TRUE: u8 = 2;
+    pub const FALSE: u8 = 3;
+    pub const POP: u8 = 4;
+    /// `[slot]`
+    pub const GET_LOCAL: u8 = 5;
+    /// `[slot]`
+    pub const SET_LOCAL: u8 = 6;
+    /// `[name constant]`
+    pub const GET_GLOBAL: u8 = 7;
+    /// `[name constant]`
+    pub const DEFINE_GLOBAL: u8 = 8;
+    /// `[name constant]`
+    pub const SET_GLOBAL: u8 = 9;
+    /// `[upvalue index]`
+    pub const GET_UPVALUE: u8 = 10;
+    /// `[upvalue index]`
+    pub const SET_UPVALUE: u8 = 11;
+    /// `[name constant]`
+    pub const GET_PROPERTY: u8 = 12;
+    /// `[name constant]`
+    pub const SET_PROPERTY: u8 = 13;
+    /// `[name constant]`: pops the superclass, binds its method to `this`.
+    pub const GET_SUPER: u8 = 14;
+    pub const EQUAL: u8 = 15;
+    pub const NOT_EQUAL: u8 = 16;
+    pub const GREATER: u8 = 17;
+    /// `!(a < b)`
+    pub const GREATER_EQUAL: u8 = 18;
+    pub const LESS: u8 = 19;
+    /// `!(a > b)`
+    pub const LESS_EQUAL: u8 = 20;
+    pub const ADD: u8 = 21;
+    pub const SUBTRACT: u8 = 22;
+    pub const MULTIPLY: u8 = 23;
+    pub const DIVIDE: u8 = 24;
+    pub const NOT: u8 = 25;
+    pub const NEGATE: u8 = 26;
+    pub const PRINT: u8 = 27;
+    /// `[u16 offset]` forward.
+    pub const JUMP: u8 = 28;
+    /// `[u16 offset]` forward when the top of stack is falsey (which stays pushed).
+    pub const JUMP_IF_FALSE: u8 = 29;
+    /// `[u16 offset]` backward.
+    pub const LOOP: u8 = 30;
+    /// `[argument count]`
+    pub const CALL: u8 = 31;
+    /// `[name constant][argument count]`
+    pub const INVOKE: u8 = 32;
+    /// `[name constant][argument count]`: pops the superclass first.
+    pub const SUPER_INVOKE: u8 = 33;
+    /// `[function constant]` then `[is local][index]` per upvalue.
+    pub const CLOSURE: u8 = 34;
+    pub const CLOSE_UPVALUE: u8 = 35;
+    pub const RETURN: u8 = 36;
+    /// `[name constant]`
+    pub const CLASS: u8 = 37;
+    pub const INHERIT: u8 = 38;
+    /// `[name constant]`
+    pub const METHOD: u8 = 39;
+}
+
+/// How an instruction changes the stack depth (`argc`: the argument count of a call).
+pub fn stack_effect(opcode: u8, argc: u8) -> isize {
+    use op::*;
+    match opcode {
+        CONSTANT | NIL | TRUE | FALSE | GET_LOCAL | GET_GLOBAL | GET_UPVALUE | CLOSURE | CLASS => 1,
+        SET_LOCAL | SET_GLOBAL | SET_UPVALUE | GET_PROPERTY | NOT | NEGATE | JUMP
+        | JUMP_IF_FALSE | LOOP => 0,
+        POP | DEFINE_GLOBAL | SET_PROPERTY | GET_SUPER | EQUAL | NOT_EQUAL | GREATER
+        | GREATER_EQUAL | LESS | LESS_EQUAL | ADD | SUBTRACT | MULTIPLY | DIVIDE | PRINT
+        | CLOSE_UPVALUE | RETURN | INHERIT | METHOD => -1,
+        CALL | INVOKE => -(argc as isize),
+        SUPER_INVOKE => -(argc as isize) - 1,
+        _ => unreachable!("opcode {opcode}"),
+    }
+}
+
+/// A function's bytecode while it is being compiled.
+pub struct ChunkBuilder {
+    /// The function's name (null for the script).
+    pub name: *mut ObjString,
+    pub code: Vec<u8>,
+    /// Source line of each byte of `code`.
+    pub lines: Vec<u32>,
+    pub constants: Vec<Value>,
+    pub arity: usize,
+    pub upvalue_count: usize,
+    /// Stack depth after the last instruction, counted from the frame's slot 0.
+    pub depth: isize,
+    /// The deepest the stack gets.
+    pub max_depth: isize,
+}
+
+impl ChunkBuilder {
+    pub fn new(name: *mut ObjString) -> ChunkBuilder {
+        ChunkBuilder {
+            name,
+            code: Vec::new(),
+            lines: Vec::new(),
+            constants: Vec::new(),
+            arity: 0,
+            upvalue_count: 0,
+            // Slot 0 holds the callee (or `this`).
+            depth: 1,
+            max_depth: 1,
+        }
+    }
+
+    pub fn write(&mut self, byte: u8, line: u32) {
+        self.code.push(byte);
+        self.lines.push(line);
+    }
+
+    /// Accounts for `delta` more values on the stack.
+    pub fn grow_stack(&mut self, delta: isize) {
+        self.depth += delta;
+        self.max_depth = self.max_depth.max(self.depth);
+    }
+
+    /// Adds a constant; returns its index (which may be past what an operand can name:
+    /// the compiler reports that).
+    pub fn add_constant(&mut self, v: Value) -> usize {
+        self.constants.push(v);
+        self.constants.len() - 1
+    }
+}

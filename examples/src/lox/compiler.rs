@@ -1,0 +1,946 @@
+//! The compiler: clox's single-pass Pratt parser, from source to an `ObjFunction` in the
+//! heap, with clox's error messages, limits and recovery.
+//!
+//! Tokens come from the [`Scanner`] one at a time; each function being compiled has a
+//! [`FnCompiler`] here (locals, upvalues, scope depth) and a `ChunkBuilder` on
+//! `State::compiling`, where the collector sees its constants. String constants are
+//! interned as they are met (so compiling allocates, and may collect). When a function
+//! ends, its chunk is copied into a function object, which becomes a constant of the
+//! enclosing function. Errors go to `err` as `[line N] Error at 'x': message`; after one,
+//! the parser skips to the next statement, and compilation returns nothing.
+
+use std::io::Write;
+
+use super::chunk::{op, stack_effect, ChunkBuilder};
+use super::heap::LoxHeap;
+use super::object::ObjFunction;
+use super::roots::State;
+use super::scanner::{Scanner, Token, TokenType};
+use super::value::Value;
+
+/// Nesting (expressions, statements) the compiler accepts. clox has no limit and crashes
+/// on its C stack somewhere past it; here it is an error.
+const MAX_NESTING: usize = 1000;
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Prec {
+    None,
+    Assignment,
+    Or,
+    And,
+    Equality,
+    Comparison,
+    Term,
+    Factor,
+    Unary,
+    Call,
+    Primary,
+}
+
+impl Prec {
+    fn next(self) -> Prec {
+        use Prec::*;
+        match self {
+            None => Assignment,
+            Assignment => Or,
+            Or => And,
+            And => Equality,
+            Equality => Comparison,
+            Comparison => Term,
+            Term => Factor,
+            Factor => Unary,
+            Unary => Call,
+            Call | Primary => Primary,
+        }
+    }
+}
+
+fn infix_precedence(kind: TokenType) -> Prec {
+    use TokenType::*;
+    match kind {
+        LeftParen | Dot => Prec::Call,
+        Minus | Plus => Prec::Term,
+        Slash | Star => Prec::Factor,
+        BangEqual | EqualEqual => Prec::Equality,
+        Greater | GreaterEqual | Less | LessEqual => Prec::Comparison,
+        And => Prec::And,
+        Or => Prec::Or,
+        _ => Prec::None,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FunctionType {
+    Function,
+    Initializer,
+    Method,
+    Script,
+}
+
+struct Local<'s> {
+    name: &'s [u8],
+    /// Scope depth, or -1 while its initializer is being compiled.
+    depth: i32,
+    is_captured: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct UpvalueRef {
+    index: u8,
+    is_local: bool,
+}
+
+/// Per-function compiler state (its chunk is `State::compiling` at the same depth).
+struct FnCompiler<'s> {
+    kind: FunctionType,
+    locals: Vec<Local<'s>>,
+    upvalues: Vec<UpvalueRef>,
+    scope_depth: i32,
+}
+
+struct ClassCompiler {
+    has_superclass: bool,
+}
+
+/// One compilation.
+pub struct Compiler<'a, 's> {
+    heap: &'a mut LoxHeap,
+    st: &'a mut State,
+    err: &'a mut dyn Write,
+    scanner: Scanner<'s>,
+    current: Token<'s>,
+    previous: Token<'s>,
+    had_error: bool,
+    panic_mode: bool,
+    fns: Vec<FnCompiler<'s>>,
+    classes: Vec<ClassCompiler>,
+    nesting: usize,
+}
+
+/// Compiles `source` to the script function, or reports errors to `err` and returns None.
+pub fn compile(
+    heap: &mut LoxHeap,
+    st: &mut State,
+    source: &[u8],
+    err: &mut dyn Write,
+) -> Option<*mut ObjFunction> {
+    let eof = Token {
+        kind: TokenType::Eof,
+        lexeme: b"",
+        line: 1,
+    };
+    let mut c = Compiler {
+        heap,
+        st,
+        err,
+        scanner: Scanner::new(source),
+        current: eof,
+        previous: eof,
+        had_error: false,
+        panic_mode: false,
+        fns: Vec::new(),
+        classes: Vec::new(),
+        nesting: 0,
+    };
+    let base = c.st.compiling.len();
+    c.begin_function(FunctionType::Script, std::ptr::null_mut());
+    c.advance();
+    while !c.matches(TokenType::Eof) {
+        c.declaration();
+    }
+    let (f, _) = c.end_function();
+    debug_assert_eq!(c.st.compiling.len(), base);
+    (!c.had_error).then_some(f)
+}
+
+impl<'a, 's> Compiler<'a, 's> {
+    // ---- errors ----
+
+    fn error_at(&mut self, token: Token<'s>, message: &str) {
+        if self.panic_mode {
+            return;
+        }
+        self.panic_mode = true;
+        self.had_error = true;
+        let mut line = format!("[line {}] Error", token.line).into_bytes();
+        match token.kind {
+            TokenType::Eof => line.extend_from_slice(b" at end"),
+            TokenType::Error => {}
+            _ => {
+                line.extend_from_slice(b" at '");
+                line.extend_from_slice(token.lexeme);
+                line.push(b'\'');
+            }
+        }
+        line.extend_from_slice(b": ");
+        line.extend_from_slice(message.as_bytes());
+        line.push(b'\n');
+        let _ = self.err.write_all(&line);
+    }
+
+    fn error(&mut self, message: &str) {
+        self.error_at(self.previous, message);
+    }
+
+    fn error_at_current(&mut self, message: &str) {
+        self.error_at(self.current, message);
+    }
+
+    // ---- tokens ----
+
+    fn advance(&mut self) {
+        self.previous = self.current;
+        loop {
+            self.current = self.scanner.scan_token();
+            if self.current.kind != TokenType::Error {
+                break;
+            }
+            let message = std::str::from_utf8(self.current.lexeme).unwrap_or("?");
+            self.error_at_current(message);
+        }
+    }
+
+    fn consume(&mut self, kind: TokenType, message: &str) {
+        if self.current.kind == kind {
+            self.advance();
+        } else {
+            self.error_at_current(message);
+        }
+    }
+
+    fn check(&self, kind: TokenType) -> bool {
+        self.current.kind == kind
+    }
+
+    fn matches(&mut self, kind: TokenType) -> bool {
+        if !self.check(kind) {
+            return false;
+        }
+        self.advance();
+        true
+    }
+
+    // ---- emitting ----
+
+    fn chunk(&mut self) -> &mut ChunkBuilder {
+        self.st
+            .compiling
+            .last_mut()
+            .expect("a function is being compiled")
+    }
+
+    fn fun(&mut self) -> &mut FnCompiler<'s> {
+        self.fns.last_mut().expect("a function is being compiled")
+    }
+
+    fn emit_byte(&mut self, byte: u8) {
+        let line = self.previous.line;
+        self.chunk().write(byte, line);
+    }
+
+    /// Emits an instruction without operands.
+    fn emit_op(&mut self, opcode: u8) {
+        self.emit_byte(opcode);
+        self.chunk().grow_stack(stack_effect(opcode, 0));
+    }
+
+    /// Emits an instruction with one operand byte.
+    fn emit_op_arg(&mut self, opcode: u8, arg: u8) {
+        self.emit_byte(opcode);
+        self.emit_byte(arg);
+        self.chunk().grow_stack(stack_effect(opcode, arg));
+    }
+
+    /// Emits an invocation (`INVOKE` or `SUPER_INVOKE`).
+    fn emit_invoke(&mut self, opcode: u8, name: u8, argc: u8) {
+        self.emit_byte(opcode);
+        self.emit_byte(name);
+        self.emit_byte(argc);
+        self.chunk().grow_stack(stack_effect(opcode, argc));
+    }
+
+    /// Emits a forward jump with a placeholder offset; returns where to patch it.
+    fn emit_jump(&mut self, opcode: u8) -> usize {
+        self.emit_op(opcode);
+        self.emit_byte(0xff);
+        self.emit_byte(0xff);
+        self.chunk().code.len() - 2
+    }
+
+    fn patch_jump(&mut self, at: usize) {
+        let jump = self.chunk().code.len() - at - 2;
+        if jump > u16::MAX as usize {
+            self.error("Too much code to jump over.");
+        }
+        let code = &mut self.chunk().code;
+        code[at] = (jump >> 8) as u8;
+        code[at + 1] = jump as u8;
+    }
+
+    fn emit_loop(&mut self, loop_start: usize) {
+        self.emit_op(op::LOOP);
+        let offset = self.chunk().code.len() - loop_start + 2;
+        if offset > u16::MAX as usize {
+            self.error("Loop body too large.");
+        }
+        self.emit_byte((offset >> 8) as u8);
+        self.emit_byte(offset as u8);
+    }
+
+    fn emit_return(&mut self) {
+        if self.fun().kind == FunctionType::Initializer {
+            self.emit_op_arg(op::GET_LOCAL, 0);
+        } else {
+            self.emit_op(op::NIL);
+        }
+        self.emit_op(op::RETURN);
+    }
+
+    fn make_constant(&mut self, v: Value) -> u8 {
+        let index = self.chunk().add_constant(v);
+        if index > u8::MAX as usize {
+            self.error("Too many constants in one chunk.");
+            return 0;
+        }
+        index as u8
+    }
+
+    fn emit_constant(&mut self, v: Value) {
+        let c = self.make_constant(v);
+        self.emit_op_arg(op::CONSTANT, c);
+    }
+
+    /// Sets the tracked stack depth at a join point of the control flow.
+    fn set_depth(&mut self, depth: isize) {
+        let c = self.chunk();
+        c.depth = depth;
+        c.max_depth = c.max_depth.max(depth);
+    }
+
+    fn depth(&mut self) -> isize {
+        self.chunk().depth
+    }
+
+    // ---- functions and scopes ----
+
+    fn begin_function(&mut self, kind: FunctionType, name: *mut super::object::ObjString) {
+        self.st.compiling.push(ChunkBuilder::new(name));
+        let slot0: &'static [u8] = if kind == FunctionType::Function || kind == FunctionType::Script
+        {
+            b""
+        } else {
+            b"this"
+        };
+        self.fns.push(FnCompiler {
+            kind,
+            locals: vec![Local {
+                name: slot0,
+                depth: 0,
+                is_captured: false,
+            }],
+            upvalues: Vec::new(),
+            scope_depth: 0,
+        });
+    }
+
+    /// Finishes the current function: its object and the upvalues it captures.
+    fn end_function(&mut self) -> (*mut ObjFunction, Vec<UpvalueRef>) {
+        self.emit_return();
+        let f = self.fns.pop().expect("a function is being compiled");
+        self.chunk().upvalue_count = f.upvalues.len();
+        debug_assert!(
+            self.had_error || self.chunk().depth == f.locals.len() as isize,
+            "stack accounting drifted"
+        );
+        let function = self.heap.new_function(self.st);
+        self.st.compiling.pop();
+        (function, f.upvalues)
+    }
+
+    fn begin_scope(&mut self) {
+        self.fun().scope_depth += 1;
+    }
+
+    fn end_scope(&mut self) {
+        self.fun().scope_depth -= 1;
+        loop {
+            let f = self.fun();
+            let Some(last) = f.locals.last() else { break };
+            if last.depth <= f.scope_depth {
+                break;
+            }
+            let captured = last.is_captured;
+            f.locals.pop();
+            self.emit_op(if captured { op::CLOSE_UPVALUE } else { op::POP });
+        }
+    }
+
+    fn identifier_constant(&mut self, name: &[u8]) -> u8 {
+        let s = self.heap.intern(self.st, name);
+        self.make_constant(Value::object(s))
+    }
+
+    fn add_local(&mut self, name: Token<'s>) {
+        if self.fun().locals.len() == 256 {
+            self.error("Too many local variables in function.");
+            return;
+        }
+        self.fun().locals.push(Local {
+            name: name.lexeme,
+            depth: -1,
+            is_captured: false,
+        });
+    }
+
+    fn declare_variable(&mut self) {
+        if self.fun().scope_depth == 0 {
+            return;
+        }
+        let name = self.previous;
+        let f = self.fns.last().expect("a function is being compiled");
+        let duplicate = f
+            .locals
+            .iter()
+            .rev()
+            .take_while(|l| l.depth == -1 || l.depth >= f.scope_depth)
+            .any(|l| l.name == name.lexeme);
+        if duplicate {
+            self.error("Already a variable with this name in this scope.");
+        }
+        self.add_local(name);
+    }
+
+    fn parse_variable(&mut self, message: &str) -> u8 {
+        self.consume(TokenType::Identifier, message);
+        self.declare_variable();
+        if self.fun().scope_depth > 0 {
+            return 0;
+        }
+        let name = self.previous.lexeme;
+        self.identifier_constant(name)
+    }
+
+    fn mark_initialized(&mut self) {
+        let f = self.fun();
+        if f.scope_depth == 0 {
+            return;
+        }
+        let depth = f.scope_depth;
+        if let Some(l) = f.locals.last_mut() {
+            l.depth = depth;
+        }
+    }
+
+    fn define_variable(&mut self, global: u8) {
+        if self.fun().scope_depth > 0 {
+            self.mark_initialized();
+            return;
+        }
+        self.emit_op_arg(op::DEFINE_GLOBAL, global);
+    }
+
+    /// The slot of local `name` in function `depth` of the stack of compilers.
+    fn resolve_local(&mut self, depth: usize, name: &[u8]) -> Option<u8> {
+        let found = self.fns[depth]
+            .locals
+            .iter()
+            .rposition(|l| l.name == name)?;
+        if self.fns[depth].locals[found].depth == -1 {
+            self.error("Can't read local variable in its own initializer.");
+        }
+        Some(found as u8)
+    }
+
+    fn resolve_upvalue(&mut self, depth: usize, name: &[u8]) -> Option<u8> {
+        if depth == 0 {
+            return None;
+        }
+        if let Some(local) = self.resolve_local(depth - 1, name) {
+            self.fns[depth - 1].locals[local as usize].is_captured = true;
+            return Some(self.add_upvalue(depth, local, true));
+        }
+        let upvalue = self.resolve_upvalue(depth - 1, name)?;
+        Some(self.add_upvalue(depth, upvalue, false))
+    }
+
+    fn add_upvalue(&mut self, depth: usize, index: u8, is_local: bool) -> u8 {
+        let want = UpvalueRef { index, is_local };
+        if let Some(i) = self.fns[depth].upvalues.iter().position(|&u| u == want) {
+            return i as u8;
+        }
+        if self.fns[depth].upvalues.len() == 256 {
+            self.error("Too many closure variables in function.");
+            return 0;
+        }
+        self.fns[depth].upvalues.push(want);
+        (self.fns[depth].upvalues.len() - 1) as u8
+    }
+
+    // ---- declarations and statements ----
+
+    fn declaration(&mut self) {
+        if !self.enter() {
+            return;
+        }
+        if self.matches(TokenType::Class) {
+            self.class_declaration();
+        } else if self.matches(TokenType::Fun) {
+            self.fun_declaration();
+        } else if self.matches(TokenType::Var) {
+            self.var_declaration();
+        } else {
+            self.statement();
+        }
+        if self.panic_mode {
+            self.synchronize();
+        }
+        self.nesting -= 1;
+    }
+
+    /// Counts one level of nesting; false (with an error) past the limit.
+    fn enter(&mut self) -> bool {
+        if self.nesting >= MAX_NESTING {
+            self.error_at_current("Too much nesting.");
+            // Nothing more can be compiled sensibly: skip the rest of the source.
+            while !self.check(TokenType::Eof) {
+                self.advance();
+            }
+            return false;
+        }
+        self.nesting += 1;
+        true
+    }
+
+    fn synchronize(&mut self) {
+        self.panic_mode = false;
+        while self.current.kind != TokenType::Eof {
+            if self.previous.kind == TokenType::Semicolon {
+                return;
+            }
+            use TokenType::*;
+            match self.current.kind {
+                Class | Fun | Var | For | If | While | Print | Return => return,
+                _ => self.advance(),
+            }
+        }
+    }
+
+    fn class_declaration(&mut self) {
+        self.consume(TokenType::Identifier, "Expect class name.");
+        let class_name = self.previous;
+        let name_constant = self.identifier_constant(class_name.lexeme);
+        self.declare_variable();
+        self.emit_op_arg(op::CLASS, name_constant);
+        self.define_variable(name_constant);
+
+        self.classes.push(ClassCompiler {
+            has_superclass: false,
+        });
+        if self.matches(TokenType::Less) {
+            self.consume(TokenType::Identifier, "Expect superclass name.");
+            self.variable(false);
+            if class_name.lexeme == self.previous.lexeme {
+                self.error("A class can't inherit from itself.");
+            }
+            self.begin_scope();
+            self.add_local(Token::synthetic("super"));
+            self.define_variable(0);
+            self.named_variable(class_name, false);
+            self.emit_op(op::INHERIT);
+            self.classes.last_mut().expect("in a class").has_superclass = true;
+        }
+        self.named_variable(class_name, false);
+        self.consume(TokenType::LeftBrace, "Expect '{' before class body.");
+        while !self.check(TokenType::RightBrace) && !self.check(TokenType::Eof) {
+            self.method();
+        }
+        self.consume(TokenType::RightBrace, "Expect '}' after class body.");
+        self.emit_op(op::POP);
+        if self.classes.pop().expect("in a class").has_superclass {
+            self.end_scope();
+        }
+    }
+
+    fn method(&mut self) {
+        self.consume(TokenType::Identifier, "Expect method name.");
+        let name = self.previous.lexeme;
+        let constant = self.identifier_constant(name);
+        let kind = if name == b"init" {
+            FunctionType::Initializer
+        } else {
+            FunctionType::Method
+        };
+        self.function(kind);
+        self.emit_op_arg(op::METHOD, constant);
+    }
+
+    fn fun_declaration(&mut self) {
+        let global = self.parse_variable("Expect function name.");
+        self.mark_initialized();
+        self.function(FunctionType::Function);
+        self.define_variable(global);
+    }
+
+    fn function(&mut self, kind: FunctionType) {
+        if !self.enter() {
+            return;
+        }
+        let name = self.heap.intern(self.st, self.previous.lexeme);
+        self.begin_function(kind, name);
+        self.begin_scope();
+        self.consume(TokenType::LeftParen, "Expect '(' after function name.");
+        if !self.check(TokenType::RightParen) {
+            loop {
+                self.chunk().arity += 1;
+                if self.chunk().arity > 255 {
+                    self.error_at_current("Can't have more than 255 parameters.");
+                }
+                let constant = self.parse_variable("Expect parameter name.");
+                self.define_variable(constant);
+                // A parameter is a local the caller pushed.
+                self.chunk().grow_stack(1);
+                if !self.matches(TokenType::Comma) {
+                    break;
+                }
+            }
+        }
+        self.consume(TokenType::RightParen, "Expect ')' after parameters.");
+        self.consume(TokenType::LeftBrace, "Expect '{' before function body.");
+        self.block();
+        let (function, upvalues) = self.end_function();
+        let constant = self.make_constant(Value::object(function));
+        self.emit_op_arg(op::CLOSURE, constant);
+        for u in upvalues {
+            self.emit_byte(u.is_local as u8);
+            self.emit_byte(u.index);
+        }
+        self.nesting -= 1;
+    }
+
+    fn var_declaration(&mut self) {
+        let global = self.parse_variable("Expect variable name.");
+        if self.matches(TokenType::Equal) {
+            self.expression();
+        } else {
+            self.emit_op(op::NIL);
+        }
+        self.consume(
+            TokenType::Semicolon,
+            "Expect ';' after variable declaration.",
+        );
+        self.define_variable(global);
+    }
+
+    fn statement(&mut self) {
+        if self.matches(TokenType::Print) {
+            self.expression();
+            self.consume(TokenType::Semicolon, "Expect ';' after value.");
+            self.emit_op(op::PRINT);
+        } else if self.matches(TokenType::For) {
+            self.for_statement();
+        } else if self.matches(TokenType::If) {
+            self.if_statement();
+        } else if self.matches(TokenType::Return) {
+            self.return_statement();
+        } else if self.matches(TokenType::While) {
+            self.while_statement();
+        } else if self.matches(TokenType::LeftBrace) {
+            self.begin_scope();
+            self.block();
+            self.end_scope();
+        } else {
+            self.expression_statement();
+        }
+    }
+
+    fn block(&mut self) {
+        while !self.check(TokenType::RightBrace) && !self.check(TokenType::Eof) {
+            self.declaration();
+        }
+        self.consume(TokenType::RightBrace, "Expect '}' after block.");
+    }
+
+    fn expression_statement(&mut self) {
+        self.expression();
+        self.consume(TokenType::Semicolon, "Expect ';' after expression.");
+        self.emit_op(op::POP);
+    }
+
+    fn if_statement(&mut self) {
+        self.consume(TokenType::LeftParen, "Expect '(' after 'if'.");
+        self.expression();
+        self.consume(TokenType::RightParen, "Expect ')' after condition.");
+        let with_condition = self.depth();
+        let then_jump = self.emit_jump(op::JUMP_IF_FALSE);
+        self.emit_op(op::POP);
+        self.statement();
+        let else_jump = self.emit_jump(op::JUMP);
+        self.patch_jump(then_jump);
+        // The else path starts with the condition still on the stack.
+        self.set_depth(with_condition);
+        self.emit_op(op::POP);
+        if self.matches(TokenType::Else) {
+            self.statement();
+        }
+        self.patch_jump(else_jump);
+    }
+
+    fn while_statement(&mut self) {
+        let loop_start = self.chunk().code.len();
+        self.consume(TokenType::LeftParen, "Expect '(' after 'while'.");
+        self.expression();
+        self.consume(TokenType::RightParen, "Expect ')' after condition.");
+        let with_condition = self.depth();
+        let exit_jump = self.emit_jump(op::JUMP_IF_FALSE);
+        self.emit_op(op::POP);
+        self.statement();
+        self.emit_loop(loop_start);
+        self.patch_jump(exit_jump);
+        self.set_depth(with_condition);
+        self.emit_op(op::POP);
+    }
+
+    fn for_statement(&mut self) {
+        self.begin_scope();
+        self.consume(TokenType::LeftParen, "Expect '(' after 'for'.");
+        if self.matches(TokenType::Semicolon) {
+            // No initializer.
+        } else if self.matches(TokenType::Var) {
+            self.var_declaration();
+        } else {
+            self.expression_statement();
+        }
+        let mut loop_start = self.chunk().code.len();
+        let mut exit = None;
+        if !self.matches(TokenType::Semicolon) {
+            self.expression();
+            self.consume(TokenType::Semicolon, "Expect ';' after loop condition.");
+            let with_condition = self.depth();
+            exit = Some((self.emit_jump(op::JUMP_IF_FALSE), with_condition));
+            self.emit_op(op::POP);
+        }
+        if !self.matches(TokenType::RightParen) {
+            let body_jump = self.emit_jump(op::JUMP);
+            let increment_start = self.chunk().code.len();
+            self.expression();
+            self.emit_op(op::POP);
+            self.consume(TokenType::RightParen, "Expect ')' after for clauses.");
+            self.emit_loop(loop_start);
+            loop_start = increment_start;
+            self.patch_jump(body_jump);
+        }
+        self.statement();
+        self.emit_loop(loop_start);
+        if let Some((exit_jump, with_condition)) = exit {
+            self.patch_jump(exit_jump);
+            self.set_depth(with_condition);
+            self.emit_op(op::POP);
+        }
+        self.end_scope();
+    }
+
+    fn return_statement(&mut self) {
+        if self.fun().kind == FunctionType::Script {
+            self.error("Can't return from top-level code.");
+        }
+        if self.matches(TokenType::Semicolon) {
+            self.emit_return();
+        } else {
+            if self.fun().kind == FunctionType::Initializer {
+                self.error("Can't return a value from an initializer.");
+            }
+            self.expression();
+            self.consume(TokenType::Semicolon, "Expect ';' after return value.");
+            self.emit_op(op::RETURN);
+        }
+    }
+
+    // ---- expressions ----
+
+    fn expression(&mut self) {
+        self.parse_precedence(Prec::Assignment);
+    }
+
+    fn parse_precedence(&mut self, prec: Prec) {
+        if !self.enter() {
+            return;
+        }
+        self.advance();
+        let can_assign = prec <= Prec::Assignment;
+        if !self.prefix(self.previous.kind, can_assign) {
+            self.error("Expect expression.");
+            self.nesting -= 1;
+            return;
+        }
+        while prec <= infix_precedence(self.current.kind) {
+            self.advance();
+            self.infix(self.previous.kind, can_assign);
+        }
+        if can_assign && self.matches(TokenType::Equal) {
+            self.error("Invalid assignment target.");
+        }
+        self.nesting -= 1;
+    }
+
+    /// Runs the prefix rule of `kind`; false if it has none.
+    fn prefix(&mut self, kind: TokenType, can_assign: bool) -> bool {
+        use TokenType::*;
+        match kind {
+            LeftParen => {
+                self.expression();
+                self.consume(RightParen, "Expect ')' after expression.");
+            }
+            Minus | Bang => {
+                self.parse_precedence(Prec::Unary);
+                self.emit_op(if kind == Minus { op::NEGATE } else { op::NOT });
+            }
+            Number => {
+                let text = std::str::from_utf8(self.previous.lexeme).unwrap_or("0");
+                let n: f64 = text.parse().unwrap_or(0.0);
+                self.emit_constant(Value::number(n));
+            }
+            String => {
+                let lexeme = self.previous.lexeme;
+                let s = self.heap.intern(self.st, &lexeme[1..lexeme.len() - 1]);
+                self.emit_constant(Value::object(s));
+            }
+            Identifier => self.variable(can_assign),
+            False => self.emit_op(op::FALSE),
+            True => self.emit_op(op::TRUE),
+            Nil => self.emit_op(op::NIL),
+            This => self.this(),
+            Super => self.super_(),
+            _ => return false,
+        }
+        true
+    }
+
+    fn infix(&mut self, kind: TokenType, can_assign: bool) {
+        use TokenType::*;
+        match kind {
+            LeftParen => {
+                let argc = self.argument_list();
+                self.emit_op_arg(op::CALL, argc);
+            }
+            Dot => self.dot(can_assign),
+            And => {
+                let end_jump = self.emit_jump(op::JUMP_IF_FALSE);
+                self.emit_op(op::POP);
+                self.parse_precedence(Prec::And);
+                self.patch_jump(end_jump);
+            }
+            Or => {
+                let else_jump = self.emit_jump(op::JUMP_IF_FALSE);
+                let end_jump = self.emit_jump(op::JUMP);
+                self.patch_jump(else_jump);
+                self.emit_op(op::POP);
+                self.parse_precedence(Prec::Or);
+                self.patch_jump(end_jump);
+            }
+            _ => self.binary(kind),
+        }
+    }
+
+    fn binary(&mut self, kind: TokenType) {
+        self.parse_precedence(infix_precedence(kind).next());
+        use TokenType::*;
+        let opcode = match kind {
+            BangEqual => op::NOT_EQUAL,
+            EqualEqual => op::EQUAL,
+            Greater => op::GREATER,
+            GreaterEqual => op::GREATER_EQUAL,
+            Less => op::LESS,
+            LessEqual => op::LESS_EQUAL,
+            Plus => op::ADD,
+            Minus => op::SUBTRACT,
+            Star => op::MULTIPLY,
+            Slash => op::DIVIDE,
+            _ => unreachable!("not a binary operator: {kind:?}"),
+        };
+        self.emit_op(opcode);
+    }
+
+    fn argument_list(&mut self) -> u8 {
+        let mut argc: u8 = 0;
+        if !self.check(TokenType::RightParen) {
+            loop {
+                self.expression();
+                if argc == 255 {
+                    self.error("Can't have more than 255 arguments.");
+                }
+                argc = argc.wrapping_add(1);
+                if !self.matches(TokenType::Comma) {
+                    break;
+                }
+            }
+        }
+        self.consume(TokenType::RightParen, "Expect ')' after arguments.");
+        argc
+    }
+
+    fn dot(&mut self, can_assign: bool) {
+        self.consume(TokenType::Identifier, "Expect property name after '.'.");
+        let name = self.identifier_constant(self.previous.lexeme);
+        if can_assign && self.matches(TokenType::Equal) {
+            self.expression();
+            self.emit_op_arg(op::SET_PROPERTY, name);
+        } else if self.matches(TokenType::LeftParen) {
+            let argc = self.argument_list();
+            self.emit_invoke(op::INVOKE, name, argc);
+        } else {
+            self.emit_op_arg(op::GET_PROPERTY, name);
+        }
+    }
+
+    fn variable(&mut self, can_assign: bool) {
+        self.named_variable(self.previous, can_assign);
+    }
+
+    fn named_variable(&mut self, name: Token<'s>, can_assign: bool) {
+        let top = self.fns.len() - 1;
+        let (get, set, arg) = if let Some(slot) = self.resolve_local(top, name.lexeme) {
+            (op::GET_LOCAL, op::SET_LOCAL, slot)
+        } else if let Some(index) = self.resolve_upvalue(top, name.lexeme) {
+            (op::GET_UPVALUE, op::SET_UPVALUE, index)
+        } else {
+            let c = self.identifier_constant(name.lexeme);
+            (op::GET_GLOBAL, op::SET_GLOBAL, c)
+        };
+        if can_assign && self.matches(TokenType::Equal) {
+            self.expression();
+            self.emit_op_arg(set, arg);
+        } else {
+            self.emit_op_arg(get, arg);
+        }
+    }
+
+    fn this(&mut self) {
+        if self.classes.is_empty() {
+            self.error("Can't use 'this' outside of a class.");
+            return;
+        }
+        self.variable(false);
+    }
+
+    fn super_(&mut self) {
+        match self.classes.last() {
+            None => self.error("Can't use 'super' outside of a class."),
+            Some(c) if !c.has_superclass => {
+                self.error("Can't use 'super' in a class with no superclass.")
+            }
+            Some(_) => {}
+        }
+        self.consume(TokenType::Dot, "Expect '.' after 'super'.");
+        self.consume(TokenType::Identifier, "Expect superclass method name.");
+        let name = self.identifier_constant(self.previous.lexeme);
+        self.named_variable(Token::synthetic("this"), false);
+        if self.matches(TokenType::LeftParen) {
+            let argc = self.argument_list();
+            self.named_variable(Token::synthetic("super"), false);
+            self.emit_invoke(op::SUPER_INVOKE, name, argc);
+        } else {
+            self.named_variable(Token::synthetic("super"), false);
+            self.emit_op_arg(op::GET_SUPER, name);
+        }
+    }
+}

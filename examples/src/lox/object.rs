@@ -1,0 +1,316 @@
+//! The shapes of Lox's heap objects and their precise layouts.
+//!
+//! Every object starts with a header word whose low byte is its [`Kind`] (strings keep
+//! their hash in the upper half). The structs here are `#[repr(C)]` images of the words in
+//! the minigo heap; their layouts are built from the fields' offsets, so a pointer bit is
+//! set exactly where the struct holds a `*mut` to another object or a [`Value`]. Scalars
+//! (lengths, counts, a native's index, an open upvalue's stack address) have no bit. The
+//! collector never reads a word without one.
+//!
+//! Objects are made only by `heap::LoxHeap` (which writes their pointer fields through
+//! `Mutator::write`) and read through the accessors below, by the VM and the compiler.
+
+use std::mem::{offset_of, size_of};
+
+use minigo_gc::Layout;
+
+use super::table::{Entry, Table};
+use super::value::Value;
+
+/// What an object is; the low byte of its header.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Kind {
+    String = 1,
+    Function = 2,
+    Native = 3,
+    Closure = 4,
+    Upvalue = 5,
+    Class = 6,
+    Instance = 7,
+    BoundMethod = 8,
+}
+
+/// An interned string: header (kind, and the FNV-1a hash in bits 32..64), length, then
+/// the bytes. Pointer-free: allocated noscan.
+#[repr(C)]
+pub struct ObjString {
+    pub header: u64,
+    pub len: usize,
+}
+
+/// A compiled function: its bytecode, line table and constants (heap arrays of their
+/// own), and its name (null for the top-level script).
+#[repr(C)]
+pub struct ObjFunction {
+    pub header: u64,
+    pub arity: usize,
+    pub upvalue_count: usize,
+    /// The most stack slots a call of this function uses (slot 0, the callee, included):
+    /// the VM checks that much room is left before it pushes the frame.
+    pub max_stack: usize,
+    pub code_len: usize,
+    pub const_len: usize,
+    pub name: *mut ObjString,
+    pub constants: *mut Value,
+    pub code: *mut u8,
+    pub lines: *mut u32,
+}
+
+/// A native function: an index into the VM's table of Rust functions.
+#[repr(C)]
+pub struct ObjNative {
+    pub header: u64,
+    pub index: usize,
+}
+
+/// A closure: its function and `upvalue_count` upvalue pointers inline after the header.
+#[repr(C)]
+pub struct ObjClosure {
+    pub header: u64,
+    pub function: *mut ObjFunction,
+    pub upvalue_count: usize,
+}
+
+/// A captured variable. Open: `location` is its stack slot (a scalar: the stack is not in
+/// the heap, and is a root). Closed: the value moved into `closed` and `location` points
+/// there.
+#[repr(C)]
+pub struct ObjUpvalue {
+    pub header: u64,
+    pub location: *mut Value,
+    pub closed: Value,
+}
+
+/// A class: name, methods, and its `init` method cached (or null).
+#[repr(C)]
+pub struct ObjClass {
+    pub header: u64,
+    pub name: *mut ObjString,
+    pub methods: Table,
+    pub init: *mut ObjClosure,
+}
+
+/// An instance: its class and its fields.
+#[repr(C)]
+pub struct ObjInstance {
+    pub header: u64,
+    pub class: *mut ObjClass,
+    pub fields: Table,
+}
+
+/// A method bound to its receiver.
+#[repr(C)]
+pub struct ObjBoundMethod {
+    pub header: u64,
+    pub receiver: Value,
+    pub method: *mut ObjClosure,
+}
+
+/// The kind of the object at `p`.
+///
+/// # Safety
+/// `p` is a live Lox object.
+#[inline(always)]
+pub unsafe fn kind_of(p: *const u64) -> u8 {
+    // SAFETY: the caller's contract: every object starts with its header word.
+    unsafe { *p as u8 }
+}
+
+/// True when `v` is an object of kind `k`.
+#[inline(always)]
+pub fn is_kind(v: Value, k: Kind) -> bool {
+    // SAFETY: object values are addresses of live objects (the VM only holds values that
+    // are rooted or reachable from roots).
+    v.is_object() && unsafe { kind_of(v.as_ptr()) } == k as u8
+}
+
+impl ObjString {
+    /// The string's hash.
+    #[inline(always)]
+    pub fn hash(&self) -> u32 {
+        (self.header >> 32) as u32
+    }
+
+    /// The string's bytes.
+    ///
+    /// # Safety
+    /// `s` is a live string object; the slice must not outlive it.
+    #[inline]
+    pub unsafe fn bytes<'a>(s: *const ObjString) -> &'a [u8] {
+        // SAFETY: a string object is its header, its length, then `len` bytes.
+        unsafe {
+            std::slice::from_raw_parts((s as *const u8).add(size_of::<ObjString>()), (*s).len)
+        }
+    }
+}
+
+/// FNV-1a, 32 bits, as clox hashes strings.
+pub fn hash_bytes(bytes: &[u8]) -> u32 {
+    let mut h: u32 = 2166136261;
+    for &b in bytes {
+        h ^= b as u32;
+        h = h.wrapping_mul(16777619);
+    }
+    h
+}
+
+/// The upvalue array that follows a closure's header.
+///
+/// # Safety
+/// `c` is a live closure.
+#[inline(always)]
+pub unsafe fn closure_upvalues(c: *mut ObjClosure) -> *mut *mut ObjUpvalue {
+    // SAFETY: the upvalues are laid out right after the fixed part of the object.
+    unsafe { (c as *mut u8).add(size_of::<ObjClosure>()) as *mut *mut ObjUpvalue }
+}
+
+/// The layouts of every object shape, built once per VM (a `Layout` precomputes the
+/// allocation fast path, so building one per allocation would cost more than the
+/// allocation).
+pub struct Layouts {
+    pub function: Layout,
+    pub native: Layout,
+    pub upvalue: Layout,
+    pub class: Layout,
+    pub instance: Layout,
+    pub bound_method: Layout,
+    /// A table that is an object of its own (the globals) and the intern table: a
+    /// pointer to the slot array, a count and a capacity.
+    pub table_object: Layout,
+    /// An array of values: one pointer word per element.
+    pub values: Layout,
+    /// One noscan byte: element of code arrays and (times 4) line tables.
+    pub byte: Layout,
+    /// One noscan word: element of large strings and of the weak intern table.
+    pub word: Layout,
+    /// Closures by upvalue count, built on first use.
+    closures: Vec<Option<Layout>>,
+    /// Small strings by total words (header and length included).
+    strings: Vec<Layout>,
+    /// Table entry arrays by log2 of capacity.
+    entries: Vec<Layout>,
+}
+
+/// Strings up to this many words total get a cached layout (and the fast path).
+const CACHED_STRING_WORDS: usize = 34;
+/// Entry arrays up to 2^this entries get a cached layout: 2048 entries = 32 KiB, the
+/// largest small object.
+const CACHED_ENTRY_LOG2: usize = 11;
+
+fn layout_of(size: usize, pointer_offsets: &[usize]) -> Layout {
+    Layout::from_offsets(size, pointer_offsets).expect("object layouts are well-formed")
+}
+
+impl Layouts {
+    pub fn new() -> Layouts {
+        Layouts {
+            function: layout_of(
+                size_of::<ObjFunction>(),
+                &[
+                    offset_of!(ObjFunction, name),
+                    offset_of!(ObjFunction, constants),
+                    offset_of!(ObjFunction, code),
+                    offset_of!(ObjFunction, lines),
+                ],
+            ),
+            native: Layout::noscan(size_of::<ObjNative>()),
+            upvalue: layout_of(size_of::<ObjUpvalue>(), &[offset_of!(ObjUpvalue, closed)]),
+            class: layout_of(
+                size_of::<ObjClass>(),
+                &[
+                    offset_of!(ObjClass, name),
+                    offset_of!(ObjClass, methods) + offset_of!(Table, entries),
+                    offset_of!(ObjClass, init),
+                ],
+            ),
+            instance: layout_of(
+                size_of::<ObjInstance>(),
+                &[
+                    offset_of!(ObjInstance, class),
+                    offset_of!(ObjInstance, fields) + offset_of!(Table, entries),
+                ],
+            ),
+            bound_method: layout_of(
+                size_of::<ObjBoundMethod>(),
+                &[
+                    offset_of!(ObjBoundMethod, receiver),
+                    offset_of!(ObjBoundMethod, method),
+                ],
+            ),
+            table_object: layout_of(size_of::<Table>(), &[offset_of!(Table, entries)]),
+            values: Layout::pointers(1),
+            byte: Layout::noscan(1),
+            word: Layout::noscan(8),
+            closures: vec![None; 257],
+            strings: (0..=CACHED_STRING_WORDS)
+                .map(|w| Layout::noscan(w * 8))
+                .collect(),
+            entries: (0..=CACHED_ENTRY_LOG2)
+                .map(|k| Layout::pointers(2 * (1 << k)))
+                .collect(),
+        }
+    }
+
+    /// The layout of a closure with `n` upvalues: the function pointer and each upvalue.
+    pub fn closure(&mut self, n: usize) -> &Layout {
+        self.closures[n].get_or_insert_with(|| {
+            let fixed = size_of::<ObjClosure>();
+            let mut ptrs = vec![offset_of!(ObjClosure, function)];
+            ptrs.extend((0..n).map(|i| fixed + 8 * i));
+            layout_of(fixed + 8 * n, &ptrs)
+        })
+    }
+
+    /// The layout of a whole string object of `words` words, when cached.
+    pub fn string(&self, words: usize) -> Option<&Layout> {
+        self.strings.get(words)
+    }
+
+    /// The layout of a whole entry array of `capacity` (a power of two), when cached.
+    pub fn entries(&self, capacity: usize) -> Option<&Layout> {
+        debug_assert!(capacity.is_power_of_two());
+        self.entries.get(capacity.trailing_zeros() as usize)
+    }
+
+    /// The element layout of entry arrays too large for a cached layout.
+    pub fn entry(&self) -> Layout {
+        Layout::pointers(size_of::<Entry>() / 8)
+    }
+}
+
+impl Default for Layouts {
+    fn default() -> Self {
+        Layouts::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_mark_exactly_the_reference_fields() {
+        let mut l = Layouts::new();
+        let words = |l: &Layout| {
+            (0..l.size() / 8)
+                .filter(|&i| l.is_pointer(i))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(words(&l.function), vec![6, 7, 8, 9]);
+        assert_eq!(words(&l.upvalue), vec![2]);
+        assert_eq!(words(&l.class), vec![1, 2, 5]);
+        assert_eq!(words(&l.instance), vec![1, 2]);
+        assert_eq!(words(&l.bound_method), vec![1, 2]);
+        assert_eq!(words(l.closure(0)), vec![1]);
+        assert_eq!(words(l.closure(3)), vec![1, 3, 4, 5]);
+        assert!(!l.native.has_pointers() && !l.string(5).unwrap().has_pointers());
+        assert_eq!(words(l.entries(8).unwrap()), (0..16).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn fnv1a_matches_clox() {
+        assert_eq!(hash_bytes(b""), 2166136261);
+        assert_eq!(hash_bytes(b"a"), 0xe40c292c);
+    }
+}

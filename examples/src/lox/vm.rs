@@ -1,0 +1,920 @@
+//! The virtual machine: runs compiled functions over the value stack, clox's design.
+//!
+//! [`Vm`] owns the heap ([`LoxHeap`]) and the roots ([`State`]). `interpret` compiles a
+//! source text to a script function, wraps it in a closure and runs the dispatch loop
+//! (`run`), which keeps the running frame's instruction pointer, stack top, slot base and
+//! constant array in locals and writes them back (`sync!`) before anything that may
+//! allocate, fail or change frames. Allocation may collect, and the collector sees the
+//! stack up to `State::sp`: so every object the loop still needs is on the stack whenever
+//! it allocates, as in clox.
+//!
+//! The loop's raw-pointer accesses rest on three invariants, named in its SAFETY comments:
+//!
+//! - **INV-CODE**: bytecode is made by `compiler.rs` only: every instruction has its
+//!   operands, constant, local and upvalue indices are in range, jumps land on
+//!   instructions, and every function ends in `RETURN`. The constant an instruction names
+//!   has the type the instruction expects (names are strings, `CLOSURE` takes a function).
+//! - **INV-STACK**: the running frame uses at most its function's `max_stack` slots, which
+//!   the compiler computed from the stack effect of each instruction; a call checks that
+//!   many slots are free before it pushes a frame. So `push`, `pop` and `peek` stay inside
+//!   the stack.
+//! - **INV-LIVE**: every object value on the stack, in a frame, an upvalue or a constant
+//!   is live: it is reachable from `State` and the collector marks it.
+
+use std::io::{self, Write};
+
+use minigo_gc::{GcConfig, MemStats};
+
+use super::chunk::op;
+use super::compiler::compile;
+use super::heap::{upvalue_slot, LoxHeap};
+use super::object::{
+    is_kind, kind_of, Kind, ObjBoundMethod, ObjClass, ObjClosure, ObjFunction, ObjInstance,
+    ObjNative, ObjString, ObjUpvalue,
+};
+use super::roots::{CallFrame, State, FRAMES_MAX};
+use super::table::Table;
+use super::value::{format_number, Value};
+
+/// How an `interpret` call ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum InterpretResult {
+    Ok,
+    CompileError,
+    RuntimeError,
+}
+
+/// A native function: the arguments in, the result out.
+type Native = fn(&[Value]) -> Value;
+
+/// The natives, by `ObjNative::index`, with their global names.
+const NATIVES: &[(&str, Native)] = &[("clock", clock_native)];
+
+/// Seconds of CPU time the process has used: what clox's `clock()` returns.
+fn clock_native(_: &[Value]) -> Value {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write; the clock id is a constant Linux knows.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Value::number(ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
+}
+
+/// A Lox interpreter: a heap, the VM state, and where `print` and errors go.
+pub struct Vm {
+    heap: LoxHeap,
+    st: State,
+    out: Box<dyn Write>,
+    err: Box<dyn Write>,
+    /// Scratch for string concatenation and number formatting.
+    scratch: Vec<u8>,
+}
+
+/// A runtime error was reported; the stack is unwound.
+struct RuntimeError;
+
+/// `a >= b` as clox computes it: `!(a < b)`, true when either is NaN.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+#[inline(always)]
+fn not_less(a: f64, b: f64) -> bool {
+    !(a < b)
+}
+
+/// `a <= b` as clox computes it: `!(a > b)`, true when either is NaN.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
+#[inline(always)]
+fn not_greater(a: f64, b: f64) -> bool {
+    !(a > b)
+}
+
+/// The string constant at `index` of `consts`.
+///
+/// # Safety
+/// INV-CODE: the constant exists and is a string.
+#[inline(always)]
+unsafe fn string_constant(consts: *const Value, index: u8) -> *mut ObjString {
+    // SAFETY: the caller's contract.
+    unsafe { (*consts.add(index as usize)).as_ptr() }
+}
+
+/// Appends the printed form of `v` (clox's `printValue`).
+pub fn print_value(v: Value, out: &mut Vec<u8>) {
+    if v.is_number() {
+        let mut s = String::new();
+        format_number(v.as_number(), &mut s);
+        out.extend_from_slice(s.as_bytes());
+    } else if v.is_nil() {
+        out.extend_from_slice(b"nil");
+    } else if v.is_bool() {
+        out.extend_from_slice(if v == Value::TRUE { b"true" } else { b"false" });
+    } else {
+        // SAFETY: INV-LIVE: a value being printed is on the stack.
+        unsafe { print_object(v.as_ptr(), out) }
+    }
+}
+
+/// # Safety
+/// `p` is a live object.
+unsafe fn print_object(p: *mut u64, out: &mut Vec<u8>) {
+    /// # Safety
+    /// `f` is a live function.
+    unsafe fn function(f: *mut ObjFunction, out: &mut Vec<u8>) {
+        // SAFETY: the caller's contract; a function's name is null or a live string.
+        unsafe {
+            if (*f).name.is_null() {
+                out.extend_from_slice(b"<script>");
+            } else {
+                out.extend_from_slice(b"<fn ");
+                out.extend_from_slice(ObjString::bytes((*f).name));
+                out.push(b'>');
+            }
+        }
+    }
+    // SAFETY: the caller's contract; each arm reads the object as the kind its header
+    // names, and follows only pointers that object keeps live.
+    unsafe {
+        match kind_of(p) {
+            k if k == Kind::String as u8 => {
+                out.extend_from_slice(ObjString::bytes(p as *mut ObjString))
+            }
+            k if k == Kind::Function as u8 => function(p as *mut ObjFunction, out),
+            k if k == Kind::Native as u8 => out.extend_from_slice(b"<native fn>"),
+            k if k == Kind::Closure as u8 => function((*(p as *mut ObjClosure)).function, out),
+            k if k == Kind::Upvalue as u8 => out.extend_from_slice(b"upvalue"),
+            k if k == Kind::Class as u8 => {
+                out.extend_from_slice(ObjString::bytes((*(p as *mut ObjClass)).name))
+            }
+            k if k == Kind::Instance as u8 => {
+                let class = (*(p as *mut ObjInstance)).class;
+                out.extend_from_slice(ObjString::bytes((*class).name));
+                out.extend_from_slice(b" instance");
+            }
+            k if k == Kind::BoundMethod as u8 => {
+                function((*(*(p as *mut ObjBoundMethod)).method).function, out)
+            }
+            k => unreachable!("object kind {k}"),
+        }
+    }
+}
+
+impl Vm {
+    /// A VM with a fresh heap configured by `config`, printing to `out` and reporting
+    /// errors to `err`.
+    pub fn new(config: GcConfig, out: Box<dyn Write>, err: Box<dyn Write>) -> io::Result<Vm> {
+        let mut st = State::new();
+        let heap = LoxHeap::new(config, &mut st)?;
+        let mut vm = Vm {
+            heap,
+            st,
+            out,
+            err,
+            scratch: Vec::new(),
+        };
+        for (index, (name, _)) in NATIVES.iter().enumerate() {
+            let name = vm.heap.intern(&mut vm.st, name.as_bytes());
+            vm.st.temps.push(Value::object(name));
+            let native = vm.heap.new_native(&mut vm.st, index);
+            vm.st.temps.push(Value::object(native));
+            let globals = vm.st.globals;
+            // SAFETY: the globals table is a root; name and native are held in `temps`.
+            unsafe {
+                vm.heap
+                    .table_set(&mut vm.st, globals, name, Value::object(native))
+            };
+            vm.st.temps.clear();
+        }
+        Ok(vm)
+    }
+
+    /// Compiles and runs `source` (one script, or one REPL line: globals persist).
+    pub fn interpret(&mut self, source: &[u8]) -> InterpretResult {
+        let Some(function) = compile(&mut self.heap, &mut self.st, source, &mut *self.err) else {
+            return InterpretResult::CompileError;
+        };
+        self.st.temps.push(Value::object(function));
+        let closure = self.heap.new_closure(&mut self.st, function);
+        self.st.temps.pop();
+        // SAFETY: the stack is empty between runs; the closure is rooted once pushed.
+        unsafe {
+            self.st.sp.write(Value::object(closure));
+            self.st.sp = self.st.sp.add(1);
+        }
+        let result = match self.call_closure(closure, 0) {
+            Ok(()) => self.run(),
+            Err(e) => Err(e),
+        };
+        let _ = self.out.flush();
+        match result {
+            Ok(()) => InterpretResult::Ok,
+            Err(RuntimeError) => InterpretResult::RuntimeError,
+        }
+    }
+
+    /// Writes `bytes` to the output and flushes it (the REPL's prompt).
+    pub fn write_output(&mut self, bytes: &[u8]) {
+        let _ = self.out.write_all(bytes);
+        let _ = self.out.flush();
+    }
+
+    /// Heap statistics (flushing this VM's allocation counts first).
+    pub fn heap_stats(&mut self) -> MemStats {
+        self.heap.stats()
+    }
+
+    /// Runs a full collection now; returns the statistics after it.
+    pub fn collect(&mut self) -> MemStats {
+        self.heap.collect(&mut self.st)
+    }
+
+    /// How many strings collections have dropped from the intern table so far.
+    pub fn strings_dropped(&self) -> u64 {
+        self.st.strings_dropped
+    }
+
+    /// How many strings are interned now.
+    pub fn strings_interned(&self) -> usize {
+        // SAFETY: the interner is a root, live for the VM's lifetime.
+        unsafe { (*self.st.strings).len() }
+    }
+
+    /// The heap underneath (its collector: cycles, settings).
+    pub fn heap(&self) -> &minigo_gc::Heap {
+        self.heap.heap()
+    }
+
+    /// Reports a runtime error: the message, then the stack trace, innermost call first.
+    /// The running frame's `ip` must be synced.
+    #[cold]
+    #[inline(never)]
+    fn runtime_error(&mut self, message: &[u8]) -> RuntimeError {
+        let _ = self.out.flush();
+        let mut text = message.to_vec();
+        text.push(b'\n');
+        for f in self.st.frames().iter().rev() {
+            // SAFETY: INV-LIVE for the frames' closures; `ip` is past at least one byte of
+            // the frame's code (the instruction being run, or the call being made), and the
+            // line table has an entry per byte.
+            unsafe {
+                let function = (*f.closure).function;
+                let offset = f.ip.offset_from((*function).code) as usize - 1;
+                let line = *(*function).lines.add(offset);
+                text.extend_from_slice(format!("[line {line}] in ").as_bytes());
+                if (*function).name.is_null() {
+                    text.extend_from_slice(b"script\n");
+                } else {
+                    text.extend_from_slice(ObjString::bytes((*function).name));
+                    text.extend_from_slice(b"()\n");
+                }
+            }
+        }
+        let _ = self.err.write_all(&text);
+        self.st.reset();
+        RuntimeError
+    }
+
+    fn error_with_name(&mut self, before: &str, name: *mut ObjString, after: &str) -> RuntimeError {
+        let mut m = before.as_bytes().to_vec();
+        // SAFETY: INV-CODE/INV-LIVE: names are string constants of the running function.
+        m.extend_from_slice(unsafe { ObjString::bytes(name) });
+        m.extend_from_slice(after.as_bytes());
+        self.runtime_error(&m)
+    }
+
+    /// Pushes a frame calling `closure` with the `argc` arguments on top of the stack.
+    #[inline(always)]
+    fn call_closure(&mut self, closure: *mut ObjClosure, argc: usize) -> Result<(), RuntimeError> {
+        // SAFETY: INV-LIVE: the callee is on the stack (or held by a bound method there).
+        let function = unsafe { (*closure).function };
+        // SAFETY: as above.
+        let (arity, max_stack, code) =
+            unsafe { ((*function).arity, (*function).max_stack, (*function).code) };
+        if argc != arity {
+            return Err(self
+                .runtime_error(format!("Expected {arity} arguments but got {argc}.").as_bytes()));
+        }
+        // SAFETY: INV-STACK: the callee and its arguments are the top `argc + 1` values.
+        let slots = unsafe { self.st.sp.sub(argc + 1) };
+        if self.st.frame_count == FRAMES_MAX
+            || (self.st.stack_end() as usize - slots as usize) / 8 < max_stack
+        {
+            return Err(self.runtime_error(b"Stack overflow."));
+        }
+        // SAFETY: `frame_count < FRAMES_MAX`, so the slot exists.
+        unsafe {
+            self.st.frames.add(self.st.frame_count).write(CallFrame {
+                closure,
+                ip: code,
+                slots,
+            })
+        };
+        self.st.frame_count += 1;
+        Ok(())
+    }
+
+    /// Calls any callable value (clox's `callValue`); `st.sp` and the caller's `ip` are
+    /// synced.
+    fn call_value(&mut self, callee: Value, argc: usize) -> Result<(), RuntimeError> {
+        if callee.is_object() {
+            let p: *mut u64 = callee.as_ptr();
+            // SAFETY: INV-LIVE: the callee is on the stack.
+            let kind = unsafe { kind_of(p) };
+            // SAFETY: INV-STACK: the callee's slot is below the arguments.
+            let callee_slot = unsafe { self.st.sp.sub(argc + 1) };
+            match kind {
+                k if k == Kind::Closure as u8 => {
+                    return self.call_closure(p as *mut ObjClosure, argc)
+                }
+                k if k == Kind::BoundMethod as u8 => {
+                    let b = p as *mut ObjBoundMethod;
+                    // SAFETY: INV-LIVE; the slot is on the stack (not in the heap), and the
+                    // method stays rooted by the frame about to be pushed.
+                    unsafe {
+                        *callee_slot = (*b).receiver;
+                        return self.call_closure((*b).method, argc);
+                    }
+                }
+                k if k == Kind::Class as u8 => {
+                    let class = p as *mut ObjClass;
+                    // The class is rooted in the callee slot until the instance replaces it.
+                    let instance = self.heap.new_instance(&mut self.st, class);
+                    // SAFETY: a stack slot; INV-LIVE for the class.
+                    unsafe { *callee_slot = Value::object(instance) };
+                    // SAFETY: INV-LIVE.
+                    let init = unsafe { (*class).init };
+                    if !init.is_null() {
+                        return self.call_closure(init, argc);
+                    }
+                    if argc != 0 {
+                        return Err(self.runtime_error(
+                            format!("Expected 0 arguments but got {argc}.").as_bytes(),
+                        ));
+                    }
+                    return Ok(());
+                }
+                k if k == Kind::Native as u8 => {
+                    // SAFETY: INV-LIVE.
+                    let index = unsafe { (*(p as *mut ObjNative)).index };
+                    // SAFETY: INV-STACK: the arguments are the top `argc` values.
+                    let args = unsafe { std::slice::from_raw_parts(callee_slot.add(1), argc) };
+                    let result = (NATIVES[index].1)(args);
+                    // SAFETY: as above; the result replaces the callee.
+                    unsafe {
+                        *callee_slot = result;
+                        self.st.sp = callee_slot.add(1);
+                    }
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        Err(self.runtime_error(b"Can only call functions and classes."))
+    }
+
+    /// Calls method `name` of `class` on the receiver below the `argc` arguments.
+    fn invoke_from_class(
+        &mut self,
+        class: *mut ObjClass,
+        name: *mut ObjString,
+        argc: usize,
+    ) -> Result<(), RuntimeError> {
+        // SAFETY: INV-LIVE: the class is the receiver's, or a `super` variable's.
+        match unsafe { (*class).methods.get(name) } {
+            Some(method) => self.call_closure(method.as_ptr(), argc),
+            None => Err(self.error_with_name("Undefined property '", name, "'.")),
+        }
+    }
+
+    /// `receiver.name(args)` (clox's `invoke`).
+    fn invoke(&mut self, name: *mut ObjString, argc: usize) -> Result<(), RuntimeError> {
+        // SAFETY: INV-STACK: the receiver is below the arguments.
+        let receiver = unsafe { *self.st.sp.sub(argc + 1) };
+        if !is_kind(receiver, Kind::Instance) {
+            return Err(self.runtime_error(b"Only instances have methods."));
+        }
+        let instance: *mut ObjInstance = receiver.as_ptr();
+        // SAFETY: INV-LIVE: the receiver is on the stack.
+        if let Some(field) = unsafe { (*instance).fields.get(name) } {
+            // SAFETY: a stack slot.
+            unsafe { *self.st.sp.sub(argc + 1) = field };
+            return self.call_value(field, argc);
+        }
+        // SAFETY: INV-LIVE.
+        let class = unsafe { (*instance).class };
+        self.invoke_from_class(class, name, argc)
+    }
+
+    /// Replaces the instance on top of the stack by its method `name`, bound to it.
+    fn bind_method(
+        &mut self,
+        class: *mut ObjClass,
+        name: *mut ObjString,
+    ) -> Result<(), RuntimeError> {
+        // SAFETY: INV-LIVE.
+        let Some(method) = (unsafe { (*class).methods.get(name) }) else {
+            return Err(self.error_with_name("Undefined property '", name, "'."));
+        };
+        // SAFETY: INV-STACK: the receiver is on top.
+        let receiver = unsafe { *self.st.sp.sub(1) };
+        let bound = self
+            .heap
+            .new_bound_method(&mut self.st, receiver, method.as_ptr());
+        // SAFETY: as above.
+        unsafe { *self.st.sp.sub(1) = Value::object(bound) };
+        Ok(())
+    }
+
+    /// The upvalue for stack slot `slot`, reusing an open one.
+    fn capture_upvalue(&mut self, slot: *mut Value) -> *mut ObjUpvalue {
+        let open = &self.st.open_upvalues;
+        let mut at = open.len();
+        // SAFETY: open upvalues are live (the list is a root) and their locations are
+        // stack slots.
+        while at > 0 && unsafe { (*open[at - 1]).location } >= slot {
+            // SAFETY: as above.
+            if unsafe { (*open[at - 1]).location } == slot {
+                return open[at - 1];
+            }
+            at -= 1;
+        }
+        let u = self.heap.new_upvalue(&mut self.st, slot);
+        self.st.open_upvalues.insert(at, u);
+        u
+    }
+
+    /// Closes every open upvalue at or above `last`: its value moves into the upvalue.
+    fn close_upvalues(&mut self, last: *mut Value) {
+        while let Some(&u) = self.st.open_upvalues.last() {
+            // SAFETY: open upvalues are live and point at stack slots.
+            let location = unsafe { (*u).location };
+            if location < last {
+                break;
+            }
+            // SAFETY: `closed` is the upvalue's value word; the value is on the stack.
+            unsafe {
+                self.heap.write_value(&raw mut (*u).closed, *location);
+                (*u).location = &raw mut (*u).closed;
+            }
+            self.st.open_upvalues.pop();
+        }
+    }
+
+    /// String concatenation of the two strings on top of the stack, which it replaces.
+    fn concatenate(&mut self) {
+        // SAFETY: INV-STACK, INV-LIVE: two strings on top (checked by the caller).
+        let (a, b) = unsafe {
+            (
+                (*self.st.sp.sub(2)).as_ptr::<ObjString>(),
+                (*self.st.sp.sub(1)).as_ptr::<ObjString>(),
+            )
+        };
+        self.scratch.clear();
+        // SAFETY: as above; both stay on the stack (rooted) until the result replaces them.
+        unsafe {
+            self.scratch.extend_from_slice(ObjString::bytes(a));
+            self.scratch.extend_from_slice(ObjString::bytes(b));
+        }
+        let s = self.heap.intern(&mut self.st, &self.scratch);
+        // SAFETY: as above.
+        unsafe {
+            self.st.sp = self.st.sp.sub(1);
+            *self.st.sp.sub(1) = Value::object(s);
+        }
+    }
+
+    /// Stores into a table in a heap object, growing it if the key is new.
+    ///
+    /// # Safety
+    /// `table` is in a live heap object; key and value are rooted.
+    unsafe fn set_in_table(
+        &mut self,
+        table: *mut Table,
+        key: *mut ObjString,
+        value: Value,
+    ) -> bool {
+        // SAFETY: the caller's contract.
+        if let Some(slot) = unsafe { (*table).value_slot(key) } {
+            // SAFETY: `slot` is the value word of a live entry array.
+            unsafe { self.heap.write_value(slot, value) };
+            return false;
+        }
+        // SAFETY: the caller's contract.
+        unsafe { self.heap.table_set(&mut self.st, table, key, value) }
+    }
+
+    /// The dispatch loop: runs until the outermost frame returns or an error.
+    fn run(&mut self) -> Result<(), RuntimeError> {
+        let mut frame: *mut CallFrame;
+        let mut ip: *const u8;
+        let mut slots: *mut Value;
+        let mut consts: *const Value;
+        let mut sp: *mut Value = self.st.sp;
+
+        macro_rules! load_frame {
+            () => {{
+                // SAFETY: there is a running frame; INV-LIVE for its closure and function.
+                unsafe {
+                    frame = self.st.frames.add(self.st.frame_count - 1);
+                    ip = (*frame).ip;
+                    slots = (*frame).slots;
+                    consts = (*(*(*frame).closure).function).constants;
+                }
+            }};
+        }
+        // Writes the loop's registers back to the state, before anything that allocates,
+        // reports an error or changes frames.
+        macro_rules! sync {
+            () => {{
+                // SAFETY: `frame` is the running frame.
+                unsafe { (*frame).ip = ip };
+                self.st.sp = sp;
+            }};
+        }
+        // After a helper changed the state (frames, stack top).
+        macro_rules! reload {
+            () => {{
+                sp = self.st.sp;
+                load_frame!();
+            }};
+        }
+        macro_rules! read_byte {
+            () => {{
+                // SAFETY: INV-CODE: the operand or next instruction exists.
+                let b = unsafe { *ip };
+                // SAFETY: as above.
+                ip = unsafe { ip.add(1) };
+                b
+            }};
+        }
+        macro_rules! read_string {
+            () => {{
+                let index = read_byte!();
+                // SAFETY: INV-CODE: the operand names a string constant.
+                unsafe { string_constant(consts, index) }
+            }};
+        }
+        macro_rules! read_u16 {
+            () => {{
+                let hi = read_byte!() as usize;
+                let lo = read_byte!() as usize;
+                hi << 8 | lo
+            }};
+        }
+        macro_rules! push {
+            ($v:expr) => {{
+                let v = $v;
+                // SAFETY: INV-STACK.
+                unsafe {
+                    sp.write(v);
+                    sp = sp.add(1);
+                }
+            }};
+        }
+        macro_rules! pop {
+            () => {{
+                // SAFETY: INV-STACK.
+                unsafe {
+                    sp = sp.sub(1);
+                    *sp
+                }
+            }};
+        }
+        macro_rules! drop_top {
+            () => {{
+                // SAFETY: INV-STACK.
+                sp = unsafe { sp.sub(1) };
+            }};
+        }
+        macro_rules! peek {
+            ($n:expr) => {{
+                // SAFETY: INV-STACK.
+                unsafe { *sp.sub(1 + $n) }
+            }};
+        }
+        macro_rules! set_top {
+            ($v:expr) => {{
+                let v = $v;
+                // SAFETY: INV-STACK.
+                unsafe { *sp.sub(1) = v };
+            }};
+        }
+        macro_rules! fail {
+            ($msg:expr) => {{
+                sync!();
+                return Err(self.runtime_error($msg));
+            }};
+        }
+        macro_rules! try_call {
+            ($e:expr) => {{
+                sync!();
+                $e?;
+                reload!();
+            }};
+        }
+        macro_rules! binary_number {
+            ($a:ident, $b:ident, $result:expr) => {{
+                let $b = peek!(0);
+                let $a = peek!(1);
+                if !Value::both_numbers($a, $b) {
+                    fail!(b"Operands must be numbers.");
+                }
+                let ($a, $b) = ($a.as_number(), $b.as_number());
+                drop_top!();
+                set_top!($result);
+            }};
+        }
+
+        load_frame!();
+        loop {
+            match read_byte!() {
+                op::CONSTANT => {
+                    let index = read_byte!() as usize;
+                    // SAFETY: INV-CODE.
+                    push!(unsafe { *consts.add(index) });
+                }
+                op::NIL => push!(Value::NIL),
+                op::TRUE => push!(Value::TRUE),
+                op::FALSE => push!(Value::FALSE),
+                op::POP => {
+                    drop_top!();
+                }
+                op::GET_LOCAL => {
+                    let slot = read_byte!() as usize;
+                    // SAFETY: INV-CODE: a local of the running frame.
+                    push!(unsafe { *slots.add(slot) });
+                }
+                op::SET_LOCAL => {
+                    let slot = read_byte!() as usize;
+                    let v = peek!(0);
+                    // SAFETY: INV-CODE; a stack slot, not a heap word.
+                    unsafe { *slots.add(slot) = v };
+                }
+                op::GET_GLOBAL => {
+                    let name = read_string!();
+                    // SAFETY: the globals table is a root.
+                    match unsafe { (*self.st.globals).get(name) } {
+                        Some(v) => push!(v),
+                        None => {
+                            sync!();
+                            return Err(self.error_with_name("Undefined variable '", name, "'."));
+                        }
+                    }
+                }
+                op::DEFINE_GLOBAL => {
+                    let name = read_string!();
+                    sync!();
+                    let globals = self.st.globals;
+                    let v = peek!(0);
+                    // SAFETY: the globals object is a root; the name is a constant, the
+                    // value on the stack.
+                    unsafe { self.set_in_table(globals, name, v) };
+                    drop_top!();
+                }
+                op::SET_GLOBAL => {
+                    let name = read_string!();
+                    let v = peek!(0);
+                    // SAFETY: the globals table is a root.
+                    match unsafe { (*self.st.globals).value_slot(name) } {
+                        // SAFETY: the value word of a live entry array.
+                        Some(slot) => unsafe { self.heap.write_value(slot, v) },
+                        None => {
+                            sync!();
+                            return Err(self.error_with_name("Undefined variable '", name, "'."));
+                        }
+                    }
+                }
+                op::GET_UPVALUE => {
+                    let index = read_byte!() as usize;
+                    // SAFETY: INV-CODE: the running closure has this upvalue; INV-LIVE.
+                    push!(unsafe { *(**upvalue_slot((*frame).closure, index)).location });
+                }
+                op::SET_UPVALUE => {
+                    let index = read_byte!() as usize;
+                    // SAFETY: INV-CODE, INV-LIVE as above.
+                    let u = unsafe { *upvalue_slot((*frame).closure, index) };
+                    let v = peek!(0);
+                    // SAFETY: an open upvalue's location is a stack slot (a plain store);
+                    // a closed one's is its own value word (a heap word: the write API).
+                    unsafe {
+                        let location = (*u).location;
+                        if location == &raw mut (*u).closed {
+                            self.heap.write_value(location, v);
+                        } else {
+                            *location = v;
+                        }
+                    }
+                }
+                op::GET_PROPERTY => {
+                    let name = read_string!();
+                    let receiver = peek!(0);
+                    if !is_kind(receiver, Kind::Instance) {
+                        fail!(b"Only instances have properties.");
+                    }
+                    let instance: *mut ObjInstance = receiver.as_ptr();
+                    // SAFETY: INV-LIVE: the receiver is on the stack.
+                    if let Some(v) = unsafe { (*instance).fields.get(name) } {
+                        set_top!(v);
+                    } else {
+                        // SAFETY: as above.
+                        let class = unsafe { (*instance).class };
+                        try_call!(self.bind_method(class, name));
+                    }
+                }
+                op::SET_PROPERTY => {
+                    let name = read_string!();
+                    let target = peek!(1);
+                    if !is_kind(target, Kind::Instance) {
+                        fail!(b"Only instances have fields.");
+                    }
+                    let instance: *mut ObjInstance = target.as_ptr();
+                    let value = peek!(0);
+                    sync!();
+                    // SAFETY: the instance and the value are on the stack; the name is a
+                    // constant.
+                    unsafe { self.set_in_table(&raw mut (*instance).fields, name, value) };
+                    drop_top!();
+                    set_top!(value);
+                }
+                op::GET_SUPER => {
+                    let name = read_string!();
+                    let superclass: *mut ObjClass = pop!().as_ptr();
+                    // The superclass stays rooted by the `super` variable it was read from.
+                    try_call!(self.bind_method(superclass, name));
+                }
+                op::EQUAL => {
+                    let b = pop!();
+                    set_top!(Value::bool(Value::equals(peek!(0), b)));
+                }
+                op::NOT_EQUAL => {
+                    let b = pop!();
+                    set_top!(Value::bool(!Value::equals(peek!(0), b)));
+                }
+                op::GREATER => binary_number!(a, b, Value::bool(a > b)),
+                op::GREATER_EQUAL => binary_number!(a, b, Value::bool(not_less(a, b))),
+                op::LESS => binary_number!(a, b, Value::bool(a < b)),
+                op::LESS_EQUAL => binary_number!(a, b, Value::bool(not_greater(a, b))),
+                op::ADD => {
+                    let b = peek!(0);
+                    let a = peek!(1);
+                    if Value::both_numbers(a, b) {
+                        drop_top!();
+                        set_top!(Value::number(a.as_number() + b.as_number()));
+                    } else if is_kind(a, Kind::String) && is_kind(b, Kind::String) {
+                        sync!();
+                        self.concatenate();
+                        sp = self.st.sp;
+                    } else {
+                        fail!(b"Operands must be two numbers or two strings.");
+                    }
+                }
+                op::SUBTRACT => binary_number!(a, b, Value::number(a - b)),
+                op::MULTIPLY => binary_number!(a, b, Value::number(a * b)),
+                op::DIVIDE => binary_number!(a, b, Value::number(a / b)),
+                op::NOT => set_top!(Value::bool(peek!(0).is_falsey())),
+                op::NEGATE => {
+                    let v = peek!(0);
+                    if !v.is_number() {
+                        fail!(b"Operand must be a number.");
+                    }
+                    set_top!(Value::number(-v.as_number()));
+                }
+                op::PRINT => {
+                    let v = pop!();
+                    self.scratch.clear();
+                    print_value(v, &mut self.scratch);
+                    self.scratch.push(b'\n');
+                    let _ = self.out.write_all(&self.scratch);
+                }
+                op::JUMP => {
+                    let offset = read_u16!();
+                    // SAFETY: INV-CODE: jumps land inside the code.
+                    ip = unsafe { ip.add(offset) };
+                }
+                op::JUMP_IF_FALSE => {
+                    let offset = read_u16!();
+                    if peek!(0).is_falsey() {
+                        // SAFETY: INV-CODE.
+                        ip = unsafe { ip.add(offset) };
+                    }
+                }
+                op::LOOP => {
+                    let offset = read_u16!();
+                    // SAFETY: INV-CODE.
+                    ip = unsafe { ip.sub(offset) };
+                }
+                op::CALL => {
+                    let argc = read_byte!() as usize;
+                    let callee = peek!(argc);
+                    try_call!(if is_kind(callee, Kind::Closure) {
+                        self.call_closure(callee.as_ptr(), argc)
+                    } else {
+                        self.call_value(callee, argc)
+                    });
+                }
+                op::INVOKE => {
+                    let name = read_string!();
+                    let argc = read_byte!() as usize;
+                    try_call!(self.invoke(name, argc));
+                }
+                op::SUPER_INVOKE => {
+                    let name = read_string!();
+                    let argc = read_byte!() as usize;
+                    let superclass: *mut ObjClass = pop!().as_ptr();
+                    try_call!(self.invoke_from_class(superclass, name, argc));
+                }
+                op::CLOSURE => {
+                    let index = read_byte!() as usize;
+                    // SAFETY: INV-CODE: a function constant.
+                    let function: *mut ObjFunction = unsafe { (*consts.add(index)).as_ptr() };
+                    sync!();
+                    let closure = self.heap.new_closure(&mut self.st, function);
+                    push!(Value::object(closure));
+                    // SAFETY: INV-LIVE.
+                    let n = unsafe { (*function).upvalue_count };
+                    for i in 0..n {
+                        let is_local = read_byte!();
+                        let index = read_byte!() as usize;
+                        let upvalue = if is_local != 0 {
+                            self.st.sp = sp;
+                            // SAFETY: INV-CODE: a local of the running frame.
+                            self.capture_upvalue(unsafe { slots.add(index) })
+                        } else {
+                            // SAFETY: INV-CODE: an upvalue of the running closure.
+                            unsafe { *upvalue_slot((*frame).closure, index) }
+                        };
+                        // SAFETY: slot `i` of the new closure (pushed, so live); the
+                        // upvalue is live (open list or enclosing closure).
+                        unsafe { self.heap.write_ptr(upvalue_slot(closure, i), upvalue) };
+                    }
+                }
+                op::CLOSE_UPVALUE => {
+                    // SAFETY: INV-STACK.
+                    self.close_upvalues(unsafe { sp.sub(1) });
+                    drop_top!();
+                }
+                op::RETURN => {
+                    let result = pop!();
+                    if self
+                        .st
+                        .open_upvalues
+                        .last()
+                        // SAFETY: open upvalues are live.
+                        .is_some_and(|&u| unsafe { (*u).location } >= slots)
+                    {
+                        self.close_upvalues(slots);
+                    }
+                    self.st.frame_count -= 1;
+                    if self.st.frame_count == 0 {
+                        self.st.sp = self.st.stack;
+                        return Ok(());
+                    }
+                    sp = slots;
+                    push!(result);
+                    self.st.sp = sp;
+                    load_frame!();
+                }
+                op::CLASS => {
+                    let name = read_string!();
+                    sync!();
+                    let class = self.heap.new_class(&mut self.st, name);
+                    push!(Value::object(class));
+                }
+                op::INHERIT => {
+                    let superclass = peek!(1);
+                    if !is_kind(superclass, Kind::Class) {
+                        fail!(b"Superclass must be a class.");
+                    }
+                    let superclass: *mut ObjClass = superclass.as_ptr();
+                    let subclass: *mut ObjClass = peek!(0).as_ptr();
+                    sync!();
+                    // SAFETY: both classes are on the stack.
+                    unsafe {
+                        self.heap.table_add_all(
+                            &mut self.st,
+                            &raw mut (*superclass).methods,
+                            &raw mut (*subclass).methods,
+                        );
+                        self.heap
+                            .write_ptr(&raw mut (*subclass).init, (*superclass).init);
+                    }
+                    drop_top!();
+                }
+                op::METHOD => {
+                    let name = read_string!();
+                    let method = peek!(0);
+                    let class: *mut ObjClass = peek!(1).as_ptr();
+                    sync!();
+                    // SAFETY: class and method are on the stack; the name is a constant.
+                    unsafe {
+                        self.set_in_table(&raw mut (*class).methods, name, method);
+                        if name == self.st.init_string {
+                            self.heap.write_ptr(&raw mut (*class).init, method.as_ptr());
+                        }
+                    }
+                    drop_top!();
+                }
+                other => unreachable!("opcode {other}"),
+            }
+        }
+    }
+}
