@@ -71,7 +71,8 @@ impl Summary {
         self.cycles.len()
     }
 
-    /// All pauses added up.
+    /// All pauses added up. A cycle's pause is the collector's, from the moment every P has
+    /// stopped: the wait for running goroutines to reach a safepoint is not in it.
     pub fn pause_total(&self) -> Duration {
         Duration::from_nanos(self.cycles.iter().map(|c| c.pause_ns).sum())
     }
