@@ -1,0 +1,3 @@
+module minigo/peers/workloads
+
+go 1.23.5
