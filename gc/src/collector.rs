@@ -266,13 +266,15 @@ impl Collector {
     /// bypass it.
     ///
     /// The store is atomic (relaxed, word-sized: a plain `mov` on x86-64), so goroutines on
-    /// other threads may read the word meanwhile without a data race.
+    /// other threads may read the word meanwhile without a data race. It takes no collector:
+    /// callers on the hot path (every `GcCell::set`) need not find theirs, and Go's barrier
+    /// too is switched by one global flag, not per heap.
     ///
     /// # Safety
     /// `slot` is an aligned word of a live heap object that its layout calls a pointer, and
-    /// `value` is null, a heap object of this heap, or an address outside every heap.
+    /// `value` is null, a heap object of the slot's heap, or an address outside every heap.
     #[inline(always)]
-    pub unsafe fn write(&self, slot: *mut usize, value: usize) {
+    pub unsafe fn write(slot: *mut usize, value: usize) {
         // SAFETY: the caller's contract: an aligned, live word.
         unsafe { std::sync::atomic::AtomicUsize::from_ptr(slot) }
             .store(value, std::sync::atomic::Ordering::Relaxed);

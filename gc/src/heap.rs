@@ -118,7 +118,7 @@ impl Mutator {
     #[inline(always)]
     pub unsafe fn write(&mut self, slot: *mut usize, value: usize) {
         // SAFETY: the caller's contract.
-        unsafe { self.collector.write(slot, value) }
+        unsafe { Collector::write(slot, value) }
     }
 
     /// Statistics, with this mutator's allocations counted to the last one.

@@ -65,6 +65,8 @@ struct MSlot {
 /// A runtime's scheduler state, shared by its Ms.
 pub(crate) struct Sched {
     pub(crate) collector: Arc<Collector>,
+    /// The collector's gc-stress mode (every allocation collects), read on every allocation.
+    stress: bool,
     pub(crate) ps: Box<[P]>,
     pub(crate) global: GlobalQueue<G>,
     /// The Ps' states and the stop-the-world handshake.
@@ -156,6 +158,21 @@ pub(crate) fn try_current() -> Option<Cur> {
 pub(crate) fn current() -> Cur {
     try_current()
         .expect("this minigo function must be called from a goroutine of a running minigo runtime")
+}
+
+/// The running goroutine's P's mcache, for allocation's fast path: both thread-locals in
+/// one call (not inlined: see `try_current`). `None` in gc-stress mode, where every
+/// allocation takes the slow path. The reference must not be held across a park.
+#[inline(never)]
+pub(crate) fn current_mcache_for_alloc<'a>() -> Option<&'a mut MCache> {
+    let sched = CUR.with(|c| c.get())?.sched();
+    if sched.stress {
+        return None;
+    }
+    let p = M_P.with(|p| p.get())?;
+    // SAFETY: this M holds P `p` until the goroutine parks, and the caller lets go of the
+    // reference before anything that may park.
+    Some(unsafe { sched.mcache(p) })
 }
 
 /// The P this thread's M holds (not inlined: see `try_current`).
@@ -263,6 +280,7 @@ impl Sched {
     ) -> Sched {
         let heap = collector.heap().clone();
         Sched {
+            stress: collector.config().stress,
             ps: (0..procs)
                 .map(|_| P {
                     runq: LocalQueue::default(),

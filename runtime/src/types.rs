@@ -22,8 +22,9 @@ use std::ptr::NonNull;
 
 use minigo_alloc_core::sync::{AtomicUsize, Ordering};
 use minigo_alloc_core::{AllocError, Layout};
+use minigo_gc::Collector;
 
-use crate::sched::{current, safepoint, with_world_stopped};
+use crate::sched::{current, current_mcache_for_alloc, safepoint, with_world_stopped};
 
 /// A type that may be a field of a heap object: says which of its words are pointers.
 ///
@@ -299,11 +300,10 @@ impl<T: GcPointer> GcCell<T> {
 
     /// Stores `v` through the collector's write function.
     pub fn set(&self, v: T) {
-        let cur = current();
         // SAFETY: this cell is a pointer word of a live heap object (cells live in heap
         // objects; one on a stack is scanned conservatively anyway), and `v` is a heap
         // pointer or null.
-        unsafe { cur.sched().collector.write(self.word.as_ptr(), v.to_word()) };
+        unsafe { Collector::write(self.word.as_ptr(), v.to_word()) };
     }
 }
 
@@ -401,14 +401,13 @@ impl<T: GcField + Copy> GcSlice<T> {
     pub fn set(&self, i: usize, v: T) {
         let n = Self::WORDS;
         let src = &v as *const T as *const usize;
-        let cur = current();
         for w in 0..n {
             // SAFETY: `src` points at `v`, n words long.
             let value = unsafe { src.add(w).read() };
             let slot = self.word(i, w);
             if T::MASK >> w & 1 != 0 {
                 // SAFETY: a pointer word of a live heap array; `value` came from a T.
-                unsafe { cur.sched().collector.write(slot.as_ptr(), value) };
+                unsafe { Collector::write(slot.as_ptr(), value) };
             } else {
                 slot.store(value, Ordering::Relaxed);
             }
@@ -483,11 +482,8 @@ fn elem_layout<T: GcField>() -> Layout {
 /// pacer's trigger (a collection with the world stopped), a refill, and on out-of-memory
 /// one full collection before giving up. The P is looked up afresh after every park.
 pub(crate) fn alloc(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
-    let cur = current();
-    let sched = cur.sched();
-    if len == 1 && !sched.collector.config().stress {
-        // SAFETY: this goroutine's M holds the P; the borrow ends before any park.
-        if let Some(p) = unsafe { sched.current_mcache() }.alloc_fast(layout) {
+    if len == 1 {
+        if let Some(p) = current_mcache_for_alloc().and_then(|c| c.alloc_fast(layout)) {
             return Ok(p);
         }
     }
