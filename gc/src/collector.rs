@@ -28,8 +28,8 @@ use crate::roots::{Liveness, Roots, Tracer};
 use crate::stats::{gctrace_line, CycleRecord, GcStats};
 use crate::verify;
 
-/// Heap-live bytes from which marking uses more than one worker: below it, starting
-/// threads costs more than it saves.
+/// Bytes expected to be marked from which marking uses more than one worker: below it,
+/// starting threads costs more than it saves.
 const PARALLEL_MARK_MIN: u64 = 1 << 20;
 
 /// The collector of one heap.
@@ -43,6 +43,9 @@ pub struct Collector {
     /// One cycle at a time.
     cycle: Mutex<()>,
     created: Instant,
+    /// Bytes the last cycle marked (`u64::MAX` before the first): what this cycle will
+    /// probably mark, which decides how many workers are worth starting.
+    last_marked: AtomicU64,
     trace_out: Mutex<Option<Box<dyn Write + Send>>>,
     sweeper: Option<Sweeper>,
 }
@@ -74,6 +77,7 @@ impl Collector {
             }),
             cycle: Mutex::new(()),
             created: Instant::now(),
+            last_marked: AtomicU64::new(u64::MAX),
             trace_out: Mutex::new(None),
             sweeper,
             config,
@@ -153,7 +157,10 @@ impl Collector {
         heap.finish_sweep();
         let t1 = Instant::now();
 
-        let nworkers = if heap_before >= PARALLEL_MARK_MIN {
+        // The heap before the cycle is mostly garbage when it is small next to the goal;
+        // the last cycle's marked bytes say better how much there is to mark.
+        let expected = heap_before.min(self.last_marked.load(Ordering::Relaxed));
+        let nworkers = if expected >= PARALLEL_MARK_MIN {
             self.config.mark_workers.max(1)
         } else {
             1
@@ -190,6 +197,7 @@ impl Collector {
 
         roots.clear_weak(&Liveness::new(heap));
         heap.set_heap_live(marked);
+        self.last_marked.store(marked, Ordering::Relaxed);
         heap.start_sweep_cycle();
         for c in caches.iter_mut() {
             c.release_all();
