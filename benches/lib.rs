@@ -1,11 +1,13 @@
-//! minigo-benches: criterion benchmarks of minigo, grouped by layer, and (to come) the
-//! side-by-side comparison with Go and Boehm GC (`peers/`).
+//! minigo-benches: criterion benchmarks of minigo, grouped by layer, and the side-by-side
+//! comparison with Go and Boehm GC (`peers/`, `compare.sh`, `src/bin/compare/`).
 //!
 //! - `benches/alloc.rs` — `alloc`: the mcache path for tiny, small (scan and noscan) and
 //!   large objects, each beside the system allocator's malloc+free of the same size.
 //! - `benches/gc.rs` — `mark` (throughput on a tree of 64-byte nodes and on pointer-dense
 //!   arrays, 1 and 2 workers), `sweep` (spans per second), `gc_cycle` (full-collection
 //!   pause as the live heap grows; binary-trees on the standalone heap).
+//! - `benches/runtime.rs` — `scheduler` (spawn + exit, context switch, stop-the-world with
+//!   10,000 parked goroutines) and `channels` (unbuffered ping-pong on one P and across two).
 //!
 //! Run: `cargo bench -p minigo-benches` (one group: `cargo bench -p minigo-benches --bench
 //! gc -- mark`). Numbers worth quoting come from these release builds, never from tests.

@@ -8,6 +8,11 @@
 //! does between collections. minigo's objects come back zeroed. The system side is
 //! `std::alloc::alloc` + `dealloc` of the same layout, not zeroed: the allocator's best case
 //! (a thread-cache hit).
+//!
+//! - `alloc/tiny/{minigo,system}/8`: 8-byte pointer-free objects (minigo's tiny allocator).
+//! - `alloc/scan/minigo/{16..512}`: small objects with every other word a pointer.
+//! - `alloc/noscan/minigo/{16..65536}`: pointer-free objects; 64 KiB is a large object.
+//! - `alloc/system/system/{16..65536}`: malloc+free of the same sizes.
 
 use std::alloc::{alloc, dealloc, Layout as StdLayout};
 use std::hint::black_box;
