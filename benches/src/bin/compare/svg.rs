@@ -30,7 +30,8 @@ pub(crate) fn chart(cases: &[Case], rows: &[Row]) -> String {
     ];
     let (bar, gap, left, panel_h, top) = (18.0, 26.0, 60.0, 240.0, 60.0);
     let group_w = 3.0 * bar + gap;
-    let width = left + cases.len() as f64 * group_w + 30.0;
+    // Wide enough for the title even with one or two cases.
+    let width = (left + cases.len() as f64 * group_w + 30.0).max(620.0);
     let y_max = 3.0;
     let height = top + metrics.len() as f64 * (panel_h + 90.0);
     let mut s = format!(
@@ -98,14 +99,18 @@ pub(crate) fn chart(cases: &[Case], rows: &[Row]) -> String {
                     "<text x=\"{lx:.1}\" y=\"{ly:.1}\" font-size=\"9\" transform=\"rotate(-90 {lx:.1} {ly:.1})\">{label}</text>"
                 );
             }
+            // Three short lines: a case's one-line label is wider than its bars.
             let lx = gx + 1.5 * bar;
             let _ = writeln!(
                 s,
                 "<text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
+                 <text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
                  <text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#555\">procs {}</text>",
                 base + 14.0,
-                xml_escape(&case.label()),
+                xml_escape(case.workload),
                 base + 27.0,
+                xml_escape(&case.args.join(" ")),
+                base + 40.0,
                 case.procs
             );
         }
