@@ -160,6 +160,10 @@ impl LoxHeap {
         let lines = alloc_array(&mut self.m, &self.layouts.byte, 4 * n_code, st) as *mut u32;
         // SAFETY: as above.
         unsafe { self.write_ptr(&raw mut (*f).lines, lines) };
+        // Zeroed: every hint starts at slot 0, which the first lookup checks and corrects.
+        let hints = alloc_array(&mut self.m, &self.layouts.word, n_consts, st) as *mut usize;
+        // SAFETY: as above.
+        unsafe { self.write_ptr(&raw mut (*f).hints, hints) };
         let c = st.compiling.last().expect("a chunk is being compiled");
         // SAFETY: `f` and its three arrays are live and sized from this chunk; the code and
         // line arrays are noscan (plain copies), the constants pointer words.

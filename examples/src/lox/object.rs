@@ -55,6 +55,9 @@ pub struct ObjFunction {
     pub constants: *mut Value,
     pub code: *mut u8,
     pub lines: *mut u32,
+    /// One probe hint per constant (a noscan array): for a name constant, the table slot
+    /// where the last lookup of that name found it (see `Table::get_hinted`).
+    pub hints: *mut usize,
 }
 
 /// A native function: an index into the VM's table of Rust functions.
@@ -212,6 +215,7 @@ impl Layouts {
                     offset_of!(ObjFunction, constants),
                     offset_of!(ObjFunction, code),
                     offset_of!(ObjFunction, lines),
+                    offset_of!(ObjFunction, hints),
                 ],
             ),
             native: Layout::noscan(size_of::<ObjNative>()),

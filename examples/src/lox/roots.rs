@@ -33,6 +33,10 @@ pub struct CallFrame {
     pub ip: *const u8,
     /// The frame's slot 0 on the value stack.
     pub slots: *mut Value,
+    /// The function's constants (a copy, so that a return reloads them in one step).
+    pub consts: *const Value,
+    /// The function's probe hints (see `ObjFunction::hints`).
+    pub hints: *mut usize,
 }
 
 /// The interpreter's roots.
@@ -68,6 +72,8 @@ impl State {
                     closure: std::ptr::null_mut(),
                     ip: std::ptr::null(),
                     slots: stack,
+                    consts: std::ptr::null(),
+                    hints: std::ptr::null_mut(),
                 };
                 FRAMES_MAX
             ]

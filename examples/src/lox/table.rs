@@ -121,6 +121,56 @@ impl Table {
         unsafe { ((*e).key == key).then_some(&raw mut (*e).value) }
     }
 
+    /// The value word of `key`'s entry, if the key is present, trying slot `*hint`
+    /// first and leaving there the slot where the key was found: an inline cache, one per
+    /// name constant of a function. A hint needs no invalidation because it is checked:
+    /// the slot it names holds `key` (keys are unique in a table) or the lookup probes as
+    /// usual. Instances built by the same code store their fields in the same order, so
+    /// they share slots, and a hint found on one serves them all.
+    ///
+    /// # Safety
+    /// The table and `key` are live.
+    #[inline(always)]
+    pub unsafe fn slot_hinted(&self, key: *mut ObjString, hint: &mut usize) -> Option<*mut Value> {
+        if *hint < self.capacity {
+            // SAFETY: the slot is inside the live array (`capacity` > 0, so it exists).
+            let e = unsafe { self.entries.add(*hint) };
+            // SAFETY: as above.
+            if unsafe { (*e).key } == key {
+                // SAFETY: as above.
+                return Some(unsafe { &raw mut (*e).value });
+            }
+        }
+        // SAFETY: the caller's contract.
+        unsafe { self.slot_and_remember(key, hint) }
+    }
+
+    /// `slot_hinted` when the hint missed: out of line, to keep the hit path small.
+    ///
+    /// # Safety
+    /// As `slot_hinted`.
+    #[inline(never)]
+    unsafe fn slot_and_remember(
+        &self,
+        key: *mut ObjString,
+        hint: &mut usize,
+    ) -> Option<*mut Value> {
+        if self.count == 0 {
+            return None;
+        }
+        // SAFETY: as `value_slot`: a table with a count has an array with an empty slot;
+        // the key is live (`slot_hinted`'s contract).
+        let e = unsafe { find_entry(self.entries, self.capacity, key) };
+        // SAFETY: `e` is a slot of the live array.
+        if unsafe { (*e).key } != key {
+            return None;
+        }
+        // SAFETY: `e` is in the array that starts at `entries`.
+        *hint = unsafe { e.offset_from(self.entries) } as usize;
+        // SAFETY: as above.
+        Some(unsafe { &raw mut (*e).value })
+    }
+
     /// Stores `value` under `key`; true when the key is new. The caller has grown the
     /// table if [`grown_capacity`] asked for it.
     ///

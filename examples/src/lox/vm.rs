@@ -281,34 +281,69 @@ impl Vm {
         self.runtime_error(&m)
     }
 
+    /// Whether a call of `function` with `argc` arguments whose frame starts at `base` may
+    /// go ahead: the arity matches, and there is a frame and `max_stack` slots free.
+    ///
+    /// # Safety
+    /// INV-LIVE: `function` is live; `base` is a slot of the stack.
+    #[inline(always)]
+    unsafe fn can_enter(&self, function: *mut ObjFunction, argc: usize, base: *mut Value) -> bool {
+        // SAFETY: the caller's contract.
+        let (arity, max_stack) = unsafe { ((*function).arity, (*function).max_stack) };
+        argc == arity
+            && self.st.frame_count < FRAMES_MAX
+            && (self.st.stack_end() as usize - base as usize) / 8 >= max_stack
+    }
+
+    /// Reports why `can_enter` refused a call (the running frame's `ip` is synced).
+    #[cold]
+    #[inline(never)]
+    fn call_error(&mut self, function: *mut ObjFunction, argc: usize) -> RuntimeError {
+        // SAFETY: INV-LIVE: the callee is on the stack.
+        let arity = unsafe { (*function).arity };
+        if argc != arity {
+            return self
+                .runtime_error(format!("Expected {arity} arguments but got {argc}.").as_bytes());
+        }
+        self.runtime_error(b"Stack overflow.")
+    }
+
+    /// Pushes the frame of a call of `closure` whose slot 0 is `base`, once `can_enter`
+    /// has said yes; returns it.
+    ///
+    /// # Safety
+    /// `can_enter(function of closure, _, base)` holds; INV-LIVE for the closure.
+    #[inline(always)]
+    unsafe fn push_frame(&mut self, closure: *mut ObjClosure, base: *mut Value) -> *mut CallFrame {
+        // SAFETY: the caller's contract: the closure is live, `frame_count < FRAMES_MAX`.
+        unsafe {
+            let function = (*closure).function;
+            let frame = self.st.frames.add(self.st.frame_count);
+            frame.write(CallFrame {
+                closure,
+                ip: (*function).code,
+                slots: base,
+                consts: (*function).constants,
+                hints: (*function).hints,
+            });
+            self.st.frame_count += 1;
+            frame
+        }
+    }
+
     /// Pushes a frame calling `closure` with the `argc` arguments on top of the stack.
     #[inline(always)]
     fn call_closure(&mut self, closure: *mut ObjClosure, argc: usize) -> Result<(), RuntimeError> {
         // SAFETY: INV-LIVE: the callee is on the stack (or held by a bound method there).
         let function = unsafe { (*closure).function };
-        // SAFETY: as above.
-        let (arity, max_stack, code) =
-            unsafe { ((*function).arity, (*function).max_stack, (*function).code) };
-        if argc != arity {
-            return Err(self
-                .runtime_error(format!("Expected {arity} arguments but got {argc}.").as_bytes()));
-        }
         // SAFETY: INV-STACK: the callee and its arguments are the top `argc + 1` values.
-        let slots = unsafe { self.st.sp.sub(argc + 1) };
-        if self.st.frame_count == FRAMES_MAX
-            || (self.st.stack_end() as usize - slots as usize) / 8 < max_stack
-        {
-            return Err(self.runtime_error(b"Stack overflow."));
+        let base = unsafe { self.st.sp.sub(argc + 1) };
+        // SAFETY: as above.
+        if !unsafe { self.can_enter(function, argc, base) } {
+            return Err(self.call_error(function, argc));
         }
-        // SAFETY: `frame_count < FRAMES_MAX`, so the slot exists.
-        unsafe {
-            self.st.frames.add(self.st.frame_count).write(CallFrame {
-                closure,
-                ip: code,
-                slots,
-            })
-        };
-        self.st.frame_count += 1;
+        // SAFETY: checked just above.
+        unsafe { self.push_frame(closure, base) };
         Ok(())
     }
 
@@ -503,11 +538,10 @@ impl Vm {
     }
 
     /// The dispatch loop: runs until the outermost frame returns or an error.
+    #[inline(never)]
     fn run(&mut self) -> Result<(), RuntimeError> {
         let mut frame: *mut CallFrame;
         let mut ip: *const u8;
-        let mut slots: *mut Value;
-        let mut consts: *const Value;
         let mut sp: *mut Value = self.st.sp;
 
         macro_rules! load_frame {
@@ -516,8 +550,6 @@ impl Vm {
                 unsafe {
                     frame = self.st.frames.add(self.st.frame_count - 1);
                     ip = (*frame).ip;
-                    slots = (*frame).slots;
-                    consts = (*(*(*frame).closure).function).constants;
                 }
             }};
         }
@@ -550,7 +582,21 @@ impl Vm {
             () => {{
                 let index = read_byte!();
                 // SAFETY: INV-CODE: the operand names a string constant.
-                unsafe { string_constant(consts, index) }
+                unsafe { string_constant((*frame).consts, index) }
+            }};
+        }
+        // A name operand: the string and its probe hint.
+        macro_rules! read_name {
+            () => {{
+                let index = read_byte!();
+                // SAFETY: INV-CODE: the operand names a string constant, and the function
+                // has a hint per constant; `frame` is the running frame.
+                unsafe {
+                    (
+                        string_constant((*frame).consts, index),
+                        &mut *(*frame).hints.add(index as usize),
+                    )
+                }
             }};
         }
         macro_rules! read_u16 {
@@ -611,6 +657,30 @@ impl Vm {
                 reload!();
             }};
         }
+        // Calls `closure` with the `argc` arguments on top of the stack, keeping the new
+        // frame in registers rather than reloading it (the common, error-free case).
+        macro_rules! enter {
+            ($closure:expr, $argc:expr) => {{
+                let closure: *mut ObjClosure = $closure;
+                let argc: usize = $argc;
+                // SAFETY: INV-LIVE: the callee is on the stack, or its class or bound
+                // method is.
+                let function = unsafe { (*closure).function };
+                // SAFETY: INV-STACK: the callee and its arguments are the top values.
+                let base = unsafe { sp.sub(argc + 1) };
+                // SAFETY: as above.
+                if !unsafe { self.can_enter(function, argc, base) } {
+                    sync!();
+                    return Err(self.call_error(function, argc));
+                }
+                // SAFETY: `frame` is the caller's frame; `can_enter` said yes.
+                unsafe {
+                    (*frame).ip = ip;
+                    frame = self.push_frame(closure, base);
+                    ip = (*frame).ip;
+                }
+            }};
+        }
         macro_rules! binary_number {
             ($a:ident, $b:ident, $result:expr) => {{
                 let $b = peek!(0);
@@ -630,7 +700,7 @@ impl Vm {
                 op::CONSTANT => {
                     let index = read_byte!() as usize;
                     // SAFETY: INV-CODE.
-                    push!(unsafe { *consts.add(index) });
+                    push!(unsafe { *(*frame).consts.add(index) });
                 }
                 op::NIL => push!(Value::NIL),
                 op::TRUE => push!(Value::TRUE),
@@ -641,19 +711,20 @@ impl Vm {
                 op::GET_LOCAL => {
                     let slot = read_byte!() as usize;
                     // SAFETY: INV-CODE: a local of the running frame.
-                    push!(unsafe { *slots.add(slot) });
+                    push!(unsafe { *(*frame).slots.add(slot) });
                 }
                 op::SET_LOCAL => {
                     let slot = read_byte!() as usize;
                     let v = peek!(0);
                     // SAFETY: INV-CODE; a stack slot, not a heap word.
-                    unsafe { *slots.add(slot) = v };
+                    unsafe { *(*frame).slots.add(slot) = v };
                 }
                 op::GET_GLOBAL => {
-                    let name = read_string!();
-                    // SAFETY: the globals table is a root.
-                    match unsafe { (*self.st.globals).get(name) } {
-                        Some(v) => push!(v),
+                    let (name, hint) = read_name!();
+                    // SAFETY: the globals table is a root; a slot it returns is live.
+                    match unsafe { (*self.st.globals).slot_hinted(name, hint) } {
+                        // SAFETY: a value word of the live globals array.
+                        Some(slot) => push!(unsafe { *slot }),
                         None => {
                             sync!();
                             return Err(self.error_with_name("Undefined variable '", name, "'."));
@@ -671,10 +742,10 @@ impl Vm {
                     drop_top!();
                 }
                 op::SET_GLOBAL => {
-                    let name = read_string!();
+                    let (name, hint) = read_name!();
                     let v = peek!(0);
                     // SAFETY: the globals table is a root.
-                    match unsafe { (*self.st.globals).value_slot(name) } {
+                    match unsafe { (*self.st.globals).slot_hinted(name, hint) } {
                         // SAFETY: the value word of a live entry array.
                         Some(slot) => unsafe { self.heap.write_value(slot, v) },
                         None => {
@@ -705,15 +776,16 @@ impl Vm {
                     }
                 }
                 op::GET_PROPERTY => {
-                    let name = read_string!();
+                    let (name, hint) = read_name!();
                     let receiver = peek!(0);
                     if !is_kind(receiver, Kind::Instance) {
                         fail!(b"Only instances have properties.");
                     }
                     let instance: *mut ObjInstance = receiver.as_ptr();
-                    // SAFETY: INV-LIVE: the receiver is on the stack.
-                    if let Some(v) = unsafe { (*instance).fields.get(name) } {
-                        set_top!(v);
+                    // SAFETY: INV-LIVE: the receiver is on the stack; so is the slot's array.
+                    if let Some(slot) = unsafe { (*instance).fields.slot_hinted(name, hint) } {
+                        // SAFETY: a value word of the instance's live entry array.
+                        set_top!(unsafe { *slot });
                     } else {
                         // SAFETY: as above.
                         let class = unsafe { (*instance).class };
@@ -721,17 +793,26 @@ impl Vm {
                     }
                 }
                 op::SET_PROPERTY => {
-                    let name = read_string!();
+                    let (name, hint) = read_name!();
                     let target = peek!(1);
                     if !is_kind(target, Kind::Instance) {
                         fail!(b"Only instances have fields.");
                     }
                     let instance: *mut ObjInstance = target.as_ptr();
                     let value = peek!(0);
-                    sync!();
-                    // SAFETY: the instance and the value are on the stack; the name is a
-                    // constant.
-                    unsafe { self.set_in_table(&raw mut (*instance).fields, name, value) };
+                    // An existing field is overwritten in place; a new one may grow the
+                    // table, which allocates.
+                    // SAFETY: INV-LIVE: the instance is on the stack.
+                    match unsafe { (*instance).fields.slot_hinted(name, hint) } {
+                        // SAFETY: a value word of the instance's live entry array.
+                        Some(slot) => unsafe { self.heap.write_value(slot, value) },
+                        None => {
+                            sync!();
+                            // SAFETY: the instance and the value are on the stack; the name
+                            // is a constant.
+                            unsafe { self.set_in_table(&raw mut (*instance).fields, name, value) };
+                        }
+                    }
                     drop_top!();
                     set_top!(value);
                 }
@@ -758,7 +839,7 @@ impl Vm {
                     let a = peek!(1);
                     if Value::both_numbers(a, b) {
                         drop_top!();
-                        set_top!(Value::number(a.as_number() + b.as_number()));
+                        set_top!(Value::arith(a.as_number() + b.as_number()));
                     } else if is_kind(a, Kind::String) && is_kind(b, Kind::String) {
                         sync!();
                         self.concatenate();
@@ -767,9 +848,9 @@ impl Vm {
                         fail!(b"Operands must be two numbers or two strings.");
                     }
                 }
-                op::SUBTRACT => binary_number!(a, b, Value::number(a - b)),
-                op::MULTIPLY => binary_number!(a, b, Value::number(a * b)),
-                op::DIVIDE => binary_number!(a, b, Value::number(a / b)),
+                op::SUBTRACT => binary_number!(a, b, Value::arith(a - b)),
+                op::MULTIPLY => binary_number!(a, b, Value::arith(a * b)),
+                op::DIVIDE => binary_number!(a, b, Value::arith(a / b)),
                 op::NOT => set_top!(Value::bool(peek!(0).is_falsey())),
                 op::NEGATE => {
                     let v = peek!(0);
@@ -805,27 +886,69 @@ impl Vm {
                 op::CALL => {
                     let argc = read_byte!() as usize;
                     let callee = peek!(argc);
-                    try_call!(if is_kind(callee, Kind::Closure) {
-                        self.call_closure(callee.as_ptr(), argc)
+                    if is_kind(callee, Kind::Closure) {
+                        enter!(callee.as_ptr(), argc);
+                    } else if is_kind(callee, Kind::Class) {
+                        // Inline, as `call_value` would: a new instance replaces the class
+                        // (which the callee slot roots until then), then `init` runs.
+                        let class: *mut ObjClass = callee.as_ptr();
+                        sync!();
+                        let instance = self.heap.new_instance(&mut self.st, class);
+                        // SAFETY: INV-STACK: the callee slot; INV-LIVE for the class.
+                        let init = unsafe {
+                            *sp.sub(argc + 1) = Value::object(instance);
+                            (*class).init
+                        };
+                        if !init.is_null() {
+                            enter!(init, argc);
+                        } else if argc != 0 {
+                            fail!(format!("Expected 0 arguments but got {argc}.").as_bytes());
+                        }
                     } else {
-                        self.call_value(callee, argc)
-                    });
+                        try_call!(self.call_value(callee, argc));
+                    }
                 }
                 op::INVOKE => {
-                    let name = read_string!();
+                    let (name, hint) = read_name!();
                     let argc = read_byte!() as usize;
-                    try_call!(self.invoke(name, argc));
+                    let receiver = peek!(argc);
+                    // The common case inline: an instance without a field of that name.
+                    let method = if is_kind(receiver, Kind::Instance) {
+                        let instance: *mut ObjInstance = receiver.as_ptr();
+                        // SAFETY: INV-LIVE: the receiver is on the stack.
+                        unsafe {
+                            if (*instance).fields.get(name).is_none() {
+                                (*(*instance).class)
+                                    .methods
+                                    .slot_hinted(name, hint)
+                                    .map(|slot| *slot)
+                            } else {
+                                None
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    match method {
+                        Some(m) => enter!(m.as_ptr(), argc),
+                        None => try_call!(self.invoke(name, argc)),
+                    }
                 }
                 op::SUPER_INVOKE => {
-                    let name = read_string!();
+                    let (name, hint) = read_name!();
                     let argc = read_byte!() as usize;
                     let superclass: *mut ObjClass = pop!().as_ptr();
-                    try_call!(self.invoke_from_class(superclass, name, argc));
+                    // SAFETY: INV-LIVE: the superclass is a `super` variable's value.
+                    match unsafe { (*superclass).methods.slot_hinted(name, hint).map(|s| *s) } {
+                        Some(m) => enter!(m.as_ptr(), argc),
+                        None => try_call!(self.invoke_from_class(superclass, name, argc)),
+                    }
                 }
                 op::CLOSURE => {
                     let index = read_byte!() as usize;
                     // SAFETY: INV-CODE: a function constant.
-                    let function: *mut ObjFunction = unsafe { (*consts.add(index)).as_ptr() };
+                    let function: *mut ObjFunction =
+                        unsafe { (*(*frame).consts.add(index)).as_ptr() };
                     sync!();
                     let closure = self.heap.new_closure(&mut self.st, function);
                     push!(Value::object(closure));
@@ -837,7 +960,7 @@ impl Vm {
                         let upvalue = if is_local != 0 {
                             self.st.sp = sp;
                             // SAFETY: INV-CODE: a local of the running frame.
-                            self.capture_upvalue(unsafe { slots.add(index) })
+                            self.capture_upvalue(unsafe { (*frame).slots.add(index) })
                         } else {
                             // SAFETY: INV-CODE: an upvalue of the running closure.
                             unsafe { *upvalue_slot((*frame).closure, index) }
@@ -854,6 +977,8 @@ impl Vm {
                 }
                 op::RETURN => {
                     let result = pop!();
+                    // SAFETY: `frame` is the running frame.
+                    let slots = unsafe { (*frame).slots };
                     if self
                         .st
                         .open_upvalues
@@ -870,8 +995,11 @@ impl Vm {
                     }
                     sp = slots;
                     push!(result);
-                    self.st.sp = sp;
-                    load_frame!();
+                    // SAFETY: the caller's frame is below this one; INV-LIVE.
+                    unsafe {
+                        frame = frame.sub(1);
+                        ip = (*frame).ip;
+                    }
                 }
                 op::CLASS => {
                     let name = read_string!();
@@ -913,7 +1041,9 @@ impl Vm {
                     }
                     drop_top!();
                 }
-                other => unreachable!("opcode {other}"),
+                // SAFETY: INV-CODE: the compiler emits only the opcodes above. (Saying so
+                // spares the dispatch a range check.)
+                _ => unsafe { std::hint::unreachable_unchecked() },
             }
         }
     }
