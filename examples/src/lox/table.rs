@@ -34,6 +34,22 @@ pub struct Table {
     pub entries: *mut Entry,
     pub count: usize,
     pub capacity: usize,
+    /// A one-word Bloom filter of the keys ever stored: bit `hash % 64` of each. A clear
+    /// bit proves a key absent without probing, which is what a method call on an
+    /// instance asks of its fields first. Lox never deletes fields, methods or globals,
+    /// and a stale bit would only cost a probe. Non-zero only once a key is stored, so
+    /// it also says the entry array exists.
+    pub filter: u64,
+}
+
+/// The filter bit of `key`.
+///
+/// # Safety
+/// `key` is a live string.
+#[inline(always)]
+unsafe fn filter_bit(key: *mut ObjString) -> u64 {
+    // SAFETY: the caller's contract.
+    1 << (unsafe { (*key).hash() } & 63)
 }
 
 /// Tables grow when more than 3/4 full (tombstones included), as clox's.
@@ -88,6 +104,7 @@ impl Table {
             entries: std::ptr::null_mut(),
             count: 0,
             capacity: 0,
+            filter: 0,
         }
     }
 
@@ -97,7 +114,8 @@ impl Table {
     /// The table and `key` are live.
     #[inline(always)]
     pub unsafe fn get(&self, key: *mut ObjString) -> Option<Value> {
-        if self.count == 0 {
+        // SAFETY: the caller's contract.
+        if self.filter & unsafe { filter_bit(key) } == 0 {
             return None;
         }
         // SAFETY: a table with a count has an array, which always has an empty slot.
@@ -155,7 +173,8 @@ impl Table {
         key: *mut ObjString,
         hint: &mut usize,
     ) -> Option<*mut Value> {
-        if self.count == 0 {
+        // SAFETY: the caller's contract.
+        if self.filter & unsafe { filter_bit(key) } == 0 {
             return None;
         }
         // SAFETY: as `value_slot`: a table with a count has an array with an empty slot;
@@ -186,6 +205,8 @@ impl Table {
         if is_new && unsafe { (*e).value } == Value::EMPTY {
             self.count += 1;
         }
+        // SAFETY: the caller's contract: `key` is live.
+        self.filter |= unsafe { filter_bit(key) };
         // SAFETY: both words of an entry are pointer words of a live heap array; `key` is
         // a live string and `value` a live object or a non-address.
         unsafe {

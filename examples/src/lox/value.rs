@@ -133,9 +133,11 @@ impl Value {
         self.0 | 4 == FALSE_BITS
     }
 
+    /// One comparison: immediates are below 8 and numbers at or above 2^49, so every
+    /// word in between is an object's (8-aligned) address.
     #[inline(always)]
     pub fn is_object(self) -> bool {
-        self.0 & NOT_OBJECT == 0 && self.0 != 0
+        self.0.wrapping_sub(8) < DOUBLE_OFFSET - 8
     }
 
     /// The object's address (only meaningful when [`Value::is_object`]).
