@@ -196,6 +196,10 @@ impl LoxHeap {
         unsafe {
             set_header(c as *mut u8, Kind::Closure, 0);
             (*c).upvalue_count = n;
+            (*c).code = (*function).code;
+            // The compiler's limits keep both far below 2^32 (255 parameters, 256 locals).
+            (*c).arity = (*function).arity as u32;
+            (*c).max_stack = (*function).max_stack as u32;
             self.write_ptr(&raw mut (*c).function, function);
         }
         c

@@ -73,6 +73,12 @@ pub struct ObjClosure {
     pub header: u64,
     pub function: *mut ObjFunction,
     pub upvalue_count: usize,
+    /// The function's code, arity and `max_stack`, copied (scalar words: the function
+    /// keeps the code alive) so that a call reaches the callee's first instruction one
+    /// dependent load sooner than through `function`.
+    pub code: *const u8,
+    pub arity: u32,
+    pub max_stack: u32,
 }
 
 /// A captured variable. Open: `location` is its stack slot (a scalar: the stack is not in

@@ -281,26 +281,26 @@ impl Vm {
         self.runtime_error(&m)
     }
 
-    /// Whether a call of `function` with `argc` arguments whose frame starts at `base` may
+    /// Whether a call of `closure` with `argc` arguments whose frame starts at `base` may
     /// go ahead: the arity matches, and there is a frame and `max_stack` slots free.
     ///
     /// # Safety
-    /// INV-LIVE: `function` is live; `base` is a slot of the stack.
+    /// INV-LIVE: `closure` is live; `base` is a slot of the stack.
     #[inline(always)]
-    unsafe fn can_enter(&self, function: *mut ObjFunction, argc: usize, base: *mut Value) -> bool {
+    unsafe fn can_enter(&self, closure: *mut ObjClosure, argc: usize, base: *mut Value) -> bool {
         // SAFETY: the caller's contract.
-        let (arity, max_stack) = unsafe { ((*function).arity, (*function).max_stack) };
-        argc == arity
+        let (arity, max_stack) = unsafe { ((*closure).arity, (*closure).max_stack) };
+        argc == arity as usize
             && self.st.frame_count < FRAMES_MAX
-            && (self.st.stack_end() as usize - base as usize) / 8 >= max_stack
+            && (self.st.stack_end() as usize - base as usize) / 8 >= max_stack as usize
     }
 
     /// Reports why `can_enter` refused a call (the running frame's `ip` is synced).
     #[cold]
     #[inline(never)]
-    fn call_error(&mut self, function: *mut ObjFunction, argc: usize) -> RuntimeError {
+    fn call_error(&mut self, closure: *mut ObjClosure, argc: usize) -> RuntimeError {
         // SAFETY: INV-LIVE: the callee is on the stack.
-        let arity = unsafe { (*function).arity };
+        let arity = unsafe { (*closure).arity } as usize;
         if argc != arity {
             return self
                 .runtime_error(format!("Expected {arity} arguments but got {argc}.").as_bytes());
@@ -312,7 +312,7 @@ impl Vm {
     /// has said yes; returns it.
     ///
     /// # Safety
-    /// `can_enter(function of closure, _, base)` holds; INV-LIVE for the closure.
+    /// `can_enter(closure, _, base)` holds; INV-LIVE for the closure.
     #[inline(always)]
     unsafe fn push_frame(&mut self, closure: *mut ObjClosure, base: *mut Value) -> *mut CallFrame {
         // SAFETY: the caller's contract: the closure is live, `frame_count < FRAMES_MAX`.
@@ -321,7 +321,7 @@ impl Vm {
             let frame = self.st.frames.add(self.st.frame_count);
             frame.write(CallFrame {
                 closure,
-                ip: (*function).code,
+                ip: (*closure).code,
                 slots: base,
                 consts: (*function).constants,
                 hints: (*function).hints,
@@ -334,13 +334,12 @@ impl Vm {
     /// Pushes a frame calling `closure` with the `argc` arguments on top of the stack.
     #[inline(always)]
     fn call_closure(&mut self, closure: *mut ObjClosure, argc: usize) -> Result<(), RuntimeError> {
-        // SAFETY: INV-LIVE: the callee is on the stack (or held by a bound method there).
-        let function = unsafe { (*closure).function };
         // SAFETY: INV-STACK: the callee and its arguments are the top `argc + 1` values.
         let base = unsafe { self.st.sp.sub(argc + 1) };
-        // SAFETY: as above.
-        if !unsafe { self.can_enter(function, argc, base) } {
-            return Err(self.call_error(function, argc));
+        // SAFETY: as above; INV-LIVE: the callee is on the stack (or held by a bound
+        // method there).
+        if !unsafe { self.can_enter(closure, argc, base) } {
+            return Err(self.call_error(closure, argc));
         }
         // SAFETY: checked just above.
         unsafe { self.push_frame(closure, base) };
@@ -663,15 +662,13 @@ impl Vm {
             ($closure:expr, $argc:expr) => {{
                 let closure: *mut ObjClosure = $closure;
                 let argc: usize = $argc;
-                // SAFETY: INV-LIVE: the callee is on the stack, or its class or bound
-                // method is.
-                let function = unsafe { (*closure).function };
                 // SAFETY: INV-STACK: the callee and its arguments are the top values.
                 let base = unsafe { sp.sub(argc + 1) };
-                // SAFETY: as above.
-                if !unsafe { self.can_enter(function, argc, base) } {
+                // SAFETY: as above; INV-LIVE: the callee is on the stack, or its class or
+                // bound method is.
+                if !unsafe { self.can_enter(closure, argc, base) } {
                     sync!();
-                    return Err(self.call_error(function, argc));
+                    return Err(self.call_error(closure, argc));
                 }
                 // SAFETY: `frame` is the caller's frame; `can_enter` said yes.
                 unsafe {
