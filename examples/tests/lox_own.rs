@@ -45,17 +45,7 @@ fn own(flags: &[&str]) {
     let files = files(stress);
     // A miscounted directory would pass vacuously.
     assert!(files.len() >= 15, "found only {} files", files.len());
-    let (passed, failed) = harness::run_all(&files, flags, 2);
-    eprintln!(
-        "own lox tests {flags:?}: {passed} passed, {} failed",
-        failed.len()
-    );
-    assert!(
-        failed.is_empty(),
-        "{} failed:\n{}",
-        failed.len(),
-        failed.join("\n")
-    );
+    harness::check_all("own lox tests", &files, flags);
 }
 
 #[test]

@@ -15,17 +15,7 @@ fn suite(flags: &[&str]) {
     }
     let files = harness::lox_files(&dir);
     assert!(files.len() > 100, "the suite has its files");
-    let (passed, failed) = harness::run_all(&files, flags, 2);
-    eprintln!(
-        "lox suite {flags:?}: {passed} passed, {} failed",
-        failed.len()
-    );
-    assert!(
-        failed.is_empty(),
-        "{} failed:\n{}",
-        failed.len(),
-        failed.join("\n")
-    );
+    harness::check_all("lox suite", &files, flags);
 }
 
 #[test]

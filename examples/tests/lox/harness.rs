@@ -191,3 +191,16 @@ pub fn run_all(files: &[PathBuf], flags: &[&str], threads: usize) -> (usize, Vec
     failed.sort();
     (passed, failed)
 }
+
+/// Runs `files` with `flags` and fails the test with every failure listed; `what` names
+/// the set in the summary line.
+pub fn check_all(what: &str, files: &[PathBuf], flags: &[&str]) {
+    let (passed, failed) = run_all(files, flags, 2);
+    eprintln!("{what} {flags:?}: {passed} passed, {} failed", failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
+}
