@@ -118,7 +118,7 @@ impl Collector {
     }
 
     fn retarget(&self, p: &Pacer) {
-        let live = self.stats.lock().history.last().map_or(0, |r| r.heap_live);
+        let live = self.stats.lock().history.back().map_or(0, |r| r.heap_live);
         let goal = p.goal(live, self.overhead());
         self.trigger.store(goal, Ordering::Relaxed);
         self.stats.lock().next_gc = goal;
@@ -265,7 +265,7 @@ impl Collector {
 
     /// Every cycle so far (the last 65,536), oldest first.
     pub fn cycles(&self) -> Vec<CycleRecord> {
-        self.stats.lock().history.clone()
+        self.stats.lock().history.iter().cloned().collect()
     }
 
     /// The one function every store of a pointer into a heap object goes through. Today
