@@ -307,13 +307,13 @@ mod tests {
                 .filter(|&i| l.is_pointer(i))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(words(&l.function), vec![6, 7, 8, 9]);
+        assert_eq!(words(&l.function), vec![6, 7, 8, 9, 10]);
         assert_eq!(words(&l.upvalue), vec![2]);
-        assert_eq!(words(&l.class), vec![1, 2, 5]);
+        assert_eq!(words(&l.class), vec![1, 2, 6]);
         assert_eq!(words(&l.instance), vec![1, 2]);
         assert_eq!(words(&l.bound_method), vec![1, 2]);
         assert_eq!(words(l.closure(0)), vec![1]);
-        assert_eq!(words(l.closure(3)), vec![1, 3, 4, 5]);
+        assert_eq!(words(l.closure(3)), vec![1, 5, 6, 7]);
         assert!(!l.native.has_pointers() && !l.string(5).unwrap().has_pointers());
         assert_eq!(words(l.entries(8).unwrap()), (0..16).collect::<Vec<_>>());
     }
