@@ -164,6 +164,9 @@ impl LoxHeap {
         let hints = alloc_array(&mut self.m, &self.layouts.word, n_consts, st) as *mut usize;
         // SAFETY: as above.
         unsafe { self.write_ptr(&raw mut (*f).hints, hints) };
+        let calls = alloc_array(&mut self.m, &self.layouts.values, 2 * n_consts, st) as *mut Value;
+        // SAFETY: as above.
+        unsafe { self.write_ptr(&raw mut (*f).calls, calls) };
         let c = st.compiling.last().expect("a chunk is being compiled");
         // SAFETY: `f` and its three arrays are live and sized from this chunk; the code and
         // line arrays are noscan (plain copies), the constants pointer words.

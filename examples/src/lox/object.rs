@@ -58,6 +58,9 @@ pub struct ObjFunction {
     /// One probe hint per constant (a noscan array): for a name constant, the table slot
     /// where the last lookup of that name found it (see `Table::get_hinted`).
     pub hints: *mut usize,
+    /// Two pointer words per constant: for the name of a method call, the class the last
+    /// call there found and the method it ran (see the VM's `INVOKE`).
+    pub calls: *mut Value,
 }
 
 /// A native function: an index into the VM's table of Rust functions.
@@ -222,6 +225,7 @@ impl Layouts {
                     offset_of!(ObjFunction, code),
                     offset_of!(ObjFunction, lines),
                     offset_of!(ObjFunction, hints),
+                    offset_of!(ObjFunction, calls),
                 ],
             ),
             native: Layout::noscan(size_of::<ObjNative>()),
@@ -307,7 +311,7 @@ mod tests {
                 .filter(|&i| l.is_pointer(i))
                 .collect::<Vec<_>>()
         };
-        assert_eq!(words(&l.function), vec![6, 7, 8, 9, 10]);
+        assert_eq!(words(&l.function), vec![6, 7, 8, 9, 10, 11]);
         assert_eq!(words(&l.upvalue), vec![2]);
         assert_eq!(words(&l.class), vec![1, 2, 6]);
         assert_eq!(words(&l.instance), vec![1, 2]);

@@ -37,6 +37,8 @@ pub struct CallFrame {
     pub consts: *const Value,
     /// The function's probe hints (see `ObjFunction::hints`).
     pub hints: *mut usize,
+    /// The function's method-call cache (see `ObjFunction::calls`).
+    pub calls: *mut Value,
 }
 
 /// The interpreter's roots.
@@ -74,6 +76,7 @@ impl State {
                     slots: stack,
                     consts: std::ptr::null(),
                     hints: std::ptr::null_mut(),
+                    calls: std::ptr::null_mut(),
                 };
                 FRAMES_MAX
             ]

@@ -325,6 +325,7 @@ impl Vm {
                 slots: base,
                 consts: (*function).constants,
                 hints: (*function).hints,
+                calls: (*function).calls,
             });
             self.st.frame_count += 1;
             frame
@@ -596,6 +597,16 @@ impl Vm {
                         &mut *(*frame).hints.add(index as usize),
                     )
                 }
+            }};
+        }
+        // The method-call cache entry of a name operand just read (`index`): the class
+        // and the method last found there. Valid as long as the class lives, which the
+        // cache itself ensures, because a class's methods are all added before anything
+        // can call them (METHOD instructions run straight after CLASS and INHERIT).
+        macro_rules! call_cache {
+            ($index:expr) => {{
+                // SAFETY: INV-CODE: two words per constant; `frame` is the running frame.
+                unsafe { (*frame).calls.add(2 * $index as usize) as *mut *mut u8 }
             }};
         }
         macro_rules! read_u16 {
@@ -906,29 +917,40 @@ impl Vm {
                     }
                 }
                 op::INVOKE => {
-                    let (name, hint) = read_name!();
+                    let index = read_byte!();
                     let argc = read_byte!() as usize;
                     let receiver = peek!(argc);
-                    // The common case inline: an instance without a field of that name.
-                    let method = if is_kind(receiver, Kind::Instance) {
+                    // The common case inline: an instance without a field of that name,
+                    // calling a method of the class the cache names, or found and cached.
+                    let mut method = std::ptr::null_mut::<ObjClosure>();
+                    if is_kind(receiver, Kind::Instance) {
                         let instance: *mut ObjInstance = receiver.as_ptr();
-                        // SAFETY: INV-LIVE: the receiver is on the stack.
+                        let cache = call_cache!(index);
+                        // SAFETY: INV-CODE: a string constant; INV-LIVE: the receiver is
+                        // on the stack, its class live, the cache's words live (traced).
                         unsafe {
+                            let name = string_constant((*frame).consts, index);
                             if (*instance).fields.get(name).is_none() {
-                                (*(*instance).class)
+                                let class = (*instance).class;
+                                if *cache == class as *mut u8 {
+                                    method = *cache.add(1) as *mut ObjClosure;
+                                } else if let Some(slot) = (*class)
                                     .methods
-                                    .slot_hinted(name, hint)
-                                    .map(|slot| *slot)
-                            } else {
-                                None
+                                    .slot_hinted(name, &mut *(*frame).hints.add(index as usize))
+                                {
+                                    method = (*slot).as_ptr();
+                                    self.heap.write_ptr(cache, class as *mut u8);
+                                    self.heap.write_ptr(cache.add(1), method as *mut u8);
+                                }
                             }
                         }
+                    }
+                    if method.is_null() {
+                        // SAFETY: INV-CODE: a string constant.
+                        let name = unsafe { string_constant((*frame).consts, index) };
+                        try_call!(self.invoke(name, argc));
                     } else {
-                        None
-                    };
-                    match method {
-                        Some(m) => enter!(m.as_ptr(), argc),
-                        None => try_call!(self.invoke(name, argc)),
+                        enter!(method, argc);
                     }
                 }
                 op::SUPER_INVOKE => {
