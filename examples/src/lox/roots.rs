@@ -37,8 +37,6 @@ pub struct CallFrame {
     pub consts: *const Value,
     /// The function's probe hints (see `ObjFunction::hints`).
     pub hints: *mut usize,
-    /// The function's method-call cache (see `ObjFunction::calls`).
-    pub calls: *mut Value,
 }
 
 /// The interpreter's roots.
@@ -76,7 +74,6 @@ impl State {
                     slots: stack,
                     consts: std::ptr::null(),
                     hints: std::ptr::null_mut(),
-                    calls: std::ptr::null_mut(),
                 };
                 FRAMES_MAX
             ]

@@ -325,7 +325,6 @@ impl Vm {
                 slots: base,
                 consts: (*function).constants,
                 hints: (*function).hints,
-                calls: (*function).calls,
             });
             self.st.frame_count += 1;
             frame
@@ -606,7 +605,11 @@ impl Vm {
         macro_rules! call_cache {
             ($index:expr) => {{
                 // SAFETY: INV-CODE: two words per constant; `frame` is the running frame.
-                unsafe { (*frame).calls.add(2 * $index as usize) as *mut *mut u8 }
+                unsafe {
+                    (*(*(*frame).closure).function)
+                        .calls
+                        .add(2 * $index as usize) as *mut *mut u8
+                }
             }};
         }
         macro_rules! read_u16 {
