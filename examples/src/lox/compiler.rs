@@ -310,17 +310,6 @@ impl<'a, 's> Compiler<'a, 's> {
         self.emit_op_arg(op::CONSTANT, c);
     }
 
-    /// Sets the tracked stack depth at a join point of the control flow.
-    fn set_depth(&mut self, depth: isize) {
-        let c = self.chunk();
-        c.depth = depth;
-        c.max_depth = c.max_depth.max(depth);
-    }
-
-    fn depth(&mut self) -> isize {
-        self.chunk().depth
-    }
-
     // ---- functions and scopes ----
 
     fn begin_function(&mut self, kind: FunctionType, name: *mut super::object::ObjString) {
@@ -670,19 +659,16 @@ impl<'a, 's> Compiler<'a, 's> {
         self.consume(TokenType::LeftParen, "Expect '(' after 'if'.");
         self.expression();
         self.consume(TokenType::RightParen, "Expect ')' after condition.");
-        let with_condition = self.depth();
-        let then_jump = self.emit_jump(op::JUMP_IF_FALSE);
-        self.emit_op(op::POP);
+        let then_jump = self.emit_jump(op::POP_JUMP_IF_FALSE);
         self.statement();
-        let else_jump = self.emit_jump(op::JUMP);
-        self.patch_jump(then_jump);
-        // The else path starts with the condition still on the stack.
-        self.set_depth(with_condition);
-        self.emit_op(op::POP);
         if self.matches(TokenType::Else) {
+            let else_jump = self.emit_jump(op::JUMP);
+            self.patch_jump(then_jump);
             self.statement();
+            self.patch_jump(else_jump);
+        } else {
+            self.patch_jump(then_jump);
         }
-        self.patch_jump(else_jump);
     }
 
     fn while_statement(&mut self) {
@@ -690,14 +676,10 @@ impl<'a, 's> Compiler<'a, 's> {
         self.consume(TokenType::LeftParen, "Expect '(' after 'while'.");
         self.expression();
         self.consume(TokenType::RightParen, "Expect ')' after condition.");
-        let with_condition = self.depth();
-        let exit_jump = self.emit_jump(op::JUMP_IF_FALSE);
-        self.emit_op(op::POP);
+        let exit_jump = self.emit_jump(op::POP_JUMP_IF_FALSE);
         self.statement();
         self.emit_loop(loop_start);
         self.patch_jump(exit_jump);
-        self.set_depth(with_condition);
-        self.emit_op(op::POP);
     }
 
     fn for_statement(&mut self) {
@@ -715,9 +697,7 @@ impl<'a, 's> Compiler<'a, 's> {
         if !self.matches(TokenType::Semicolon) {
             self.expression();
             self.consume(TokenType::Semicolon, "Expect ';' after loop condition.");
-            let with_condition = self.depth();
-            exit = Some((self.emit_jump(op::JUMP_IF_FALSE), with_condition));
-            self.emit_op(op::POP);
+            exit = Some(self.emit_jump(op::POP_JUMP_IF_FALSE));
         }
         if !self.matches(TokenType::RightParen) {
             let body_jump = self.emit_jump(op::JUMP);
@@ -731,10 +711,8 @@ impl<'a, 's> Compiler<'a, 's> {
         }
         self.statement();
         self.emit_loop(loop_start);
-        if let Some((exit_jump, with_condition)) = exit {
+        if let Some(exit_jump) = exit {
             self.patch_jump(exit_jump);
-            self.set_depth(with_condition);
-            self.emit_op(op::POP);
         }
         self.end_scope();
     }

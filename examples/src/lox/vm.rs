@@ -889,6 +889,13 @@ impl Vm {
                         ip = unsafe { ip.add(offset) };
                     }
                 }
+                op::POP_JUMP_IF_FALSE => {
+                    let offset = read_u16!();
+                    if pop!().is_falsey() {
+                        // SAFETY: INV-CODE.
+                        ip = unsafe { ip.add(offset) };
+                    }
+                }
                 op::LOOP => {
                     let offset = read_u16!();
                     // SAFETY: INV-CODE.
