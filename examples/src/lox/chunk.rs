@@ -82,6 +82,29 @@ pub mod op {
     /// the condition of `if`, `while` and `for`, where clox has `JUMP_IF_FALSE` and a
     /// `POP` on each path (one dispatch fewer per branch taken).
     pub const POP_JUMP_IF_FALSE: u8 = 40;
+    /// `[u16 offset]`: a comparison fused with the `POP_JUMP_IF_FALSE` after it (pops
+    /// both operands, jumps forward when the comparison is false); the compiler makes one
+    /// from `EQUAL` .. `LESS_EQUAL` with [`fused_compare`].
+    pub const EQUAL_JUMP: u8 = 41;
+    pub const NOT_EQUAL_JUMP: u8 = 42;
+    pub const GREATER_JUMP: u8 = 43;
+    pub const GREATER_EQUAL_JUMP: u8 = 44;
+    pub const LESS_JUMP: u8 = 45;
+    pub const LESS_EQUAL_JUMP: u8 = 46;
+}
+
+/// The compare-and-jump instruction for comparison `opcode`, if it is one.
+pub fn fused_compare(opcode: u8) -> Option<u8> {
+    use op::*;
+    match opcode {
+        EQUAL => Some(EQUAL_JUMP),
+        NOT_EQUAL => Some(NOT_EQUAL_JUMP),
+        GREATER => Some(GREATER_JUMP),
+        GREATER_EQUAL => Some(GREATER_EQUAL_JUMP),
+        LESS => Some(LESS_JUMP),
+        LESS_EQUAL => Some(LESS_EQUAL_JUMP),
+        _ => None,
+    }
 }
 
 /// How an instruction changes the stack depth (`argc`: the argument count of a call).
@@ -94,6 +117,8 @@ pub fn stack_effect(opcode: u8, argc: u8) -> isize {
         POP | DEFINE_GLOBAL | SET_PROPERTY | GET_SUPER | EQUAL | NOT_EQUAL | GREATER
         | GREATER_EQUAL | LESS | LESS_EQUAL | ADD | SUBTRACT | MULTIPLY | DIVIDE | PRINT
         | CLOSE_UPVALUE | RETURN | INHERIT | METHOD | POP_JUMP_IF_FALSE => -1,
+        EQUAL_JUMP | NOT_EQUAL_JUMP | GREATER_JUMP | GREATER_EQUAL_JUMP | LESS_JUMP
+        | LESS_EQUAL_JUMP => -2,
         CALL | INVOKE => -(argc as isize),
         SUPER_INVOKE => -(argc as isize) - 1,
         _ => unreachable!("opcode {opcode}"),
@@ -114,6 +139,11 @@ pub struct ChunkBuilder {
     pub depth: isize,
     /// The deepest the stack gets.
     pub max_depth: isize,
+    /// Where the last operand-less instruction starts, and the latest forward-jump
+    /// target: a comparison may fuse with the conditional jump after it only when it is
+    /// the last instruction and no jump lands between the two.
+    pub last_simple_op: usize,
+    pub last_target: usize,
 }
 
 impl ChunkBuilder {
@@ -128,6 +158,8 @@ impl ChunkBuilder {
             // Slot 0 holds the callee (or `this`).
             depth: 1,
             max_depth: 1,
+            last_simple_op: usize::MAX,
+            last_target: usize::MAX,
         }
     }
 

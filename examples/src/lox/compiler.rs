@@ -11,7 +11,7 @@
 
 use std::io::Write;
 
-use super::chunk::{op, stack_effect, ChunkBuilder};
+use super::chunk::{fused_compare, op, stack_effect, ChunkBuilder};
 use super::heap::LoxHeap;
 use super::object::ObjFunction;
 use super::roots::State;
@@ -240,6 +240,7 @@ impl<'a, 's> Compiler<'a, 's> {
 
     /// Emits an instruction without operands.
     fn emit_op(&mut self, opcode: u8) {
+        self.chunk().last_simple_op = self.chunk().code.len();
         self.emit_byte(opcode);
         self.chunk().grow_stack(stack_effect(opcode, 0));
     }
@@ -267,7 +268,28 @@ impl<'a, 's> Compiler<'a, 's> {
         self.chunk().code.len() - 2
     }
 
+    /// Emits the conditional jump of `if`, `while` or `for` (`POP_JUMP_IF_FALSE`), fused
+    /// with the comparison before it when that is the condition's last instruction and
+    /// nothing jumps in between (as `a and b < c` does); returns where to patch it.
+    fn emit_condition_jump(&mut self) -> usize {
+        let c = self.chunk();
+        let at = c.code.len();
+        if at > 0 && c.last_simple_op == at - 1 && c.last_target != at {
+            if let Some(fused) = fused_compare(c.code[at - 1]) {
+                // The comparison's byte (and its line) becomes the fused instruction's.
+                c.code[at - 1] = fused;
+                c.grow_stack(stack_effect(op::POP_JUMP_IF_FALSE, 0));
+                c.last_simple_op = usize::MAX;
+                self.emit_byte(0xff);
+                self.emit_byte(0xff);
+                return self.chunk().code.len() - 2;
+            }
+        }
+        self.emit_jump(op::POP_JUMP_IF_FALSE)
+    }
+
     fn patch_jump(&mut self, at: usize) {
+        self.chunk().last_target = self.chunk().code.len();
         let jump = self.chunk().code.len() - at - 2;
         if jump > u16::MAX as usize {
             self.error("Too much code to jump over.");
@@ -659,7 +681,7 @@ impl<'a, 's> Compiler<'a, 's> {
         self.consume(TokenType::LeftParen, "Expect '(' after 'if'.");
         self.expression();
         self.consume(TokenType::RightParen, "Expect ')' after condition.");
-        let then_jump = self.emit_jump(op::POP_JUMP_IF_FALSE);
+        let then_jump = self.emit_condition_jump();
         self.statement();
         if self.matches(TokenType::Else) {
             let else_jump = self.emit_jump(op::JUMP);
@@ -676,7 +698,7 @@ impl<'a, 's> Compiler<'a, 's> {
         self.consume(TokenType::LeftParen, "Expect '(' after 'while'.");
         self.expression();
         self.consume(TokenType::RightParen, "Expect ')' after condition.");
-        let exit_jump = self.emit_jump(op::POP_JUMP_IF_FALSE);
+        let exit_jump = self.emit_condition_jump();
         self.statement();
         self.emit_loop(loop_start);
         self.patch_jump(exit_jump);
@@ -697,7 +719,7 @@ impl<'a, 's> Compiler<'a, 's> {
         if !self.matches(TokenType::Semicolon) {
             self.expression();
             self.consume(TokenType::Semicolon, "Expect ';' after loop condition.");
-            exit = Some(self.emit_jump(op::POP_JUMP_IF_FALSE));
+            exit = Some(self.emit_condition_jump());
         }
         if !self.matches(TokenType::RightParen) {
             let body_jump = self.emit_jump(op::JUMP);

@@ -705,6 +705,35 @@ impl Vm {
             }};
         }
 
+        // A comparison fused with the conditional jump after it: pops both operands,
+        // jumps when `$test` is false. The type check comes before the jump's operand is
+        // read, so an error reports the comparison's line, as the unfused pair would.
+        macro_rules! compare_jump {
+            ($a:ident, $b:ident, numbers, $test:expr) => {{
+                let $b = peek!(0);
+                let $a = peek!(1);
+                if !Value::both_numbers($a, $b) {
+                    fail!(b"Operands must be numbers.");
+                }
+                let ($a, $b) = ($a.as_number(), $b.as_number());
+                compare_jump!(@jump $test);
+            }};
+            ($a:ident, $b:ident, values, $test:expr) => {{
+                let $b = peek!(0);
+                let $a = peek!(1);
+                compare_jump!(@jump $test);
+            }};
+            (@jump $test:expr) => {{
+                // SAFETY: INV-STACK: both operands are on the stack.
+                sp = unsafe { sp.sub(2) };
+                let offset = read_u16!();
+                if !$test {
+                    // SAFETY: INV-CODE: jumps land inside the code.
+                    ip = unsafe { ip.add(offset) };
+                }
+            }};
+        }
+
         load_frame!();
         loop {
             match read_byte!() {
@@ -896,6 +925,12 @@ impl Vm {
                         ip = unsafe { ip.add(offset) };
                     }
                 }
+                op::EQUAL_JUMP => compare_jump!(a, b, values, Value::equals(a, b)),
+                op::NOT_EQUAL_JUMP => compare_jump!(a, b, values, !Value::equals(a, b)),
+                op::GREATER_JUMP => compare_jump!(a, b, numbers, a > b),
+                op::GREATER_EQUAL_JUMP => compare_jump!(a, b, numbers, not_less(a, b)),
+                op::LESS_JUMP => compare_jump!(a, b, numbers, a < b),
+                op::LESS_EQUAL_JUMP => compare_jump!(a, b, numbers, not_greater(a, b)),
                 op::LOOP => {
                     let offset = read_u16!();
                     // SAFETY: INV-CODE.
