@@ -727,7 +727,8 @@ impl Vm {
                 // SAFETY: INV-STACK: both operands are on the stack.
                 sp = unsafe { sp.sub(2) };
                 let offset = read_u16!();
-                if !$test {
+                let holds: bool = $test;
+                if !holds {
                     // SAFETY: INV-CODE: jumps land inside the code.
                     ip = unsafe { ip.add(offset) };
                 }
