@@ -43,9 +43,6 @@ pub struct Collector {
     /// One cycle at a time.
     cycle: Mutex<()>,
     created: Instant,
-    /// Bytes the last cycle marked (`u64::MAX` before the first): what this cycle will
-    /// probably mark, which decides how many workers are worth starting.
-    last_marked: AtomicU64,
     trace_out: Mutex<Option<Box<dyn Write + Send>>>,
     sweeper: Option<Sweeper>,
 }
@@ -77,7 +74,6 @@ impl Collector {
             }),
             cycle: Mutex::new(()),
             created: Instant::now(),
-            last_marked: AtomicU64::new(u64::MAX),
             trace_out: Mutex::new(None),
             sweeper,
             config,
@@ -117,8 +113,13 @@ impl Collector {
         old
     }
 
+    /// Bytes the last cycle marked, if there was one.
+    fn last_marked(&self) -> Option<u64> {
+        self.stats.lock().history.back().map(|r| r.heap_live)
+    }
+
     fn retarget(&self, p: &Pacer) {
-        let live = self.stats.lock().history.back().map_or(0, |r| r.heap_live);
+        let live = self.last_marked().unwrap_or(0);
         let goal = p.goal(live, self.overhead());
         self.trigger.store(goal, Ordering::Relaxed);
         self.stats.lock().next_gc = goal;
@@ -159,7 +160,7 @@ impl Collector {
 
         // The heap before the cycle is mostly garbage when it is small next to the goal;
         // the last cycle's marked bytes say better how much there is to mark.
-        let expected = heap_before.min(self.last_marked.load(Ordering::Relaxed));
+        let expected = heap_before.min(self.last_marked().unwrap_or(u64::MAX));
         let nworkers = if expected >= PARALLEL_MARK_MIN {
             self.config.mark_workers.max(1)
         } else {
@@ -197,7 +198,6 @@ impl Collector {
 
         roots.clear_weak(&Liveness::new(heap));
         heap.set_heap_live(marked);
-        self.last_marked.store(marked, Ordering::Relaxed);
         heap.start_sweep_cycle();
         for c in caches.iter_mut() {
             c.release_all();
