@@ -346,6 +346,30 @@ impl Vm {
         Ok(())
     }
 
+    /// The first half of calling `class` with the `argc` arguments on top of the stack: a
+    /// new instance replaces the class in the callee slot (which roots the class until
+    /// then). Returns `init`, for the caller to call, or null when there is none (then
+    /// `argc` must be 0). `st.sp` and the caller's `ip` are synced.
+    #[inline(always)]
+    fn instantiate(
+        &mut self,
+        class: *mut ObjClass,
+        argc: usize,
+    ) -> Result<*mut ObjClosure, RuntimeError> {
+        let instance = self.heap.new_instance(&mut self.st, class);
+        // SAFETY: INV-STACK: the callee slot is below the arguments; INV-LIVE for the class.
+        let init = unsafe {
+            *self.st.sp.sub(argc + 1) = Value::object(instance);
+            (*class).init
+        };
+        if init.is_null() && argc != 0 {
+            return Err(
+                self.runtime_error(format!("Expected 0 arguments but got {argc}.").as_bytes())
+            );
+        }
+        Ok(init)
+    }
+
     /// Calls any callable value (clox's `callValue`); `st.sp` and the caller's `ip` are
     /// synced.
     fn call_value(&mut self, callee: Value, argc: usize) -> Result<(), RuntimeError> {
@@ -369,20 +393,9 @@ impl Vm {
                     }
                 }
                 k if k == Kind::Class as u8 => {
-                    let class = p as *mut ObjClass;
-                    // The class is rooted in the callee slot until the instance replaces it.
-                    let instance = self.heap.new_instance(&mut self.st, class);
-                    // SAFETY: a stack slot; INV-LIVE for the class.
-                    unsafe { *callee_slot = Value::object(instance) };
-                    // SAFETY: INV-LIVE.
-                    let init = unsafe { (*class).init };
+                    let init = self.instantiate(p as *mut ObjClass, argc)?;
                     if !init.is_null() {
                         return self.call_closure(init, argc);
-                    }
-                    if argc != 0 {
-                        return Err(self.runtime_error(
-                            format!("Expected 0 arguments but got {argc}.").as_bytes(),
-                        ));
                     }
                     return Ok(());
                 }
@@ -943,20 +956,11 @@ impl Vm {
                     if is_kind(callee, Kind::Closure) {
                         enter!(callee.as_ptr(), argc);
                     } else if is_kind(callee, Kind::Class) {
-                        // Inline, as `call_value` would: a new instance replaces the class
-                        // (which the callee slot roots until then), then `init` runs.
-                        let class: *mut ObjClass = callee.as_ptr();
+                        // As `call_value` would, but `init` runs in registers.
                         sync!();
-                        let instance = self.heap.new_instance(&mut self.st, class);
-                        // SAFETY: INV-STACK: the callee slot; INV-LIVE for the class.
-                        let init = unsafe {
-                            *sp.sub(argc + 1) = Value::object(instance);
-                            (*class).init
-                        };
+                        let init = self.instantiate(callee.as_ptr(), argc)?;
                         if !init.is_null() {
                             enter!(init, argc);
-                        } else if argc != 0 {
-                            fail!(format!("Expected 0 arguments but got {argc}.").as_bytes());
                         }
                     } else {
                         try_call!(self.call_value(callee, argc));
