@@ -108,20 +108,31 @@ impl Table {
         }
     }
 
+    /// The entry of `key`, if present: the one probe every lookup shares.
+    ///
+    /// # Safety
+    /// The table and `key` are live.
+    #[inline(always)]
+    unsafe fn entry(&self, key: *mut ObjString) -> Option<*mut Entry> {
+        // SAFETY: the caller's contract.
+        if self.filter & unsafe { filter_bit(key) } == 0 {
+            return None;
+        }
+        // SAFETY: a key was stored (its filter bit is set), so the array exists, and it
+        // always has an empty slot.
+        let e = unsafe { find_entry(self.entries, self.capacity, key) };
+        // SAFETY: `e` is a slot of the live array.
+        (unsafe { (*e).key } == key).then_some(e)
+    }
+
     /// The value of `key`, if present.
     ///
     /// # Safety
     /// The table and `key` are live.
     #[inline(always)]
     pub unsafe fn get(&self, key: *mut ObjString) -> Option<Value> {
-        // SAFETY: the caller's contract.
-        if self.filter & unsafe { filter_bit(key) } == 0 {
-            return None;
-        }
-        // SAFETY: a table with a count has an array, which always has an empty slot.
-        let e = unsafe { find_entry(self.entries, self.capacity, key) };
-        // SAFETY: `e` is a slot of the live array.
-        unsafe { ((*e).key == key).then(|| (*e).value) }
+        // SAFETY: the caller's contract; an entry found is a slot of the live array.
+        unsafe { self.entry(key).map(|e| (*e).value) }
     }
 
     /// The value word of `key`'s entry, if the key is present (to overwrite it in place).
@@ -130,13 +141,8 @@ impl Table {
     /// The table and `key` are live.
     #[inline(always)]
     pub unsafe fn value_slot(&self, key: *mut ObjString) -> Option<*mut Value> {
-        if self.count == 0 {
-            return None;
-        }
-        // SAFETY: a table with a count has an array, which always has an empty slot.
-        let e = unsafe { find_entry(self.entries, self.capacity, key) };
-        // SAFETY: `e` is a slot of the live array.
-        unsafe { ((*e).key == key).then_some(&raw mut (*e).value) }
+        // SAFETY: the caller's contract; an entry found is a slot of the live array.
+        unsafe { self.entry(key).map(|e| &raw mut (*e).value) }
     }
 
     /// The value word of `key`'s entry, if the key is present, trying slot `*hint`
@@ -174,16 +180,7 @@ impl Table {
         hint: &mut usize,
     ) -> Option<*mut Value> {
         // SAFETY: the caller's contract.
-        if self.filter & unsafe { filter_bit(key) } == 0 {
-            return None;
-        }
-        // SAFETY: as `value_slot`: a table with a count has an array with an empty slot;
-        // the key is live (`slot_hinted`'s contract).
-        let e = unsafe { find_entry(self.entries, self.capacity, key) };
-        // SAFETY: `e` is a slot of the live array.
-        if unsafe { (*e).key } != key {
-            return None;
-        }
+        let e = unsafe { self.entry(key) }?;
         // SAFETY: `e` is in the array that starts at `entries`.
         *hint = unsafe { e.offset_from(self.entries) } as usize;
         // SAFETY: as above.
