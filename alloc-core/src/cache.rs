@@ -249,22 +249,22 @@ impl MCache {
         if let Some(old) = self.alloc[spc.index()].take() {
             self.uncache(spc, old);
         }
-        let span = self.heap.central(spc).cache_span(&self.heap)?;
-        let sg = self.heap.sweepgen.load(Ordering::Acquire);
+        let span = self.heap.central(spc).cache_span(self.heap.ctx())?;
+        let sg = self.heap.sweep.sweepgen();
         span.get()
             .sweepgen
             .store(sg.wrapping_add(3), Ordering::Relaxed);
         // Go counts a cached span's free slots as allocated at once (`heapLive`): the
         // trigger sees the memory this cache may hand out without asking again.
         // SAFETY: the span is ours now.
-        self.heap.add_live(unsafe { span.get().unused_bytes() });
+        self.heap.stats.add_live(unsafe { span.get().unused_bytes() });
         self.alloc[spc.index()] = Some(span);
         Ok(span)
     }
 
     fn uncache(&mut self, spc: SpanClass, span: SpanRef) {
         self.flush_span(spc, span);
-        self.heap.central(spc).uncache_span(&self.heap, span);
+        self.heap.central(spc).uncache_span(self.heap.ctx(), span);
     }
 
     /// Reports a cached span's allocations since the last report.
@@ -303,7 +303,8 @@ impl MCache {
             object_size: size,
             large,
         };
-        let (span, needzero) = self.heap.alloc_span(npages, shape)?;
+        let sg = self.heap.sweep.sweepgen();
+        let (span, needzero) = self.heap.pages.alloc_span(npages, shape, sg)?;
         let s = span.get();
         // SAFETY: the span is fresh from the heap and ours until filed below.
         unsafe {
@@ -321,19 +322,14 @@ impl MCache {
         s.publish_freeindex(1);
         self.large_allocs += 1;
         self.large_bytes += (npages * PAGE_SIZE) as u64;
-        self.heap.add_live((npages * PAGE_SIZE) as u64);
-        self.heap.central(spc).push_swept(
-            &self.heap,
-            self.heap.sweepgen.load(Ordering::Acquire),
-            span,
-            true,
-        );
+        self.heap.stats.add_live((npages * PAGE_SIZE) as u64);
+        self.heap.central(spc).push_swept(sg, span, true);
         // SAFETY: span bases are never null.
         Ok(unsafe { NonNull::new_unchecked(base as *mut u8) })
     }
 
     fn flush_counters(&mut self, class: u8, small: u64) {
-        let mut c = self.heap.counters.lock();
+        let mut c = self.heap.stats.counters.lock();
         c.small_allocs[class as usize] += small;
         c.tiny_allocs += std::mem::take(&mut self.tiny_allocs);
         c.large_allocs += std::mem::take(&mut self.large_allocs);

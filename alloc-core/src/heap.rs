@@ -1,28 +1,24 @@
-//! The heap (Go's `mheap`): owner of the address space, the page allocator, every span
-//! struct, the mcentrals, the statistics and the sweep generation.
+//! The heap (Go's `mheap`): the facade that owns one heap's layers — the page heap, the
+//! pointer bitmap, every span class's mcentral, the sweep state and the statistics — and
+//! answers the collector's questions about them: which object holds an address
+//! ([`MHeap::find_object`]), what its pointer words are, and when a sweep cycle opens and
+//! closes ([`MHeap::start_sweep_cycle`], [`MHeap::finish_sweep`]).
 //!
-//! The heap lock covers the page allocator and span struct recycling; it is taken when an
-//! mcentral needs a new span, when a span goes back, and when the heap grows. Everything a
-//! mutator does more often than that happens in its mcache or under a per-class mcentral lock.
-//!
-//! Memory comes from the reservation an arena at a time. A new arena's pages count as
-//! released: fresh from the OS, untouched, known to be zero. A page stays "released" until a
-//! span takes it; a span built only from released pages needs no zeroing (Go's
-//! `needzero`). The scavenger turns free dirty pages back into released ones.
+//! The layers below know nothing of this type: the span-class layer gets what it needs as
+//! a `SpanCtx` ([`MHeap::ctx`]).
 
 use std::io;
 
-use crate::arena::{Arenas, ARENA_BYTES, ARENA_PAGES};
-use crate::central::MCentral;
-use crate::error::AllocError;
+#[cfg(loom)]
+use crate::arena::ARENA_BYTES;
+use crate::central::{MCentral, SpanCtx, SweepState, SWEEP_DRAINED};
 use crate::heapbits::HeapBits;
-use crate::os::Reservation;
-use crate::pages::PageAlloc;
+use crate::pageheap::PageHeap;
 use crate::pointers::PointerWords;
-use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES, PAGE_SHIFT, PAGE_SIZE};
-use crate::span::{MSpan, PtrMask, SpanRef, SpanShape, SPAN_DEAD, SPAN_IN_USE};
-use crate::stats::{Counters, MemStats};
-use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES};
+use crate::span::{MSpan, PtrMask, SPAN_IN_USE};
+use crate::stats::{HeapStats, MemStats};
+use crate::sync::{spin_loop, Arc, AtomicUsize, Ordering};
 
 /// Address space a heap reserves unless told otherwise: 256 GiB (virtual, lazily backed).
 #[cfg(not(loom))]
@@ -136,7 +132,7 @@ impl<'h> ObjectRef<'h> {
 
     /// The addresses of the object's pointer words, as its layout wrote them.
     pub fn pointer_words(&self) -> PointerWords<'h> {
-        PointerWords::of(self.heap, self.span, self.base)
+        PointerWords::of(&self.heap.bits, self.span, self.base)
     }
 
     /// Plain-data copy.
@@ -156,202 +152,67 @@ impl std::fmt::Debug for ObjectRef<'_> {
     }
 }
 
-pub(crate) struct HeapLocked {
-    pages: PageAlloc,
-    free_spans: Vec<SpanRef>,
-    /// Every span struct ever made, boxed so it never moves: span pointers outlive any
-    /// one use of them.
-    #[allow(clippy::vec_box)]
-    all_spans: Vec<Box<MSpan>>,
-    inuse_pages: usize,
-    arenas: usize,
-}
-
 /// A heap. Shared by its mcaches through an `Arc`; several heaps may coexist.
 pub struct MHeap {
-    _reservation: Reservation,
-    base: usize,
-    len: usize,
-    arenas: Arenas,
+    pub(crate) pages: PageHeap,
     pub(crate) bits: HeapBits,
-    locked: Mutex<HeapLocked>,
     pub(crate) central: Box<[MCentral]>,
-    /// Go's `mheap_.sweepgen`: +2 per collection cycle.
-    pub(crate) sweepgen: AtomicU32,
-    /// Sweeps in progress (Go's `sweepers`), so `finish_sweep` can wait them out.
-    pub(crate) sweepers: AtomicU32,
+    pub(crate) sweep: SweepState,
     /// Where the background sweeper looks next.
-    pub(crate) sweep_cursor: AtomicUsize,
-    pub(crate) counters: Mutex<Counters>,
-    /// Go's `heapLive`: see [`MHeap::heap_live`].
-    heap_live: AtomicU64,
-    /// Pages the scavenger has taken out of the free set to release, not yet returned.
-    releasing: AtomicUsize,
-    /// A bit per span class that has ever had a span in its mcentral.
-    classes_used: [AtomicU64; NUM_SPAN_CLASSES.div_ceil(64)],
-    max_heap: AtomicUsize,
-    /// End of the grown part of the address space.
-    grown_end: AtomicUsize,
+    sweep_cursor: AtomicUsize,
+    pub(crate) stats: HeapStats,
 }
 
 impl MHeap {
     /// Reserves a heap's address space.
     pub fn new(config: HeapConfig) -> io::Result<Arc<MHeap>> {
-        let mut len = config
-            .address_space
-            .max(ARENA_BYTES)
-            .next_multiple_of(ARENA_BYTES);
-        let reservation = loop {
-            match Reservation::new(len, ARENA_BYTES) {
-                Ok(r) => break r,
-                Err(e) if len <= 4 * ARENA_BYTES => return Err(e),
-                Err(_) => len = (len / 2).next_multiple_of(ARENA_BYTES),
-            }
-        };
-        let base = reservation.aligned_base(ARENA_BYTES);
-        let heap = MHeap {
-            bits: HeapBits::new(base, len)?,
-            _reservation: reservation,
-            base,
-            len,
-            arenas: Arenas::new(base, len)?,
-            locked: Mutex::new(HeapLocked {
-                pages: PageAlloc::new(),
-                free_spans: Vec::new(),
-                all_spans: Vec::new(),
-                inuse_pages: 0,
-                arenas: 0,
-            }),
+        let pages = PageHeap::new(config.address_space, config.max_heap)?;
+        Ok(Arc::new(MHeap {
+            bits: HeapBits::new(pages.base(), pages.len())?,
+            pages,
             central: (0..NUM_SPAN_CLASSES)
                 .map(|i| MCentral::new(SpanClass(i as u8)))
                 .collect(),
-            sweepgen: AtomicU32::new(0),
-            sweepers: AtomicU32::new(0),
+            sweep: SweepState::new(),
             sweep_cursor: AtomicUsize::new(0),
-            counters: Mutex::new(Counters::default()),
-            heap_live: AtomicU64::new(0),
-            classes_used: std::array::from_fn(|_| AtomicU64::new(0)),
-            releasing: AtomicUsize::new(0),
-            max_heap: AtomicUsize::new(config.max_heap.unwrap_or(usize::MAX)),
-            grown_end: AtomicUsize::new(base),
-        };
-        Ok(Arc::new(heap))
+            stats: HeapStats::new(),
+        }))
+    }
+
+    /// What the span-class layer needs of this heap.
+    #[inline]
+    pub(crate) fn ctx(&self) -> SpanCtx<'_> {
+        SpanCtx {
+            pages: &self.pages,
+            bits: &self.bits,
+            sweep: &self.sweep,
+            stats: &self.stats,
+        }
     }
 
     /// Bytes of address space reserved: no heap object can be larger.
     pub fn address_space(&self) -> usize {
-        self.len
+        self.pages.len()
     }
 
     /// Changes the hard limit on heap pages in use (`None`: no limit).
     pub fn set_max_heap(&self, max: Option<usize>) {
-        self.max_heap
-            .store(max.unwrap_or(usize::MAX), Ordering::Relaxed);
+        self.pages.set_max_heap(max)
     }
 
     /// The hard limit on heap pages in use, if any.
     pub fn max_heap(&self) -> Option<usize> {
-        Some(self.max_heap.load(Ordering::Relaxed)).filter(|&m| m != usize::MAX)
-    }
-
-    /// Allocates a span of `npages` pages shaped as `shape` (Go's `mheap.alloc` +
-    /// `initSpan`). The span comes back in use, swept for the current cycle, owned by the
-    /// caller, with whether its pages may hold old data (Go's `needzero`): pages released
-    /// to the OS, or never used, are zero.
-    pub(crate) fn alloc_span(
-        &self,
-        npages: usize,
-        shape: SpanShape,
-    ) -> Result<(SpanRef, bool), AllocError> {
-        let bytes = npages
-            .checked_mul(PAGE_SIZE)
-            .filter(|&b| b <= self.len)
-            .ok_or(AllocError::TooLarge {
-                size: npages.saturating_mul(PAGE_SIZE),
-                address_space: self.len,
-            })?;
-        let mut h = self.locked.lock();
-        let limit = self.max_heap.load(Ordering::Relaxed);
-        let in_use = h.inuse_pages * PAGE_SIZE;
-        if in_use + bytes > limit {
-            return Err(AllocError::OutOfMemory {
-                requested: bytes,
-                in_use,
-                limit,
-            });
-        }
-        let (page, released) = match h.pages.alloc(npages) {
-            Some(r) => r,
-            None => {
-                self.grow(&mut h, npages)?;
-                h.pages
-                    .alloc(npages)
-                    .expect("grew the heap but found no room")
-            }
-        };
-        let span = match h.free_spans.pop() {
-            Some(s) => s,
-            None => {
-                let b = Box::new(MSpan::new());
-                let s = SpanRef::new(&b);
-                h.all_spans.push(b);
-                s
-            }
-        };
-        let base = self.base + (page << PAGE_SHIFT);
-        let s = span.get();
-        // SAFETY: the span struct was dead (from the free list or new) and we hold the heap
-        // lock, so nobody else can reach it.
-        unsafe { s.init(base, npages, shape) };
-        s.sweepgen
-            .store(self.sweepgen.load(Ordering::Relaxed), Ordering::Relaxed);
-        self.arenas.set_spans(page, npages, Some(span));
-        s.state.store(SPAN_IN_USE, Ordering::Release);
-        h.inuse_pages += npages;
-        Ok((span, released < npages))
-    }
-
-    /// Gives a span's pages back to the page heap (Go's `freeSpan`). The caller owns the
-    /// span and nothing in it is reachable.
-    pub(crate) fn free_span(&self, span: SpanRef) {
-        let s = span.get();
-        let mut h = self.locked.lock();
-        let (base, npages) = s.info(|i| (i.base, i.npages));
-        let page = (base - self.base) >> PAGE_SHIFT;
-        s.state.store(SPAN_DEAD, Ordering::Release);
-        self.arenas.set_spans(page, npages, None);
-        // SAFETY: the span is dead and out of the page table; we hold the heap lock.
-        unsafe { s.clear() };
-        h.pages.free(page, npages, false);
-        h.inuse_pages -= npages;
-        h.free_spans.push(span);
-    }
-
-    /// Grows the heap by enough whole arenas for a run of `npages` pages (the free pages at
-    /// the current end count: arenas are contiguous).
-    fn grow(&self, h: &mut HeapLocked, npages: usize) -> Result<(), AllocError> {
-        let need = (npages - h.pages.free_at_end().min(npages)).div_ceil(ARENA_PAGES);
-        if h.arenas + need > self.arenas.capacity() {
-            return Err(AllocError::OutOfMemory {
-                requested: npages * PAGE_SIZE,
-                in_use: h.inuse_pages * PAGE_SIZE,
-                limit: self.len,
-            });
-        }
-        h.arenas += need;
-        h.pages.grow(h.arenas * ARENA_PAGES);
-        self.grown_end
-            .store(self.base + h.arenas * ARENA_BYTES, Ordering::Release);
-        Ok(())
+        self.pages.max_heap()
     }
 
     /// What object, if any, holds `addr` (interior addresses included). `None` for
     /// addresses outside the heap, in free pages, past a span's last object, and in free
     /// slots. Takes the heap lock, so it may be called at any time from any thread.
     pub fn find_object(&self, addr: usize) -> Option<ObjectInfo> {
-        let _h = self.locked.lock();
-        // SAFETY: holding the heap lock excludes span allocation and freeing.
-        unsafe { self.find_object_unlocked(addr) }.map(|o| o.info())
+        self.pages.locked(|| {
+            // SAFETY: holding the page heap's lock excludes span allocation and freeing.
+            unsafe { self.find_object_unlocked(addr) }.map(|o| o.info())
+        })
     }
 
     /// [`MHeap::find_object`] without the lock, for the collector's hot loops.
@@ -362,12 +223,9 @@ impl MHeap {
     /// when a collector marks.
     #[inline]
     pub unsafe fn find_object_unlocked(&self, addr: usize) -> Option<ObjectRef<'_>> {
-        if addr < self.base || addr >= self.grown_end.load(Ordering::Acquire) {
-            return None;
-        }
         // A freed span's pages are cleared from the page table under the heap lock, so with
         // no span allocated or freed meanwhile, the span found is in use.
-        let span = self.arenas.span_of(addr)?;
+        let span = self.pages.span_of(addr)?;
         debug_assert_eq!(span.state.load(Ordering::Relaxed), SPAN_IN_USE);
         span.info(|i| {
             if addr < i.base || addr >= i.limit {
@@ -397,7 +255,7 @@ impl MHeap {
     /// this heap during this collection.
     #[inline]
     pub unsafe fn pointer_words<'h>(&'h self, span: &'h MSpan, base: usize) -> PointerWords<'h> {
-        PointerWords::of(self, span, base)
+        PointerWords::of(&self.bits, span, base)
     }
 
     /// The pointer mask shared by every object of `span`, when it has one (a span of small
@@ -418,48 +276,13 @@ impl MHeap {
     /// True when `addr` lies in the part of the address space the heap has grown into
     /// (whether or not an object is there).
     pub fn contains(&self, addr: usize) -> bool {
-        addr >= self.base && addr < self.grown_end.load(Ordering::Acquire)
+        self.pages.contains(addr)
     }
 
     /// Returns up to `max_bytes` of free, dirty pages to the OS, highest addresses first
     /// (first-fit allocation reuses the low ones). Returns the bytes released.
-    ///
-    /// Pages being released are taken out of the free set while the lock is dropped for the
-    /// `madvise`, so an allocation can never receive a page the OS is discarding (invariant 5).
     pub fn scavenge(&self, max_bytes: usize) -> usize {
-        const CHUNK_PAGES: usize = 64;
-        let mut released = 0;
-        while released < max_bytes {
-            let want = ((max_bytes - released).div_ceil(PAGE_SIZE)).min(CHUNK_PAGES);
-            let (page, n) = {
-                let mut h = self.locked.lock();
-                let Some((page, n)) = h.pages.find_unreleased_from_top(want) else {
-                    break;
-                };
-                let was_released = h.pages.alloc_range(page, n);
-                debug_assert_eq!(was_released, 0);
-                (page, n)
-            };
-            self.releasing.fetch_add(n, Ordering::AcqRel);
-            #[cfg(loom_mutant = "scavenge_free_early")]
-            {
-                self.locked.lock().pages.free(page, n, true);
-                self.releasing.fetch_sub(n, Ordering::AcqRel);
-            }
-            // SAFETY: the pages are free (no object lives there) and we hold them allocated,
-            // so no one else can receive them until we free them below.
-            unsafe {
-                self._reservation
-                    .release(self.base + (page << PAGE_SHIFT), n * PAGE_SIZE)
-            };
-            #[cfg(not(loom_mutant = "scavenge_free_early"))]
-            {
-                self.locked.lock().pages.free(page, n, true);
-                self.releasing.fetch_sub(n, Ordering::AcqRel);
-            }
-            released += n * PAGE_SIZE;
-        }
-        released
+        self.pages.scavenge(max_bytes)
     }
 
     /// Returns every free page to the OS (Go's `debug.FreeOSMemory`, minus the collection).
@@ -471,15 +294,13 @@ impl MHeap {
     /// ([`MCache::flush_stats`](crate::MCache::flush_stats)).
     pub fn mem_stats(&self) -> MemStats {
         let mut m = MemStats::default();
-        m.add_counters(&self.counters.lock());
-        let h = self.locked.lock();
-        m.heap_sys = (h.arenas * ARENA_BYTES) as u64;
-        m.heap_inuse = (h.inuse_pages * PAGE_SIZE) as u64;
+        m.add_counters(&self.stats.counters.lock());
+        let p = self.pages.stats();
+        m.heap_sys = p.sys as u64;
+        m.heap_inuse = p.inuse as u64;
         m.heap_idle = m.heap_sys - m.heap_inuse;
-        m.heap_released = (h.pages.released_pages() * PAGE_SIZE) as u64;
-        let span_structs = h.all_spans.len() * std::mem::size_of::<MSpan>();
-        let tables = h.arenas * ARENA_PAGES * std::mem::size_of::<usize>();
-        m.sys = m.heap_sys + (span_structs + tables) as u64 + m.heap_sys / 64;
+        m.heap_released = p.released as u64;
+        m.sys = m.heap_sys + p.metadata as u64 + m.heap_sys / 64;
         m
     }
 
@@ -488,54 +309,103 @@ impl MHeap {
     /// once, given back for the slots unused when the span is returned) and every large
     /// object. Updated only on refills and large allocations, never per object.
     pub fn heap_live(&self) -> u64 {
-        self.heap_live.load(Ordering::Relaxed)
+        self.stats.heap_live()
     }
 
     /// Resets [`MHeap::heap_live`] to the bytes a collection found marked.
     pub fn set_heap_live(&self, marked: u64) {
-        self.heap_live.store(marked, Ordering::Relaxed);
-    }
-
-    pub(crate) fn add_live(&self, bytes: u64) {
-        self.heap_live.fetch_add(bytes, Ordering::Relaxed);
-    }
-
-    pub(crate) fn sub_live(&self, bytes: u64) {
-        // Saturating: a collection may have reset the count below what a cache holds.
-        let _ = self
-            .heap_live
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
-                Some(v.saturating_sub(bytes))
-            });
+        self.stats.set_heap_live(marked)
     }
 
     /// Bytes of the heap in spans, in free pages (dirty or released, including those the
     /// scavenger is releasing), and in released pages: `(in use, free, released)`.
     pub fn page_summary(&self) -> (usize, usize, usize) {
-        let h = self.locked.lock();
-        let releasing = self.releasing.load(Ordering::Acquire);
-        (
-            h.inuse_pages * PAGE_SIZE,
-            (h.pages.free_pages() + releasing) * PAGE_SIZE,
-            h.pages.released_pages() * PAGE_SIZE,
-        )
+        self.pages.page_summary()
     }
 
     pub(crate) fn central(&self, spc: SpanClass) -> &MCentral {
         &self.central[spc.index()]
     }
+}
 
-    /// Notes that span class `class` has had a span in its mcentral, so that sweepers visit
-    /// only the classes a program uses rather than all 136.
-    pub(crate) fn note_class_used(&self, class: usize) {
-        let (w, bit) = (&self.classes_used[class / 64], 1u64 << (class % 64));
-        if w.load(Ordering::Relaxed) & bit == 0 {
-            w.fetch_or(bit, Ordering::Release);
+/// Sweep cycle control (Go's `mgcsweep.go` at the heap's level).
+///
+/// A cycle, as the collector drives it:
+/// 1. [`MHeap::finish_sweep`], then mark;
+/// 2. [`MHeap::start_sweep_cycle`] (sweepgen += 2): every span is now unswept, and
+///    sweeping is open again;
+/// 3. every mcache [`release_all`](crate::MCache::release_all)s before it allocates again;
+/// 4. spans are swept lazily by refilling mcaches and by [`MHeap::sweep_one`] callers (a
+///    background sweeper), until the next cycle's step 1.
+impl MHeap {
+    /// The current sweep generation (+2 per cycle).
+    pub fn sweepgen(&self) -> u32 {
+        self.sweep.sweepgen()
+    }
+
+    /// Sweeps one unswept span, if any is left; false when there was none (Go's
+    /// `sweepone`). This is the background sweeper's step.
+    pub fn sweep_one(&self) -> bool {
+        let Some(_sweeping) = self.sweep.begin_sweep() else {
+            return false;
+        };
+        let sg = self.sweep.sweepgen();
+        let start = self.sweep_cursor.load(Ordering::Relaxed);
+        for k in 0..NUM_SPAN_CLASSES {
+            let class = (start + k) % NUM_SPAN_CLASSES;
+            let central = &self.central[class];
+            if !central.used() {
+                continue;
+            }
+            while let Some(span) = central.pop_unswept(sg) {
+                if self.sweep.try_acquire(span, sg) {
+                    central.sweep_span(self.ctx(), span, false);
+                    self.sweep_cursor.store(class, Ordering::Relaxed);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Sweeps everything still unswept, closes sweeping for this cycle, and waits for
+    /// sweeps in progress elsewhere (Go's `finishsweep_m`). After it, nothing sweeps until
+    /// [`MHeap::start_sweep_cycle`]: the collector may mark. Spans cached in mcaches are
+    /// not swept here; they were swept when their mcache released them after the last cycle.
+    pub fn finish_sweep(&self) {
+        while self.sweep_one() {}
+        self.sweep.sweepers.fetch_or(SWEEP_DRAINED, Ordering::AcqRel);
+        #[cfg(not(loom_mutant = "finish_sweep_no_wait"))]
+        while self.sweep.sweepers.load(Ordering::Acquire) != SWEEP_DRAINED {
+            spin_loop();
         }
     }
 
-    /// Whether span class `class` ever had a span in its mcentral.
-    pub(crate) fn class_used(&self, class: usize) -> bool {
-        self.classes_used[class / 64].load(Ordering::Acquire) >> (class % 64) & 1 != 0
+    /// True when no span waits for sweeping and no sweep is in progress.
+    pub fn sweep_done(&self) -> bool {
+        let sg = self.sweep.sweepgen();
+        self.sweep.sweepers.load(Ordering::Acquire) & !SWEEP_DRAINED == 0
+            && self.central.iter().all(|c| !c.used() || c.all_swept(sg))
+    }
+
+    /// Ends a collection's mark phase: every span becomes unswept, to be swept against the
+    /// mark bits just set (Go's `gcSweep`: `sweepgen += 2`), and sweeping opens again.
+    ///
+    /// Call with the world stopped, after [`MHeap::finish_sweep`] and marking. (Should
+    /// sweeping still be open, this finishes it first; but marks set meanwhile may have been
+    /// swept away: finish first.) Every mcache must
+    /// [`release_all`](crate::MCache::release_all) before it allocates again.
+    pub fn start_sweep_cycle(&self) {
+        self.finish_sweep();
+        self.sweep_cursor.store(0, Ordering::Relaxed);
+        self.sweep.sweepgen.fetch_add(2, Ordering::AcqRel);
+        // Reopen, keeping the count of any sweeper still registered (none, unless a bug).
+        self.sweep.sweepers.fetch_and(!SWEEP_DRAINED, Ordering::Release);
+    }
+
+    /// Spans per mcentral list for span class `spc`: `[partial swept, partial unswept,
+    /// full swept, full unswept]`.
+    pub fn central_counts(&self, spc: crate::SpanClass) -> [usize; 4] {
+        self.central(spc).counts(self.sweepgen())
     }
 }

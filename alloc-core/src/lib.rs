@@ -39,11 +39,19 @@
 //!
 //! ## Layers
 //!
-//! Each knows only those before it (the order snmalloc writes down): `os` (memmap2,
-//! madvise) -> `arena` -> `pages` -> `span` -> `central` -> `cache`, with `sizeclass`,
-//! `layout` and `stats` as leaves and `sync` as the shim that swaps every concurrent
-//! primitive for loom's under `--cfg loom`. `heap` ties the layers to one instance:
-//! there is no global heap, and several may coexist.
+//! Each knows only those before it (the order snmalloc writes down):
+//!
+//! ```text
+//! leaves (os, sync, sizeclass, layout, error, stats) -> pages (page bitmap and summaries)
+//!   -> heapbits -> span -> arena (address -> span) -> pointers (reads heap bits)
+//!   -> pageheap (span alloc/free, grow, scavenge, max_heap)
+//!   -> central (mcentral lists, and span sweeping beside them)
+//!   -> heap (the MHeap facade: find_object, sweep cycle control) -> cache (MCache)
+//! ```
+//!
+//! `sync` is the shim that swaps every concurrent primitive for loom's under `--cfg loom`.
+//! `heap` ties the layers to one instance: there is no global heap, and several may
+//! coexist.
 
 mod arena;
 mod cache;
@@ -53,13 +61,13 @@ mod heap;
 mod heapbits;
 mod layout;
 mod os;
+mod pageheap;
 mod pages;
 mod pointers;
 pub mod sizeclass;
 mod sizeclasses;
 mod span;
 mod stats;
-mod sweep;
 pub mod sync;
 
 pub use arena::{ARENA_BYTES, ARENA_PAGES};

@@ -4,12 +4,12 @@
 //! large objects' from their layout, tiled per array element, stopping after the last
 //! element's last pointer.
 
-use crate::heap::MHeap;
+use crate::heapbits::HeapBits;
 use crate::layout::Layout;
 use crate::span::{MSpan, PtrMask};
 
 enum Source<'h> {
-    Bitmap(&'h MHeap),
+    Bitmap(&'h HeapBits),
     Mask(u64),
     Layout(Layout, usize),
 }
@@ -26,7 +26,7 @@ pub struct PointerWords<'h> {
 
 impl<'h> PointerWords<'h> {
     #[inline]
-    pub(crate) fn of(heap: &'h MHeap, span: &MSpan, base: usize) -> PointerWords<'h> {
+    pub(crate) fn of(bits: &'h HeapBits, span: &MSpan, base: usize) -> PointerWords<'h> {
         let (source, nwords) = span.info(|i| {
             if i.spc.noscan() {
                 (None, 0)
@@ -40,7 +40,7 @@ impl<'h> PointerWords<'h> {
                 // ObjectRef, guarantees the world is stopped.
                 match unsafe { span.ptrmask_stopped() } {
                     PtrMask::Uniform(mask) => (Some(Source::Mask(mask)), i.elemsize / 8),
-                    PtrMask::Bitmap => (Some(Source::Bitmap(heap)), i.elemsize / 8),
+                    PtrMask::Bitmap => (Some(Source::Bitmap(bits)), i.elemsize / 8),
                     PtrMask::Empty => (None, 0),
                 }
             }
@@ -84,9 +84,7 @@ impl Iterator for PointerWords<'_> {
             self.next_chunk += 1;
             self.chunk_addr = self.base + k * 64 * 8;
             self.bits = match self.source.as_ref()? {
-                Source::Bitmap(heap) => heap
-                    .bits
-                    .read(self.chunk_addr, (self.nwords - k * 64).min(64)),
+                Source::Bitmap(bits) => bits.read(self.chunk_addr, (self.nwords - k * 64).min(64)),
                 Source::Mask(mask) => *mask,
                 Source::Layout(layout, len) => layout.inner().chunk(*len, k),
             };

@@ -8,6 +8,44 @@
 //! that, as Go's `ReadMemStats` does).
 
 use crate::sizeclass::{CLASS_TO_SIZE, NUM_SIZE_CLASSES};
+use crate::sync::{AtomicU64, Mutex, Ordering};
+
+/// The heap's running counts: the object counters behind `MemStats`, and Go's `heapLive`.
+pub(crate) struct HeapStats {
+    pub(crate) counters: Mutex<Counters>,
+    /// Go's `heapLive`: see `MHeap::heap_live`.
+    heap_live: AtomicU64,
+}
+
+impl HeapStats {
+    pub(crate) fn new() -> HeapStats {
+        HeapStats {
+            counters: Mutex::new(Counters::default()),
+            heap_live: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn heap_live(&self) -> u64 {
+        self.heap_live.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_heap_live(&self, bytes: u64) {
+        self.heap_live.store(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_live(&self, bytes: u64) {
+        self.heap_live.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub_live(&self, bytes: u64) {
+        // Saturating: a collection may have reset the count below what a cache holds.
+        let _ = self
+            .heap_live
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(bytes))
+            });
+    }
+}
 
 /// Object counters kept by the heap; fed by mcache flushes and sweeps.
 #[derive(Clone, Debug)]

@@ -13,19 +13,13 @@
 //! "drained" bit). [`MHeap::finish_sweep`] sweeps what is left, sets the bit so no new sweep
 //! can begin, and waits for the count to reach zero; only then may the cycle advance.
 //!
-//! A cycle, as the collector drives it:
-//! 1. with the world stopped, [`MHeap::finish_sweep`], then mark;
-//! 2. [`MHeap::start_sweep_cycle`] (sweepgen += 2): every span is now unswept, and sweeping
-//!    is open again;
-//! 3. every mcache [`release_all`](crate::MCache::release_all)s before it allocates again;
-//! 4. spans are swept lazily by refilling mcaches and by [`MHeap::sweep_one`] callers (a
-//!    background sweeper), until the next cycle's step 1.
+//! The cycle around it (when sweeping opens and closes, who sweeps in the background) is
+//! the heap's (`MHeap::finish_sweep`, `MHeap::start_sweep_cycle`) and the collector's.
 
-use crate::heap::MHeap;
+use super::{MCentral, SpanCtx};
 use crate::heapbits::HeapBits;
-use crate::sizeclass::NUM_SPAN_CLASSES;
 use crate::span::{PtrMask, SpanInfo, SpanRef};
-use crate::sync::{spin_loop, Ordering};
+use crate::sync::{AtomicU32, Ordering};
 
 /// The bits of slots `[64w, 64w + 64)` that lie below `limit`.
 fn word_mask(w: usize, limit: usize) -> u64 {
@@ -57,11 +51,19 @@ fn clear_slots(bits: &HeapBits, clear_bits: bool, span: &SpanInfo, w: usize, mut
     }
 }
 
-/// The top bit of `MHeap::sweepers`: sweeping is finished for this cycle.
+/// The top bit of `SweepState::sweepers`: sweeping is finished for this cycle.
 pub(crate) const SWEEP_DRAINED: u32 = 1 << 31;
 
+/// Which cycle's sweep is under way, and who is sweeping.
+pub(crate) struct SweepState {
+    /// Go's `mheap_.sweepgen`: +2 per collection cycle.
+    pub(crate) sweepgen: AtomicU32,
+    /// Sweeps in progress (Go's `sweepers`), and the drained bit.
+    pub(crate) sweepers: AtomicU32,
+}
+
 /// Counts a sweep in progress for as long as it lives.
-pub(crate) struct SweepGuard<'a>(&'a MHeap);
+pub(crate) struct SweepGuard<'a>(&'a SweepState);
 
 impl Drop for SweepGuard<'_> {
     fn drop(&mut self) {
@@ -69,9 +71,16 @@ impl Drop for SweepGuard<'_> {
     }
 }
 
-impl MHeap {
+impl SweepState {
+    pub(crate) fn new() -> SweepState {
+        SweepState {
+            sweepgen: AtomicU32::new(0),
+            sweepers: AtomicU32::new(0),
+        }
+    }
+
     /// The current sweep generation (+2 per cycle).
-    pub fn sweepgen(&self) -> u32 {
+    pub(crate) fn sweepgen(&self) -> u32 {
         self.sweepgen.load(Ordering::Acquire)
     }
 
@@ -110,7 +119,7 @@ impl MHeap {
     }
 
     /// Claims an unswept span for sweeping: `sg - 2` -> `sg - 1`.
-    pub(crate) fn try_acquire_for_sweep(&self, span: SpanRef, sg: u32) -> bool {
+    pub(crate) fn try_acquire(&self, span: SpanRef, sg: u32) -> bool {
         #[cfg(loom_mutant = "sweep_no_cas")]
         {
             span.get()
@@ -129,15 +138,17 @@ impl MHeap {
             )
             .is_ok()
     }
+}
 
+impl MCentral {
     /// Sweeps a span the caller claimed (`sweepgen == sg - 1`): mark bits become alloc bits,
     /// the frees are counted, and the span is filed in its mcentral as swept or, if nothing
     /// in it survived, returned to the page heap. With `preserve` the caller keeps the span
     /// instead (an mcache about to allocate from it). Returns whether the span is still in
     /// use.
-    pub(crate) fn sweep_span(&self, span: SpanRef, preserve: bool) -> bool {
+    pub(crate) fn sweep_span(&self, cx: SpanCtx<'_>, span: SpanRef, preserve: bool) -> bool {
         let s = span.get();
-        let sg = self.sweepgen.load(Ordering::Relaxed);
+        let sg = cx.sweep.sweepgen.load(Ordering::Relaxed);
         debug_assert_eq!(s.sweepgen.load(Ordering::Relaxed), sg.wrapping_sub(1));
         let (spc, nelems, words, elemsize) =
             s.info(|i| (i.spc, i.nelems, i.words as usize, i.elemsize));
@@ -147,16 +158,16 @@ impl MHeap {
                 if preserve {
                     s.sweepgen.store(sg, Ordering::Release);
                 } else {
-                    self.central(spc).push_swept(self, sg, span, true);
+                    self.push_swept(sg, span, true);
                 }
                 return true;
             }
-            let mut c = self.counters.lock();
+            let mut c = cx.stats.counters.lock();
             c.large_frees += 1;
             c.large_free_bytes += elemsize as u64;
             drop(c);
             s.sweepgen.store(sg, Ordering::Relaxed);
-            self.free_span(span);
+            cx.pages.free_span(span);
             return false;
         }
         // SAFETY: we own the span: we won its sweepgen CAS (or it was on no list at all).
@@ -178,7 +189,7 @@ impl MHeap {
                     // Allocated = below freeindex or alloc bit set; freed = allocated, unmarked.
                     let old = i.alloc_word(w).load(Ordering::Relaxed);
                     let freed = (old | word_mask(w, freeindex)) & !mark & word_mask(w, nelems);
-                    clear_slots(&self.bits, bitmap, i, w, freed);
+                    clear_slots(cx.bits, bitmap, i, w, freed);
                 }
                 i.alloc_word(w).store(mark, Ordering::Relaxed);
                 i.mark_word(w).store(0, Ordering::Relaxed);
@@ -216,7 +227,7 @@ impl MHeap {
         // SAFETY: as above.
         unsafe { s.reset_alloc_cache() };
         if nfreed > 0 {
-            self.counters.lock().small_frees[spc.size_class() as usize] += nfreed as u64;
+            cx.stats.counters.lock().small_frees[spc.size_class() as usize] += nfreed as u64;
         }
         if preserve {
             s.sweepgen.store(sg, Ordering::Release);
@@ -224,76 +235,10 @@ impl MHeap {
         }
         if nalloc == 0 {
             s.sweepgen.store(sg, Ordering::Relaxed);
-            self.free_span(span);
+            cx.pages.free_span(span);
             return false;
         }
-        self.central(spc)
-            .push_swept(self, sg, span, nalloc == nelems);
+        self.push_swept(sg, span, nalloc == nelems);
         true
-    }
-
-    /// Sweeps one unswept span, if any is left; false when there was none (Go's
-    /// `sweepone`). This is the background sweeper's step.
-    pub fn sweep_one(&self) -> bool {
-        let Some(_sweeping) = self.begin_sweep() else {
-            return false;
-        };
-        let sg = self.sweepgen.load(Ordering::Acquire);
-        let start = self.sweep_cursor.load(Ordering::Relaxed);
-        for k in 0..NUM_SPAN_CLASSES {
-            let class = (start + k) % NUM_SPAN_CLASSES;
-            if !self.class_used(class) {
-                continue;
-            }
-            while let Some(span) = self.central[class].pop_unswept(sg) {
-                if self.try_acquire_for_sweep(span, sg) {
-                    self.sweep_span(span, false);
-                    self.sweep_cursor.store(class, Ordering::Relaxed);
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    /// Sweeps everything still unswept, closes sweeping for this cycle, and waits for
-    /// sweeps in progress elsewhere (Go's `finishsweep_m`). After it, nothing sweeps until
-    /// [`MHeap::start_sweep_cycle`]: the collector may mark. Spans cached in mcaches are
-    /// not swept here; they were swept when their mcache released them after the last cycle.
-    pub fn finish_sweep(&self) {
-        while self.sweep_one() {}
-        self.sweepers.fetch_or(SWEEP_DRAINED, Ordering::AcqRel);
-        #[cfg(not(loom_mutant = "finish_sweep_no_wait"))]
-        while self.sweepers.load(Ordering::Acquire) != SWEEP_DRAINED {
-            spin_loop();
-        }
-    }
-
-    /// True when no span waits for sweeping and no sweep is in progress.
-    pub fn sweep_done(&self) -> bool {
-        let sg = self.sweepgen.load(Ordering::Acquire);
-        self.sweepers.load(Ordering::Acquire) & !SWEEP_DRAINED == 0
-            && (0..NUM_SPAN_CLASSES).all(|c| !self.class_used(c) || self.central[c].all_swept(sg))
-    }
-
-    /// Ends a collection's mark phase: every span becomes unswept, to be swept against the
-    /// mark bits just set (Go's `gcSweep`: `sweepgen += 2`), and sweeping opens again.
-    ///
-    /// Call with the world stopped, after [`MHeap::finish_sweep`] and marking. (Should
-    /// sweeping still be open, this finishes it first; but marks set meanwhile may have been
-    /// swept away: finish first.) Every mcache must
-    /// [`release_all`](crate::MCache::release_all) before it allocates again.
-    pub fn start_sweep_cycle(&self) {
-        self.finish_sweep();
-        self.sweep_cursor.store(0, Ordering::Relaxed);
-        self.sweepgen.fetch_add(2, Ordering::AcqRel);
-        // Reopen, keeping the count of any sweeper still registered (none, unless a bug).
-        self.sweepers.fetch_and(!SWEEP_DRAINED, Ordering::Release);
-    }
-
-    /// Spans per mcentral list for span class `spc`: `[partial swept, partial unswept,
-    /// full swept, full unswept]`.
-    pub fn central_counts(&self, spc: crate::SpanClass) -> [usize; 4] {
-        self.central(spc).counts(self.sweepgen())
     }
 }

@@ -9,14 +9,34 @@
 //!
 //! An mcache that needs a span ([`MCentral::cache_span`]) takes a swept partial span, or
 //! sweeps unswept ones itself until one has room (lazy sweeping, bounded like Go's), or
-//! asks the heap for a new span. A span handed back ([`MCentral::uncache_span`]) is filed
-//! as swept, unless a cycle ended while it was cached, in which case it is swept now.
+//! asks the page heap for a new span. A span handed back ([`MCentral::uncache_span`]) is
+//! filed as swept, unless a cycle ended while it was cached, in which case it is swept now.
+//! Sweeping a span (`sweep`) lives beside the lists, because the sweep-generation
+//! compare-and-swap that decides who sweeps is what keeps a span on one list at a time.
+//!
+//! This layer sits on the page heap and the pointer bitmap; what it needs of the heap
+//! above it is passed in as a [`SpanCtx`], so no module here names `MHeap`.
+
+mod sweep;
+
+pub(crate) use sweep::{SweepState, SWEEP_DRAINED};
 
 use crate::error::AllocError;
-use crate::heap::MHeap;
+use crate::heapbits::HeapBits;
+use crate::pageheap::PageHeap;
 use crate::sizeclass::{SpanClass, CLASS_TO_NELEMS, CLASS_TO_NPAGES, CLASS_TO_SIZE, PAGE_SIZE};
 use crate::span::{SpanRef, SpanShape};
-use crate::sync::{Mutex, Ordering};
+use crate::stats::HeapStats;
+use crate::sync::{AtomicBool, Mutex, Ordering};
+
+/// The parts of a heap the span-class layer works with.
+#[derive(Clone, Copy)]
+pub(crate) struct SpanCtx<'a> {
+    pub(crate) pages: &'a PageHeap,
+    pub(crate) bits: &'a HeapBits,
+    pub(crate) sweep: &'a SweepState,
+    pub(crate) stats: &'a HeapStats,
+}
 
 /// Spans an mcache may sweep looking for room before it grows the heap instead (Go's
 /// `spanBudget`): bounds allocation latency.
@@ -32,6 +52,9 @@ struct Lists {
 pub(crate) struct MCentral {
     spc: SpanClass,
     lists: Mutex<Lists>,
+    /// Has ever had a span filed here, so that sweepers visit only the classes a program
+    /// uses rather than all 136.
+    used: AtomicBool,
 }
 
 fn swept(sg: u32) -> usize {
@@ -47,13 +70,19 @@ impl MCentral {
         MCentral {
             spc,
             lists: Mutex::new(Lists::default()),
+            used: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a span was ever filed here.
+    pub(crate) fn used(&self) -> bool {
+        self.used.load(Ordering::Acquire)
     }
 
     /// A span with at least one free slot, swept, owned by the caller, its alloc cache
     /// loaded. Sweeps lazily and grows the heap as needed (Go's `cacheSpan`).
-    pub(crate) fn cache_span(&self, heap: &MHeap) -> Result<SpanRef, AllocError> {
-        let span = match self.take_swept_or_sweep(heap) {
+    pub(crate) fn cache_span(&self, cx: SpanCtx<'_>) -> Result<SpanRef, AllocError> {
+        let span = match self.take_swept_or_sweep(cx) {
             Some(s) => s,
             None => {
                 let class = self.spc.size_class() as usize;
@@ -65,14 +94,16 @@ impl MCentral {
                     large: None,
                 };
                 let npages = CLASS_TO_NPAGES[class] as usize;
-                let (span, needzero) = heap.alloc_span(npages, shape)?;
+                let (span, needzero) =
+                    cx.pages
+                        .alloc_span(npages, shape, cx.sweep.sweepgen())?;
                 let base = span.get().base();
                 if needzero {
                     // SAFETY: the span is fresh and ours; its pages hold nothing live.
                     unsafe { std::ptr::write_bytes(base as *mut u8, 0, npages * PAGE_SIZE) };
                 }
                 if !self.spc.noscan() {
-                    heap.bits.clear(base, npages * PAGE_SIZE / 8);
+                    cx.bits.clear(base, npages * PAGE_SIZE / 8);
                 }
                 span
             }
@@ -83,9 +114,9 @@ impl MCentral {
         Ok(span)
     }
 
-    fn take_swept_or_sweep(&self, heap: &MHeap) -> Option<SpanRef> {
+    fn take_swept_or_sweep(&self, cx: SpanCtx<'_>) -> Option<SpanRef> {
         // The cycle cannot advance while an mcache refills (mutators are stopped for it).
-        let sg = heap.sweepgen.load(Ordering::Acquire);
+        let sg = cx.sweep.sweepgen();
         #[cfg(not(loom_mutant = "cache_span_no_pop"))]
         let swept_span = self.lists.lock().partial[swept(sg)].pop();
         #[cfg(loom_mutant = "cache_span_no_pop")]
@@ -95,13 +126,13 @@ impl MCentral {
         }
         // Sweeping is drained only after everything was swept (a collector is marking or
         // about to); then there is nothing to sweep lazily and a new span is the answer.
-        let _sweeping = heap.begin_sweep()?;
+        let _sweeping = cx.sweep.begin_sweep()?;
         for _ in 0..SPAN_BUDGET {
             let Some(s) = self.lists.lock().partial[unswept(sg)].pop() else {
                 break;
             };
-            if heap.try_acquire_for_sweep(s, sg) {
-                heap.sweep_span(s, true);
+            if cx.sweep.try_acquire(s, sg) {
+                self.sweep_span(cx, s, true);
                 return Some(s);
             }
         }
@@ -109,8 +140,8 @@ impl MCentral {
             let Some(s) = self.lists.lock().full[unswept(sg)].pop() else {
                 break;
             };
-            if heap.try_acquire_for_sweep(s, sg) {
-                heap.sweep_span(s, true);
+            if cx.sweep.try_acquire(s, sg) {
+                self.sweep_span(cx, s, true);
                 // SAFETY: we own the span (we just swept it).
                 if !unsafe { s.get().is_full() } {
                     return Some(s);
@@ -122,8 +153,8 @@ impl MCentral {
     }
 
     /// Takes back a span an mcache held (Go's `uncacheSpan`). The caller owned it.
-    pub(crate) fn uncache_span(&self, heap: &MHeap, span: SpanRef) {
-        let sg = heap.sweepgen.load(Ordering::Acquire);
+    pub(crate) fn uncache_span(&self, cx: SpanCtx<'_>, span: SpanRef) {
+        let sg = cx.sweep.sweepgen();
         let s = span.get();
         let cached_sg = s.sweepgen.load(Ordering::Relaxed);
         debug_assert!(
@@ -133,23 +164,25 @@ impl MCentral {
         if cached_sg == sg.wrapping_add(1) {
             // Cached before this cycle's sweep began: it still needs sweeping, and since it
             // is on no list, nobody else can sweep it.
-            let _sweeping = heap.begin_sweep_forced();
+            let _sweeping = cx.sweep.begin_sweep_forced();
             s.sweepgen.store(sg.wrapping_sub(1), Ordering::Relaxed);
-            heap.sweep_span(span, false);
+            self.sweep_span(cx, span, false);
         } else {
             // Cached this cycle: its free slots were counted live when it was cached (see
             // `MHeap::heap_live`); take back the ones not used.
             // SAFETY: we own the span until it is on a list.
-            heap.sub_live(unsafe { s.unused_bytes() });
+            cx.stats.sub_live(unsafe { s.unused_bytes() });
             // SAFETY: we own the span until it is on a list.
             let full = unsafe { s.is_full() };
-            self.push_swept(heap, sg, span, full);
+            self.push_swept(sg, span, full);
         }
     }
 
     /// Files a span swept in cycle `sg`; publishes its sweep to whoever pops it.
-    pub(crate) fn push_swept(&self, heap: &MHeap, sg: u32, span: SpanRef, full: bool) {
-        heap.note_class_used(self.spc.index());
+    pub(crate) fn push_swept(&self, sg: u32, span: SpanRef, full: bool) {
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Release);
+        }
         span.get().sweepgen.store(sg, Ordering::Release);
         let mut l = self.lists.lock();
         if full {
