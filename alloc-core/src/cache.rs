@@ -14,6 +14,11 @@
 //!
 //! Statistics are not counted per object: a span's allocation count is reported when it is
 //! handed back or when [`MCache::flush_stats`] is called.
+//!
+//! While a cycle marks, allocation is black without a cost per object: every span the
+//! cache holds or takes has its free slots marked first ([`MCache::begin_mark`], refill),
+//! and the marks of slots still free are cleared when the span is handed back or marking
+//! ends ([`MCache::end_mark`]). What stays marked is exactly what was allocated.
 
 use std::ptr::NonNull;
 
@@ -21,7 +26,7 @@ use crate::error::AllocError;
 use crate::heap::MHeap;
 use crate::layout::{Fast, Layout, LayoutInner};
 use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES, PAGE_SIZE, TINY_SIZE, TINY_SIZE_CLASS};
-use crate::span::{large_pages, MSpan, PtrMask, Slot, SpanRef, SpanShape};
+use crate::span::{large_pages, MSpan, Slot, SpanRef, SpanShape};
 use crate::sync::{Arc, Ordering};
 
 /// Go's `zerobase`: the address every zero-size allocation returns. It is not in any heap,
@@ -42,6 +47,12 @@ pub struct MCache {
     tiny_allocs: u64,
     large_allocs: u64,
     large_bytes: u64,
+    /// Bytes allocated black in the cycle marking now (slots marked at refill, less the
+    /// ones still free when their span went back).
+    black_bytes: u64,
+    /// Bytes taken for allocation (refilled spans' free slots, large objects) since
+    /// [`MCache::take_reserved`] was last called: what a mutator's assist debt grows by.
+    reserved: u64,
 }
 
 impl MCache {
@@ -55,6 +66,8 @@ impl MCache {
             tiny_allocs: 0,
             large_allocs: 0,
             large_bytes: 0,
+            black_bytes: 0,
+            reserved: 0,
         }
     }
 
@@ -91,7 +104,7 @@ impl MCache {
             let span = self.cached(spc)?.get();
             // SAFETY: a span cached here is owned by this mcache.
             let slot = unsafe { span.next_free_fast()? };
-            if mask != 0 && slot.ptrmask != PtrMask::Uniform(mask) {
+            if mask != 0 && !span.ptrmask.is_uniform(mask) {
                 // SAFETY: as above.
                 unsafe { span.set_mask_slow(&self.heap.bits, &slot, mask) };
             }
@@ -185,7 +198,7 @@ impl MCache {
                 self.heap
                     .bits
                     .set_wide(slot.addr, slot.elemsize / 8, |k| inner.chunk(len, k));
-            } else if slot.ptrmask != PtrMask::Uniform(mask) {
+            } else if !span.ptrmask.is_uniform(mask) {
                 // SAFETY: this cache owns the span.
                 unsafe { span.set_mask_slow(&self.heap.bits, &slot, mask) };
             }
@@ -257,14 +270,70 @@ impl MCache {
         // Go counts a cached span's free slots as allocated at once (`heapLive`): the
         // trigger sees the memory this cache may hand out without asking again.
         // SAFETY: the span is ours now.
-        self.heap.stats.add_live(unsafe { span.get().unused_bytes() });
+        let unused = unsafe { span.get().unused_bytes() };
+        self.heap.stats.add_live(unused);
+        self.reserved += unused;
+        if self.heap.alloc_black() {
+            // SAFETY: as above.
+            let n = unsafe { span.get().mark_free_slots() };
+            self.black_bytes += (n * span.get().elem_size()) as u64;
+        }
         self.alloc[spc.index()] = Some(span);
         Ok(span)
     }
 
     fn uncache(&mut self, spc: SpanClass, span: SpanRef) {
+        if self.heap.alloc_black() {
+            self.unmark_free(span);
+        }
         self.flush_span(spc, span);
         self.heap.central(spc).uncache_span(self.heap.ctx(), span);
+    }
+
+    /// Clears the marks `mark_free_slots` left on slots of `span` still free.
+    fn unmark_free(&mut self, span: SpanRef) {
+        // SAFETY: a cached span is ours, and its free slots were marked when we took it or
+        // when the cycle began (`begin_mark`).
+        let n = unsafe { span.get().unmark_free_slots() };
+        self.black_bytes = self
+            .black_bytes
+            .saturating_sub((n * span.get().elem_size()) as u64);
+    }
+
+    /// A cycle starts marking (after [`MHeap::set_alloc_black`]`(true)`, with this cache's
+    /// owner stopped): marks the free slots of every cached span, so that what the cache
+    /// hands out from now on is black. The current tiny block is dropped: tiny objects
+    /// carved from it later would be reachable only through it, unseen by the collector.
+    /// (Go shades the block instead, `gcMarkTinyAllocs`, which keeps it one cycle longer
+    /// when nothing in it is reachable; dropping it wastes at most 15 bytes a cycle.)
+    pub fn begin_mark(&mut self) {
+        self.black_bytes = 0;
+        self.tiny = 0;
+        self.tiny_offset = 0;
+        for i in 0..NUM_SPAN_CLASSES {
+            if let Some(span) = self.alloc[i] {
+                // SAFETY: a cached span is ours.
+                let n = unsafe { span.get().mark_free_slots() };
+                self.black_bytes += (n * span.get().elem_size()) as u64;
+            }
+        }
+    }
+
+    /// Marking ends (before [`MHeap::set_alloc_black`]`(false)`, with this cache's owner
+    /// stopped): clears the marks of slots still free in cached spans. Returns the bytes
+    /// this cache allocated black during the cycle.
+    pub fn end_mark(&mut self) -> u64 {
+        for i in 0..NUM_SPAN_CLASSES {
+            if let Some(span) = self.alloc[i] {
+                self.unmark_free(span);
+            }
+        }
+        std::mem::take(&mut self.black_bytes)
+    }
+
+    /// Bytes taken for allocation since the last call (see the field).
+    pub fn take_reserved(&mut self) -> u64 {
+        std::mem::take(&mut self.reserved)
     }
 
     /// Reports a cached span's allocations since the last report.
@@ -319,6 +388,12 @@ impl MCache {
             // SAFETY: the span's pages are ours and at least `size` bytes long.
             unsafe { std::ptr::write_bytes(base as *mut u8, 0, size) };
         }
+        if self.heap.alloc_black() {
+            // Marked before it is published: a marker never sees it white.
+            s.try_mark(0);
+            self.black_bytes += (npages * PAGE_SIZE) as u64;
+        }
+        self.reserved += (npages * PAGE_SIZE) as u64;
         s.publish_freeindex(1);
         self.large_allocs += 1;
         self.large_bytes += (npages * PAGE_SIZE) as u64;
@@ -358,12 +433,6 @@ impl MCache {
         self.flush_counters(0, 0);
         self.tiny = 0;
         self.tiny_offset = 0;
-    }
-
-    /// The current tiny block, which a collector must treat as live at the start of a
-    /// cycle (Go's `gcMarkTinyAllocs`): later tiny objects are carved from it unseen.
-    pub fn tiny_block(&self) -> Option<usize> {
-        (self.tiny != 0).then_some(self.tiny)
     }
 }
 

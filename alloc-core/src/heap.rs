@@ -18,7 +18,7 @@ use crate::pointers::PointerWords;
 use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES};
 use crate::span::{MSpan, PtrMask, SPAN_IN_USE};
 use crate::stats::{HeapStats, MemStats};
-use crate::sync::{spin_loop, Arc, AtomicUsize, Ordering};
+use crate::sync::{spin_loop, Arc, AtomicBool, AtomicUsize, Ordering};
 
 /// Address space a heap reserves unless told otherwise: 256 GiB (virtual, lazily backed).
 #[cfg(not(loom))]
@@ -161,6 +161,9 @@ pub struct MHeap {
     /// Where the background sweeper looks next.
     sweep_cursor: AtomicUsize,
     pub(crate) stats: HeapStats,
+    /// A cycle is marking: spans an mcache takes have their free slots marked, so every
+    /// object allocated is black (Go's `gcmarknewobject`, a span at a time).
+    alloc_black: AtomicBool,
 }
 
 impl MHeap {
@@ -176,7 +179,24 @@ impl MHeap {
             sweep: SweepState::new(),
             sweep_cursor: AtomicUsize::new(0),
             stats: HeapStats::new(),
+            alloc_black: AtomicBool::new(false),
         }))
+    }
+
+    /// Turns allocate-black on (a cycle starts marking) or off (mark termination). Call
+    /// with every mcache of the heap stopped, and have each [`MCache::begin_mark`] after
+    /// turning it on, or [`MCache::end_mark`] before turning it off.
+    ///
+    /// [`MCache::begin_mark`]: crate::MCache::begin_mark
+    /// [`MCache::end_mark`]: crate::MCache::end_mark
+    pub fn set_alloc_black(&self, on: bool) {
+        self.alloc_black.store(on, Ordering::Release);
+    }
+
+    /// Whether new objects are allocated marked.
+    #[inline]
+    pub fn alloc_black(&self) -> bool {
+        self.alloc_black.load(Ordering::Acquire)
     }
 
     /// What the span-class layer needs of this heap.
@@ -217,23 +237,31 @@ impl MHeap {
 
     /// [`MHeap::find_object`] without the lock, for the collector's hot loops.
     ///
+    /// Spans may be allocated and mcaches may allocate meanwhile: a new span is in the page
+    /// table only once it is whole, and a slot counts as an object only once its mcache
+    /// published it (`freeindex_for_scan`). A slot handed out concurrently may or may not
+    /// be reported; a collector marking meanwhile has marked it already (allocation is
+    /// black while a cycle marks).
+    ///
     /// # Safety
-    /// While this runs and while the result is used, no span may be allocated, freed or
-    /// swept and no mcache may allocate: the world is stopped and sweeping is finished, as
-    /// when a collector marks.
+    /// While this runs and while the result is used, no span may be freed or swept:
+    /// sweeping is drained for the cycle ([`MHeap::finish_sweep`] and not yet
+    /// [`MHeap::start_sweep_cycle`]), as while a collector marks.
     #[inline]
     pub unsafe fn find_object_unlocked(&self, addr: usize) -> Option<ObjectRef<'_>> {
-        // A freed span's pages are cleared from the page table under the heap lock, so with
-        // no span allocated or freed meanwhile, the span found is in use.
+        // A freed span's pages are cleared from the page table under the page heap's lock
+        // before it is dead, and a span is in use before it is in the table; with none
+        // freed meanwhile, the span found is in use.
         let span = self.pages.span_of(addr)?;
-        debug_assert_eq!(span.state.load(Ordering::Relaxed), SPAN_IN_USE);
+        debug_assert_eq!(span.state.load(Ordering::Acquire), SPAN_IN_USE);
         span.info(|i| {
             if addr < i.base || addr >= i.limit {
                 return None;
             }
             let index = MSpan::obj_index(i, addr);
-            // With the world stopped no slot is being initialised, so a relaxed load of
-            // `freeindex_for_scan` is enough, and lets the reads around it be reused.
+            // Relaxed: a slot published meanwhile was marked before it was handed out, so
+            // a marker that sees it early learns nothing it must act on; and a relaxed
+            // load lets the reads around it be reused.
             let allocated = index < i.freeindex_for_scan.load(Ordering::Relaxed) as usize
                 || i.alloc_word(index / 64).load(Ordering::Relaxed) >> (index % 64) & 1 != 0;
             allocated.then_some(ObjectRef {
@@ -266,8 +294,7 @@ impl MHeap {
     /// As for [`MHeap::pointer_words`].
     #[inline]
     pub unsafe fn uniform_mask(&self, span: &MSpan) -> Option<u64> {
-        // SAFETY: the caller guarantees the world is stopped.
-        match unsafe { span.ptrmask_stopped() } {
+        match span.ptrmask() {
             PtrMask::Uniform(mask) if !span.noscan() => Some(mask),
             _ => None,
         }
@@ -374,9 +401,21 @@ impl MHeap {
     /// not swept here; they were swept when their mcache released them after the last cycle.
     pub fn finish_sweep(&self) {
         while self.sweep_one() {}
-        self.sweep.sweepers.fetch_or(SWEEP_DRAINED, Ordering::AcqRel);
+        self.sweep
+            .sweepers
+            .fetch_or(SWEEP_DRAINED, Ordering::AcqRel);
         #[cfg(not(loom_mutant = "finish_sweep_no_wait"))]
         while self.sweep.sweepers.load(Ordering::Acquire) != SWEEP_DRAINED {
+            spin_loop();
+        }
+    }
+
+    /// Sweeps everything still unswept and waits for sweeps in progress elsewhere, leaving
+    /// sweeping open (Go's `runtime.GC` helping the sweep to completion): afterwards the
+    /// statistics count every object the last cycle freed.
+    pub fn sweep_all(&self) {
+        while self.sweep_one() {}
+        while self.sweep.sweepers.load(Ordering::Acquire) & !SWEEP_DRAINED != 0 {
             spin_loop();
         }
     }
@@ -400,7 +439,9 @@ impl MHeap {
         self.sweep_cursor.store(0, Ordering::Relaxed);
         self.sweep.sweepgen.fetch_add(2, Ordering::AcqRel);
         // Reopen, keeping the count of any sweeper still registered (none, unless a bug).
-        self.sweep.sweepers.fetch_and(!SWEEP_DRAINED, Ordering::Release);
+        self.sweep
+            .sweepers
+            .fetch_and(!SWEEP_DRAINED, Ordering::Release);
     }
 
     /// Spans per mcentral list for span class `spc`: `[partial swept, partial unswept,

@@ -59,9 +59,7 @@ impl PageHeap {
     /// Reserves `address_space` bytes (rounded up to whole arenas; smaller reservations
     /// are tried, down to 4 arenas, if the OS refuses).
     pub(crate) fn new(address_space: usize, max_heap: Option<usize>) -> io::Result<PageHeap> {
-        let mut len = address_space
-            .max(ARENA_BYTES)
-            .next_multiple_of(ARENA_BYTES);
+        let mut len = address_space.max(ARENA_BYTES).next_multiple_of(ARENA_BYTES);
         let reservation = loop {
             match Reservation::new(len, ARENA_BYTES) {
                 Ok(r) => break r,

@@ -36,9 +36,7 @@ impl<'h> PointerWords<'h> {
                     layout.inner().pointer_extent(*len),
                 )
             } else {
-                // SAFETY: the caller of `find_object_unlocked`, which made this object's
-                // ObjectRef, guarantees the world is stopped.
-                match unsafe { span.ptrmask_stopped() } {
+                match span.ptrmask() {
                     PtrMask::Uniform(mask) => (Some(Source::Mask(mask)), i.elemsize / 8),
                     PtrMask::Bitmap => (Some(Source::Bitmap(bits)), i.elemsize / 8),
                     PtrMask::Empty => (None, 0),

@@ -45,6 +45,8 @@ pub(crate) const SPAN_IN_USE: u8 = 1;
 #[repr(C, align(64))]
 pub struct MSpan {
     alloc: UnsafeCell<AllocState>,
+    /// Where the pointer bits of this span's objects are.
+    pub(crate) ptrmask: PtrMaskCell,
     pub(crate) state: AtomicU8,
     /// Go's sweep generation, relative to the heap's `sweepgen` `sg`: `sg - 2` needs
     /// sweeping, `sg - 1` is being swept, `sg` is swept, `sg + 1` was cached before this
@@ -127,8 +129,6 @@ pub(crate) struct AllocState {
     pub(crate) cache_base: usize,
     pub(crate) freeindex: usize,
     pub(crate) alloc_count: usize,
-    /// Where the pointer bits of this span's objects are.
-    pub(crate) ptrmask: PtrMask,
     /// How much of `alloc_count` the heap's statistics already know about.
     pub(crate) flushed: usize,
 }
@@ -148,13 +148,67 @@ pub(crate) enum PtrMask {
     Bitmap,
 }
 
-/// A slot just handed out: its address, its size, the span's new `freeindex` (to publish
-/// once the slot is initialised), and where the span keeps pointer bits.
+const MASK_EMPTY: u8 = 0;
+const MASK_UNIFORM: u8 = 1;
+const MASK_BITMAP: u8 = 2;
+
+/// A span's [`PtrMask`], written by the span's owner and read by a collector that marks
+/// while the owner allocates. The owner writes the mask (and any bitmap bits) before the
+/// kind, with release; a reader loads the kind with acquire. A reader never needs the
+/// newest value: objects allocated while a cycle marks are black and never scanned, and
+/// for the objects it does scan, every state it can see describes them (a `Uniform` mask
+/// is never changed, only replaced by `Bitmap` after the bitmap holds it for every object).
+pub(crate) struct PtrMaskCell {
+    kind: AtomicU8,
+    mask: AtomicU64,
+}
+
+impl PtrMaskCell {
+    fn new() -> PtrMaskCell {
+        PtrMaskCell {
+            kind: AtomicU8::new(MASK_EMPTY),
+            mask: AtomicU64::new(0),
+        }
+    }
+
+    /// The current state.
+    #[inline(always)]
+    pub(crate) fn get(&self) -> PtrMask {
+        match self.kind.load(Ordering::Acquire) {
+            MASK_EMPTY => PtrMask::Empty,
+            MASK_UNIFORM => PtrMask::Uniform(self.mask.load(Ordering::Relaxed)),
+            _ => PtrMask::Bitmap,
+        }
+    }
+
+    /// The owner's fast-path test: every object of the span has `mask`.
+    #[inline(always)]
+    pub(crate) fn is_uniform(&self, mask: u64) -> bool {
+        self.kind.load(Ordering::Relaxed) == MASK_UNIFORM
+            && self.mask.load(Ordering::Relaxed) == mask
+    }
+
+    /// Sets the state; only the span's owner calls this, after writing any bitmap bits the
+    /// new state points readers to.
+    pub(crate) fn set(&self, m: PtrMask) {
+        let kind = match m {
+            PtrMask::Empty => MASK_EMPTY,
+            PtrMask::Uniform(mask) => {
+                self.mask.store(mask, Ordering::Relaxed);
+                MASK_UNIFORM
+            }
+            PtrMask::Bitmap => MASK_BITMAP,
+        };
+        self.kind.store(kind, Ordering::Release);
+    }
+}
+
+/// A slot just handed out: its address, its size, and the span's new `freeindex` (to
+/// publish once the slot is initialised).
 pub(crate) struct Slot {
     pub(crate) addr: usize,
     pub(crate) elemsize: usize,
     pub(crate) freeindex: usize,
-    pub(crate) ptrmask: PtrMask,
 }
 
 impl MSpan {
@@ -180,9 +234,9 @@ impl MSpan {
                 cache_base: 0,
                 freeindex: 0,
                 alloc_count: 0,
-                ptrmask: PtrMask::Empty,
                 flushed: 0,
             }),
+            ptrmask: PtrMaskCell::new(),
             state: AtomicU8::new(SPAN_DEAD),
             sweepgen: AtomicU32::new(0),
         }
@@ -265,13 +319,13 @@ impl MSpan {
                 st.alloc_cache = 0;
                 st.alloc_count = 0;
                 st.flushed = 0;
-                st.ptrmask = if elemsize > 64 * 8 {
-                    PtrMask::Bitmap
-                } else {
-                    PtrMask::Empty
-                };
             })
         };
+        self.ptrmask.set(if elemsize > 64 * 8 {
+            PtrMask::Bitmap
+        } else {
+            PtrMask::Empty
+        });
     }
 
     /// Drops what a dead span must not keep alive (a large object's layout).
@@ -395,7 +449,6 @@ impl MSpan {
                         addr: info.base + index * info.elemsize,
                         elemsize: info.elemsize,
                         freeindex: index + 1,
-                        ptrmask: st.ptrmask,
                     })
                 })
             })
@@ -434,37 +487,76 @@ impl MSpan {
     /// The caller owns the span.
     #[cold]
     pub(crate) unsafe fn set_mask_slow(&self, bits: &HeapBits, slot: &Slot, mask: u64) {
-        // SAFETY: the caller owns the span.
-        unsafe {
-            self.alloc_state(|st| match st.ptrmask {
-                PtrMask::Empty => st.ptrmask = PtrMask::Uniform(mask),
-                PtrMask::Uniform(old) => {
-                    // A second layout: every object allocated so far gets the old mask in
-                    // the bitmap, and the span writes per object from now on.
-                    self.info(|info| {
-                        let new = (slot.addr - info.base) / info.elemsize;
-                        for i in (0..info.nelems).filter(|&i| i != new) {
-                            if i < st.freeindex || self.alloc_bit(i) {
-                                bits.set(info.base + i * info.elemsize, old);
-                            }
+        match self.ptrmask.get() {
+            PtrMask::Empty => self.ptrmask.set(PtrMask::Uniform(mask)),
+            PtrMask::Uniform(old) => {
+                // A second layout: every object allocated so far gets the old mask in the
+                // bitmap, and the span writes per object from now on.
+                // SAFETY: the caller owns the span.
+                let freeindex = unsafe { self.alloc_state(|st| st.freeindex) };
+                self.info(|info| {
+                    let new = (slot.addr - info.base) / info.elemsize;
+                    for i in (0..info.nelems).filter(|&i| i != new) {
+                        if i < freeindex || self.alloc_bit(i) {
+                            bits.set(info.base + i * info.elemsize, old);
                         }
-                    });
-                    bits.set(slot.addr, mask);
-                    st.ptrmask = PtrMask::Bitmap;
-                }
-                PtrMask::Bitmap => bits.set(slot.addr, mask),
-            })
+                    }
+                });
+                bits.set(slot.addr, mask);
+                self.ptrmask.set(PtrMask::Bitmap);
+            }
+            PtrMask::Bitmap => bits.set(slot.addr, mask),
         }
     }
 
-    /// Where the span's pointer bits are, for the collector.
+    /// Where the span's pointer bits are, for the collector (see [`PtrMaskCell`]).
+    #[inline]
+    pub(crate) fn ptrmask(&self) -> PtrMask {
+        self.ptrmask.get()
+    }
+
+    /// Sets the mark bits of every free slot (allocation black while a cycle marks: each
+    /// slot this span's owner hands out is born marked), returning how many it set.
     ///
     /// # Safety
-    /// No mcache allocates from the span meanwhile (the world is stopped).
-    #[inline]
-    pub(crate) unsafe fn ptrmask_stopped(&self) -> PtrMask {
-        // SAFETY: no owner mutates the state while the world is stopped.
-        self.alloc.with(|p| unsafe { (*p).ptrmask })
+    /// The caller owns the span.
+    pub(crate) unsafe fn mark_free_slots(&self) -> usize {
+        // SAFETY: the caller owns the span.
+        let freeindex = unsafe { self.alloc_state(|st| st.freeindex) };
+        self.info(|info| {
+            let mut n = 0;
+            for w in 0..info.words as usize {
+                let free = free_from(info, w, freeindex);
+                if free != 0 {
+                    info.mark_word(w).fetch_or(free, Ordering::AcqRel);
+                    n += free.count_ones() as usize;
+                }
+            }
+            n
+        })
+    }
+
+    /// Clears the mark bits [`MSpan::mark_free_slots`] set on slots still free, returning
+    /// how many. Markers never mark a free slot (it is not an object), so what is left
+    /// marked is what the owner allocated.
+    ///
+    /// # Safety
+    /// The caller owns the span, and marked its free slots when it took it or when the
+    /// cycle began.
+    pub(crate) unsafe fn unmark_free_slots(&self) -> usize {
+        // SAFETY: the caller owns the span.
+        let freeindex = unsafe { self.alloc_state(|st| st.freeindex) };
+        self.info(|info| {
+            let mut n = 0;
+            for w in 0..info.words as usize {
+                let free = free_from(info, w, freeindex);
+                if free != 0 {
+                    info.mark_word(w).fetch_and(!free, Ordering::AcqRel);
+                    n += free.count_ones() as usize;
+                }
+            }
+            n
+        })
     }
 
     /// Loads the alloc cache for the current `freeindex` (Go's `refillAllocCache`).
@@ -507,6 +599,15 @@ impl MSpan {
         // SAFETY: the caller owns the span.
         unsafe { self.alloc_state(|st| st.alloc_count == nelems) }
     }
+}
+
+/// The free slots of word `w`: at or after `freeindex`, below `nelems`, alloc bit clear.
+fn free_from(info: &SpanInfo, w: usize, freeindex: usize) -> u64 {
+    let lo = (w * 64).max(freeindex);
+    if lo >= info.nelems || lo >= w * 64 + 64 {
+        return 0;
+    }
+    free_slots(info, w * 64, lo)
 }
 
 /// The free slots of the alloc-bit word starting at slot `base` (a multiple of 64), from

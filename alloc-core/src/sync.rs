@@ -240,3 +240,32 @@ pub fn spin_loop() {
     #[cfg(not(loom))]
     std::hint::spin_loop();
 }
+
+/// Loads a pointer word of a heap object: a relaxed atomic load (a plain `mov` on x86-64),
+/// so that a collector marking beside the mutators may read a word a mutator is storing
+/// without a data race. Under loom the load is also a scheduling point: object memory is
+/// not loom's, and a model of a store racing a marker must let the two interleave here.
+///
+/// # Safety
+/// `addr` is an aligned word of memory that stays mapped while this runs (a heap object).
+#[inline(always)]
+pub unsafe fn load_word(addr: usize) -> usize {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    // SAFETY: the caller's contract: an aligned, mapped word.
+    unsafe { std::sync::atomic::AtomicUsize::from_ptr(addr as *mut usize) }
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Stores a pointer word of a heap object (see [`load_word`]).
+///
+/// # Safety
+/// As for [`load_word`].
+#[inline(always)]
+pub unsafe fn store_word(addr: usize, value: usize) {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    // SAFETY: the caller's contract: an aligned, mapped word.
+    unsafe { std::sync::atomic::AtomicUsize::from_ptr(addr as *mut usize) }
+        .store(value, std::sync::atomic::Ordering::Relaxed)
+}

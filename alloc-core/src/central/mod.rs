@@ -94,9 +94,7 @@ impl MCentral {
                     large: None,
                 };
                 let npages = CLASS_TO_NPAGES[class] as usize;
-                let (span, needzero) =
-                    cx.pages
-                        .alloc_span(npages, shape, cx.sweep.sweepgen())?;
+                let (span, needzero) = cx.pages.alloc_span(npages, shape, cx.sweep.sweepgen())?;
                 let base = span.get().base();
                 if needzero {
                     // SAFETY: the span is fresh and ours; its pages hold nothing live.

@@ -181,7 +181,7 @@ impl MCentral {
         // slots are cleared now so that allocation never has to.
         let keeps = preserve || nalloc > 0;
         // SAFETY: as above.
-        let bitmap = !spc.noscan() && unsafe { s.alloc_state(|st| st.ptrmask) } == PtrMask::Bitmap;
+        let bitmap = !spc.noscan() && s.ptrmask() == PtrMask::Bitmap;
         s.info(|i| {
             for w in 0..words {
                 let mark = i.mark_word(w).load(Ordering::Relaxed);
@@ -210,10 +210,6 @@ impl MCentral {
         // SAFETY: as above.
         let nfreed = unsafe {
             s.alloc_state(|st| {
-                if nalloc == 0 && elemsize <= 64 * 8 {
-                    // No object left and every bit clear: the next layout may be uniform.
-                    st.ptrmask = PtrMask::Empty;
-                }
                 debug_assert!(st.alloc_count >= nalloc, "marked a free slot");
                 debug_assert_eq!(st.flushed, st.alloc_count, "sweeping unflushed allocations");
                 let nfreed = st.alloc_count - nalloc;
@@ -223,6 +219,10 @@ impl MCentral {
                 nfreed
             })
         };
+        if nalloc == 0 && elemsize <= 64 * 8 {
+            // No object left and every bit clear: the next layout may be uniform.
+            s.ptrmask.set(PtrMask::Empty);
+        }
         s.publish_freeindex(first_free);
         // SAFETY: as above.
         unsafe { s.reset_alloc_cache() };
