@@ -1,54 +1,61 @@
-//! The collector: one cycle from roots to sweeping, the pacer's trigger, the background
-//! sweeper, the statistics. Shared by everything that allocates from one heap.
-//!
-//! A cycle, with the world stopped by the caller (the standalone [`Mutator`](crate::Mutator)
-//! is the only mutator of its heap; the runtime stops its goroutines):
-//!
-//! 1. sweep termination: finish the last cycle's sweeping and close sweeping;
-//! 2. mark: shade the roots, then drain grey objects on the mark workers (in parallel once
-//!    the heap is big enough to pay for starting them); in verify mode, mark again
-//!    single-threaded and compare;
-//! 3. mark termination: let the embedder clear its weak tables, make the marked bytes the
-//!    new live heap, start the sweep cycle (every span becomes unswept), release every
-//!    mcache, set the next goal;
-//! 4. after the world restarts, spans are swept lazily by allocation and by the background
-//!    sweeper, which then returns memory over the retention target to the OS.
+//! The collector of one heap: its phase, its pacer, its background mark workers and
+//! sweeper, and its statistics. The cycle itself, phase by phase, is in `cycle`.
 
 use std::io::{self, Write};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use minigo_alloc_core::sync::{Arc, AtomicBool, AtomicU64, Condvar, Mutex, Ordering};
-use minigo_alloc_core::{HeapConfig, MCache, MHeap, MemStats};
+use minigo_alloc_core::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Condvar, Mutex, Ordering};
+use minigo_alloc_core::{HeapConfig, MHeap, MemStats};
 
 use crate::config::GcConfig;
-use crate::mark;
-use crate::pacer::Pacer;
-use crate::roots::{Liveness, Roots, Tracer};
+use crate::cycle::Cycle;
+use crate::mark::{MarkCpu, MarkQueue};
+use crate::pacer::{assist_work_per_byte, Estimates, Limiter, Pacer};
+use crate::phase::{GcPhase, Phase};
 use crate::stats::{gctrace_line, CycleRecord, GcStats};
-use crate::verify;
-
-/// Bytes expected to be marked from which marking uses more than one worker: below it,
-/// starting threads costs more than it saves.
-const PARALLEL_MARK_MIN: u64 = 1 << 20;
+use crate::workers::Workers;
 
 /// The collector of one heap.
 pub struct Collector {
-    heap: Arc<MHeap>,
-    config: GcConfig,
-    pacer: Mutex<Pacer>,
+    pub(crate) heap: Arc<MHeap>,
+    pub(crate) config: GcConfig,
+    pub(crate) phase: Phase,
+    pub(crate) pacer: Mutex<Pacer>,
     /// `heap_live` at which the pacer wants the next cycle.
-    trigger: AtomicU64,
-    stats: Mutex<GcStats>,
-    /// One cycle at a time.
-    cycle: Mutex<()>,
-    created: Instant,
+    pub(crate) trigger: AtomicU64,
+    /// The heap goal of the cycle under way (or the next one).
+    pub(crate) goal: AtomicU64,
+    /// The cycle under way's pacing: the trigger it started at, the scan work expected
+    /// (last cycle's) and the most there can be (everything live scanned).
+    pub(crate) mark_trigger: AtomicU64,
+    pub(crate) mark_expected: AtomicU64,
+    pub(crate) mark_max_work: AtomicU64,
+    pub(crate) estimates: Mutex<Estimates>,
+    limiter: Mutex<Limiter>,
+    limiter_on: AtomicBool,
+    /// Every nanosecond of CPU the collector has used: pauses times the processors they
+    /// stopped, and marking (for the CPU limiter).
+    pub(crate) gc_cpu_total: AtomicU64,
+    /// The cycle under way, if any; its lock orders the phases.
+    pub(crate) cycle: Mutex<Option<Cycle>>,
+    /// The cycle under way's mark queue, for mutator states made while it marks.
+    pub(crate) queue: Mutex<Option<Arc<MarkQueue>>>,
+    /// Cycles finished, for [`Collector::wait_cycle`].
+    pub(crate) finished: Mutex<u32>,
+    pub(crate) finished_cv: Condvar,
+    /// Cycles started.
+    pub(crate) started: AtomicU32,
+    pub(crate) stats: Mutex<GcStats>,
+    pub(crate) created: Instant,
     trace_out: Mutex<Option<Box<dyn Write + Send>>>,
     sweeper: Option<Sweeper>,
+    pub(crate) workers: Option<Workers>,
 }
 
 impl Collector {
-    /// A collector over a new heap.
+    /// A collector over a new heap (reserves its address space; starts the background
+    /// sweeper and, unless marking is stop-the-world or mutator-only, the mark workers).
     pub fn new(config: GcConfig) -> io::Result<Arc<Collector>> {
         let heap = MHeap::new(HeapConfig {
             address_space: config.address_space,
@@ -64,18 +71,39 @@ impl Collector {
         } else {
             None
         };
+        let workers = if config.stop_the_world || config.mark_workers == 0 {
+            None
+        } else {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Some(Workers::start(config.mark_workers, cores)?)
+        };
         Ok(Arc::new(Collector {
             heap,
+            phase: Phase::new(),
             pacer: Mutex::new(pacer),
             trigger: AtomicU64::new(first_goal),
+            goal: AtomicU64::new(first_goal),
+            mark_trigger: AtomicU64::new(0),
+            mark_expected: AtomicU64::new(0),
+            mark_max_work: AtomicU64::new(0),
+            estimates: Mutex::new(Estimates::default()),
+            limiter: Mutex::new(Limiter::new(config.mark_workers)),
+            limiter_on: AtomicBool::new(false),
+            gc_cpu_total: AtomicU64::new(0),
+            cycle: Mutex::new(None),
+            queue: Mutex::new(None),
+            finished: Mutex::new(0),
+            finished_cv: Condvar::new(),
+            started: AtomicU32::new(0),
             stats: Mutex::new(GcStats {
                 next_gc: first_goal,
+                procs: config.mark_workers,
                 ..GcStats::default()
             }),
-            cycle: Mutex::new(()),
             created: Instant::now(),
             trace_out: Mutex::new(None),
             sweeper,
+            workers,
             config,
         }))
     }
@@ -90,11 +118,65 @@ impl Collector {
         &self.config
     }
 
-    /// True when the pacer wants a cycle (heap live has reached the goal). Cheap: an
-    /// allocation slow path asks it.
+    /// The heap's phase now.
+    pub fn phase(&self) -> GcPhase {
+        self.phase.get()
+    }
+
+    /// True when the pacer wants a cycle to start: heap live has reached the trigger and
+    /// no cycle is under way. Cheap: an allocation slow path asks it.
     #[inline]
-    pub fn should_collect(&self) -> bool {
+    pub fn should_start(&self) -> bool {
         self.heap.heap_live() >= self.trigger.load(Ordering::Relaxed)
+            && self.phase.get() == GcPhase::Off
+    }
+
+    /// The cycle under way's mark queue, while one marks.
+    pub(crate) fn marking_queue(&self) -> Option<Arc<MarkQueue>> {
+        self.queue.lock().clone()
+    }
+
+    /// Shades `words` for the cycle marking now, if one is (see
+    /// [`MutatorState::shade_words`](crate::MutatorState::shade_words)), for code that has
+    /// no mutator state of this heap at hand.
+    pub fn shade_words(&self, words: impl IntoIterator<Item = usize>) {
+        if let Some(q) = self.marking_queue() {
+            crate::mark::GcWork::new().shade_all(&q, words.into_iter());
+        }
+    }
+
+    /// [`Collector::shade_words`] for the words of `[start, end)`.
+    ///
+    /// # Safety
+    /// The range is readable memory (read as `usize` words, aligned down).
+    pub unsafe fn shade_conservative(&self, start: usize, end: usize) {
+        if self.phase.barrier_on() {
+            let mut words = Vec::new();
+            // SAFETY: the caller's contract.
+            unsafe {
+                crate::roots::Tracer::new(&mut |w, _| words.push(w)).scan_conservative(start, end)
+            };
+            self.shade_words(words);
+        }
+    }
+
+    /// Cycles finished so far.
+    pub fn cycles_finished(&self) -> u32 {
+        *self.finished.lock()
+    }
+
+    /// Cycles started so far.
+    pub fn cycles_started(&self) -> u32 {
+        self.started.load(Ordering::Acquire)
+    }
+
+    /// Blocks the calling thread until `n` cycles have finished. (The runtime parks its
+    /// goroutines instead; this is for threads that are not mutators of the heap.)
+    pub fn wait_cycle(&self, n: u32) {
+        let mut f = self.finished.lock();
+        while *f < n {
+            f = self.finished_cv.wait(f);
+        }
     }
 
     /// Go's `debug.SetGCPercent`: sets GOGC (`None` = off), returns the old setting.
@@ -114,21 +196,68 @@ impl Collector {
     }
 
     /// Bytes the last cycle marked, if there was one.
-    fn last_marked(&self) -> Option<u64> {
+    pub(crate) fn last_marked(&self) -> Option<u64> {
         self.stats.lock().history.back().map(|r| r.heap_live)
     }
 
-    fn retarget(&self, p: &Pacer) {
+    /// Sets goal and trigger from the last cycle's live heap and the pacer's estimates.
+    pub(crate) fn retarget(&self, p: &Pacer) -> (u64, u64) {
         let live = self.last_marked().unwrap_or(0);
         let goal = p.goal(live, self.overhead());
-        self.trigger.store(goal, Ordering::Relaxed);
+        let trigger = if self.config.stop_the_world {
+            goal
+        } else {
+            p.trigger(live, goal, self.estimates.lock().runway())
+        };
+        self.goal.store(goal, Ordering::Relaxed);
+        self.trigger.store(trigger, Ordering::Relaxed);
         self.stats.lock().next_gc = goal;
+        (goal, trigger)
     }
 
     /// Memory that is not heap objects, counted against the memory limit.
-    fn overhead(&self) -> u64 {
+    pub(crate) fn overhead(&self) -> u64 {
         let m = self.heap.mem_stats();
         (m.sys - m.heap_sys) + (m.heap_inuse - m.heap_alloc.min(m.heap_inuse))
+    }
+
+    /// Scan work a mutator owes per byte it allocates now (see
+    /// [`assist_work_per_byte`]).
+    pub(crate) fn assist_work_per_byte(&self, q: &MarkQueue) -> f64 {
+        assist_work_per_byte(
+            self.heap.heap_live(),
+            self.mark_trigger.load(Ordering::Relaxed),
+            self.goal.load(Ordering::Relaxed),
+            self.mark_expected.load(Ordering::Relaxed),
+            self.mark_max_work.load(Ordering::Relaxed),
+            q.scan_work(),
+            self.pacer.lock().gogc,
+        )
+        .max(1e-6)
+    }
+
+    /// Claims up to `want` units of scan work the background workers banked.
+    pub(crate) fn steal_background_credit(&self, want: u64) -> u64 {
+        self.marking_queue().map_or(0, |q| q.steal_credit(want))
+    }
+
+    /// Records an assist's time, and moves the CPU limiter.
+    pub(crate) fn note_assist(&self, q: &MarkQueue, d: Duration) {
+        let ns = d.as_nanos() as u64;
+        q.note_cpu(MarkCpu::Assist, ns);
+        let total = self.gc_cpu_total.fetch_add(ns, Ordering::Relaxed) + ns;
+        self.update_limiter(total);
+    }
+
+    /// Moves the CPU limiter's bucket (at most every millisecond).
+    pub(crate) fn update_limiter(&self, gc_cpu_total: u64) {
+        let on = self.limiter.lock().update(gc_cpu_total, Instant::now());
+        self.limiter_on.store(on, Ordering::Relaxed);
+    }
+
+    /// True while the GC CPU limiter keeps assists off.
+    pub fn limiter_on(&self) -> bool {
+        self.limiter_on.load(Ordering::Relaxed)
     }
 
     /// Sends gctrace lines to `out` instead of stderr (when tracing is on).
@@ -136,101 +265,8 @@ impl Collector {
         *self.trace_out.lock() = Some(out);
     }
 
-    /// Runs a whole collection. The caller guarantees that nothing else allocates from
-    /// this heap or writes into it until this returns, and passes every mcache of the heap
-    /// (each is released so that spans it cached get swept). `forced` marks a cycle the
-    /// program asked for.
-    ///
-    /// Panics in verify mode if marking missed a reachable object or found a dangling
-    /// pointer, with the object, its span and the path to it.
-    pub fn collect(
-        &self,
-        roots: &mut dyn Roots,
-        caches: &mut [&mut MCache],
-        forced: bool,
-    ) -> CycleRecord {
-        let _one = self.cycle.lock();
-        let heap = &*self.heap;
-        let t0 = Instant::now();
-        let start_ns = (t0 - self.created).as_nanos() as u64;
-        let heap_before = heap.heap_live();
-
-        heap.finish_sweep();
-        let t1 = Instant::now();
-
-        // The heap before the cycle is mostly garbage when it is small next to the goal;
-        // the last cycle's marked bytes say better how much there is to mark.
-        let expected = heap_before.min(self.last_marked().unwrap_or(u64::MAX));
-        let nworkers = if expected >= PARALLEL_MARK_MIN {
-            self.config.mark_workers.max(1)
-        } else {
-            1
-        };
-        let (shared, mut workers) = mark::workers(heap, nworkers);
-        {
-            let w0 = &mut workers[0];
-            roots.trace(&mut Tracer::new(&mut |addr, _| {
-                w0.shade(&shared, addr);
-            }));
-        }
-        let roots_ns = t1.elapsed().as_nanos() as u64;
-        mark::run(&shared, &mut workers);
-        let marked: u64 = workers.iter().map(|w| w.marked_bytes).sum();
-        let objects: u64 = workers.iter().map(|w| w.marked_objects).sum();
-        let mark_cpu_ns = roots_ns
-            + workers
-                .iter()
-                .map(|w| w.busy.as_nanos() as u64)
-                .sum::<u64>();
-        drop(workers);
-        drop(shared);
-        if self.config.verify {
-            match verify::verify(heap, roots) {
-                Err(report) => panic!("minigo gc verify (cycle {}): {report}", self.stats.lock().num_gc + 1),
-                Ok(reachable) if reachable != objects => panic!(
-                    "minigo gc verify (cycle {}): marked {objects} objects but {reachable} are reachable",
-                    self.stats.lock().num_gc + 1
-                ),
-                Ok(_) => {}
-            }
-        }
-        let t2 = Instant::now();
-
-        roots.clear_weak(&Liveness::new(heap));
-        heap.set_heap_live(marked);
-        heap.start_sweep_cycle();
-        for c in caches.iter_mut() {
-            c.release_all();
-        }
-        let pacer = *self.pacer.lock();
-        let goal = pacer.goal(marked, self.overhead());
-        self.trigger.store(goal, Ordering::Relaxed);
-        let t3 = Instant::now();
-
-        let record = CycleRecord {
-            number: 0,
-            start_ns,
-            sweep_term_ns: (t1 - t0).as_nanos() as u64,
-            mark_ns: (t2 - t1).as_nanos() as u64,
-            mark_term_ns: (t3 - t2).as_nanos() as u64,
-            mark_cpu_ns,
-            pause_ns: (t3 - t0).as_nanos() as u64,
-            heap_before,
-            heap_live: marked,
-            objects_live: objects,
-            next_goal: goal,
-            workers: nworkers,
-            forced,
-        };
-        let record = self.record(record);
-        match &self.sweeper {
-            Some(s) => s.wake(pacer.retain(goal)),
-            None => scavenge_to(heap, pacer.retain(goal)),
-        }
-        record
-    }
-
-    fn record(&self, mut r: CycleRecord) -> CycleRecord {
+    /// Adds a finished cycle to the statistics (and prints its gctrace line).
+    pub(crate) fn record(&self, mut r: CycleRecord) -> CycleRecord {
         let end = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -253,6 +289,15 @@ impl Collector {
         r
     }
 
+    /// Wakes the background sweeper (or sweeps now, without one) and has it return memory
+    /// over `retain` bytes to the OS.
+    pub(crate) fn start_background_sweep(&self, retain: u64) {
+        match &self.sweeper {
+            Some(s) => s.wake(retain),
+            None => scavenge_to(&self.heap, retain),
+        }
+    }
+
     /// A statistics snapshot: the heap's (exact for flushed mcaches) and the collector's.
     pub fn mem_stats(&self) -> MemStats {
         let mut m = self.heap.mem_stats();
@@ -268,29 +313,16 @@ impl Collector {
         self.stats.lock().history.iter().cloned().collect()
     }
 
-    /// The one function every store of a pointer into a heap object goes through. Today
-    /// it only stores: the collector stops the world to mark. It is where a write barrier
-    /// (Go's hybrid barrier) goes when marking becomes concurrent, so no pointer store may
-    /// bypass it.
-    ///
-    /// The store is atomic (relaxed, word-sized: a plain `mov` on x86-64), so goroutines on
-    /// other threads may read the word meanwhile without a data race. It takes no collector:
-    /// callers on the hot path (every `GcCell::set`) need not find theirs, and Go's barrier
-    /// too is switched by one global flag, not per heap.
-    ///
-    /// # Safety
-    /// `slot` is an aligned word of a live heap object that its layout calls a pointer, and
-    /// `value` is null, a heap object of the slot's heap, or an address outside every heap.
-    #[inline(always)]
-    pub unsafe fn write(slot: *mut usize, value: usize) {
-        // SAFETY: the caller's contract: an aligned, live word.
-        unsafe { std::sync::atomic::AtomicUsize::from_ptr(slot) }
-            .store(value, std::sync::atomic::Ordering::Relaxed);
+    /// Background mark worker threads (0 when marking is stop-the-world or mutator-only).
+    pub fn background_workers(&self) -> usize {
+        self.workers.as_ref().map_or(0, |w| w.len())
     }
 }
 
 impl Drop for Collector {
     fn drop(&mut self) {
+        // Stops the workers first: a cycle abandoned with its heap must not mark on.
+        self.workers.take();
         if let Some(s) = self.sweeper.take() {
             s.stop();
         }

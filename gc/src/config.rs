@@ -17,8 +17,16 @@ pub struct GcConfig {
     /// A hard limit on heap bytes in use: an allocation that cannot fit under it even after
     /// a full collection fails with an out-of-memory error. Default none.
     pub max_heap: Option<usize>,
-    /// Marking threads (the collecting thread counts as one). Default: available cores.
+    /// The processors the collector paces itself for (the runtime sets GOMAXPROCS): marking
+    /// beside the mutators aims at a quarter of them (Go's 25% background utilisation, a
+    /// fractional worker making up what whole workers cannot), idle cores may mark too, and
+    /// a stop-the-world mark runs on this many threads. 0: no background marking at all;
+    /// mutators do the marking a little at a time as they allocate (an incremental
+    /// collector). Default: available cores.
     pub mark_workers: usize,
+    /// Go's `GODEBUG=gcstoptheworld=1`: mark with the world stopped, the whole cycle in one
+    /// pause, as before marking was concurrent (for comparison and debugging).
+    pub stop_the_world: bool,
     /// Go's `GODEBUG=gccheckmark=1`: after each mark, re-mark from the roots
     /// single-threaded and panic with the path if anything reachable was left unmarked.
     pub verify: bool,
@@ -40,6 +48,7 @@ impl Default for GcConfig {
             memory_limit: None,
             max_heap: None,
             mark_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            stop_the_world: false,
             verify: false,
             trace: false,
             stress: false,
@@ -75,7 +84,8 @@ impl std::error::Error for EnvError {}
 impl GcConfig {
     /// The defaults with the process environment applied, as Go reads it: `GOGC` (a
     /// percentage or `off`), `GOMEMLIMIT` (bytes with an optional `B`, `KiB`, `MiB`, `GiB`,
-    /// `TiB` suffix, or `off`), `GODEBUG` (`gctrace=1`, `gccheckmark=1`).
+    /// `TiB` suffix, or `off`), `GODEBUG` (`gctrace=1`, `gccheckmark=1`,
+    /// `gcstoptheworld=1`).
     pub fn from_env() -> Result<GcConfig, EnvError> {
         let get = |k| std::env::var(k).ok();
         GcConfig::default().with_env(get("GOGC"), get("GOMEMLIMIT"), get("GODEBUG"))
@@ -112,6 +122,7 @@ impl GcConfig {
                 match setting.trim().split_once('=') {
                     Some(("gctrace", n)) => self.trace = n.trim() != "0",
                     Some(("gccheckmark", n)) => self.verify = n.trim() != "0",
+                    Some(("gcstoptheworld", n)) => self.stop_the_world = n.trim() != "0",
                     _ => {} // Go ignores settings it does not know.
                 }
             }
@@ -162,15 +173,16 @@ mod tests {
             .unwrap();
         assert_eq!(c.gogc, None);
         assert_eq!(c.memory_limit, Some(512 << 20));
-        assert!(c.trace && !c.verify);
+        assert!(c.trace && !c.verify && !c.stop_the_world);
         let c = GcConfig::default()
             .with_env(
                 Some("50".into()),
                 Some("off".into()),
-                Some("gccheckmark=1".into()),
+                Some("gccheckmark=1, gcstoptheworld=1".into()),
             )
             .unwrap();
         assert_eq!((c.gogc, c.memory_limit, c.verify), (Some(50), None, true));
+        assert!(c.stop_the_world);
         assert_eq!(parse_size("1024"), Some(1024));
         assert_eq!(parse_size("3GiB"), Some(3 << 30));
         assert_eq!(parse_size("3GB"), None, "Go's units are binary");

@@ -1,15 +1,26 @@
 //! The standalone heap, for embedders without goroutines (a single-threaded interpreter):
-//! a [`Heap`] and its one [`Mutator`], which owns the mcache and passes the embedder's
-//! roots to the collector whenever an allocation triggers a cycle.
+//! a [`Heap`] and its one [`Mutator`], which owns the mutator state and passes the
+//! embedder's roots to the collector whenever an allocation may start or end a cycle.
+//!
+//! Cycles are concurrent here too: the mutator traces its roots when a cycle starts (in
+//! an allocation), the collector's background workers mark while it keeps running, and
+//! the mutator ends the cycle in a later allocation once marking is done. So between those
+//! two points, the embedder keeps the two rules every concurrent collector asks of its
+//! mutators (see [`Roots`]): every pointer store into a heap object goes through
+//! [`Mutator::write`], and an object taken out of a weak table goes through
+//! [`Mutator::shade`].
 
 use std::io;
 use std::ptr::NonNull;
 
 use minigo_alloc_core::sync::{Arc, AtomicBool, Ordering};
-use minigo_alloc_core::{AllocError, Layout, MCache, MemStats, ObjectInfo};
+use minigo_alloc_core::{AllocError, Layout, MemStats, ObjectInfo};
 
+use crate::alloc::{alloc_slow, MutatorContext};
 use crate::collector::Collector;
 use crate::config::GcConfig;
+use crate::cycle::CycleRoots;
+use crate::mutator::MutatorState;
 use crate::roots::Roots;
 use crate::stats::CycleRecord;
 
@@ -20,7 +31,8 @@ pub struct Heap {
 }
 
 impl Heap {
-    /// A heap with `config` (reserves its address space; starts the background sweeper).
+    /// A heap with `config` (reserves its address space; starts the background sweeper
+    /// and mark workers).
     pub fn new(config: GcConfig) -> io::Result<Heap> {
         Ok(Heap {
             collector: Collector::new(config)?,
@@ -28,15 +40,14 @@ impl Heap {
         })
     }
 
-    /// The heap's mutator, if it is not already out: a heap has one, because its
-    /// collections stop nothing but the thread that triggers them.
+    /// The heap's mutator, if it is not already out: a heap has one, because its cycles
+    /// start and end in that mutator's allocations.
     pub fn mutator(&self) -> Option<Mutator> {
         if self.mutator_taken.swap(true, Ordering::AcqRel) {
             return None;
         }
         Some(Mutator {
-            cache: MCache::new(self.collector.heap()),
-            collector: self.collector.clone(),
+            state: MutatorState::new(&self.collector),
             taken: self.mutator_taken.clone(),
         })
     }
@@ -47,27 +58,66 @@ impl Heap {
     }
 }
 
-/// The one handle that allocates from a [`Heap`]. Owns the heap's mcache.
+/// The one handle that allocates from a [`Heap`]. Owns the heap's mutator state (mcache,
+/// write-barrier buffer, mark work buffer, assist credit).
 ///
-/// Every allocation may collect. It takes the embedder's roots so the collector can see
-/// them: anything the embedder holds that is not reported there is freed.
+/// Every allocation may start or end a cycle. It takes the embedder's roots so the
+/// collector can see them: anything the embedder holds that is not reported there is freed.
 pub struct Mutator {
-    cache: MCache,
-    collector: Arc<Collector>,
+    state: MutatorState,
     taken: Arc<AtomicBool>,
 }
 
+/// The standalone mutator and its roots, for the allocation slow path.
+struct Standalone<'a> {
+    state: &'a mut MutatorState,
+    roots: &'a mut dyn Roots,
+}
+
+impl MutatorContext for Standalone<'_> {
+    fn state(&mut self) -> &mut MutatorState {
+        self.state
+    }
+
+    fn safepoint(&mut self) {}
+
+    fn start_cycle(&mut self) {
+        let c = self.state.collector().clone();
+        c.heap().sweep_all();
+        c.start_cycle(
+            &mut [&mut *self.state],
+            CycleRoots::Now(&mut *self.roots),
+            false,
+        );
+    }
+
+    fn collect(&mut self) {
+        let c = self.state.collector().clone();
+        c.collect_here(&mut [&mut *self.state], self.roots, false);
+    }
+
+    fn poll_mark_done(&mut self) {
+        let c = self.state.collector().clone();
+        if let Some(q) = c.marking_queue() {
+            if q.take_done_hint() {
+                c.mark_termination(&mut [&mut *self.state], self.roots);
+            }
+        }
+    }
+}
+
 impl Mutator {
-    /// Allocates a zeroed object of `layout`. May collect first (pacer, stress mode), and
-    /// collects once more before failing with out-of-memory under `max_heap`.
+    /// Allocates a zeroed object of `layout`. May start or end a cycle first (pacer,
+    /// stress mode), and collects once more before failing with out-of-memory under
+    /// `max_heap`.
     #[inline]
     pub fn alloc(
         &mut self,
         layout: &Layout,
         roots: &mut dyn Roots,
     ) -> Result<NonNull<u8>, AllocError> {
-        if !self.collector.config().stress {
-            if let Some(p) = self.cache.alloc_fast(layout) {
+        if !self.state.collector().config.stress {
+            if let Some(p) = self.state.alloc_fast(layout) {
                 return Ok(p);
             }
         }
@@ -91,50 +141,76 @@ impl Mutator {
         len: usize,
         roots: &mut dyn Roots,
     ) -> Result<NonNull<u8>, AllocError> {
-        if self.collector.config().stress || self.collector.should_collect() {
-            self.collector.collect(roots, &mut [&mut self.cache], false);
-        }
-        match self.cache.alloc_array(layout, len) {
-            Err(AllocError::OutOfMemory { .. }) => {
-                self.collector.collect(roots, &mut [&mut self.cache], false);
-                self.cache.alloc_array(layout, len)
-            }
-            r => r,
-        }
+        alloc_slow(
+            &mut Standalone {
+                state: &mut self.state,
+                roots,
+            },
+            layout,
+            len,
+        )
     }
 
-    /// Collects now (Go's `runtime.GC()`), and finishes sweeping.
+    /// Collects now (Go's `runtime.GC()`): finishes a cycle under way, runs a whole new
+    /// one, and finishes sweeping, so that statistics read next are exact.
     pub fn collect(&mut self, roots: &mut dyn Roots) -> CycleRecord {
-        let r = self.collector.collect(roots, &mut [&mut self.cache], true);
-        self.collector.heap().finish_sweep();
+        let c = self.state.collector().clone();
+        let r = c.collect_here(&mut [&mut self.state], roots, true);
+        c.heap().sweep_all();
         r
     }
 
+    /// Ends the cycle under way if its marking is done, as an allocation would: for an
+    /// embedder that goes a long time without allocating. Returns whether a cycle ended.
+    pub fn poll(&mut self, roots: &mut dyn Roots) -> bool {
+        let before = self.state.collector().cycles_finished();
+        Standalone {
+            state: &mut self.state,
+            roots,
+        }
+        .poll_mark_done();
+        self.state.collector().cycles_finished() != before
+    }
+
     /// Stores a pointer into a heap object: the one function every such store goes through
-    /// (see [`Collector::write`]).
+    /// (see [`MutatorState::write`]: while the heap marks, the write barrier records the
+    /// old and the new pointer).
     ///
     /// # Safety
-    /// As [`Collector::write`].
+    /// As [`MutatorState::write`].
     #[inline(always)]
     pub unsafe fn write(&mut self, slot: *mut usize, value: usize) {
         // SAFETY: the caller's contract.
-        unsafe { Collector::write(slot, value) }
+        unsafe { self.state.write(slot, value) }
+    }
+
+    /// Keeps an object found through a reference the collector does not trace (a weak
+    /// table's entry) alive for the cycle that is marking, if one is (see
+    /// [`MutatorState::shade`]). Call it before keeping such an object anywhere.
+    #[inline]
+    pub fn shade(&mut self, addr: usize) {
+        self.state.shade(addr);
     }
 
     /// Statistics, with this mutator's allocations counted to the last one.
     pub fn mem_stats(&mut self) -> MemStats {
-        self.cache.flush_stats();
-        self.collector.mem_stats()
+        self.state.flush_stats();
+        self.state.collector().mem_stats()
     }
 
     /// The object holding `addr`, if any (see `MHeap::find_object`).
     pub fn find_object(&self, addr: usize) -> Option<ObjectInfo> {
-        self.collector.heap().find_object(addr)
+        self.state.collector().heap().find_object(addr)
     }
 
     /// The collector.
     pub fn collector(&self) -> &Arc<Collector> {
-        &self.collector
+        self.state.collector()
+    }
+
+    /// True while the heap marks (the write barrier is on).
+    pub fn marking(&self) -> bool {
+        self.state.marking()
     }
 }
 

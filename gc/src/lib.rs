@@ -1,54 +1,75 @@
-//! minigo-gc: a precise, parallel, stop-the-world mark-sweep collector over alloc-core's
-//! heap (Go's `mgc.go` family, before concurrent marking).
+//! minigo-gc: a precise, concurrent, parallel mark-sweep collector over alloc-core's heap
+//! (Go's `mgc.go` family).
 //!
-//! ## How a collection goes
+//! ## How a cycle goes
 //!
-//! Allocation slow paths ask the pacer ([`Collector::should_collect`]: has heap-live
-//! reached the goal?). When it says yes, the collector runs a cycle with the world stopped
-//! ([`Collector::collect`]):
+//! 1. An allocation slow path finds heap live past the pacer's trigger ([`pacer`]: Go
+//!    1.18's, so that marking, which takes time, ends near the goal). The allocating
+//!    mutator sweeps what the last cycle left, stops the others (the runtime stops the
+//!    world; a standalone heap has no others) and starts the cycle
+//!    ([`Collector::start_cycle`], [`cycle`]): allocate-black on, each mutator's write
+//!    barrier on, roots taken (a standalone heap's traced now, the runtime's goroutine
+//!    stacks queued as root jobs), phase `Mark`. The world restarts: this stop is short.
+//! 2. Marking runs beside the mutators ([`mark`]): background workers ([`workers`], 25% of
+//!    the processors as Go sizes them, plus idle cores), mutators' assists (allocating
+//!    during marking owes scan work in proportion, [`MutatorState::assist`]), and the
+//!    shading of what the write barrier recorded ([`wbbuf`]: Go's hybrid barrier).
+//!    Goroutine stacks are scanned one at a time: a parked goroutine's by a worker, a
+//!    running one's by its M before it resumes.
+//! 3. When no marker has grey work left, the world stops again for mark termination
+//!    ([`Collector::mark_termination`]): every barrier buffer is shaded, a little marking
+//!    may finish the job (or, if there is more, the world restarts and marking goes on);
+//!    then weak tables are cleared, the marked bytes become the live heap, the sweep cycle
+//!    starts, the next goal and trigger are set. This stop is short too.
+//! 4. Spans are swept lazily by allocation and by a background sweeper, which then
+//!    returns memory over Go's retention target to the OS.
 //!
-//! ```text
-//! finish last sweep -> shade roots -> mark (N workers, stealing) -> [verify] ->
-//!   clear weak tables -> heap_live = marked -> sweepgen += 2 -> release mcaches -> new goal
-//! ```
-//!
-//! Roots come from the embedder through the [`Roots`] trait, precisely (an interpreter's
-//! stack, frames, globals) or conservatively (goroutine stacks). Marking reads an object's
-//! words only where its layout put pointer bits, resolves each pointer with alloc-core's
-//! `find_object` (interior pointers allowed) and sets mark bits atomically, so parallel
-//! workers scan each object exactly once ([`mark`]). Sweeping is alloc-core's: lazily by
-//! allocation, and by a background sweeper thread that then returns memory over Go's
-//! retention target to the OS.
+//! `GcConfig::stop_the_world` (Go's `GODEBUG=gcstoptheworld=1`) runs 1-3 in one stop,
+//! marking on every processor. Verify mode (Go's `gccheckmark`) re-marks from the roots at
+//! mark termination and fails loudly if anything reachable was not marked ([`verify`]).
 //!
 //! ## For embedders
 //!
 //! A single-threaded embedder creates a [`Heap`] with a [`GcConfig`] (GOGC, memory limit,
 //! hard `max_heap`, verify mode, gctrace), takes its [`Mutator`], and allocates with a
-//! [`Layout`] and its roots. Every pointer store into a heap object goes through
-//! [`Mutator::write`]. Weak tables (an intern table) implement [`Roots::clear_weak`].
-//! Several heaps may live in one process.
+//! [`Layout`] and its [`Roots`]. Every pointer store into a heap object goes through
+//! [`Mutator::write`]; an object taken out of a weak table goes through
+//! [`Mutator::shade`]; weak tables themselves implement [`Roots::clear_weak`]. Several
+//! heaps may live in one process, each with its own phase and barrier.
+//!
+//! A multi-threaded embedder (the runtime) keeps a [`MutatorState`] per processor, calls
+//! [`alloc_slow`] past the fast path with a [`MutatorContext`], and implements
+//! [`MarkHost`] to give the collector its root jobs and a way to stop the world.
 
-// Loom builds keep only what the models drive (marking); the rest is compiled but unused.
+// Loom builds keep only what the models drive (marking, the barrier); the rest is
+// compiled but unused.
 #![cfg_attr(loom, allow(dead_code))]
 
-#[cfg(not(loom))]
+mod alloc;
 mod collector;
 pub mod config;
-#[cfg(not(loom))]
+pub mod cycle;
 mod heap;
 pub mod mark;
+mod mutator;
 pub mod pacer;
+pub mod phase;
 mod queue;
 pub mod roots;
 pub mod stats;
 mod verify;
+pub mod wbbuf;
+mod workers;
 
-#[cfg(not(loom))]
+pub use alloc::{alloc_slow, MutatorContext};
 pub use collector::Collector;
 pub use config::{EnvError, GcConfig};
-#[cfg(not(loom))]
+pub use cycle::{CycleRoots, MarkHost};
 pub use heap::{Heap, Mutator};
+pub use mark::RootJobs;
 pub use minigo_alloc_core as alloc_core;
 pub use minigo_alloc_core::{AllocError, Layout, MemStats};
+pub use mutator::MutatorState;
+pub use phase::{any_barrier_on, GcPhase};
 pub use roots::{Liveness, NoRoots, RootKind, Roots, Tracer};
 pub use stats::{gctrace_line, CycleRecord};

@@ -1,36 +1,51 @@
-//! Marking: tri-colour over the spans' mark bits, on several workers that steal grey work
-//! from each other.
+//! Marking: tri-colour over the spans' mark bits, shared by every marker of a cycle — the
+//! background workers, the mutators' assists and barrier flushes, the thread that stops
+//! the world at the end.
 //!
 //! White is an unmarked object; grey, marked and queued; black, marked and scanned (or
-//! noscan: never queued). To shade an object a worker resolves the pointer with
+//! noscan: never queued). To shade an object a marker resolves the pointer with
 //! `find_object` (interior pointers allowed) and sets the mark bit with one atomic: the
-//! worker whose `fetch_or` set the bit owns scanning the object, so each object is scanned
-//! exactly once however many pointers to it the workers race on. Scanning reads only the
-//! words the object's layout calls pointers.
+//! marker whose `fetch_or` set the bit owns scanning the object, so each object is scanned
+//! exactly once however many markers race on it. Scanning reads only the words the
+//! object's layout calls pointers, each with one atomic load, since mutators may be storing
+//! into the object meanwhile (their write barrier covers what the load misses).
 //!
-//! Each worker pushes and pops grey objects on its own stack, a plain `Vec` (depth-first, so
-//! a long list needs one slot, not a stack frame per node: nothing recurses). Work moves
-//! between workers only through a shared injector, as in Go's `gcWork.balance`: while some
-//! worker is idle and the injector is empty, a busy worker hands over the older half of its
-//! stack (the biggest subtrees). So the common path takes no atomic operation at all.
-//! Objects over 128 KiB are split into oblets so that one huge array does not serialise the
-//! phase. The phase ends when every worker is idle at once: a worker goes idle only with an
-//! empty stack, and only busy workers push, so "all idle" means no grey object is left.
+//! Each marker's grey objects are its [`GcWork`] (Go's gcWork), a plain `Vec` used as a
+//! stack (depth-first: a long list needs one slot, nothing recurses). Work moves between
+//! markers only through the cycle's [`MarkQueue`], crossbeam's injector, as in Go's
+//! `gcWork.balance`: while some marker waits for work and the injector is empty, a busy
+//! marker hands over the older half of its stack. So the common path takes no atomic
+//! operation but the mark bit's. Objects over 128 KiB are split into oblets so that one
+//! huge array does not serialise the phase.
 //!
-//! Everything here runs with the world stopped and sweeping finished (the contract of
-//! `MHeap::find_object_unlocked`).
+//! **When is marking over?** A marker *joins* the queue's `active` count before it takes
+//! work and *leaves* it only with an empty stack after finding the injector empty. Every
+//! push comes from a joined marker. So "injector empty, then `active` read as zero, and
+//! every root job done" means no grey object is left anywhere a marker can see. With the
+//! world stopped that is the end ([`GcWork::drain_all`]); while mutators run it is only a
+//! hint ([`MarkQueue::done_hint`]): a barrier buffer may still hold pointers, so mark
+//! termination flushes every buffer with the world stopped and checks again.
+//!
+//! Marking runs while sweeping is drained for the cycle, so no span is freed or swept
+//! under it; spans may be allocated, and a slot counts as an object only once its mcache
+//! published it (the contract of `MHeap::find_object_unlocked`).
 
+use std::ptr::NonNull;
+use std::sync::Arc as StdArc;
 use std::time::{Duration, Instant};
 
-use minigo_alloc_core::sync::{spin_loop, AtomicUsize, Ordering};
+use minigo_alloc_core::sync::{
+    fence, load_word, spin_loop, Arc, AtomicBool, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering,
+};
 use minigo_alloc_core::{MHeap, MSpan};
 
 use crate::queue::{Injector, Steal};
+use crate::roots::Tracer;
 
 /// Words per oblet: Go's `maxObletBytes` (128 KiB).
 pub const OBLET_WORDS: usize = 128 * 1024 / 8;
 
-/// Grey objects in flight between the deque and `scan` (see `MarkWorker::drain`).
+/// Grey objects in flight between the stack and `scan` (see `GcWork::drain_loop`).
 const PREFETCH: usize = 16;
 
 /// Asks the CPU to start loading the cache line at `addr`.
@@ -47,80 +62,310 @@ fn prefetch(addr: usize) {
 
 /// A grey object, or one oblet of a large one: words from `from` on.
 #[derive(Clone, Copy)]
-pub struct Grey<'h> {
-    span: &'h MSpan,
+pub struct Grey {
+    span: NonNull<MSpan>,
     base: usize,
     from: usize,
 }
 
-/// What the workers of one mark phase share.
-pub struct MarkShared<'h> {
-    heap: &'h MHeap,
-    injector: Injector<Grey<'h>>,
-    workers: usize,
-    idle: AtomicUsize,
+// SAFETY: a Grey names a span struct and an address; span structs are never freed while
+// their heap lives, and every Grey is used with the MarkQueue that holds that heap's Arc.
+unsafe impl Send for Grey {}
+
+/// Roots a concurrent cycle scans on its markers, one job at a time: the runtime's
+/// goroutine stacks (one job each), its global handles, its channel buffers. Each job is
+/// claimed by exactly one marker per cycle, from any thread, while mutators run.
+pub trait RootJobs: Send + Sync {
+    /// Jobs this cycle (fixed when the cycle starts).
+    fn count(&self) -> usize;
+    /// Scans job `job` into `tracer`.
+    fn scan(&self, job: usize, tracer: &mut Tracer<'_>);
 }
 
-/// One marker's state: its stack and its counts. Aligned to two cache lines: workers sit
-/// side by side in a `Vec` and each writes its stack length and counters per object, which
-/// on shared lines would bounce between cores (it halved 2-worker throughput).
+/// What every marker of one cycle shares (Go's `work`).
+pub struct MarkQueue {
+    heap: Arc<MHeap>,
+    injector: Injector<Grey>,
+    /// Markers holding grey work or about to take some (see the module comment).
+    active: AtomicUsize,
+    /// Markers waiting for work: a busy one hands over half its stack while any is.
+    waiting: AtomicUsize,
+    /// One marker and the world stopped: mark bits may be set without an atomic
+    /// read-modify-write.
+    exclusive: bool,
+    roots: Option<StdArc<dyn RootJobs>>,
+    root_total: usize,
+    root_next: AtomicUsize,
+    root_done: AtomicUsize,
+    /// Set when the last marker left with nothing queued (see `MarkQueue::done_hint`).
+    done_hint: AtomicBool,
+    /// Background workers with nothing to do sleep here.
+    sleep: Mutex<()>,
+    wake: Condvar,
+    sleepers: AtomicUsize,
+    marked_bytes: AtomicU64,
+    marked_objects: AtomicU64,
+    scan_work: AtomicU64,
+    /// Scan work background workers did that assists have not claimed (Go's
+    /// `bgScanCredit`).
+    credit: AtomicU64,
+    /// CPU time this cycle's marking took, by kind.
+    cpu: [AtomicU64; 3],
+    /// The longest single assist.
+    longest_assist: AtomicU64,
+    /// Marking is over (set at mark termination): background workers stop.
+    finished: AtomicBool,
+}
+
+/// Who spent mark CPU time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkCpu {
+    /// Mutators paying for their allocation.
+    Assist = 0,
+    /// Dedicated and fractional background workers.
+    Background = 1,
+    /// Workers on otherwise idle cores.
+    Idle = 2,
+}
+
+impl MarkQueue {
+    /// A queue for marking `heap`. `exclusive`: one marker, world stopped (a cheaper mark
+    /// bit). `roots`: jobs to scan as part of marking, if any.
+    pub fn new(
+        heap: Arc<MHeap>,
+        exclusive: bool,
+        roots: Option<StdArc<dyn RootJobs>>,
+    ) -> MarkQueue {
+        let root_total = roots.as_ref().map_or(0, |r| r.count());
+        MarkQueue {
+            heap,
+            injector: Injector::new(),
+            active: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            exclusive,
+            roots,
+            root_total,
+            root_next: AtomicUsize::new(0),
+            root_done: AtomicUsize::new(0),
+            done_hint: AtomicBool::new(false),
+            sleep: Mutex::new(()),
+            wake: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
+            marked_bytes: AtomicU64::new(0),
+            marked_objects: AtomicU64::new(0),
+            scan_work: AtomicU64::new(0),
+            credit: AtomicU64::new(0),
+            cpu: std::array::from_fn(|_| AtomicU64::new(0)),
+            longest_assist: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    /// Adds `ns` of mark CPU time spent by `who`.
+    pub fn note_cpu(&self, who: MarkCpu, ns: u64) {
+        self.cpu[who as usize].fetch_add(ns, Ordering::Relaxed);
+        if who == MarkCpu::Assist {
+            self.longest_assist.fetch_max(ns, Ordering::Relaxed);
+        }
+    }
+
+    /// Mark CPU time spent by `who` so far.
+    pub fn cpu(&self, who: MarkCpu) -> u64 {
+        self.cpu[who as usize].load(Ordering::Relaxed)
+    }
+
+    /// The longest single assist so far.
+    pub fn longest_assist(&self) -> u64 {
+        self.longest_assist.load(Ordering::Relaxed)
+    }
+
+    /// Banks scan work a background worker did, for assists to claim.
+    pub fn add_credit(&self, work: u64) {
+        self.credit.fetch_add(work, Ordering::Relaxed);
+    }
+
+    /// Claims up to `want` units of banked scan work; returns how much it got.
+    pub fn steal_credit(&self, want: u64) -> u64 {
+        let mut have = self.credit.load(Ordering::Relaxed);
+        loop {
+            let take = have.min(want);
+            if take == 0 {
+                return 0;
+            }
+            match self.credit.compare_exchange_weak(
+                have,
+                have - take,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return take,
+                Err(now) => have = now,
+            }
+        }
+    }
+
+    /// Ends marking for the background workers (mark termination).
+    pub fn finish(&self) {
+        self.finished.store(true, Ordering::SeqCst);
+        self.notify();
+    }
+
+    /// True once mark termination has ended this cycle's marking.
+    pub fn finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
+    }
+
+    /// The heap being marked.
+    pub fn heap(&self) -> &MHeap {
+        &self.heap
+    }
+
+    /// A marker is waiting for work and none is on offer.
+    #[inline]
+    fn hungry(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0 && self.injector.is_empty()
+    }
+
+    fn roots_pending(&self) -> bool {
+        self.root_next.load(Ordering::SeqCst) < self.root_total
+    }
+
+    fn roots_done(&self) -> bool {
+        self.root_done.load(Ordering::SeqCst) == self.root_total
+    }
+
+    fn join(&self) {
+        self.active.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Leaves `active`; the last marker out with nothing queued and every root scanned
+    /// raises the done hint and wakes a worker to act on it.
+    fn leave(&self) {
+        if self.active.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.injector.is_empty()
+            && self.roots_done()
+        {
+            self.done_hint.store(true, Ordering::SeqCst);
+            self.notify();
+        }
+    }
+
+    /// True when no marker holds or can find grey work: with the world stopped (and every
+    /// barrier buffer flushed), marking is complete.
+    pub fn quiescent(&self) -> bool {
+        self.injector.is_empty()
+            && !self.roots_pending()
+            && self.active.load(Ordering::SeqCst) == 0
+            && self.roots_done()
+    }
+
+    /// Marking looked complete when the last marker left: a cue to try mark termination
+    /// (which checks again with the world stopped). Taking the hint clears it.
+    pub fn take_done_hint(&self) -> bool {
+        self.done_hint.swap(false, Ordering::SeqCst)
+    }
+
+    /// Peeks at the done hint without taking it.
+    pub fn done_hint(&self) -> bool {
+        self.done_hint.load(Ordering::SeqCst)
+    }
+
+    /// True when the injector or the root jobs have work for another marker.
+    pub fn has_work(&self) -> bool {
+        !self.injector.is_empty() || self.roots_pending()
+    }
+
+    /// Wakes every sleeping worker (work arrived, or the cycle moves on).
+    pub fn notify(&self) {
+        // Pairs with the fence in `sleep`: a sleeper either sees what was pushed before
+        // this, or is counted here (a lost wakeup would cost a sleeper its timeout).
+        fence(Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _g = self.sleep.lock();
+            self.wake.notify_all();
+        }
+    }
+
+    /// Sleeps until work arrives (or the done hint, if `hint` says the caller acts on it),
+    /// marking finishes, or `timeout` passes: a background worker with nothing to do.
+    pub fn sleep(&self, timeout: Duration, hint: bool) {
+        let g = self.sleep.lock();
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let wake = self.has_work() || self.finished() || (hint && self.done_hint());
+        if !wake {
+            let _g = self.wake.wait_for(g, timeout);
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Bytes marked by markers so far (flushed counts).
+    pub fn marked_bytes(&self) -> u64 {
+        self.marked_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Objects marked by markers so far (flushed counts).
+    pub fn marked_objects(&self) -> u64 {
+        self.marked_objects.load(Ordering::Relaxed)
+    }
+
+    /// Scan work done so far: bytes of objects up to their last pointer word (Go's
+    /// `heapScanWork`), plus root bytes.
+    pub fn scan_work(&self) -> u64 {
+        self.scan_work.load(Ordering::Relaxed)
+    }
+}
+
+/// A marker's grey objects and its counts (Go's `gcWork`). Aligned to two cache lines:
+/// workers' structs sit side by side and each writes its stack length and counters per
+/// object, which on shared lines would bounce between cores.
 #[repr(align(128))]
-pub struct MarkWorker<'h> {
-    stack: Vec<Grey<'h>>,
-    /// Bytes of the objects this worker marked (their slot sizes).
+#[derive(Default)]
+pub struct GcWork {
+    stack: Vec<Grey>,
+    /// Bytes of the objects this marker marked (their slot sizes), not yet flushed.
     pub marked_bytes: u64,
-    /// Objects this worker marked.
+    /// Objects this marker marked, not yet flushed.
     pub marked_objects: u64,
-    /// Objects (and oblets) this worker scanned.
+    /// Objects (and oblets) this marker scanned.
     pub scanned: u64,
+    /// Scan work done, not yet flushed (see [`MarkQueue::scan_work`]).
+    pub scan_work: u64,
     /// Time spent with work in hand.
     pub busy: Duration,
 }
 
-/// Sets up `n` workers on `heap`.
-pub fn workers<'h>(heap: &'h MHeap, n: usize) -> (MarkShared<'h>, Vec<MarkWorker<'h>>) {
-    let workers: Vec<MarkWorker<'h>> = (0..n.max(1))
-        .map(|_| MarkWorker {
-            stack: Vec::new(),
-            marked_bytes: 0,
-            marked_objects: 0,
-            scanned: 0,
-            busy: Duration::ZERO,
-        })
-        .collect();
-    let shared = MarkShared {
-        heap,
-        injector: Injector::new(),
-        workers: workers.len(),
-        idle: AtomicUsize::new(0),
-    };
-    (shared, workers)
+/// How a bounded drain ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drained {
+    /// No grey object was left to take.
+    Empty,
+    /// The budget ran out first; the rest went to the injector.
+    Budget,
 }
 
-impl<'h> MarkShared<'h> {
-    /// The heap being marked.
-    pub fn heap(&self) -> &'h MHeap {
-        self.heap
+impl GcWork {
+    /// An empty work buffer.
+    pub fn new() -> GcWork {
+        GcWork::default()
     }
 
-    /// A worker is waiting for work and none is on offer.
-    #[inline]
-    fn hungry(&self) -> bool {
-        self.idle.load(Ordering::Relaxed) > 0 && self.injector.is_empty()
+    /// True when this marker holds no grey object.
+    pub fn is_empty(&self) -> bool {
+        self.stack.is_empty()
     }
-}
 
-impl<'h> MarkWorker<'h> {
     /// Greys the object holding `addr`, if it is a heap object not yet marked. Returns
     /// whether this call marked it.
     #[inline(always)]
-    pub fn shade(&mut self, shared: &MarkShared<'h>, addr: usize) -> bool {
-        // SAFETY: marking runs with the world stopped and sweeping finished.
-        let Some(obj) = (unsafe { shared.heap.find_object_unlocked(addr) }) else {
+    pub fn shade(&mut self, q: &MarkQueue, addr: usize) -> bool {
+        // SAFETY: a cycle marks with sweeping drained (no span is freed or swept), which
+        // is `find_object_unlocked`'s contract; the result is used only within this call.
+        let Some(obj) = (unsafe { q.heap.find_object_unlocked(addr) }) else {
             return false;
         };
-        let newly = if shared.workers == 1 {
-            // SAFETY: this worker is the only marker of this phase.
+        let newly = if q.exclusive {
+            // SAFETY: `exclusive` queues have one marker and the world stopped.
             unsafe { obj.try_mark_exclusive() }
         } else {
             obj.try_mark()
@@ -132,7 +377,7 @@ impl<'h> MarkWorker<'h> {
         self.marked_objects += 1;
         if !obj.noscan() {
             self.stack.push(Grey {
-                span: obj.span(),
+                span: NonNull::from(obj.span()),
                 base: obj.base(),
                 from: 0,
             });
@@ -140,98 +385,175 @@ impl<'h> MarkWorker<'h> {
         true
     }
 
-    /// Scans grey objects until no worker has any left.
+    /// Marks from this marker's grey objects, the injector and unclaimed root jobs until
+    /// there is nothing left to take or `budget` units of scan work are done. Grey objects
+    /// left over go to the injector. Returns how it ended and the scan work done.
+    pub fn drain(&mut self, q: &MarkQueue, budget: u64) -> (Drained, u64) {
+        q.join();
+        let start = self.scan_work;
+        let limit = start.saturating_add(budget);
+        let empty = self.drain_loop(q, limit);
+        let done = self.scan_work - start;
+        self.share(q);
+        self.flush_counts(q);
+        q.leave();
+        let how = if empty {
+            Drained::Empty
+        } else {
+            Drained::Budget
+        };
+        (how, done)
+    }
+
+    /// Marks until no marker has anything left: for a marker that holds the world stopped
+    /// (or is the heap's only mutator) and must see marking through. Other markers may
+    /// work beside it; it returns when every one of them is idle and the injector empty.
+    pub fn drain_all(&mut self, q: &MarkQueue) {
+        q.join();
+        loop {
+            self.drain_loop(q, u64::MAX);
+            q.waiting.fetch_add(1, Ordering::SeqCst);
+            q.active.fetch_sub(1, Ordering::SeqCst);
+            let more = loop {
+                if q.has_work() {
+                    break true;
+                }
+                if q.active.load(Ordering::SeqCst) == 0 {
+                    break false;
+                }
+                spin_loop();
+            };
+            if more {
+                q.active.fetch_add(1, Ordering::SeqCst);
+                q.waiting.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            q.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.flush_counts(q);
+            return;
+        }
+    }
+
+    /// The mark loop. Returns true when it ran out of work, false at `limit`.
     ///
-    /// Marking a big heap is a cache miss per object, so objects do not go from the deque
+    /// Marking a big heap is a cache miss per object, so objects do not go from the stack
     /// straight to `scan`: they pass through a FIFO of `PREFETCH` slots, prefetched as they
     /// enter, scanned as they leave, which keeps that many misses in flight (Boehm's and
     /// Cher, Hosking and Vijaykumar's prefetch-on-grey, 2004). The FIFO's objects are this
-    /// worker's work in hand: it does not go idle until the FIFO is empty.
-    pub fn drain(&mut self, shared: &MarkShared<'h>) {
-        let mut fifo: [Option<Grey<'h>>; PREFETCH] = [None; PREFETCH];
+    /// marker's work in hand: it does not stop until the FIFO is empty.
+    fn drain_loop(&mut self, q: &MarkQueue, limit: u64) -> bool {
+        let mut fifo: [Option<Grey>; PREFETCH] = [None; PREFETCH];
         let mut at = 0;
+        let mut in_hand = 0;
+        let start = Instant::now();
+        let empty;
         loop {
-            let start = Instant::now();
-            let mut in_hand = 0;
-            loop {
-                let next = self.find_work(shared);
-                if let Some(g) = next {
+            let next = if self.scan_work < limit {
+                self.find_work(q)
+            } else {
+                None
+            };
+            match next {
+                Some(g) => {
                     prefetch(g.base + g.from * 8);
                     in_hand += 1;
-                } else if in_hand == 0 {
+                }
+                None if in_hand == 0 => {
+                    empty = self.scan_work < limit;
                     break;
                 }
-                if let Some(g) = std::mem::replace(&mut fifo[at], next) {
-                    in_hand -= 1;
-                    self.scan(shared, g);
-                    if self.stack.len() > 1 && shared.hungry() {
-                        self.give_half(shared);
-                    }
-                }
-                at = (at + 1) % PREFETCH;
+                None => {}
             }
-            self.busy += start.elapsed();
-            shared.idle.fetch_add(1, Ordering::AcqRel);
-            loop {
-                if shared.idle.load(Ordering::Acquire) == shared.workers {
-                    return;
+            if let Some(g) = std::mem::replace(&mut fifo[at], next) {
+                in_hand -= 1;
+                self.scan(q, g);
+                if self.stack.len() > 1 && q.hungry() {
+                    self.give_half(q);
                 }
-                if !shared.injector.is_empty() {
-                    shared.idle.fetch_sub(1, Ordering::AcqRel);
-                    break;
-                }
-                spin_loop();
             }
+            at = (at + 1) % PREFETCH;
         }
+        self.busy += start.elapsed();
+        empty
     }
 
-    fn find_work(&mut self, shared: &MarkShared<'h>) -> Option<Grey<'h>> {
-        if let Some(g) = self.stack.pop() {
-            return Some(g);
-        }
+    fn find_work(&mut self, q: &MarkQueue) -> Option<Grey> {
         loop {
-            match shared.injector.steal() {
+            if let Some(g) = self.stack.pop() {
+                return Some(g);
+            }
+            match q.injector.steal() {
                 Steal::Success(g) => return Some(g),
-                Steal::Retry => {}
-                Steal::Empty => return None,
+                Steal::Retry => continue,
+                Steal::Empty => {}
+            }
+            if !self.scan_root_job(q) {
+                return None;
             }
         }
     }
 
-    /// Hands the older half of this worker's stack to the injector.
-    fn give_half(&mut self, shared: &MarkShared<'h>) {
+    /// Claims and scans the next root job, if one is left.
+    fn scan_root_job(&mut self, q: &MarkQueue) -> bool {
+        let Some(roots) = q.roots.as_ref() else {
+            return false;
+        };
+        let job = q.root_next.fetch_add(1, Ordering::SeqCst);
+        if job >= q.root_total {
+            return false;
+        }
+        let mut words = 0u64;
+        roots.scan(
+            job,
+            &mut Tracer::new(&mut |addr, _| {
+                words += 1;
+                self.shade(q, addr);
+            }),
+        );
+        self.scan_work += 8 * words;
+        q.root_done.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    /// Hands the older half of this marker's stack to the injector.
+    fn give_half(&mut self, q: &MarkQueue) {
         let half = self.stack.len() / 2;
         for g in self.stack.drain(..half) {
-            shared.injector.push(g);
+            q.injector.push(g);
         }
+        q.notify();
     }
 
     /// Shades every pointer of a grey object (or of one oblet of it).
     #[inline]
-    fn scan(&mut self, shared: &MarkShared<'h>, g: Grey<'h>) {
+    fn scan(&mut self, q: &MarkQueue, g: Grey) {
         self.scanned += 1;
-        // SAFETY: world stopped, sweeping finished; `g` came from an ObjectRef this phase.
-        if let Some(mask) = unsafe { shared.heap.uniform_mask(g.span) } {
+        // SAFETY: span structs outlive their heap's queue; `g` came from an ObjectRef.
+        let span = unsafe { g.span.as_ref() };
+        // SAFETY: as in `shade`; (span, base) came from an ObjectRef this cycle.
+        if let Some(mask) = unsafe { q.heap.uniform_mask(span) } {
+            self.scan_work += 8 * (64 - mask.leading_zeros()) as u64;
             let mut bits = mask;
             while bits != 0 {
                 let addr = g.base + bits.trailing_zeros() as usize * 8;
                 bits &= bits - 1;
-                // SAFETY: a pointer word of a live object, read with the world stopped.
-                let value = unsafe { std::ptr::read(addr as *const usize) };
+                // SAFETY: a pointer word of an allocated object (objects are never freed
+                // while marking runs).
+                let value = unsafe { load_word(addr) };
                 if value != 0 {
-                    self.shade(shared, value);
+                    self.shade(q, value);
                 }
             }
             return;
         }
-        self.scan_words(shared, g);
+        self.scan_words(q, span, g);
     }
 
     /// `scan` for objects whose pointer words come from the bitmap or a layout.
     #[inline(never)]
-    fn scan_words(&mut self, shared: &MarkShared<'h>, g: Grey<'h>) {
-        // SAFETY: world stopped, sweeping finished; `g` came from an ObjectRef this phase.
-        let words = unsafe { shared.heap.pointer_words(g.span, g.base) };
+    fn scan_words(&mut self, q: &MarkQueue, span: &MSpan, g: Grey) {
+        // SAFETY: as in `scan`.
+        let words = unsafe { q.heap.pointer_words(span, g.base) };
         let words = if words.extent() > OBLET_WORDS {
             if g.from == 0 {
                 let mut from = OBLET_WORDS;
@@ -244,45 +566,78 @@ impl<'h> MarkWorker<'h> {
         } else {
             words
         };
+        self.scan_work += 8 * (words.extent().saturating_sub(g.from)) as u64;
         for addr in words {
-            // SAFETY: `addr` is a pointer word of a live object; with the world stopped
-            // nobody writes it.
-            let value = unsafe { std::ptr::read(addr as *const usize) };
+            // SAFETY: as in `scan`.
+            let value = unsafe { load_word(addr) };
             if value != 0 {
-                self.shade(shared, value);
+                self.shade(q, value);
             }
         }
     }
 
-    /// Hands all of this worker's grey objects to the injector (used when the roots were
-    /// shaded on one worker before the others start).
-    pub fn share(&mut self, shared: &MarkShared<'h>) {
+    /// Hands all of this marker's grey objects to the injector.
+    pub fn share(&mut self, q: &MarkQueue) {
+        if self.stack.is_empty() {
+            return;
+        }
         for g in self.stack.drain(..) {
-            shared.injector.push(g);
+            q.injector.push(g);
+        }
+        q.notify();
+    }
+
+    /// Shades what a flushed write-barrier buffer or a root scan produced and hands the
+    /// grey objects to the injector, as a marker that joins for the push (see the module
+    /// comment). Returns how many objects it greyed.
+    pub fn shade_all(&mut self, q: &MarkQueue, addrs: impl Iterator<Item = usize>) -> usize {
+        q.join();
+        let mut n = 0;
+        for a in addrs {
+            n += self.shade(q, a) as usize;
+        }
+        self.share(q);
+        self.flush_counts(q);
+        q.leave();
+        n
+    }
+
+    /// Adds this marker's counts to the queue's.
+    pub fn flush_counts(&mut self, q: &MarkQueue) {
+        if self.marked_bytes != 0 {
+            q.marked_bytes
+                .fetch_add(std::mem::take(&mut self.marked_bytes), Ordering::Relaxed);
+        }
+        if self.marked_objects != 0 {
+            q.marked_objects
+                .fetch_add(std::mem::take(&mut self.marked_objects), Ordering::Relaxed);
+        }
+        if self.scan_work != 0 {
+            q.scan_work
+                .fetch_add(std::mem::take(&mut self.scan_work), Ordering::Relaxed);
         }
     }
 }
 
-/// Marks everything reachable from what was shaded into `workers` (roots), running the
-/// workers on `workers.len()` threads (the calling thread is one). Returns when marking is
-/// complete. (Loom models start the workers on their own threads instead.)
-#[cfg(not(loom))]
-pub fn run<'h>(shared: &MarkShared<'h>, workers: &mut [MarkWorker<'h>]) {
-    if workers.len() == 1 {
-        workers[0].drain(shared);
+/// Marks everything reachable from what was shaded into the queue, on `workers.len()`
+/// threads (the calling thread is one), with the world stopped. (Loom models start their
+/// markers on loom threads themselves; here, under loom, one thread marks.)
+pub fn drain_stopped(q: &MarkQueue, workers: &mut [GcWork]) {
+    if workers.len() == 1 || cfg!(loom) {
+        workers[0].drain_all(q);
         return;
     }
     for w in workers.iter_mut() {
-        w.share(shared);
+        w.share(q);
     }
     std::thread::scope(|scope| {
         let (first, rest) = workers.split_first_mut().expect("at least one worker");
         for w in rest {
             std::thread::Builder::new()
                 .name("minigo-mark".into())
-                .spawn_scoped(scope, move || w.drain(shared))
+                .spawn_scoped(scope, move || w.drain_all(q))
                 .expect("the OS refused a mark worker thread");
         }
-        first.drain(shared);
+        first.drain_all(q);
     });
 }

@@ -7,6 +7,20 @@
 //! ([`Tracer::scan_conservative`]): every word that `find_object` says is an object is kept.
 //! A pointer may point anywhere inside its object. Values that are not heap objects (null,
 //! the zero-size address, memory outside the heap) are ignored.
+//!
+//! **Concurrent marking.** A standalone heap's roots are traced once per cycle, when the
+//! cycle starts; marking then runs beside the mutator until a later allocation ends it.
+//! The roots may change freely meanwhile (a VM's stack is not watched, as Go does not
+//! watch a goroutine's stack once scanned), because the collector keeps everything that
+//! was reachable when it traced them, plus everything allocated since (new objects are
+//! black). That holds as long as the embedder keeps two rules:
+//!
+//! 1. every pointer store into a heap object goes through `Mutator::write` (its write
+//!    barrier records the pointer overwritten, which may be the last path to an object
+//!    the VM still holds);
+//! 2. an object reached through a reference the collector does not trace — an entry of a
+//!    weak table such as an intern table — goes through `Mutator::shade` before the VM
+//!    keeps it (it may not have been reachable when the roots were traced).
 
 use minigo_alloc_core::MHeap;
 
@@ -21,11 +35,11 @@ pub enum RootKind {
 
 /// What an embedder implements to tell the collector what it holds.
 pub trait Roots {
-    /// Reports every root. Called at the start of each collection (twice in verify mode),
-    /// with the heap quiescent: it must not allocate.
+    /// Reports every root. Called when a cycle starts (and again at its end in verify
+    /// mode), from inside an allocation or a collection: it must not allocate.
     fn trace(&mut self, tracer: &mut Tracer<'_>);
 
-    /// Called after marking, before anything is freed: drop every entry of a weak table
+    /// Called at mark termination, before anything is freed: drop every entry of a weak table
     /// (an intern table, a cache) whose object [`Liveness::is_live`] says is dead. Entries
     /// left pointing at dead objects would dangle once the sweep reuses them.
     fn clear_weak(&mut self, live: &Liveness<'_>) {
@@ -52,7 +66,9 @@ pub struct Tracer<'a> {
 }
 
 impl<'a> Tracer<'a> {
-    pub(crate) fn new(sink: &'a mut dyn FnMut(usize, RootKind)) -> Tracer<'a> {
+    /// A tracer that hands every root it is given to `sink` (for embedders composing
+    /// their roots, and for scanning a range outside a collection).
+    pub fn new(sink: &'a mut dyn FnMut(usize, RootKind)) -> Tracer<'a> {
         Tracer { sink }
     }
 
@@ -97,8 +113,8 @@ impl<'h> Liveness<'h> {
     /// False only for a heap object that this collection found unreachable (it is about
     /// to be freed). Addresses outside the heap are always live: they are not ours.
     pub fn is_live(&self, addr: usize) -> bool {
-        // SAFETY: called only from `Roots::clear_weak`, while the collector holds the world
-        // stopped between mark and sweep.
+        // SAFETY: called only from `Roots::clear_weak`, at mark termination: sweeping is
+        // drained for the cycle, so no span is freed or swept meanwhile.
         unsafe { self.heap.find_object_unlocked(addr) }.is_none_or(|o| o.is_marked())
     }
 }

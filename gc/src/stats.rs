@@ -7,34 +7,72 @@ use std::fmt::Write;
 use minigo_alloc_core::MemStats;
 
 /// One collection, as measured. Times are nanoseconds.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// A concurrent cycle stops the world twice: at its start (sweep termination, mark setup)
+/// and at its end (mark termination); marking runs between them beside the mutators. A
+/// stop to end marking that found more work restarts the world and counts as a retry. In
+/// a stop-the-world cycle (`GcConfig::stop_the_world`) all of it is one pause.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CycleRecord {
     /// 1 for the first cycle.
     pub number: u32,
     /// Start, since the collector was created.
     pub start_ns: u64,
-    /// Sweep termination: finishing the last cycle's sweep.
+    /// The first stop: finishing the last cycle's sweep, setting up marking.
     pub sweep_term_ns: u64,
-    /// Marking, roots included (and the verify pass, if on).
+    /// Marking: from the end of the first stop to the start of the last (with the world
+    /// running, in a concurrent cycle; inside the pause, in a stop-the-world one).
     pub mark_ns: u64,
-    /// Mark termination: weak tables, starting the sweep, releasing mcaches.
+    /// The last stop: mark termination (weak tables, the sweep's start, the next goal).
     pub mark_term_ns: u64,
-    /// CPU spent marking: the workers' busy time added up.
-    pub mark_cpu_ns: u64,
-    /// The whole stop-the-world pause.
+    /// Stops that tried to end marking and found more to mark.
+    pub retries: u32,
+    /// Their time.
+    pub retry_ns: u64,
+    /// All the time the world was stopped (Go's `PauseNs` entry: every pause of the cycle).
     pub pause_ns: u64,
+    /// The longest single stop.
+    pub longest_pause_ns: u64,
+    /// CPU spent marking, all of it (assists, background and idle workers, stopped marking).
+    pub mark_cpu_ns: u64,
+    /// Of it, by mutators' assists.
+    pub assist_cpu_ns: u64,
+    /// Of it, by dedicated and fractional background workers.
+    pub background_cpu_ns: u64,
+    /// Of it, by workers on otherwise idle cores.
+    pub idle_cpu_ns: u64,
+    /// The longest single assist.
+    pub longest_assist_ns: u64,
     /// Heap live (Go's heapLive) when the cycle began.
     pub heap_before: u64,
-    /// Bytes marked: the live heap.
+    /// Heap live when mark termination began.
+    pub heap_at_term: u64,
+    /// Bytes marked, objects allocated during marking included: the live heap.
     pub heap_live: u64,
-    /// Objects marked.
+    /// Objects marked by the markers (objects allocated during marking not included).
     pub objects_live: u64,
     /// The goal set for the next cycle.
     pub next_goal: u64,
-    /// Mark workers used.
+    /// The heap live at which the next cycle starts.
+    pub next_trigger: u64,
+    /// Mark workers the cycle could use (background ones, or the stopped mark's threads).
     pub workers: usize,
     /// Asked for by the program rather than by the pacer.
     pub forced: bool,
+    /// Marked beside the mutators (false: with the world stopped).
+    pub concurrent: bool,
+}
+
+impl CycleRecord {
+    /// When marking began (since the collector was created).
+    pub fn mark_start_ns(&self) -> u64 {
+        self.start_ns + self.sweep_term_ns
+    }
+
+    /// When the last stop began.
+    pub fn mark_end_ns(&self) -> u64 {
+        self.mark_start_ns() + self.mark_ns
+    }
 }
 
 /// Running totals behind the MemStats GC fields.
@@ -49,6 +87,8 @@ pub(crate) struct GcStats {
     pub(crate) gc_cpu_ns: u64,
     pub(crate) next_gc: u64,
     pub(crate) history: VecDeque<CycleRecord>,
+    /// Processors a pause stops (what a pause costs in CPU).
+    pub(crate) procs: usize,
 }
 
 /// At most this many cycle records are kept (the oldest are dropped).
@@ -67,7 +107,12 @@ impl GcStats {
         self.pause_ns[slot] = r.pause_ns;
         self.pause_end[slot] = end_unix_ns;
         self.last_gc_unix_ns = end_unix_ns;
-        self.gc_cpu_ns += r.sweep_term_ns + r.mark_cpu_ns + r.mark_term_ns;
+        // A pause takes every processor; marking beside the mutators, what it used. (A
+        // stop-the-world cycle's marking is inside its pause.)
+        self.gc_cpu_ns += r.pause_ns * self.procs.max(1) as u64;
+        if r.concurrent {
+            self.gc_cpu_ns += r.mark_cpu_ns;
+        }
         self.next_gc = r.next_goal;
         // A ring: dropping the oldest of 65,536 records from a Vec moved them all, 120 µs
         // a cycle once a long run (a --gc-stress one) had filled it.
@@ -113,24 +158,31 @@ fn ms(ns: u64) -> String {
 }
 
 /// The cycle's gctrace line, in Go's format:
-/// `gc 3 @0.012s 2%: 0.016+0.33+0.003 ms clock, 0.016+0/0.60/0+0.003 ms cpu, 4->4->1 MB,
-/// 4 MB goal, 0 MB stacks, 0 MB globals, 2 P` (stop-the-world: no assist or idle marking,
-/// so those CPU fields are 0; "MB" is MiB and `P` the processors, as in Go).
+/// `gc 3 @0.012s 2%: 0.016+0.33+0.003 ms clock, 0.032+0.12/0.60/0.05+0.006 ms cpu, 4->5->1
+/// MB, 4 MB goal, 0 MB stacks, 0 MB globals, 2 P`: the clocks are the first pause, marking
+/// and the last pause (failed attempts to end marking count in the last); the CPU fields
+/// are the pauses times the processors they stopped, and marking split into assists /
+/// background workers / idle workers; the sizes are heap live at the start, at mark
+/// termination, and marked. "MB" is MiB and `P` the processors, as in Go.
 pub fn gctrace_line(r: &CycleRecord, cpu_percent: u64, procs: usize) -> String {
     let mb = |b: u64| b >> 20;
+    let p = procs.max(1) as u64;
+    let (first, last) = (r.sweep_term_ns, r.mark_term_ns + r.retry_ns);
     let mut s = format!(
-        "gc {} @{:.3}s {}%: {}+{}+{} ms clock, {}+0/{}/0+{} ms cpu, {}->{}->{} MB, {} MB goal, 0 MB stacks, 0 MB globals, {} P",
+        "gc {} @{:.3}s {}%: {}+{}+{} ms clock, {}+{}/{}/{}+{} ms cpu, {}->{}->{} MB, {} MB goal, 0 MB stacks, 0 MB globals, {} P",
         r.number,
         r.start_ns as f64 / 1e9,
         cpu_percent,
-        ms(r.sweep_term_ns),
+        ms(first),
         ms(r.mark_ns),
-        ms(r.mark_term_ns),
-        ms(r.sweep_term_ns),
-        ms(r.mark_cpu_ns),
-        ms(r.mark_term_ns),
+        ms(last),
+        ms(first * p),
+        ms(r.assist_cpu_ns),
+        ms(r.background_cpu_ns),
+        ms(r.idle_cpu_ns),
+        ms(last * p),
         mb(r.heap_before),
-        mb(r.heap_before),
+        mb(r.heap_at_term),
         mb(r.heap_live),
         if r.next_goal == u64::MAX { 0 } else { mb(r.next_goal) },
         procs,
@@ -153,18 +205,24 @@ mod tests {
             sweep_term_ns: 16_000,
             mark_ns: 330_000,
             mark_term_ns: 3_000,
-            mark_cpu_ns: 600_000,
-            pause_ns: 349_000,
+            mark_cpu_ns: 750_000,
+            assist_cpu_ns: 120_000,
+            background_cpu_ns: 600_000,
+            idle_cpu_ns: 30_000,
+            pause_ns: 19_000,
             heap_before: 4 << 20,
+            heap_at_term: 5 << 20,
             heap_live: 1 << 20,
             objects_live: 100,
             next_goal: 4 << 20,
             workers: 2,
             forced: true,
+            concurrent: true,
+            ..CycleRecord::default()
         };
         assert_eq!(
             gctrace_line(&r, 2, 2),
-            "gc 7 @1.234s 2%: 0.016+0.330+0.003 ms clock, 0.016+0/0.600/0+0.003 ms cpu, 4->4->1 MB, 4 MB goal, 0 MB stacks, 0 MB globals, 2 P (forced)"
+            "gc 7 @1.234s 2%: 0.016+0.330+0.003 ms clock, 0.032+0.120/0.600/0.030+0.006 ms cpu, 4->5->1 MB, 4 MB goal, 0 MB stacks, 0 MB globals, 2 P (forced)"
         );
     }
 
@@ -175,18 +233,10 @@ mod tests {
         for n in 1..=300u32 {
             let r = CycleRecord {
                 number: n,
-                start_ns: 0,
-                sweep_term_ns: 0,
-                mark_ns: 0,
-                mark_term_ns: 0,
-                mark_cpu_ns: 0,
                 pause_ns: n as u64,
-                heap_before: 0,
-                heap_live: 0,
-                objects_live: 0,
-                next_goal: 0,
                 workers: 1,
                 forced: n % 2 == 0,
+                ..CycleRecord::default()
             };
             s.record(r, 1000 + n as u64);
         }

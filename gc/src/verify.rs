@@ -1,6 +1,7 @@
-//! Verify mode (Go's `GODEBUG=gccheckmark=1`): after marking, mark again from the roots,
-//! single-threaded, into a separate set, and fail loudly if anything reachable was left
-//! unmarked, naming the object, its span and the path that reaches it. It also catches
+//! Verify mode (Go's `GODEBUG=gccheckmark=1`): at mark termination, with the mutators
+//! stopped, mark again from the roots, single-threaded, into a separate set, and fail
+//! loudly if anything reachable was left unmarked (concurrent marking may keep more than
+//! is reachable now, never less), naming the object, its span and the path that reaches it. It also catches
 //! dangling pointers: a root or pointer word that points into the heap but not at an
 //! allocated object (Go's "found bad pointer in Go heap").
 
@@ -29,7 +30,8 @@ impl<'h> Checkmarks<'h> {
     /// Reaches the object holding `addr` from `parent`; notes a dangling pointer if `addr`
     /// is in the heap but no object.
     fn reach(&mut self, addr: usize, parent: Parent, precise: bool) {
-        // SAFETY: verification runs with the world stopped, sweeping finished.
+        // SAFETY: verification runs at mark termination: mutators stopped, sweeping
+        // drained for the cycle (no span freed or swept).
         let Some(o) = (unsafe { self.heap.find_object_unlocked(addr) }) else {
             if precise && self.heap.contains(addr) {
                 let what = match parent {
@@ -88,8 +90,8 @@ pub fn verify(heap: &MHeap, roots: &mut dyn Roots) -> Result<u64, String> {
     while let Some((base, span)) = c.stack.pop() {
         // SAFETY: as above; (span, base) came from an ObjectRef just now.
         for addr in unsafe { heap.pointer_words(span, base) } {
-            // SAFETY: a pointer word of a live object, read with the world stopped.
-            let value = unsafe { std::ptr::read(addr as *const usize) };
+            // SAFETY: a pointer word of a live object, read with the mutators stopped.
+            let value = unsafe { minigo_alloc_core::sync::load_word(addr) };
             if value != 0 {
                 c.reach(value, Parent::Object(base, addr - base), true);
             }

@@ -60,10 +60,10 @@ fn ten_million_node_list_survives_and_is_freed() {
         r.objects_live, n as u64,
         "every node marked, without recursion"
     );
-    assert!(
-        m.collector().cycles().len() > 5,
-        "the pacer collected while the list grew"
-    );
+    // Concurrent cycles over a list that grows while they mark it end later (what was
+    // allocated meanwhile is black), so the goal steps up faster than a stopped mark's.
+    let paced = m.collector().cycles().iter().filter(|c| !c.forced).count();
+    assert!(paced >= 2, "the pacer collected while the list grew");
     let (mut p, mut count) = (roots.0[0], 0usize);
     while p != 0 {
         assert_eq!(read(p + 8), n - 1 - count);
@@ -117,7 +117,10 @@ fn million_node_tree_survives_and_is_freed() {
     roots.0.push(root);
     let r = m.collect(&mut roots);
     assert_eq!(r.objects_live, (1 << 20) - 1);
-    assert_eq!(r.workers, 2);
+    assert!(
+        r.workers >= 2,
+        "the mutator and the background workers mark it"
+    );
     assert_eq!(check_tree(root, 19), (1 << 20) - 1);
     roots.0.clear();
     m.collect(&mut roots);
@@ -199,7 +202,8 @@ fn mark_set(workers: usize) -> (Vec<bool>, usize) {
 fn parallel_marking_marks_what_single_threaded_marking_marks() {
     let (one, w1) = mark_set(1);
     let (four, w4) = mark_set(4);
-    assert_eq!((w1, w4), (1, 4));
+    assert_eq!(w1, 1, "one processor: the mutator marks alone");
+    assert!(w4 > 1, "four: background workers help");
     assert_eq!(one.len(), four.len());
     let live = one.iter().filter(|&&l| l).count();
     assert!(
@@ -322,22 +326,29 @@ fn gogc_paces_collections_at_live_times_one_plus_gogc() {
         let first = m.collect(&mut roots);
         let live = first.heap_live;
         assert!(live >= 20_000 * 1024);
-        assert_eq!(first.next_goal, live + live * gogc as u64 / 100);
+        let goal = live + live * gogc as u64 / 100;
+        assert_eq!(first.next_goal, goal);
+        // No runway measured yet: the trigger is the latest Go allows, 95% of the way to
+        // the goal or 4 MiB short of it.
+        let trigger = (live + (goal - live) * 61 / 64).max(goal - (4 << 20));
+        assert_eq!(first.next_trigger, trigger);
         let n = m.collector().cycles().len();
         while m.collector().cycles().len() == n {
             m.alloc(&Layout::noscan(64), &mut roots).unwrap();
         }
         let next = m.collector().cycles().last().unwrap().clone();
-        assert!(!next.forced);
+        assert!(!next.forced && next.concurrent);
         assert!(
-            next.heap_before >= first.next_goal && next.heap_before < first.next_goal + (64 << 10),
-            "GOGC={gogc}: collected at {} for a goal of {}",
+            next.heap_before >= trigger && next.heap_before < trigger + (64 << 10),
+            "GOGC={gogc}: started at {} for a trigger of {trigger}",
             next.heap_before,
-            first.next_goal
         );
-        assert_eq!(
-            next.heap_live, live,
-            "the garbage went, the live data stayed"
+        // What was allocated while marking ran is black: kept this cycle, counted live.
+        let black = next.heap_at_term - next.heap_before;
+        assert!(
+            next.heap_live >= live && next.heap_live <= live + black + (64 << 10),
+            "GOGC={gogc}: the garbage went, the live data stayed ({} live after, {live} before, {black} allocated while marking)",
+            next.heap_live
         );
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! The graph: roots A and B both point at C (a diamond), C points at D, D back at A (a
 //! cycle) and at R, and an unreachable E points at C. Worker 0 shades the roots and hands
-//! them to the injector; both workers then drain concurrently, stealing from the injector
-//! and handing work to each other when one is idle.
+//! them to the injector; both workers then drain to the end concurrently (`drain_all`, as
+//! markers do with the world stopped), stealing from the injector and handing work to
+//! each other when one is waiting.
 //!
 //! Proves: every reachable object is marked and the unreachable one is not; each reachable
 //! object is scanned exactly once, however the two workers race on C and A (the atomic
@@ -16,7 +17,7 @@
 use loom::sync::Arc;
 use loom::thread;
 use minigo_alloc_core::{HeapConfig, Layout, MCache, MHeap};
-use minigo_gc::mark::{self, MarkShared, MarkWorker};
+use minigo_gc::mark::{GcWork, MarkQueue};
 use minigo_loom_tests::model;
 
 #[test]
@@ -40,21 +41,16 @@ fn two_mark_workers_on_a_shared_graph() {
         c.release_all();
         heap.finish_sweep();
 
-        // SAFETY: the heap outlives the spawned worker: it is joined before `heap` drops.
-        let h: &'static MHeap = unsafe { &*Arc::as_ptr(&heap) };
-        let (shared, mut workers) = mark::workers(h, 2);
-        let shared: Arc<MarkShared<'static>> = Arc::new(shared);
-        let mut w1: MarkWorker<'static> = workers.pop().unwrap();
-        let mut w0 = workers.pop().unwrap();
-        w0.shade(&shared, a);
-        w0.shade(&shared, b);
-        w0.share(&shared);
+        let shared = Arc::new(MarkQueue::new(heap.clone(), false, None));
+        let mut w0 = GcWork::new();
+        let mut w1 = GcWork::new();
+        w0.shade_all(&shared, [a, b].into_iter());
         let s = shared.clone();
         let t = thread::spawn(move || {
-            w1.drain(&s);
+            w1.drain_all(&s);
             w1
         });
-        w0.drain(&shared);
+        w0.drain_all(&shared);
         let w1 = t.join().unwrap();
 
         let reachable = [r, a, b, cc, d];
@@ -70,7 +66,7 @@ fn two_mark_workers_on_a_shared_graph() {
             5,
             "each reachable object scanned exactly once"
         );
-        assert_eq!(w0.marked_objects + w1.marked_objects, 5);
+        assert_eq!(shared.marked_objects(), 5);
         drop(shared);
     });
 }

@@ -67,11 +67,11 @@ fn no_goroutine_runs_while_the_world_is_stopped() {
             s2.world.release_p(p);
         });
 
-        s.world.stop(0);
+        s.world.stop(Some(0));
         s.stopped.store(true, Ordering::SeqCst);
         thread::yield_now();
         s.stopped.store(false, Ordering::SeqCst);
-        s.world.start(0);
+        s.world.start(Some(0));
 
         running.join().unwrap();
         blocking.join().unwrap();

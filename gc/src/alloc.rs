@@ -1,0 +1,70 @@
+//! The allocation slow path, once for every kind of mutator (Go's `mallocgc` past the fast
+//! path). An allocation the mcache cannot serve from its cached span:
+//!
+//! 1. reaches a safepoint (the runtime parks there if the world is stopping);
+//! 2. in stress mode runs a whole cycle; otherwise starts one if the pacer's trigger is
+//!    reached, and while the heap marks, ends the cycle if marking looks done and the
+//!    caller is the one to end it (the standalone heap's only mutator);
+//! 3. refills (or allocates a large object), then pays for what that took while the heap
+//!    marks (an assist);
+//! 4. on out-of-memory under `max_heap`, runs a whole cycle and tries once more.
+//!
+//! What differs between the runtime (a goroutine on a P) and the standalone heap (one
+//! mutator, its roots in hand) is behind [`MutatorContext`].
+
+use std::ptr::NonNull;
+
+use minigo_alloc_core::{AllocError, Layout};
+
+use crate::mutator::MutatorState;
+
+/// What an allocation's slow path needs from the code around its mutator state.
+pub trait MutatorContext {
+    /// The state of the mutator allocating (the runtime: its P's, found again after a
+    /// park).
+    fn state(&mut self) -> &mut MutatorState;
+
+    /// A safepoint: the runtime parks here while the world is stopping.
+    fn safepoint(&mut self);
+
+    /// Starts a cycle: sweeps what the last one left, stops every mutator, and calls
+    /// [`Collector::start_cycle`](crate::Collector::start_cycle).
+    fn start_cycle(&mut self);
+
+    /// Runs a whole cycle and waits for its end: stress mode, and the last try before
+    /// out-of-memory.
+    fn collect(&mut self);
+
+    /// While the heap marks: ends the cycle now if marking looks done and this mutator is
+    /// the one to end it (the standalone heap; the runtime's workers end its cycles).
+    fn poll_mark_done(&mut self) {}
+}
+
+/// Allocates a zeroed array of `len` elements of `layout` past the fast path (see the
+/// module comment).
+pub fn alloc_slow<C: MutatorContext + ?Sized>(
+    cx: &mut C,
+    layout: &Layout,
+    len: usize,
+) -> Result<NonNull<u8>, AllocError> {
+    cx.safepoint();
+    let (stress, start) = {
+        let c = cx.state().collector();
+        (c.config.stress, !c.config.stress && c.should_start())
+    };
+    if stress {
+        cx.collect();
+    } else if start {
+        cx.start_cycle();
+    }
+    if cx.state().marking() {
+        cx.poll_mark_done();
+    }
+    match cx.state().alloc_refill(layout, len) {
+        Err(AllocError::OutOfMemory { .. }) => {
+            cx.collect();
+            cx.state().alloc_refill(layout, len)
+        }
+        r => r,
+    }
+}

@@ -1,0 +1,462 @@
+//! One collection cycle, phase by phase (Go's `mgc.go`):
+//!
+//! 1. **Sweep termination** ([`Collector::start_cycle`], mutators stopped): finish the last
+//!    cycle's sweep (the caller has swept most of it already, before stopping anyone);
+//!    turn allocate-black on and give each mutator state the cycle's mark queue, which
+//!    turns its write barrier on; take the roots — a
+//!    standalone heap's are traced right here, the runtime's become root jobs (a
+//!    goroutine stack each) that markers scan later; set the phase to `Mark`; wake the
+//!    background workers. The world restarts.
+//! 2. **Concurrent mark**: background workers, and mutators' assists and barrier flushes,
+//!    drain grey objects and root jobs while the mutators run. A running goroutine's stack
+//!    is scanned before it resumes; a new object is black; a pointer store is recorded by
+//!    the write barrier. When the last marker leaves with nothing queued, the queue raises
+//!    its done hint.
+//! 3. **Mark termination** ([`Collector::mark_termination`], mutators stopped): shade what
+//!    every write-barrier buffer holds; if that (or a marker still at work) leaves grey
+//!    objects, mark a little with the world stopped and, if that is not the end of it,
+//!    give the world back and let marking go on (a retry). Otherwise: verify if asked,
+//!    clear weak tables, clear the marks of slots the mcaches did not use, make the
+//!    marked bytes the live heap, start the sweep cycle, release every mcache (sweeping
+//!    what they held), set the next goal and trigger, phase `Off`.
+//! 4. **Sweep**: spans are swept lazily by allocation and by the background sweeper,
+//!    which then returns memory over the retention target to the OS.
+//!
+//! With [`GcConfig::stop_the_world`](crate::GcConfig) the three first phases run in one
+//! stop ([`Collector::collect_stopped`]), marking on every processor, as before marking
+//! was concurrent.
+
+use std::sync::Arc as StdArc;
+use std::time::Instant;
+
+use minigo_alloc_core::sync::{spin_loop, Arc, Ordering};
+
+use crate::mark::{drain_stopped, GcWork, MarkCpu, MarkQueue, RootJobs};
+use crate::mutator::MutatorState;
+use crate::phase::GcPhase;
+use crate::roots::{Liveness, Roots, Tracer};
+use crate::stats::CycleRecord;
+use crate::verify;
+use crate::workers::Job;
+use crate::Collector;
+
+/// Scan work mark termination may do with the world stopped before it gives up and lets
+/// marking go on concurrently (about 100 µs of marking).
+const STOPPED_DRAIN_WORK: u64 = 256 << 10;
+
+/// Bytes expected to be marked from which a stopped mark uses more than one thread:
+/// below it, starting threads costs more than it saves.
+const PARALLEL_MARK_MIN: u64 = 1 << 20;
+
+/// Where a cycle's roots come from.
+pub enum CycleRoots<'a> {
+    /// Trace these now, in the first stop: a standalone heap's VM state. The embedder must
+    /// then keep the rule of concurrent marking (see [`crate::Roots`]).
+    Now(&'a mut dyn Roots),
+    /// Scan these jobs on the markers while the mutators run (the runtime's goroutine
+    /// stacks, globals and channel buffers), and end marking through this host.
+    Jobs(StdArc<dyn MarkHost>),
+}
+
+/// A multi-mutator embedder's side of a concurrent cycle (the runtime): root jobs to scan,
+/// and a way to stop every mutator to end marking.
+pub trait MarkHost: RootJobs {
+    /// Marking looks complete: stop every mutator, call [`Collector::mark_termination`]
+    /// with their states, and restart them. Called on a background mark worker's thread,
+    /// which is none of the mutators.
+    fn finish_mark(&self);
+}
+
+/// The cycle under way.
+pub(crate) struct Cycle {
+    pub(crate) queue: Arc<MarkQueue>,
+    forced: bool,
+    start: Instant,
+    start_ns: u64,
+    sweep_term_ns: u64,
+    mark_start: Instant,
+    heap_before: u64,
+    trigger: u64,
+    retries: u32,
+    retry_ns: u64,
+    longest_pause_ns: u64,
+    /// CPU the markers spent with the world stopped (a stopped mark's drain).
+    stopped_mark_cpu_ns: u64,
+    workers: usize,
+    concurrent: bool,
+}
+
+impl Collector {
+    /// Sweep termination and the start of marking (Go's `gcStart`, world stopped). Call
+    /// with every mutator of the heap stopped, passing each one's state; sweep what is
+    /// left of the last cycle before stopping them ([`MHeap::sweep_all`]) so this stop is
+    /// short. Returns false, doing nothing, if a cycle is already under way.
+    ///
+    /// [`MHeap::sweep_all`]: minigo_alloc_core::MHeap::sweep_all
+    pub fn start_cycle(
+        &self,
+        states: &mut [&mut MutatorState],
+        roots: CycleRoots<'_>,
+        forced: bool,
+    ) -> bool {
+        self.begin(states, roots, forced, true)
+    }
+
+    fn begin(
+        &self,
+        states: &mut [&mut MutatorState],
+        roots: CycleRoots<'_>,
+        forced: bool,
+        wake_workers: bool,
+    ) -> bool {
+        let t0 = Instant::now();
+        let mut cur = self.cycle.lock();
+        if cur.is_some() {
+            return false;
+        }
+        let heap = &*self.heap;
+        let heap_before = heap.heap_live();
+        heap.finish_sweep();
+
+        let concurrent = !self.config.stop_the_world;
+        let (host, mut now) = match roots {
+            CycleRoots::Now(r) => (None, Some(r)),
+            CycleRoots::Jobs(h) => (Some(h), None),
+        };
+        let exclusive = !concurrent && self.stopped_mark_threads(heap_before) == 1;
+        let q = Arc::new(MarkQueue::new(
+            self.heap.clone(),
+            exclusive,
+            host.clone().map(|h| h as StdArc<dyn RootJobs>),
+        ));
+        heap.set_alloc_black(true);
+        let mut grey = Vec::new();
+        for st in states.iter_mut() {
+            st.cache.begin_mark();
+            st.cache.take_reserved();
+            st.queue = Some(q.clone());
+            st.credit = 0;
+        }
+        if let Some(r) = now.as_mut() {
+            r.trace(&mut Tracer::new(&mut |addr, _| grey.push(addr)));
+        }
+        GcWork::new().shade_all(&q, grey.into_iter());
+        *self.queue.lock() = Some(q.clone());
+        self.phase.set(GcPhase::Mark);
+
+        let trigger = self.trigger.load(Ordering::Relaxed);
+        self.mark_trigger.store(trigger, Ordering::Relaxed);
+        self.mark_expected
+            .store(self.estimates.lock().last_scan_work, Ordering::Relaxed);
+        self.mark_max_work.store(heap_before, Ordering::Relaxed);
+        self.started.fetch_add(1, Ordering::AcqRel);
+
+        let workers = match (&self.workers, wake_workers && concurrent) {
+            (Some(w), true) => {
+                w.begin(Job {
+                    queue: q.clone(),
+                    host,
+                    start: Instant::now(),
+                });
+                w.len()
+            }
+            _ => 0,
+        };
+        let sweep_term_ns = t0.elapsed().as_nanos() as u64;
+        *cur = Some(Cycle {
+            queue: q,
+            forced,
+            start: t0,
+            start_ns: (t0 - self.created).as_nanos() as u64,
+            sweep_term_ns,
+            mark_start: Instant::now(),
+            heap_before,
+            trigger,
+            retries: 0,
+            retry_ns: 0,
+            longest_pause_ns: sweep_term_ns,
+            stopped_mark_cpu_ns: 0,
+            workers,
+            concurrent,
+        });
+        true
+    }
+
+    /// Threads a stopped mark of a heap with `heap_before` live uses.
+    fn stopped_mark_threads(&self, heap_before: u64) -> usize {
+        // The heap before the cycle is mostly garbage when it is small next to the goal;
+        // the last cycle's marked bytes say better how much there is to mark.
+        let expected = heap_before.min(self.last_marked().unwrap_or(u64::MAX));
+        if expected >= PARALLEL_MARK_MIN {
+            self.config.mark_workers.max(1)
+        } else {
+            1
+        }
+    }
+
+    /// Mark termination (Go's `gcMarkDone` + `gcMarkTermination`, world stopped). Call
+    /// with every mutator stopped, passing each one's state and the roots (for verify mode
+    /// and weak tables; a runtime passes its full root set, traceable while stopped).
+    /// Returns false when marking is not over: the caller restarts the mutators and
+    /// marking goes on (the queue will hint again). True when the cycle is done (or none
+    /// was under way).
+    pub fn mark_termination(
+        &self,
+        states: &mut [&mut MutatorState],
+        roots: &mut dyn Roots,
+    ) -> bool {
+        let t0 = Instant::now();
+        let mut cur = self.cycle.lock();
+        let Some(c) = cur.as_mut() else {
+            return true;
+        };
+        let q = c.queue.clone();
+        let mut gcw = GcWork::new();
+        for st in states.iter_mut() {
+            st.flush_wb();
+        }
+        if !q.quiescent() {
+            let (_, work) = gcw.drain(&q, STOPPED_DRAIN_WORK);
+            // A background worker may have just joined to look for work: give it a moment.
+            let spin = Instant::now();
+            while !q.quiescent() && !q.has_work() && spin.elapsed().as_micros() < 50 {
+                spin_loop();
+            }
+            if work > 0 {
+                c.stopped_mark_cpu_ns += t0.elapsed().as_nanos() as u64;
+            }
+            if !q.quiescent() {
+                let ns = t0.elapsed().as_nanos() as u64;
+                c.retries += 1;
+                c.retry_ns += ns;
+                c.longest_pause_ns = c.longest_pause_ns.max(ns);
+                self.charge_pause(ns);
+                return false;
+            }
+        }
+        self.phase.set(GcPhase::MarkTermination);
+        let heap = &*self.heap;
+        let heap_at_term = heap.heap_live();
+        let mark_ns = (t0 - c.mark_start).as_nanos() as u64;
+
+        if self.config.verify {
+            let number = self.stats.lock().num_gc + 1;
+            match verify::verify(heap, roots) {
+                Err(report) => panic!("minigo gc verify (cycle {number}): {report}"),
+                Ok(reachable) if !c.concurrent && reachable != q.marked_objects() => panic!(
+                    "minigo gc verify (cycle {number}): marked {} objects but {reachable} are reachable",
+                    q.marked_objects()
+                ),
+                Ok(_) => {}
+            }
+        }
+        roots.clear_weak(&Liveness::new(heap));
+
+        let mut black = 0;
+        for st in states.iter_mut() {
+            black += st.cache.end_mark();
+        }
+        heap.set_alloc_black(false);
+        let marked = q.marked_bytes() + black;
+        heap.set_heap_live(marked);
+        heap.start_sweep_cycle();
+        for st in states.iter_mut() {
+            st.cache.release_all();
+            st.queue = None;
+            st.credit = 0;
+        }
+        *self.queue.lock() = None;
+        q.finish();
+        if let Some(w) = &self.workers {
+            w.end();
+        }
+
+        let assist = q.cpu(MarkCpu::Assist);
+        let background = q.cpu(MarkCpu::Background);
+        let idle = q.cpu(MarkCpu::Idle);
+        let mark_cpu = assist + background + idle + c.stopped_mark_cpu_ns;
+        if c.concurrent && mark_ns > 0 {
+            let procs = self.config.mark_workers.max(1) as f64;
+            let span = mark_ns as f64 * procs;
+            let u = ((background + assist) as f64 / span).min(0.95);
+            self.estimates.lock().end_cycle(
+                heap_at_term.saturating_sub(c.trigger),
+                q.scan_work(),
+                u,
+                idle as f64 / span,
+            );
+        } else {
+            self.estimates.lock().last_scan_work = q.scan_work();
+        }
+        let pacer = *self.pacer.lock();
+        let goal = pacer.goal(marked, self.overhead());
+        let runway = self.estimates.lock().runway();
+        let trigger = if c.concurrent {
+            pacer.trigger(marked, goal, runway)
+        } else {
+            goal
+        };
+        self.goal.store(goal, Ordering::Relaxed);
+        self.trigger.store(trigger, Ordering::Relaxed);
+        self.phase.set(GcPhase::Off);
+
+        let term_ns = t0.elapsed().as_nanos() as u64;
+        let (sweep_term_ns, mark_ns, pause_ns) = if c.concurrent {
+            (
+                c.sweep_term_ns,
+                mark_ns,
+                c.sweep_term_ns + c.retry_ns + term_ns,
+            )
+        } else {
+            (
+                c.sweep_term_ns,
+                mark_ns,
+                (c.start.elapsed()).as_nanos() as u64,
+            )
+        };
+        self.charge_pause(term_ns);
+        if c.concurrent {
+            self.gc_cpu_total
+                .fetch_add(mark_cpu - c.stopped_mark_cpu_ns, Ordering::Relaxed);
+        }
+        let record = CycleRecord {
+            number: 0,
+            start_ns: c.start_ns,
+            sweep_term_ns,
+            mark_ns,
+            mark_term_ns: term_ns,
+            retries: c.retries,
+            retry_ns: c.retry_ns,
+            pause_ns,
+            longest_pause_ns: if c.concurrent {
+                c.longest_pause_ns.max(term_ns)
+            } else {
+                pause_ns
+            },
+            mark_cpu_ns: mark_cpu,
+            assist_cpu_ns: assist,
+            background_cpu_ns: background,
+            idle_cpu_ns: idle,
+            longest_assist_ns: q.longest_assist(),
+            heap_before: c.heap_before,
+            heap_at_term,
+            heap_live: marked,
+            objects_live: q.marked_objects(),
+            next_goal: goal,
+            next_trigger: trigger,
+            workers: c.workers,
+            forced: c.forced,
+            concurrent: c.concurrent,
+        };
+        *cur = None;
+        drop(cur);
+        self.record(record);
+        self.start_background_sweep(pacer.retain(goal));
+        *self.finished.lock() += 1;
+        self.finished_cv.notify_all();
+        true
+    }
+
+    /// Counts a pause in the collector's CPU total (every processor stops).
+    fn charge_pause(&self, ns: u64) {
+        let procs = self.config.mark_workers.max(1) as u64;
+        let total = self.gc_cpu_total.fetch_add(ns * procs, Ordering::Relaxed) + ns * procs;
+        self.update_limiter(total);
+    }
+
+    /// A whole cycle in one stop, marking on every processor (Go's
+    /// `GODEBUG=gcstoptheworld=1`; also what a forced collection does in that mode). Call
+    /// with every mutator stopped. A concurrent cycle under way is finished first, inside
+    /// the same stop.
+    pub fn collect_stopped(
+        &self,
+        states: &mut [&mut MutatorState],
+        roots: &mut dyn Roots,
+        forced: bool,
+    ) -> CycleRecord {
+        if self.cycle.lock().is_some() {
+            self.finish_here(states, roots);
+        }
+        let threads = self.stopped_mark_threads(self.heap.heap_live());
+        self.begin(states, CycleRoots::Now(roots), forced, false);
+        let q = self.marking_queue().expect("the cycle just began");
+        let mut workers: Vec<GcWork> = (0..threads).map(|_| GcWork::new()).collect();
+        let t = Instant::now();
+        drain_stopped(&q, &mut workers);
+        if let Some(c) = self.cycle.lock().as_mut() {
+            c.stopped_mark_cpu_ns += t.elapsed().as_nanos() as u64 * threads as u64;
+            c.workers = threads;
+        }
+        self.finish_here(states, roots);
+        self.cycles().pop().expect("a cycle just ended")
+    }
+
+    /// Runs a whole cycle on the calling mutator, which stops nobody else: the standalone
+    /// heap's forced collections, out-of-memory retries and stress mode. A cycle under way
+    /// is finished first; background workers help only when there is much to mark.
+    pub(crate) fn collect_here(
+        &self,
+        states: &mut [&mut MutatorState],
+        roots: &mut dyn Roots,
+        forced: bool,
+    ) -> CycleRecord {
+        if self.config.stop_the_world {
+            return self.collect_stopped(states, roots, forced);
+        }
+        if self.cycle.lock().is_some() {
+            self.finish_here(states, roots);
+        }
+        let helpers = self.stopped_mark_threads(self.heap.heap_live()) > 1;
+        self.begin(states, CycleRoots::Now(roots), forced, helpers);
+        if let Some(c) = self.cycle.lock().as_mut() {
+            // The calling mutator marks too.
+            c.workers += 1;
+        }
+        self.finish_here(states, roots);
+        self.cycles().pop().expect("a cycle just ended")
+    }
+
+    /// Marks the cycle under way to its end on this thread, then terminates it: for a
+    /// caller that is the heap's only mutator, or holds every mutator stopped.
+    pub(crate) fn finish_here(&self, states: &mut [&mut MutatorState], roots: &mut dyn Roots) {
+        loop {
+            let Some(q) = self.marking_queue() else {
+                return;
+            };
+            for st in states.iter_mut() {
+                st.flush_wb();
+            }
+            let mut gcw = GcWork::new();
+            let t = Instant::now();
+            gcw.drain_all(&q);
+            if let Some(c) = self.cycle.lock().as_mut() {
+                c.stopped_mark_cpu_ns += t.elapsed().as_nanos() as u64;
+            }
+            if self.mark_termination(states, roots) {
+                return;
+            }
+        }
+    }
+}
+
+impl Collector {
+    /// Gives up the cycle under way without finishing it, and waits until no background
+    /// worker holds anything of it: for an embedder shutting down (the runtime when `run`
+    /// returns). The heap is left as marking left it, fit for statistics only.
+    pub fn abandon_cycle(&self) {
+        let mut cur = self.cycle.lock();
+        if let Some(c) = cur.take() {
+            c.queue.finish();
+            *self.queue.lock() = None;
+            self.heap.set_alloc_black(false);
+            self.phase.set(GcPhase::Off);
+            if let Some(w) = &self.workers {
+                w.end();
+            }
+        }
+        drop(cur);
+        if let Some(w) = &self.workers {
+            w.quiesce();
+        }
+    }
+}

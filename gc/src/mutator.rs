@@ -1,0 +1,232 @@
+//! A mutator's side of the collector (the GC fields of Go's `p`): its mcache, its
+//! write-barrier buffer, its mark work buffer (gcWork) and its assist credit. The runtime
+//! has one per P; a standalone [`Mutator`](crate::Mutator) has one. Everything a mutator
+//! does for the collector goes through it, so several heaps in one process never mix:
+//!
+//! - **The write barrier** ([`MutatorState::write`]): while its heap marks, a pointer store
+//!   records the overwritten pointer and the new one in the buffer (Go's hybrid barrier:
+//!   Yuasa's deletion half keeps what was reachable when marking began, Dijkstra's
+//!   insertion half covers a store from a stack not yet scanned). A full buffer is shaded
+//!   at once; mark termination shades what is left, with the world stopped.
+//! - **Assists** ([`MutatorState::assist`]): allocating while the heap marks runs up a debt
+//!   of scan work, paid by stealing credit the background workers earned, or by marking.
+//! - **Shading** roots the collector cannot see otherwise: an object taken out of a weak
+//!   table ([`MutatorState::shade`]), a value moved between goroutines, a stack scanned
+//!   before its goroutine resumes ([`MutatorState::shade_conservative`]).
+//!
+//! The state knows the cycle's [`MarkQueue`] while its heap marks: the collector gives it
+//! at the start of marking and takes it back at mark termination, both with the mutator
+//! stopped. So "is the barrier on?" is one load of the state's own field.
+
+use std::ptr::NonNull;
+use std::time::Instant;
+
+use minigo_alloc_core::sync::{load_word, store_word, Arc};
+use minigo_alloc_core::{AllocError, Layout, MCache};
+
+use crate::mark::{GcWork, MarkQueue};
+use crate::wbbuf::WbBuf;
+use crate::Collector;
+
+/// A mutator's state for one heap.
+pub struct MutatorState {
+    pub(crate) cache: MCache,
+    /// The cycle's queue while the heap marks.
+    pub(crate) queue: Option<Arc<MarkQueue>>,
+    wb: WbBuf,
+    pub(crate) gcw: GcWork,
+    /// Go's `gcAssistBytes`: bytes this mutator may still allocate during marking before it
+    /// owes scan work (negative: in debt).
+    pub(crate) credit: i64,
+    collector: Arc<Collector>,
+}
+
+impl MutatorState {
+    /// A state for a new mutator of `collector`'s heap. Call with the heap's mutators
+    /// stopped or from its only mutator, so that a cycle marking now is seen.
+    pub fn new(collector: &Arc<Collector>) -> MutatorState {
+        MutatorState {
+            cache: MCache::new(collector.heap()),
+            queue: collector.marking_queue(),
+            wb: WbBuf::default(),
+            gcw: GcWork::new(),
+            credit: 0,
+            collector: collector.clone(),
+        }
+    }
+
+    /// The collector of this state's heap.
+    pub fn collector(&self) -> &Arc<Collector> {
+        &self.collector
+    }
+
+    /// The mcache.
+    pub fn cache(&mut self) -> &mut MCache {
+        &mut self.cache
+    }
+
+    /// True while the heap marks: the write barrier is on and allocation is black.
+    #[inline(always)]
+    pub fn marking(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// The allocation fast path: `None` when it needs the slow path
+    /// ([`crate::alloc_slow`]).
+    #[inline(always)]
+    pub fn alloc_fast(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
+        self.cache.alloc_fast(layout)
+    }
+
+    /// Stores a pointer into a heap object: the one function every such store goes through.
+    /// While the heap marks, the overwritten pointer and the new one are recorded for
+    /// shading first. The store is atomic (relaxed, word-sized: a plain `mov` on x86-64),
+    /// so a marker or a goroutine on another thread may read the word meanwhile.
+    ///
+    /// # Safety
+    /// `slot` is an aligned word of a live heap object of this state's heap that its layout
+    /// calls a pointer, and `value` is null, a heap object of the same heap, or an address
+    /// outside every heap.
+    #[inline(always)]
+    pub unsafe fn write(&mut self, slot: *mut usize, value: usize) {
+        if self.queue.is_some() {
+            // SAFETY: the caller's contract.
+            unsafe { self.write_barrier(slot as usize, value) };
+        }
+        // SAFETY: the caller's contract: an aligned word of a live object.
+        unsafe { store_word(slot as usize, value) };
+    }
+
+    /// Go's `gcWriteBarrier`: records the old and new pointer of a store.
+    ///
+    /// # Safety
+    /// As for [`MutatorState::write`].
+    #[inline(never)]
+    unsafe fn write_barrier(&mut self, slot: usize, value: usize) {
+        // SAFETY: the caller's contract: an aligned word of a live object.
+        #[cfg(not(loom_mutant = "barrier_no_old"))]
+        let old = unsafe { load_word(slot) };
+        // The seeded bug of the barrier's loom model: Dijkstra's half alone.
+        #[cfg(loom_mutant = "barrier_no_old")]
+        let old = {
+            let _ = slot;
+            0
+        };
+        if self.wb.put(old, value) {
+            self.flush_wb();
+        }
+    }
+
+    /// Shades every pointer the write barrier recorded (Go's `wbBufFlush`).
+    pub fn flush_wb(&mut self) {
+        match &self.queue {
+            Some(q) => {
+                self.gcw.shade_all(q, self.wb.take());
+            }
+            None => self.wb.clear(),
+        }
+    }
+
+    /// True when the barrier buffer holds pointers not yet shaded.
+    pub fn wb_pending(&self) -> bool {
+        !self.wb.is_empty()
+    }
+
+    /// Shades the object holding `addr` if the heap is marking (a read barrier): for an
+    /// object reached through a reference the collector does not trace, such as a weak
+    /// table's entry, which the mutator is about to keep. Without it, an object found in a
+    /// weak table while marking runs could be freed under the mutator.
+    #[inline]
+    pub fn shade(&mut self, addr: usize) {
+        if self.queue.is_some() {
+            self.shade_words(std::iter::once(addr));
+        }
+    }
+
+    /// Shades, if the heap is marking, every word of `words` that points into an allocated
+    /// object: a value moved somewhere already scanned (a channel buffer, another
+    /// goroutine's stack), or a stack scanned before its goroutine resumes.
+    pub fn shade_words(&mut self, words: impl IntoIterator<Item = usize>) {
+        if let Some(q) = &self.queue {
+            self.gcw.shade_all(q, words.into_iter());
+        }
+    }
+
+    /// [`MutatorState::shade_words`] for the words of `[start, end)`.
+    ///
+    /// # Safety
+    /// The range is readable memory (read as `usize` words, aligned down).
+    pub unsafe fn shade_conservative(&mut self, start: usize, end: usize) {
+        if self.queue.is_some() {
+            let mut words = Vec::new();
+            // SAFETY: the caller's contract.
+            unsafe {
+                crate::roots::Tracer::new(&mut |w, _| words.push(w)).scan_conservative(start, end)
+            };
+            self.shade_words(words);
+        }
+    }
+
+    /// Pays for what this mutator allocated since it last asked (Go's `gcAssistAlloc`):
+    /// while the heap marks, the bytes it took from the heap are debited from its credit;
+    /// a debt is paid first with credit the background workers earned, then by marking,
+    /// at least [`OVER_ASSIST_WORK`](crate::pacer::OVER_ASSIST_WORK) at a time. Not while the
+    /// GC CPU limiter is on.
+    pub fn assist(&mut self) {
+        let reserved = self.cache.take_reserved();
+        let Some(q) = self.queue.clone() else {
+            return;
+        };
+        self.credit -= reserved as i64;
+        if self.credit >= 0 {
+            return;
+        }
+        let c = self.collector.clone();
+        if c.limiter_on() {
+            self.credit = 0;
+            return;
+        }
+        let ratio = c.assist_work_per_byte(&q);
+        let owed = ((-self.credit) as f64 * ratio) as u64;
+        let want = owed.max(crate::pacer::OVER_ASSIST_WORK);
+        let stolen = c.steal_background_credit(want);
+        self.credit += (stolen as f64 / ratio) as i64;
+        let want = want - stolen;
+        if want == 0 {
+            return;
+        }
+        let t = Instant::now();
+        let (drained, done) = self.gcw.drain(&q, want);
+        self.credit += (done as f64 / ratio) as i64;
+        c.note_assist(&q, t.elapsed());
+        if drained == crate::mark::Drained::Empty && self.credit < 0 {
+            // Nothing left to mark: the cycle is about to end, and the debt with it.
+            self.credit = 0;
+        }
+    }
+
+    /// Allocates through the mcache's slow path (refill, large objects), then pays for
+    /// what that took.
+    pub(crate) fn alloc_refill(
+        &mut self,
+        layout: &Layout,
+        len: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        let r = self.cache.alloc_array(layout, len);
+        self.assist();
+        r
+    }
+
+    /// Reports every allocation made so far to the heap's statistics.
+    pub fn flush_stats(&mut self) {
+        self.cache.flush_stats();
+    }
+}
+
+impl Drop for MutatorState {
+    fn drop(&mut self) {
+        // What the barrier recorded may be the only trace of a pointer stored into a
+        // black object: it must be shaded even though this mutator is going away.
+        self.flush_wb();
+    }
+}

@@ -1,0 +1,266 @@
+//! Background mark workers (Go's `gcBgMarkWorker`), as OS threads of the collector's own:
+//! they mark beside the mutators, so the collector never needs a mutator's thread to make
+//! progress, and the standalone heap (which has no scheduler) gets them too.
+//!
+//! Go sizes background marking at 25% of GOMAXPROCS (`startCycle`): whole *dedicated*
+//! workers, rounded, unless rounding is more than 30% off, in which case a *fractional*
+//! worker makes up the rest by marking only part of the time; *idle* workers mark on
+//! processors with nothing else to run. Here:
+//!
+//! 1. dedicated workers mark flat out while the cycle marks;
+//! 2. the fractional worker marks in slices and sleeps whenever its busy time since the
+//!    cycle began is over its share of the wall time (with one P it is the 25% worker,
+//!    on a thread of its own);
+//! 3. idle workers (the cores, up to the collector's processors, not taken by dedicated
+//!    ones) run at Linux's `SCHED_IDLE` priority: the kernel gives them a core only when
+//!    nothing else wants it, which is what Go's idle-priority workers get from its
+//!    scheduler.
+//!
+//! A worker with nothing to mark sleeps on the cycle's queue until a push wakes it. When
+//! the last marker leaves with nothing queued (the queue's done hint), a worker asks the
+//! cycle's host to end marking ([`MarkHost::finish_mark`]): the runtime stops the world
+//! from this thread, which holds no P. A standalone heap has no host; its mutator ends the
+//! cycle at its next allocation slow path.
+
+use std::sync::Arc as StdArc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use minigo_alloc_core::sync::{Arc, Condvar, Mutex};
+
+use crate::cycle::MarkHost;
+use crate::mark::{GcWork, MarkCpu, MarkQueue};
+use crate::pacer::BACKGROUND_UTILIZATION;
+
+/// Scan work between two looks at the clock, the hint and the fractional quota (about
+/// 100 µs of marking).
+const SLICE_WORK: u64 = 256 << 10;
+
+/// How many workers of each kind a cycle gets for `procs` processors (Go's `startCycle`):
+/// dedicated workers, and the fractional worker's share of one CPU (0: none).
+pub(crate) fn plan(procs: usize) -> (usize, f64) {
+    let goal = procs as f64 * BACKGROUND_UTILIZATION;
+    let mut dedicated = (goal + 0.5) as usize;
+    let error = dedicated as f64 / goal - 1.0;
+    if !(-0.3..=0.3).contains(&error) {
+        if dedicated as f64 > goal {
+            dedicated -= 1;
+        }
+        (dedicated, goal - dedicated as f64)
+    } else {
+        (dedicated, 0.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Dedicated,
+    Fractional,
+    Idle,
+}
+
+/// One cycle's marking, as the workers see it.
+#[derive(Clone)]
+pub(crate) struct Job {
+    pub(crate) queue: Arc<MarkQueue>,
+    pub(crate) host: Option<StdArc<dyn MarkHost>>,
+    pub(crate) start: Instant,
+}
+
+struct PoolState {
+    generation: u64,
+    job: Option<Job>,
+    stop: bool,
+    /// Workers holding a copy of a job.
+    busy: usize,
+}
+
+struct Pool {
+    state: Mutex<PoolState>,
+    cv: Condvar,
+    fractional: f64,
+}
+
+/// A collector's background mark workers.
+pub(crate) struct Workers {
+    pool: Arc<Pool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// The workers for a collector of `procs` processors on a machine of `cores`.
+    pub(crate) fn start(procs: usize, cores: usize) -> std::io::Result<Workers> {
+        let (dedicated, fractional) = plan(procs);
+        let idle = procs.min(cores).saturating_sub(dedicated);
+        let pool = Arc::new(Pool {
+            state: Mutex::new(PoolState {
+                generation: 0,
+                job: None,
+                stop: false,
+                busy: 0,
+            }),
+            cv: Condvar::new(),
+            fractional,
+        });
+        let mut roles = vec![Role::Dedicated; dedicated];
+        if fractional > 0.0 {
+            roles.push(Role::Fractional);
+        }
+        roles.extend(std::iter::repeat_n(Role::Idle, idle));
+        let mut threads = Vec::new();
+        for (i, role) in roles.into_iter().enumerate() {
+            let p = pool.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("minigo-gc-{i}"))
+                .spawn(move || run(&p, role))?;
+            threads.push(t);
+        }
+        Ok(Workers { pool, threads })
+    }
+
+    /// Number of worker threads.
+    pub(crate) fn len(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Sets the workers on a cycle's marking.
+    pub(crate) fn begin(&self, job: Job) {
+        let mut st = self.pool.state.lock();
+        st.generation += 1;
+        st.job = Some(job);
+        self.pool.cv.notify_all();
+    }
+
+    /// Forgets the cycle (its queue is finished; workers stop on their own).
+    pub(crate) fn end(&self) {
+        self.pool.state.lock().job = None;
+    }
+
+    /// Waits until no worker holds a job: what a job holds (a runtime's scheduler) is then
+    /// the caller's to drop.
+    pub(crate) fn quiesce(&self) {
+        let mut st = self.pool.state.lock();
+        while st.busy > 0 {
+            st = self.pool.cv.wait(st);
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        {
+            let mut st = self.pool.state.lock();
+            st.stop = true;
+            if let Some(j) = st.job.take() {
+                j.queue.finish();
+            }
+            self.pool.cv.notify_all();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A worker thread: waits for a cycle, marks it in its role, waits for the next.
+fn run(pool: &Pool, role: Role) {
+    if role == Role::Idle {
+        set_idle_priority();
+    }
+    let mut gcw = GcWork::new();
+    let mut seen = 0;
+    loop {
+        let job = {
+            let mut st = pool.state.lock();
+            loop {
+                if st.stop {
+                    return;
+                }
+                if st.generation != seen {
+                    seen = st.generation;
+                    if let Some(j) = st.job.clone() {
+                        st.busy += 1;
+                        break j;
+                    }
+                }
+                st = pool.cv.wait(st);
+            }
+        };
+        mark(&job, role, pool.fractional, &mut gcw);
+        drop(job);
+        let mut st = pool.state.lock();
+        st.busy -= 1;
+        pool.cv.notify_all();
+    }
+}
+
+/// Marks one cycle until its queue is finished.
+fn mark(job: &Job, role: Role, fractional: f64, gcw: &mut GcWork) {
+    let q = &job.queue;
+    let mut busy = Duration::ZERO;
+    let host = job.host.as_ref();
+    while !q.finished() {
+        if let Some(host) = host {
+            if q.take_done_hint() {
+                host.finish_mark();
+                continue;
+            }
+        }
+        if !q.has_work() {
+            // Joining just to find nothing would make marking look unfinished to a
+            // mark termination checking right then.
+            q.sleep(Duration::from_millis(1), host.is_some());
+            continue;
+        }
+        if role == Role::Fractional {
+            let over = busy.as_secs_f64() - fractional * job.start.elapsed().as_secs_f64();
+            if over > 0.0 {
+                // Back under quota after `over / fractional` more seconds of wall time.
+                let wait = Duration::from_secs_f64((over / fractional).clamp(1e-4, 2e-3));
+                q.sleep(wait, host.is_some());
+                continue;
+            }
+        }
+        let t = Instant::now();
+        let (_, done) = gcw.drain(q, SLICE_WORK);
+        let dt = t.elapsed();
+        busy += dt;
+        q.note_cpu(
+            if role == Role::Idle {
+                MarkCpu::Idle
+            } else {
+                MarkCpu::Background
+            },
+            dt.as_nanos() as u64,
+        );
+        q.add_credit(done);
+    }
+}
+
+/// Moves the calling thread to `SCHED_IDLE`: it runs only on a core nothing else wants.
+fn set_idle_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: changes the calling thread's (pid 0) policy; `param` is a valid struct
+        // for the duration of the call. Failure leaves the thread at normal priority.
+        let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plan;
+
+    #[test]
+    fn worker_plan_is_gos() {
+        assert_eq!(plan(1), (0, 0.25));
+        assert_eq!(plan(2), (0, 0.5));
+        assert_eq!(plan(3), (0, 0.75));
+        assert_eq!(plan(4), (1, 0.0));
+        assert_eq!(plan(8), (2, 0.0));
+        let (d, f) = plan(6);
+        assert_eq!(d, 1);
+        assert!((f - 0.5).abs() < 1e-9);
+    }
+}
