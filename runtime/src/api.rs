@@ -237,7 +237,7 @@ pub fn read_mem_stats() -> MemStats {
     with_world_stopped(|s| {
         for p in 0..s.procs() {
             // SAFETY: the world is stopped.
-            unsafe { s.mcache(p) }.flush_stats();
+            unsafe { s.state(p) }.flush_stats();
         }
         out = Some(s.collector.mem_stats());
     });

@@ -240,6 +240,9 @@ impl<T: Send + 'static> Chan<T> {
         if st.closed {
             return Err(TrySendError::Closed(v));
         }
+        // The value moves somewhere a marking cycle may have scanned already (a parked
+        // receiver's stack, the buffer): shade it (Go's barrier in `sendDirect`).
+        crate::sched::shade_value(&self.inner.sched, &v);
         while let Some(w) = st.recvq.pop_front() {
             // SAFETY: under the lock, the waiter queued.
             if unsafe { w.claim() } {
@@ -309,8 +312,12 @@ impl<T: Send + 'static> Chan<T> {
                     *w.woken = Woken::Done;
                     (*w.slot).take().expect("a waiting sender has a value")
                 };
+                // Values leave places a marking cycle may not have scanned yet (the
+                // sender's stack, the buffer) for this goroutine's scanned one: shade them.
+                crate::sched::shade_value(&self.inner.sched, &sent);
                 let v = match st.buf.pop_front() {
                     Some(head) => {
+                        crate::sched::shade_value(&self.inner.sched, &head);
                         st.buf.push_back(sent);
                         head
                     }
@@ -320,6 +327,7 @@ impl<T: Send + 'static> Chan<T> {
             }
         }
         if let Some(v) = st.buf.pop_front() {
+            crate::sched::shade_value(&self.inner.sched, &v);
             return Ok((v, None));
         }
         Err(if st.closed {

@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 
 use corosensei::{Coroutine, Yielder};
-use minigo_alloc_core::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
+use minigo_alloc_core::sync::{AtomicU32, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 use crate::stack::GoStack;
 
@@ -37,6 +37,9 @@ pub(crate) struct G {
     pub(crate) status: GStatus,
     /// Stack pointer at the last park (or `blocking` entry); what the collector scans from.
     pub(crate) saved_sp: AtomicUsize,
+    /// Which cycle's scan this goroutine's stack has had: `2 * epoch` once scanned for the
+    /// cycle numbered `epoch`, `2 * epoch + 1` while being scanned (see `roots.rs`).
+    pub(crate) scan_gen: AtomicU32,
     /// The stack's top and guard page, once the goroutine has a stack (at its first run:
     /// goroutines that have not run yet cost no mapping).
     pub(crate) stack_top: AtomicUsize,
@@ -67,6 +70,7 @@ impl G {
             id: AtomicU64::new(id),
             status: GStatus::new(RUNNABLE),
             saved_sp: AtomicUsize::new(0),
+            scan_gen: AtomicU32::new(0),
             stack_top: AtomicUsize::new(0),
             guard: Cell::new((0, 0)),
             entry: Mutex::new(Some(entry)),

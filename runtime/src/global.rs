@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 use minigo_alloc_core::sync::{Arc, Mutex};
 use minigo_gc::Tracer;
 
+use crate::barrier;
 use crate::sched::{current, Sched};
 use crate::types::{Gc, GcPointer};
 
@@ -17,7 +18,10 @@ pub(crate) struct Globals {
 }
 
 impl Globals {
-    fn add(&self, addr: usize) -> usize {
+    fn add(&self, sched: &Sched, addr: usize) -> usize {
+        // A root table the collector scans once a cycle: what enters or leaves it while a
+        // cycle marks is shaded (`barrier.rs`).
+        barrier::shade_words(sched, &[addr]);
         let mut t = self.slots.lock();
         match t.1.pop() {
             Some(i) => {
@@ -35,14 +39,17 @@ impl Globals {
         self.slots.lock().0[i]
     }
 
-    fn set(&self, i: usize, addr: usize) {
-        self.slots.lock().0[i] = addr;
+    fn set(&self, sched: &Sched, i: usize, addr: usize) {
+        let old = std::mem::replace(&mut self.slots.lock().0[i], addr);
+        barrier::shade_words(sched, &[old, addr]);
     }
 
-    fn remove(&self, i: usize) {
+    fn remove(&self, sched: &Sched, i: usize) {
         let mut t = self.slots.lock();
-        t.0[i] = 0;
+        let old = std::mem::replace(&mut t.0[i], 0);
         t.1.push(i);
+        drop(t);
+        barrier::shade_words(sched, &[old]);
     }
 
     /// Reports every handle's object.
@@ -66,7 +73,7 @@ impl<T> Global<T> {
     /// A handle on `obj` (from a goroutine of the runtime that owns `obj`).
     pub fn new(obj: Gc<T>) -> Global<T> {
         let sched = current().sched().arc();
-        let index = sched.globals.add(obj.to_word());
+        let index = sched.globals.add(&sched, obj.to_word());
         Global {
             sched,
             index,
@@ -82,12 +89,14 @@ impl<T> Global<T> {
 
     /// Points the handle at another object.
     pub fn set(&self, obj: Gc<T>) {
-        self.sched.globals.set(self.index, obj.to_word());
+        self.sched
+            .globals
+            .set(&self.sched, self.index, obj.to_word());
     }
 }
 
 impl<T> Drop for Global<T> {
     fn drop(&mut self) {
-        self.sched.globals.remove(self.index);
+        self.sched.globals.remove(&self.sched, self.index);
     }
 }

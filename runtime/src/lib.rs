@@ -37,6 +37,8 @@
 // channels over the status-word handshake, with loom threads as goroutines (`loom_sched`).
 #[cfg(not(loom))]
 mod api;
+#[cfg(not(loom))]
+mod barrier;
 mod chan;
 #[cfg(not(loom))]
 mod g;
@@ -44,6 +46,8 @@ mod g;
 mod gfree;
 #[cfg(not(loom))]
 mod global;
+#[cfg(not(loom))]
+mod malloc;
 #[cfg(not(loom))]
 mod park;
 #[cfg(not(loom))]
@@ -76,6 +80,8 @@ pub use chan::{select, try_select, RecvCase, SelectCase, SendCase};
 pub use chan::{Chan, TryRecvError, TrySendError};
 #[cfg(not(loom))]
 pub use global::Global;
+#[cfg(not(loom))]
+pub use malloc::gc;
 pub use minigo_alloc_core::{AllocError, Layout};
 #[cfg(not(loom))]
 pub use minigo_derive::HeapType;
@@ -88,9 +94,7 @@ pub use sched::{blocking, yield_now};
 #[cfg(not(loom))]
 pub use time::sleep;
 #[cfg(not(loom))]
-pub use types::{
-    gc, layout_of, shift_mask, Gc, GcCell, GcField, GcPointer, GcSlice, GcStr, HeapType,
-};
+pub use types::{layout_of, shift_mask, Gc, GcCell, GcField, GcPointer, GcSlice, GcStr, HeapType};
 #[cfg(not(loom))]
 pub use waitgroup::WaitGroup;
 #[cfg(loom)]

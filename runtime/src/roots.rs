@@ -1,12 +1,34 @@
-//! What the collector sees of a runtime: every goroutine's stack, conservatively, from its
-//! saved stack pointer to its top (all are parked or in `blocking` while the world is
-//! stopped, with their registers spilled); goroutine closures that have not started yet;
-//! the global handles, precisely; and channel buffers, conservatively.
+//! What the collector sees of a runtime, and when.
+//!
+//! The roots are every goroutine's stack, conservatively, from its saved stack pointer to
+//! its top (registers are spilled there when it parks); goroutine closures that have not
+//! started yet; the global handles, precisely; and channel buffers, conservatively.
+//!
+//! **Concurrent cycles** take them without a long stop ([`RuntimeCycle`], the collector's
+//! `MarkHost`): the mark-start stop only snapshots the list of goroutines; the markers
+//! then scan root jobs — the globals, the channel buffers, and one job per goroutine —
+//! while the world runs. A goroutine's stack is scanned once per cycle, by whoever gets
+//! there first: a mark worker, while the goroutine is parked (or inside `blocking`, its
+//! stack frozen above the saved pointer); or the goroutine's own M, before it resumes it
+//! ([`Sched::ensure_scanned`]). Its `scan_gen` decides who: a compare-and-swap to
+//! "scanning for this cycle", then "scanned". A goroutine therefore never runs with an
+//! unscanned stack while a cycle marks: its stack is black, and what it does afterwards is
+//! covered by the write barrier (heap stores), by shading values that move through
+//! channels or globals (`barrier.rs`), and by black allocation.
+//!
+//! A goroutine created while a cycle marks has its closure shaded at creation, since it
+//! is not among the goroutines the cycle snapshot.
 
-use minigo_gc::{Roots, Tracer};
+use std::sync::Arc as StdArc;
 
+use minigo_alloc_core::sync::{spin_loop, Arc, Ordering};
+use minigo_gc::{MarkHost, RootJobs, Roots, Tracer};
+
+use crate::g::{GRef, G};
 use crate::sched::Sched;
 
+/// Every root at once, for a cycle that holds the world stopped throughout (stop-the-world
+/// mode, stress mode) and for verify mode at mark termination.
 pub(crate) struct RuntimeRoots<'a> {
     pub(crate) sched: &'a Sched,
 }
@@ -15,36 +37,206 @@ impl Roots for RuntimeRoots<'_> {
     fn trace(&mut self, t: &mut Tracer<'_>) {
         for g in self.sched.goroutines() {
             // SAFETY: the world is stopped: every G in the list is alive and not running.
-            let g = unsafe { g.as_ref() };
-            if let Some((lo, hi)) = g.entry_range() {
-                // SAFETY: the closure's own memory, alive until the goroutine starts.
-                unsafe { t.scan_conservative(lo, hi) };
-            }
-            let sp = g.saved_sp.load(minigo_alloc_core::sync::Ordering::Acquire);
-            if sp != 0 {
-                // SAFETY: `[sp, top)` is the live part of the goroutine's stack mapping.
-                unsafe {
-                    t.scan_conservative(
-                        sp,
-                        g.stack_top.load(minigo_alloc_core::sync::Ordering::Acquire),
-                    )
-                };
-            }
+            unsafe { scan_goroutine(g.as_ref(), t) };
         }
         self.sched.globals.trace(t);
         self.sched.chans.trace(t);
     }
 }
 
+/// Scans a goroutine's closure (if it has not started) and its stack from the saved
+/// stack pointer up.
+///
+/// # Safety
+/// The goroutine is not running: parked, queued, or inside `blocking` (its stack frozen
+/// above `saved_sp`), and stays so until this returns.
+unsafe fn scan_goroutine(g: &G, t: &mut Tracer<'_>) {
+    if let Some((lo, hi)) = g.entry_range() {
+        // SAFETY: the closure's own memory, alive until the goroutine starts (which the
+        // caller rules out meanwhile).
+        unsafe { t.scan_conservative(lo, hi) };
+    }
+    let sp = g.saved_sp.load(Ordering::Acquire);
+    if sp != 0 {
+        // SAFETY: `[sp, top)` is the live part of the goroutine's stack mapping, which
+        // stays mapped while the goroutine exists and is not being run. A channel
+        // operation on another thread may write one of its waiting slots meanwhile: the
+        // scan reads it with a word-sized volatile load (it cannot tear), and the writer
+        // shades the value it writes (`barrier.rs`), so whatever the scan sees is safe.
+        unsafe { t.scan_conservative(sp, g.stack_top.load(Ordering::Acquire)) };
+    }
+}
+
+/// A concurrent cycle's roots: the goroutines that existed when it started, the globals
+/// and the channel buffers, as root jobs; and the way to end marking.
+pub(crate) struct RuntimeCycle {
+    sched: Arc<Sched>,
+    goroutines: Vec<GRef>,
+    /// The cycle's number (its stacks are scanned once marked `2 * epoch`).
+    epoch: u32,
+}
+
+// SAFETY: the G pointers are never freed while the scheduler lives (which this holds), and
+// a G is touched here only through its atomics and the scan protocol above.
+unsafe impl Send for RuntimeCycle {}
+// SAFETY: as above.
+unsafe impl Sync for RuntimeCycle {}
+
+/// Root jobs before the goroutines': the globals and the channel buffers.
+const FIXED_JOBS: usize = 2;
+
+impl RootJobs for RuntimeCycle {
+    fn count(&self) -> usize {
+        FIXED_JOBS + self.goroutines.len()
+    }
+
+    fn scan(&self, job: usize, t: &mut Tracer<'_>) {
+        match job {
+            0 => self.sched.globals.trace(t),
+            1 => self.sched.chans.trace(t),
+            i => {
+                // SAFETY: Gs are never freed while the scheduler lives.
+                let g = unsafe { self.goroutines[i - FIXED_JOBS].as_ref() };
+                scan_once(g, self.epoch, |g| {
+                    // SAFETY: `scan_once` holds the G's scan claim: its M waits for it
+                    // before resuming it, so it is not running.
+                    unsafe { scan_goroutine(g, t) }
+                });
+            }
+        }
+    }
+}
+
+impl MarkHost for RuntimeCycle {
+    fn finish_mark(&self) {
+        let s = &*self.sched;
+        let ended = s.stop_world_outside(|| {
+            // SAFETY: the world is stopped until this closure returns.
+            let mut states = unsafe { s.all_states() };
+            s.collector
+                .mark_termination(&mut states, &mut RuntimeRoots { sched: s })
+        });
+        if ended {
+            s.cycle_ended();
+        }
+    }
+}
+
+/// Runs `scan` on `g` unless its stack was scanned for cycle `epoch` already, making sure
+/// nobody else scans it, or resumes it, meanwhile. Returns when `g` is scanned for the
+/// cycle (by this call or another).
+fn scan_once(g: &G, epoch: u32, scan: impl FnOnce(&G)) {
+    let done = epoch.wrapping_mul(2);
+    let scanning = done.wrapping_add(1);
+    loop {
+        let s = g.scan_gen.load(Ordering::Acquire);
+        if s == done {
+            return;
+        }
+        if s == scanning {
+            // Another marker is at it: a stack scan is short.
+            spin_loop();
+            continue;
+        }
+        if g.scan_gen
+            .compare_exchange(s, scanning, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            scan(g);
+            g.scan_gen.store(done, Ordering::Release);
+            return;
+        }
+    }
+}
+
 impl Sched {
-    /// A collection, with the world stopped (from a stop-the-world job).
-    pub(crate) fn collect(&self, forced: bool) {
-        let mut caches: Vec<&mut minigo_alloc_core::MCache> = (0..self.procs())
-            // SAFETY: the world is stopped: no M uses any P's mcache.
-            .map(|p| unsafe { self.mcache(p) })
-            .collect();
-        let mut roots = RuntimeRoots { sched: self };
-        self.collector.collect(&mut roots, &mut caches, forced);
+    /// Starts a concurrent cycle (world stopped, from a stop-the-world job): every P's state
+    /// and a snapshot of the goroutines go to the collector.
+    pub(crate) fn start_cycle(&self, forced: bool) {
+        let host = StdArc::new(RuntimeCycle {
+            sched: self.arc(),
+            goroutines: self.all_goroutines(),
+            epoch: self.collector.cycles_started() + 1,
+        });
+        // SAFETY: the world is stopped for the length of this job.
+        let mut states = unsafe { self.all_states() };
+        self.collector
+            .start_cycle(&mut states, minigo_gc::CycleRoots::Jobs(host), forced);
+    }
+
+    /// A whole cycle with the world stopped throughout (from a stop-the-world job).
+    pub(crate) fn collect_stopped(&self, forced: bool) {
+        // SAFETY: the world is stopped for the length of this job.
+        let mut states = unsafe { self.all_states() };
+        self.collector
+            .collect_stopped(&mut states, &mut RuntimeRoots { sched: self }, forced);
         self.free.release_stacks();
+    }
+
+    /// Before P `p`'s M resumes `g` (or `g` leaves `blocking` on `p`): if a cycle marks and
+    /// `g`'s stack has not been scanned for it, scan it now, on this M.
+    #[inline]
+    pub(crate) fn ensure_scanned(&self, g: &G, p: usize) {
+        // SAFETY: this M holds P `p`; the reference is dropped before the goroutine runs.
+        let st = unsafe { self.state(p) };
+        if !st.marking() {
+            return;
+        }
+        let epoch = self.collector.cycles_started();
+        scan_once(g, epoch, |g| {
+            let mut words = Vec::new();
+            // SAFETY: `g` is not running (its M is here, about to resume it) and we hold
+            // its scan claim.
+            unsafe { scan_goroutine(g, &mut Tracer::new(&mut |w, _| words.push(w))) };
+            st.shade_words(words);
+        });
+    }
+
+    /// A goroutine created while a cycle marks: the cycle's snapshot does not have it, so
+    /// its closure (its only roots until it runs) is shaded now.
+    pub(crate) fn shade_new_goroutine(&self, g: &G) {
+        if self.collector.phase() == minigo_gc::GcPhase::Off {
+            return;
+        }
+        if let Some((lo, hi)) = g.entry_range() {
+            // SAFETY: the closure's memory, alive until the goroutine starts; it has not
+            // been queued yet.
+            unsafe { crate::barrier::shade_range(self, lo, hi) };
+        }
+    }
+
+    /// Runs `f` with the world stopped, from a thread that holds no P (a mark worker
+    /// ending a cycle). Waits its turn if a goroutine is stopping the world.
+    pub(crate) fn stop_world_outside<R>(&self, f: impl FnOnce() -> R) -> R {
+        while self
+            .stw_running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+        self.world.stop(None);
+        self.worlds_stopped.fetch_add(1, Ordering::AcqRel);
+        let r = f();
+        self.world.start(None);
+        self.wakep_if_work();
+        self.stw_running.store(false, Ordering::Release);
+        r
+    }
+
+    /// After a cycle ended: idle stacks go back to the OS, and goroutines in `gc()`
+    /// waiting for it run again.
+    pub(crate) fn cycle_ended(&self) {
+        self.free.release_stacks();
+        let finished = self.collector.cycles_finished();
+        let ready: Vec<_> = {
+            let mut w = self.gc_waiters.lock();
+            let (ready, wait) = w.drain(..).partition(|&(n, _)| n <= finished);
+            *w = wait;
+            ready
+        };
+        for (_, g) in ready {
+            self.ready(g.0);
+        }
     }
 }

@@ -21,9 +21,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use minigo_alloc_core::sync::{Arc, AtomicU32, AtomicU64, AtomicUsize, Condvar, Mutex, Ordering};
-use minigo_alloc_core::MCache;
-use minigo_gc::Collector;
+use minigo_gc::{Collector, MutatorState};
 
+pub(crate) use crate::barrier::shade_value;
 use crate::g::{GRef, Outcome, Park, G, RUNNABLE, RUNNING, SYSCALL};
 use crate::gfree::{GlobalFree, LocalFree};
 use crate::park::with_spilled_registers;
@@ -41,11 +41,13 @@ pub(crate) struct P {
     /// Dead Gs and idle stacks for the next `go` on this P (Go's `p.gFree`).
     free: std::cell::UnsafeCell<LocalFree>,
     tick: AtomicU32,
-    mcache: std::cell::UnsafeCell<MCache>,
+    /// The collector's state for this P: mcache, write-barrier buffer, mark work buffer,
+    /// assist credit.
+    state: std::cell::UnsafeCell<MutatorState>,
 }
 
-// SAFETY: the mcache is touched only by the M holding the P, or by the collector while the
-// world is stopped; everything else is atomic.
+// SAFETY: the mutator state is touched only by the M holding the P, or by the collector
+// while the world is stopped; everything else is atomic.
 unsafe impl Sync for P {}
 // SAFETY: as above.
 unsafe impl Send for P {}
@@ -73,7 +75,7 @@ pub(crate) struct Sched {
     pub(crate) world: World,
     /// Ms without a P, waiting for `wakep` to hand them one.
     idle_ms: Mutex<Vec<Arc<MSlot>>>,
-    stw_running: AtomicBool,
+    pub(crate) stw_running: AtomicBool,
     pub(crate) worlds_stopped: AtomicU64,
     next_goid: AtomicU64,
     pub(crate) ngoroutines: AtomicUsize,
@@ -87,6 +89,9 @@ pub(crate) struct Sched {
     pub(crate) globals: crate::global::Globals,
     pub(crate) chans: crate::chan::Registry,
     pub(crate) timers: crate::time::Timers,
+    /// Goroutines in `gc()` waiting for a cycle to finish: (cycles finished they wait for,
+    /// goroutine).
+    pub(crate) gc_waiters: Mutex<Vec<(u32, GPtr)>>,
     finish: Mutex<Option<Finish>>,
     finish_cv: Condvar,
     pub(crate) shutdown: AtomicBool,
@@ -160,11 +165,12 @@ pub(crate) fn current() -> Cur {
         .expect("this minigo function must be called from a goroutine of a running minigo runtime")
 }
 
-/// The running goroutine's P's mcache, for allocation's fast path: both thread-locals in
-/// one call (not inlined: see `try_current`). `None` in gc-stress mode, where every
-/// allocation takes the slow path. The reference must not be held across a park.
+/// The running goroutine's P's mutator state, for allocation's fast path: both
+/// thread-locals in one call (not inlined: see `try_current`). `None` in gc-stress mode,
+/// where every allocation takes the slow path. The reference must not be held across a
+/// park.
 #[inline(never)]
-pub(crate) fn current_mcache_for_alloc<'a>() -> Option<&'a mut MCache> {
+pub(crate) fn current_state_for_alloc<'a>() -> Option<&'a mut MutatorState> {
     let sched = CUR.with(|c| c.get())?.sched();
     if sched.stress {
         return None;
@@ -172,7 +178,17 @@ pub(crate) fn current_mcache_for_alloc<'a>() -> Option<&'a mut MCache> {
     let p = M_P.with(|p| p.get())?;
     // SAFETY: this M holds P `p` until the goroutine parks, and the caller lets go of the
     // reference before anything that may park.
-    Some(unsafe { sched.mcache(p) })
+    Some(unsafe { sched.state(p) })
+}
+
+/// The running goroutine's P's mutator state, if this thread runs a goroutine that holds
+/// a P (not inlined: see `try_current`). The reference must not be held across a park.
+#[inline(never)]
+pub(crate) fn try_current_state<'a>() -> Option<&'a mut MutatorState> {
+    let sched = CUR.with(|c| c.get())?.sched();
+    let p = M_P.with(|p| p.get())?;
+    // SAFETY: as in `current_state_for_alloc`.
+    Some(unsafe { sched.state(p) })
 }
 
 /// The P this thread's M holds (not inlined: see `try_current`).
@@ -266,6 +282,9 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         let r = f();
         let p = sched.world.acquire_p();
         M_P.with(|c| c.set(Some(p)));
+        // Its stack above `sp` is still frozen here: a cycle that began meanwhile scans it
+        // before the goroutine runs on.
+        sched.ensure_scanned(g, p);
         g.status.store(RUNNING, Ordering::Release);
         r
     })
@@ -278,7 +297,6 @@ impl Sched {
         stack_size: usize,
         panic_aborts: bool,
     ) -> Sched {
-        let heap = collector.heap().clone();
         Sched {
             stress: collector.config().stress,
             ps: (0..procs)
@@ -286,7 +304,7 @@ impl Sched {
                     runq: LocalQueue::default(),
                     free: std::cell::UnsafeCell::new(LocalFree::default()),
                     tick: AtomicU32::new(0),
-                    mcache: std::cell::UnsafeCell::new(MCache::new(&heap)),
+                    state: std::cell::UnsafeCell::new(MutatorState::new(&collector)),
                 })
                 .collect(),
             collector,
@@ -304,6 +322,7 @@ impl Sched {
             globals: Default::default(),
             chans: Default::default(),
             timers: Default::default(),
+            gc_waiters: Mutex::new(Vec::new()),
             finish: Mutex::new(None),
             finish_cv: Condvar::new(),
             shutdown: AtomicBool::new(false),
@@ -315,24 +334,37 @@ impl Sched {
         self.ps.len()
     }
 
-    /// The mcache of P `p`.
+    /// The mutator state of P `p`.
     ///
     /// # Safety
     /// The caller's M holds `p`, or the world is stopped.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn mcache(&self, p: usize) -> &mut MCache {
+    pub(crate) unsafe fn state(&self, p: usize) -> &mut MutatorState {
         // SAFETY: exclusive by the caller's contract.
-        unsafe { &mut *self.ps[p].mcache.get() }
+        unsafe { &mut *self.ps[p].state.get() }
     }
 
-    /// The running goroutine's mcache.
+    /// The running goroutine's P's mutator state.
     ///
     /// # Safety
     /// Called from a goroutine of this runtime; the reference must not outlive a park.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn current_mcache(&self) -> &mut MCache {
+    pub(crate) unsafe fn current_state(&self) -> &mut MutatorState {
         // SAFETY: this M holds the P until the goroutine parks.
-        unsafe { self.mcache(current_p()) }
+        unsafe { self.state(current_p()) }
+    }
+
+    /// Every P's mutator state.
+    ///
+    /// # Safety
+    /// The world is stopped (no M uses any P's state), and the references do not outlive
+    /// the stop.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn all_states(&self) -> Vec<&mut MutatorState> {
+        (0..self.procs())
+            // SAFETY: the caller's contract.
+            .map(|p| unsafe { self.state(p) })
+            .collect()
     }
 
     /// Creates a goroutine running `f` and queues it. Returns its id.
@@ -351,6 +383,8 @@ impl Sched {
             }
         };
         self.ngoroutines.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the G is ours until it is queued.
+        self.shade_new_goroutine(unsafe { g.as_ref() });
         self.make_runnable(g);
         id
     }
@@ -542,7 +576,7 @@ impl Sched {
     /// `wakep` if there is work no running P will get to: in the global queue, or queued
     /// on a P that is not running (one handed off by `blocking`). A running P's own queue
     /// is left to it (and to thieves it wakes).
-    fn wakep_if_work(&self) {
+    pub(crate) fn wakep_if_work(&self) {
         let orphaned =
             (0..self.ps.len()).any(|i| !self.world.is_running(i) && !self.ps[i].runq.is_empty());
         if !self.global.is_empty() || orphaned {
@@ -604,6 +638,7 @@ impl Sched {
                 }
             }
         }
+        self.ensure_scanned(gr, p);
         gr.status.store(RUNNING, Ordering::Release);
         gr.saved_sp.store(0, Ordering::Relaxed);
         CUR.with(|c| c.set(Some(Cur { sched: self, g })));
@@ -635,12 +670,12 @@ impl Sched {
                     .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    self.world.stop(p);
+                    self.world.stop(Some(p));
                     self.worlds_stopped.fetch_add(1, Ordering::AcqRel);
                     // SAFETY: the job lives on the parked goroutine's stack (see
                     // `with_world_stopped`).
                     unsafe { (*job)(self) };
-                    self.world.start(p);
+                    self.world.start(Some(p));
                     self.wakep_if_work();
                     self.stw_running.store(false, Ordering::Release);
                 } else {
@@ -713,7 +748,16 @@ impl Sched {
             m.cv.notify_one();
         }
         self.timers.shutdown();
+        // A cycle still marking is abandoned with the program, as Go's is when main
+        // returns; its workers let go of this scheduler before `run` returns.
+        self.collector.abandon_cycle();
         f
+    }
+
+    /// Every goroutine ever created, dead ones too (a cycle's root jobs: a G may be
+    /// reused while the cycle marks).
+    pub(crate) fn all_goroutines(&self) -> Vec<GRef> {
+        self.allgs.lock().slots.iter().map(|g| g.0).collect()
     }
 
     /// Every goroutine that is alive, for the collector (world stopped).

@@ -22,9 +22,9 @@ use std::ptr::NonNull;
 
 use minigo_alloc_core::sync::{AtomicUsize, Ordering};
 use minigo_alloc_core::{AllocError, Layout};
-use minigo_gc::Collector;
 
-use crate::sched::{current, current_mcache_for_alloc, safepoint, with_world_stopped};
+use crate::barrier;
+use crate::malloc::alloc;
 
 /// A type that may be a field of a heap object: says which of its words are pointers.
 ///
@@ -188,10 +188,11 @@ impl<T: HeapType> Gc<T> {
     /// a collection), under a `max_heap` limit.
     pub fn new(value: T) -> Result<Gc<T>, AllocError> {
         let p = alloc(T::layout(), 1)?.cast::<T>();
-        // SAFETY: a fresh, zeroed, properly sized and aligned object; the write is the
-        // object's initialisation (allocated during a stopped-world-free window: no
-        // collector runs until this goroutine's next safepoint).
+        // SAFETY: a fresh, zeroed, properly sized and aligned object that no one else can
+        // reach yet; the write is its initialisation. A collector marking meanwhile never
+        // scans it (it is allocated black), so it does not read the words being written.
         unsafe { p.as_ptr().write(value) };
+        barrier::shade_new_object(p.as_ptr() as usize, T::layout());
         Ok(Gc {
             ptr: p,
             _t: PhantomData,
@@ -303,7 +304,7 @@ impl<T: GcPointer> GcCell<T> {
         // SAFETY: this cell is a pointer word of a live heap object (cells live in heap
         // objects; one on a stack is scanned conservatively anyway), and `v` is a heap
         // pointer or null.
-        unsafe { Collector::write(self.word.as_ptr(), v.to_word()) };
+        unsafe { barrier::write(self.word.as_ptr(), v.to_word()) };
     }
 }
 
@@ -407,7 +408,7 @@ impl<T: GcField + Copy> GcSlice<T> {
             let slot = self.word(i, w);
             if T::MASK >> w & 1 != 0 {
                 // SAFETY: a pointer word of a live heap array; `value` came from a T.
-                unsafe { Collector::write(slot.as_ptr(), value) };
+                unsafe { barrier::write(slot.as_ptr(), value) };
             } else {
                 slot.store(value, Ordering::Relaxed);
             }
@@ -476,47 +477,4 @@ impl PartialEq for GcStr {
 
 fn elem_layout<T: GcField>() -> Layout {
     layout_of::<T>()
-}
-
-/// Allocates from the running goroutine's P: the mcache's fast path, else a safepoint, the
-/// pacer's trigger (a collection with the world stopped), a refill, and on out-of-memory
-/// one full collection before giving up. The P is looked up afresh after every park.
-pub(crate) fn alloc(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
-    if len == 1 {
-        if let Some(p) = current_mcache_for_alloc().and_then(|c| c.alloc_fast(layout)) {
-            return Ok(p);
-        }
-    }
-    alloc_slow(layout, len)
-}
-
-#[cold]
-fn alloc_slow(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
-    safepoint();
-    let sched = current().sched();
-    let stress = sched.collector.config().stress;
-    if stress || sched.collector.should_collect() {
-        with_world_stopped(|s| {
-            if stress || s.collector.should_collect() {
-                s.collect(false);
-            }
-        });
-    }
-    let sched = current().sched();
-    // SAFETY: as in `alloc`.
-    match unsafe { sched.current_mcache() }.alloc_array(layout, len) {
-        Err(AllocError::OutOfMemory { .. }) => {
-            with_world_stopped(|s| s.collect(false));
-            let sched = current().sched();
-            // SAFETY: as in `alloc`.
-            unsafe { sched.current_mcache() }.alloc_array(layout, len)
-        }
-        r => r,
-    }
-}
-
-/// Runs a collection now (Go's `runtime.GC()`): returns once a whole cycle that started
-/// after the call has finished.
-pub fn gc() {
-    with_world_stopped(|s| s.collect(true));
 }

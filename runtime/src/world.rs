@@ -143,15 +143,19 @@ impl World {
         }
     }
 
-    /// Stops every P but `me`, which the caller holds (Go's `stopTheWorldWithSema`).
-    /// Returns once none runs. One stopper at a time (the scheduler serialises them).
-    pub fn stop(&self, me: usize) {
+    /// Stops every P but `me`, which the caller holds, if any: a goroutine's M stopping
+    /// the world holds one, a collector's mark worker holds none (Go's
+    /// `stopTheWorldWithSema`). Returns once none runs. One stopper at a time (the
+    /// scheduler serialises them).
+    pub fn stop(&self, me: Option<usize>) {
         let mut l = self.locked.lock();
         self.gcwaiting.store(true, Ordering::Release);
-        self.status[me].store(P_STOPPED, Ordering::Release);
+        if let Some(me) = me {
+            self.status[me].store(P_STOPPED, Ordering::Release);
+        }
         let mut running = 0;
         for (i, s) in self.status.iter().enumerate() {
-            if i == me {
+            if Some(i) == me {
                 continue;
             }
             match s.load(Ordering::Acquire) {
@@ -168,12 +172,14 @@ impl World {
 
     /// Restarts the world stopped by `stop(me)` (Go's `startTheWorldWithSema`): idle Ps
     /// become takeable again, stopped ones resume.
-    pub fn start(&self, me: usize) {
+    pub fn start(&self, me: Option<usize>) {
         let l = self.locked.lock();
         for &p in &l.idle_ps {
             self.status[p].store(P_IDLE, Ordering::Release);
         }
-        self.status[me].store(P_RUNNING, Ordering::Release);
+        if let Some(me) = me {
+            self.status[me].store(P_RUNNING, Ordering::Release);
+        }
         self.gcwaiting.store(false, Ordering::Release);
         self.world_cv.notify_all();
     }

@@ -11,7 +11,9 @@
 //!
 //! Every store of a pointer or a value into a heap object, here and in the VM, goes
 //! through `Mutator::write` ([`LoxHeap::write_value`], [`LoxHeap::write_ptr`]); scalar words
-//! (headers, lengths, counts, string bytes, bytecode) are plain stores.
+//! (headers, lengths, counts, string bytes, bytecode) are plain stores. A string found in
+//! the weak intern table goes through `Mutator::shade` before it is used: the collector
+//! marks beside the VM, and the table is the one reference it does not trace.
 
 use std::io;
 use std::mem::size_of;
@@ -124,6 +126,10 @@ impl LoxHeap {
         let hash = hash_bytes(bytes);
         // SAFETY: the interner is a root; its slots hold live strings between collections.
         if let Some(s) = unsafe { (*st.strings).find(bytes, hash) } {
+            // The table is weak: while a cycle marks, a string only it holds may be about
+            // to be dropped. Taking it out of the table keeps it (the collector's rule for
+            // weak tables, `Mutator::shade`).
+            self.m.shade(s as usize);
             return s;
         }
         // Grow first: the new string has no root until it is in the table, and this may
