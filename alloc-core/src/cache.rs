@@ -273,7 +273,7 @@ impl MCache {
         let unused = unsafe { span.get().unused_bytes() };
         self.heap.stats.add_live(unused);
         self.reserved += unused;
-        if self.heap.alloc_black() {
+        if self.alloc_black() {
             // SAFETY: as above.
             let n = unsafe { span.get().mark_free_slots() };
             self.black_bytes += (n * span.get().elem_size()) as u64;
@@ -283,7 +283,7 @@ impl MCache {
     }
 
     fn uncache(&mut self, spc: SpanClass, span: SpanRef) {
-        if self.heap.alloc_black() {
+        if self.alloc_black() {
             self.unmark_free(span);
         }
         self.flush_span(spc, span);
@@ -310,6 +310,9 @@ impl MCache {
         self.black_bytes = 0;
         self.tiny = 0;
         self.tiny_offset = 0;
+        if !self.alloc_black() {
+            return;
+        }
         for i in 0..NUM_SPAN_CLASSES {
             if let Some(span) = self.alloc[i] {
                 // SAFETY: a cached span is ours.
@@ -323,12 +326,25 @@ impl MCache {
     /// stopped): clears the marks of slots still free in cached spans. Returns the bytes
     /// this cache allocated black during the cycle.
     pub fn end_mark(&mut self) -> u64 {
+        if !self.alloc_black() {
+            return 0;
+        }
         for i in 0..NUM_SPAN_CLASSES {
             if let Some(span) = self.alloc[i] {
                 self.unmark_free(span);
             }
         }
         std::mem::take(&mut self.black_bytes)
+    }
+
+    /// Whether what this cache hands out is to be black (a cycle marks). The seeded bug
+    /// of the write barrier's loom model turns it off: allocation white during marking.
+    #[inline]
+    fn alloc_black(&self) -> bool {
+        #[cfg(loom_mutant = "alloc_white")]
+        return false;
+        #[cfg(not(loom_mutant = "alloc_white"))]
+        self.heap.alloc_black()
     }
 
     /// Bytes taken for allocation since the last call (see the field).
@@ -388,7 +404,7 @@ impl MCache {
             // SAFETY: the span's pages are ours and at least `size` bytes long.
             unsafe { std::ptr::write_bytes(base as *mut u8, 0, size) };
         }
-        if self.heap.alloc_black() {
+        if self.alloc_black() {
             // Marked before it is published: a marker never sees it white.
             s.try_mark(0);
             self.black_bytes += (npages * PAGE_SIZE) as u64;

@@ -243,15 +243,20 @@ pub fn spin_loop() {
 
 /// Loads a pointer word of a heap object: a relaxed atomic load (a plain `mov` on x86-64),
 /// so that a collector marking beside the mutators may read a word a mutator is storing
-/// without a data race. Under loom the load is also a scheduling point: object memory is
-/// not loom's, and a model of a store racing a marker must let the two interleave here.
+/// without a data race.
+///
+/// Object memory is not loom's, so under loom each word also has a *shadow* loom atomic,
+/// touched beside it: the models' partial-order reduction then knows that a marker's load
+/// and a mutator's store of one word conflict, and explores both orders. (The value comes
+/// from memory; the shadow carries only the ordering, so its accesses are read-modify-
+/// writes: loom must not think a load could see an older store than memory gives.)
 ///
 /// # Safety
 /// `addr` is an aligned word of memory that stays mapped while this runs (a heap object).
 #[inline(always)]
 pub unsafe fn load_word(addr: usize) -> usize {
     #[cfg(loom)]
-    loom::thread::yield_now();
+    shadow::of(addr).fetch_or(0, Ordering::AcqRel);
     // SAFETY: the caller's contract: an aligned, mapped word.
     unsafe { std::sync::atomic::AtomicUsize::from_ptr(addr as *mut usize) }
         .load(std::sync::atomic::Ordering::Relaxed)
@@ -263,9 +268,31 @@ pub unsafe fn load_word(addr: usize) -> usize {
 /// As for [`load_word`].
 #[inline(always)]
 pub unsafe fn store_word(addr: usize, value: usize) {
-    #[cfg(loom)]
-    loom::thread::yield_now();
     // SAFETY: the caller's contract: an aligned, mapped word.
     unsafe { std::sync::atomic::AtomicUsize::from_ptr(addr as *mut usize) }
-        .store(value, std::sync::atomic::Ordering::Relaxed)
+        .store(value, std::sync::atomic::Ordering::Relaxed);
+    #[cfg(loom)]
+    shadow::of(addr).swap(value, Ordering::AcqRel);
+}
+
+/// Loom's view of heap words: one loom atomic per word a model touched, made afresh for
+/// each execution of the model.
+#[cfg(loom)]
+mod shadow {
+    use std::collections::HashMap;
+
+    loom::lazy_static! {
+        // A loom mutex, so that a shadow made by one thread is ordered before another's
+        // first use of it.
+        static ref WORDS: super::Mutex<HashMap<usize, &'static super::AtomicUsize>> =
+            super::Mutex::new(HashMap::new());
+    }
+
+    pub(super) fn of(addr: usize) -> &'static super::AtomicUsize {
+        let mut words = WORDS.lock();
+        // Leaked: a handful of words per execution, for the life of a test process.
+        words
+            .entry(addr)
+            .or_insert_with(|| Box::leak(Box::new(super::AtomicUsize::new(0))))
+    }
 }

@@ -9,7 +9,7 @@ use minigo_alloc_core::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, Condvar, Mu
 use minigo_alloc_core::{HeapConfig, MHeap, MemStats};
 
 use crate::config::GcConfig;
-use crate::cycle::Cycle;
+use crate::cycle::{Cycle, Deferred};
 use crate::mark::{MarkCpu, MarkQueue};
 use crate::pacer::{assist_work_per_byte, Estimates, Limiter, Pacer};
 use crate::phase::{GcPhase, Phase};
@@ -51,6 +51,8 @@ pub struct Collector {
     trace_out: Mutex<Option<Box<dyn Write + Send>>>,
     sweeper: Option<Sweeper>,
     pub(crate) workers: Option<Workers>,
+    /// Wake-ups left for after the stop (see [`Collector::resume`]).
+    pub(crate) deferred: Mutex<Deferred>,
 }
 
 impl Collector {
@@ -104,6 +106,7 @@ impl Collector {
             trace_out: Mutex::new(None),
             sweeper,
             workers,
+            deferred: Mutex::new(Deferred::default()),
             config,
         }))
     }
@@ -134,6 +137,13 @@ impl Collector {
     /// The cycle under way's mark queue, while one marks.
     pub(crate) fn marking_queue(&self) -> Option<Arc<MarkQueue>> {
         self.queue.lock().clone()
+    }
+
+    /// The mark queue of the cycle marking now, if one is: what a marker of the
+    /// embedder's own (a thread it runs, a test stepping marking by hand) drains with a
+    /// [`GcWork`](crate::mark::GcWork).
+    pub fn mark_queue(&self) -> Option<Arc<MarkQueue>> {
+        self.marking_queue()
     }
 
     /// Shades `words` for the cycle marking now, if one is (see

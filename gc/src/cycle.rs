@@ -48,6 +48,14 @@ const STOPPED_DRAIN_WORK: u64 = 256 << 10;
 /// below it, starting threads costs more than it saves.
 const PARALLEL_MARK_MIN: u64 = 1 << 20;
 
+/// What a stop left for [`Collector::resume`] to wake.
+#[derive(Default)]
+pub(crate) struct Deferred {
+    start: Option<Job>,
+    finished: Option<Arc<MarkQueue>>,
+    sweep: Option<u64>,
+}
+
 /// Where a cycle's roots come from.
 pub enum CycleRoots<'a> {
     /// Trace these now, in the first stop: a standalone heap's VM state. The embedder must
@@ -65,6 +73,9 @@ pub trait MarkHost: RootJobs {
     /// with their states, and restart them. Called on a background mark worker's thread,
     /// which is none of the mutators.
     fn finish_mark(&self);
+
+    /// Processors with nothing to run now: idle mark workers may use that many.
+    fn idle_procs(&self) -> usize;
 }
 
 /// The cycle under way.
@@ -90,7 +101,8 @@ impl Collector {
     /// Sweep termination and the start of marking (Go's `gcStart`, world stopped). Call
     /// with every mutator of the heap stopped, passing each one's state; sweep what is
     /// left of the last cycle before stopping them ([`MHeap::sweep_all`]) so this stop is
-    /// short. Returns false, doing nothing, if a cycle is already under way.
+    /// short, and call [`Collector::resume`] once they run again (it wakes the background
+    /// workers). Returns false, doing nothing, if a cycle is already under way.
     ///
     /// [`MHeap::sweep_all`]: minigo_alloc_core::MHeap::sweep_all
     pub fn start_cycle(
@@ -153,7 +165,7 @@ impl Collector {
 
         let workers = match (&self.workers, wake_workers && concurrent) {
             (Some(w), true) => {
-                w.begin(Job {
+                self.deferred.lock().start = Some(Job {
                     queue: q.clone(),
                     host,
                     start: Instant::now(),
@@ -199,7 +211,7 @@ impl Collector {
     /// and weak tables; a runtime passes its full root set, traceable while stopped).
     /// Returns false when marking is not over: the caller restarts the mutators and
     /// marking goes on (the queue will hint again). True when the cycle is done (or none
-    /// was under way).
+    /// was under way). Either way, call [`Collector::resume`] once the mutators run again.
     pub fn mark_termination(
         &self,
         states: &mut [&mut MutatorState],
@@ -266,7 +278,7 @@ impl Collector {
             st.credit = 0;
         }
         *self.queue.lock() = None;
-        q.finish();
+        q.finish_quietly();
         if let Some(w) = &self.workers {
             w.end();
         }
@@ -351,10 +363,32 @@ impl Collector {
         *cur = None;
         drop(cur);
         self.record(record);
-        self.start_background_sweep(pacer.retain(goal));
+        {
+            let mut d = self.deferred.lock();
+            d.finished = Some(q);
+            d.sweep = Some(pacer.retain(goal));
+        }
         *self.finished.lock() += 1;
         self.finished_cv.notify_all();
         true
+    }
+
+    /// Wakes what [`Collector::start_cycle`] and [`Collector::mark_termination`] left
+    /// asleep: the background workers of a cycle that began, the background sweeper after
+    /// one that ended. Call once the mutators stopped for them run again. (Woken inside the
+    /// stop, a worker thread could take the stopping thread's core and lengthen the pause
+    /// by a scheduler slice.)
+    pub fn resume(&self) {
+        let d = std::mem::take(&mut *self.deferred.lock());
+        if let Some(q) = d.finished {
+            q.notify();
+        }
+        if let Some(retain) = d.sweep {
+            self.start_background_sweep(retain);
+        }
+        if let (Some(job), Some(w)) = (d.start, &self.workers) {
+            w.begin(job);
+        }
     }
 
     /// Counts a pause in the collector's CPU total (every processor stops).
@@ -401,18 +435,23 @@ impl Collector {
         forced: bool,
     ) -> CycleRecord {
         if self.config.stop_the_world {
-            return self.collect_stopped(states, roots, forced);
+            let r = self.collect_stopped(states, roots, forced);
+            self.resume();
+            return r;
         }
         if self.cycle.lock().is_some() {
             self.finish_here(states, roots);
+            self.resume();
         }
         let helpers = self.stopped_mark_threads(self.heap.heap_live()) > 1;
         self.begin(states, CycleRoots::Now(roots), forced, helpers);
+        self.resume();
         if let Some(c) = self.cycle.lock().as_mut() {
             // The calling mutator marks too.
             c.workers += 1;
         }
         self.finish_here(states, roots);
+        self.resume();
         self.cycles().pop().expect("a cycle just ended")
     }
 

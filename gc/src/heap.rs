@@ -89,6 +89,7 @@ impl MutatorContext for Standalone<'_> {
             CycleRoots::Now(&mut *self.roots),
             false,
         );
+        c.resume();
     }
 
     fn collect(&mut self) {
@@ -101,6 +102,7 @@ impl MutatorContext for Standalone<'_> {
         if let Some(q) = c.marking_queue() {
             if q.take_done_hint() {
                 c.mark_termination(&mut [&mut *self.state], self.roots);
+                c.resume();
             }
         }
     }
@@ -158,6 +160,17 @@ impl Mutator {
         let r = c.collect_here(&mut [&mut self.state], roots, true);
         c.heap().sweep_all();
         r
+    }
+
+    /// Starts a cycle now, without waiting for it (it ends in a later allocation, or
+    /// [`Mutator::poll`]): its roots are traced now, marking runs beside this mutator.
+    /// False if a cycle is already under way.
+    pub fn start_cycle(&mut self, roots: &mut dyn Roots) -> bool {
+        let c = self.state.collector().clone();
+        c.heap().sweep_all();
+        let started = c.start_cycle(&mut [&mut self.state], CycleRoots::Now(roots), true);
+        c.resume();
+        started
     }
 
     /// Ends the cycle under way if its marking is done, as an allocation would: for an

@@ -204,10 +204,16 @@ impl MarkQueue {
         }
     }
 
-    /// Ends marking for the background workers (mark termination).
+    /// Ends marking for the background workers (mark termination), and wakes them.
     pub fn finish(&self) {
-        self.finished.store(true, Ordering::SeqCst);
+        self.finish_quietly();
         self.notify();
+    }
+
+    /// Ends marking without waking sleeping workers (they notice at their next wake-up;
+    /// `notify` them once that is cheap).
+    pub fn finish_quietly(&self) {
+        self.finished.store(true, Ordering::SeqCst);
     }
 
     /// True once mark termination has ended this cycle's marking.

@@ -4,10 +4,14 @@
 //! does for the collector goes through it, so several heaps in one process never mix:
 //!
 //! - **The write barrier** ([`MutatorState::write`]): while its heap marks, a pointer store
-//!   records the overwritten pointer and the new one in the buffer (Go's hybrid barrier:
-//!   Yuasa's deletion half keeps what was reachable when marking began, Dijkstra's
-//!   insertion half covers a store from a stack not yet scanned). A full buffer is shaded
-//!   at once; mark termination shades what is left, with the world stopped.
+//!   records the pointer it overwrites in the buffer. A full buffer is shaded at once;
+//!   mark termination shades what is left, with the world stopped. This is Go's hybrid
+//!   barrier: its deletion half (Yuasa) keeps everything reachable when marking began
+//!   alive; its insertion half (Dijkstra) shades the new value only while the storing
+//!   mutator's stack is grey, and here no mutator ever stores with a grey stack — the
+//!   runtime scans a goroutine's stack before it resumes it once a cycle marks, and a
+//!   standalone heap's roots are traced when the cycle starts. So the insertion half has
+//!   nothing to do, and a store records one word, not two.
 //! - **Assists** ([`MutatorState::assist`]): allocating while the heap marks runs up a debt
 //!   of scan work, paid by stealing credit the background workers earned, or by marking.
 //! - **Shading** roots the collector cannot see otherwise: an object taken out of a weak
@@ -79,8 +83,7 @@ impl MutatorState {
     }
 
     /// Stores a pointer into a heap object: the one function every such store goes through.
-    /// While the heap marks, the overwritten pointer and the new one are recorded for
-    /// shading first. The store is atomic (relaxed, word-sized: a plain `mov` on x86-64),
+    /// While the heap marks, the overwritten pointer is recorded for shading first. The store is atomic (relaxed, word-sized: a plain `mov` on x86-64),
     /// so a marker or a goroutine on another thread may read the word meanwhile.
     ///
     /// # Safety
@@ -97,22 +100,19 @@ impl MutatorState {
         unsafe { store_word(slot as usize, value) };
     }
 
-    /// Go's `gcWriteBarrier`: records the old and new pointer of a store.
+    /// Go's `gcWriteBarrier`: records the pointer a store overwrites.
     ///
     /// # Safety
     /// As for [`MutatorState::write`].
     #[inline(never)]
     unsafe fn write_barrier(&mut self, slot: usize, value: usize) {
         // SAFETY: the caller's contract: an aligned word of a live object.
-        #[cfg(not(loom_mutant = "barrier_no_old"))]
         let old = unsafe { load_word(slot) };
-        // The seeded bug of the barrier's loom model: Dijkstra's half alone.
+        // The seeded bug of the barrier's loom model: a barrier that records nothing.
         #[cfg(loom_mutant = "barrier_no_old")]
-        let old = {
-            let _ = slot;
-            0
-        };
-        if self.wb.put(old, value) {
+        let old = old & 0;
+        let _ = value;
+        if self.wb.put(old) {
             self.flush_wb();
         }
     }

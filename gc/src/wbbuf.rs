@@ -26,17 +26,15 @@ impl Default for WbBuf {
 }
 
 impl WbBuf {
-    /// Records the overwritten pointer and the new one (zeroes are skipped); true when the
-    /// buffer is full and must be flushed before the next store.
+    /// Records an overwritten pointer (zero is skipped); true when the buffer is full and
+    /// must be flushed before the next store.
     #[inline(always)]
-    pub(crate) fn put(&mut self, old: usize, new: usize) -> bool {
-        // Two slots are always free here: a full buffer is flushed at once.
-        debug_assert!(self.n + 2 <= WB_ENTRIES);
+    pub(crate) fn put(&mut self, old: usize) -> bool {
+        // A slot is always free here: a full buffer is flushed at once.
+        debug_assert!(self.n < WB_ENTRIES);
         self.buf[self.n] = old;
         self.n += (old != 0) as usize;
-        self.buf[self.n] = new;
-        self.n += (new != 0) as usize;
-        self.n + 2 > WB_ENTRIES
+        self.n == WB_ENTRIES
     }
 
     /// The recorded pointers, emptying the buffer.

@@ -8,13 +8,17 @@
 //! processors with nothing else to run. Here:
 //!
 //! 1. dedicated workers mark flat out while the cycle marks;
-//! 2. the fractional worker marks in slices and sleeps whenever its busy time since the
+//! 2. the fractional worker marks in slices and sleeps whenever its CPU time since the
 //!    cycle began is over its share of the wall time (with one P it is the 25% worker,
 //!    on a thread of its own);
-//! 3. idle workers (the cores, up to the collector's processors, not taken by dedicated
-//!    ones) run at Linux's `SCHED_IDLE` priority: the kernel gives them a core only when
-//!    nothing else wants it, which is what Go's idle-priority workers get from its
-//!    scheduler.
+//! 3. idle workers mark while processors have nothing else to run: as many as the
+//!    runtime has idle Ps ([`MarkHost::idle_procs`]), or, for a standalone heap, all the
+//!    processors but the one its mutator runs on. Each marks in short slices and checks
+//!    again between them, so that a P that finds work again gets its core back.
+//!
+//! (Idle workers at the kernel's `SCHED_IDLE` priority were tried and dropped: a worker
+//! descheduled for hours-long-in-GC-terms while holding grey objects on its private stack
+//! kept every cycle from ending.)
 //!
 //! A worker with nothing to mark sleeps on the cycle's queue until a push wakes it. When
 //! the last marker leaves with nothing queued (the queue's done hint), a worker asks the
@@ -36,6 +40,9 @@ use crate::pacer::BACKGROUND_UTILIZATION;
 /// 100 µs of marking).
 const SLICE_WORK: u64 = 256 << 10;
 
+/// An idle worker's slice: short, so it gives its core back soon after a P needs it.
+const IDLE_SLICE_WORK: u64 = 32 << 10;
+
 /// How many workers of each kind a cycle gets for `procs` processors (Go's `startCycle`):
 /// dedicated workers, and the fractional worker's share of one CPU (0: none).
 pub(crate) fn plan(procs: usize) -> (usize, f64) {
@@ -56,7 +63,8 @@ pub(crate) fn plan(procs: usize) -> (usize, f64) {
 enum Role {
     Dedicated,
     Fractional,
-    Idle,
+    /// The `n`th idle worker: runs while more than `n` processors are idle.
+    Idle(usize),
 }
 
 /// One cycle's marking, as the workers see it.
@@ -79,6 +87,9 @@ struct Pool {
     state: Mutex<PoolState>,
     cv: Condvar,
     fractional: f64,
+    /// Idle processors when the cycle has no host to ask (a standalone heap: all but its
+    /// mutator's).
+    standalone_idle: usize,
 }
 
 /// A collector's background mark workers.
@@ -92,6 +103,7 @@ impl Workers {
     pub(crate) fn start(procs: usize, cores: usize) -> std::io::Result<Workers> {
         let (dedicated, fractional) = plan(procs);
         let idle = procs.min(cores).saturating_sub(dedicated);
+        let standalone_idle = procs.min(cores).saturating_sub(1 + dedicated);
         let pool = Arc::new(Pool {
             state: Mutex::new(PoolState {
                 generation: 0,
@@ -101,12 +113,13 @@ impl Workers {
             }),
             cv: Condvar::new(),
             fractional,
+            standalone_idle,
         });
         let mut roles = vec![Role::Dedicated; dedicated];
         if fractional > 0.0 {
             roles.push(Role::Fractional);
         }
-        roles.extend(std::iter::repeat_n(Role::Idle, idle));
+        roles.extend((0..idle).map(Role::Idle));
         let mut threads = Vec::new();
         for (i, role) in roles.into_iter().enumerate() {
             let p = pool.clone();
@@ -164,9 +177,6 @@ impl Drop for Workers {
 
 /// A worker thread: waits for a cycle, marks it in its role, waits for the next.
 fn run(pool: &Pool, role: Role) {
-    if role == Role::Idle {
-        set_idle_priority();
-    }
     let mut gcw = GcWork::new();
     let mut seen = 0;
     loop {
@@ -186,7 +196,7 @@ fn run(pool: &Pool, role: Role) {
                 st = pool.cv.wait(st);
             }
         };
-        mark(&job, role, pool.fractional, &mut gcw);
+        mark(&job, role, pool, &mut gcw);
         drop(job);
         let mut st = pool.state.lock();
         st.busy -= 1;
@@ -195,10 +205,13 @@ fn run(pool: &Pool, role: Role) {
 }
 
 /// Marks one cycle until its queue is finished.
-fn mark(job: &Job, role: Role, fractional: f64, gcw: &mut GcWork) {
+fn mark(job: &Job, role: Role, pool: &Pool, gcw: &mut GcWork) {
     let q = &job.queue;
+    // CPU this worker spent on the cycle (for the fractional quota).
     let mut busy = Duration::ZERO;
-    let host = job.host.as_ref();
+    let idle = matches!(role, Role::Idle(_));
+    // An idle worker never ends marking: it may have to give its core back at any moment.
+    let host = job.host.as_ref().filter(|_| !idle);
     while !q.finished() {
         if let Some(host) = host {
             if q.take_done_hint() {
@@ -212,40 +225,54 @@ fn mark(job: &Job, role: Role, fractional: f64, gcw: &mut GcWork) {
             q.sleep(Duration::from_millis(1), host.is_some());
             continue;
         }
-        if role == Role::Fractional {
-            let over = busy.as_secs_f64() - fractional * job.start.elapsed().as_secs_f64();
-            if over > 0.0 {
-                // Back under quota after `over / fractional` more seconds of wall time.
-                let wait = Duration::from_secs_f64((over / fractional).clamp(1e-4, 2e-3));
-                q.sleep(wait, host.is_some());
-                continue;
+        match role {
+            Role::Fractional => {
+                let over = busy.as_secs_f64() - pool.fractional * job.start.elapsed().as_secs_f64();
+                if over > 0.0 {
+                    // Back under quota after `over / fractional` more seconds of wall time.
+                    let wait = (over / pool.fractional).clamp(1e-4, 2e-3);
+                    q.sleep(Duration::from_secs_f64(wait), host.is_some());
+                    continue;
+                }
             }
+            Role::Idle(n) => {
+                let idle_procs = match &job.host {
+                    Some(h) => h.idle_procs(),
+                    None => pool.standalone_idle,
+                };
+                if n >= idle_procs {
+                    // No processor for it: wait for one to go idle (the queue's wake-ups
+                    // are for work, which this worker may not take now).
+                    std::thread::sleep(Duration::from_micros(500));
+                    continue;
+                }
+            }
+            Role::Dedicated => {}
         }
-        let t = Instant::now();
-        let (_, done) = gcw.drain(q, SLICE_WORK);
-        let dt = t.elapsed();
+        let cpu = thread_cpu_time();
+        let slice = if idle { IDLE_SLICE_WORK } else { SLICE_WORK };
+        let (_, done) = gcw.drain(q, slice);
+        let dt = thread_cpu_time().saturating_sub(cpu);
         busy += dt;
-        q.note_cpu(
-            if role == Role::Idle {
-                MarkCpu::Idle
-            } else {
-                MarkCpu::Background
-            },
-            dt.as_nanos() as u64,
-        );
+        let who = if idle {
+            MarkCpu::Idle
+        } else {
+            MarkCpu::Background
+        };
+        q.note_cpu(who, dt.as_nanos() as u64);
         q.add_credit(done);
     }
 }
 
-/// Moves the calling thread to `SCHED_IDLE`: it runs only on a core nothing else wants.
-fn set_idle_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: changes the calling thread's (pid 0) policy; `param` is a valid struct
-        // for the duration of the call. Failure leaves the thread at normal priority.
-        let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-    }
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes the calling thread's CPU clock into `ts`, a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 #[cfg(test)]

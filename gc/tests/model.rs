@@ -1,18 +1,53 @@
-//! The collector against a model: a random object graph of mixed layouts (pointer-free,
-//! all pointers, mixed, arrays, large arrays split into oblets, tiny objects) with a canary
-//! in every scalar word, and random operations (allocate, link, unlink, drop roots, add
-//! roots) with collections at random points (explicit ones, and whatever the pacer
-//! triggers inside allocations), all in verify mode with two mark workers.
+//! The collector against a model, with marking running while the graph changes: a random
+//! object graph of mixed layouts (pointer-free, all pointers, mixed, arrays, large arrays
+//! split into oblets, tiny objects) with a canary in every scalar word, and random
+//! operations — allocate, link, unlink, move the only reference to an object from one
+//! object to another, from a root into the heap and back, drop and add roots — with cycles
+//! starting at random points (explicitly, and wherever the pacer starts one inside an
+//! allocation) and marking advancing between the operations, all in verify mode (every
+//! cycle's end re-marks from the roots and fails on anything reachable left unmarked).
 //!
-//! After every collection, every object the model says is reachable has its canaries and
-//! its pointers intact; after every explicit collection (which finishes sweeping),
-//! HeapObjects equals the number of reachable objects exactly. Each test runs 50,000
-//! operations from its own seed (four tests: 200,000 per run). A failure prints the seed;
-//! `MINIGO_SEED=<seed> cargo test --release -p minigo-gc --test model` replays it.
+//! Two ways marking advances. *Stepped* runs have no background workers: the test itself
+//! drains the cycle's mark queue a little at random points (and allocation assists do the
+//! rest), so a seed replays exactly, interleavings included. *Threaded* runs have
+//! background workers marking on their own threads, so the interleavings are the
+//! machine's (a seed replays the operations).
+//!
+//! The model holds every object it made, reachable or not, as a VM's weak table would: an
+//! object it takes that is not reachable from its roots goes through `Mutator::shade`
+//! while a cycle marks, which is the collector's rule for weak references.
+//!
+//! After every cycle, every object the model says is reachable has its canaries and its
+//! pointers intact; after every explicit collection (a whole cycle, sweep included),
+//! HeapObjects equals the number of reachable objects exactly. Four tests of 50,000
+//! operations each (200,000 per run). A failure prints the seed; `MINIGO_SEED=<seed> cargo
+//! test --release -p minigo-gc --test model` replays it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
+use minigo_gc::mark::GcWork;
 use minigo_gc::{GcConfig, Heap, Layout, Mutator, Tracer};
+
+/// Object ids are small distinct integers: hashing them is the identity (the model looks
+/// them up constantly, and SipHash made the test four times slower).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only usize keys")
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = n as u64;
+    }
+}
+
+type HashMap<K, V> = StdHashMap<K, V, BuildHasherDefault<IdHasher>>;
+type HashSet<K> = StdHashSet<K, BuildHasherDefault<IdHasher>>;
 
 struct Rng(u64);
 
@@ -39,6 +74,9 @@ struct Obj {
     size: usize,
     /// Byte offsets of pointer words, with the (object id, interior offset) each holds.
     slots: Vec<(usize, Option<(usize, usize)>)>,
+    /// Indices of the slots that hold a pointer (big arrays hold few: walking the graph
+    /// visits these only).
+    full: Vec<usize>,
     /// Byte offsets of scalar words (canaries).
     scalars: Vec<usize>,
     /// Tiny objects share a 16-byte block: count blocks, not objects.
@@ -87,6 +125,9 @@ struct Model {
     roots: Vec<(usize, usize)>,
     seen_cycles: u32,
     collections: usize,
+    /// Mark steps taken and moves made while marking ran, to show the test tests.
+    steps: usize,
+    moves_while_marking: usize,
 }
 
 /// The model's roots, as the collector sees them.
@@ -105,11 +146,12 @@ impl minigo_gc::Roots for ModelRoots<'_> {
 
 impl Model {
     fn reachable(&self) -> HashSet<usize> {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         let mut stack: Vec<usize> = self.roots.iter().map(|r| r.0).collect();
         while let Some(id) = stack.pop() {
             if seen.insert(id) {
-                stack.extend(self.objs[&id].slots.iter().filter_map(|s| s.1.map(|c| c.0)));
+                let o = &self.objs[&id];
+                stack.extend(o.full.iter().map(|&k| o.slots[k].1.expect("a full slot").0));
             }
         }
         seen
@@ -132,6 +174,15 @@ impl Model {
             rng.below(size)
         } else {
             0
+        }
+    }
+
+    /// Takes object `id` into the mutator's hands (to store it somewhere, or root it). If
+    /// the roots cannot reach it, the model had it only as a weak reference: while a
+    /// cycle marks, that takes a shade.
+    fn take(&self, m: &mut Mutator, id: usize) {
+        if m.marking() && !self.reachable().contains(&id) {
+            m.shade(self.objs[&id].addr);
         }
     }
 
@@ -183,6 +234,7 @@ impl Model {
                 addr,
                 size,
                 slots,
+                full: vec![],
                 scalars,
                 block,
             },
@@ -199,6 +251,24 @@ impl Model {
         }
     }
 
+    /// Points slot `k` of `parent` at `child` (with the model's interior offset).
+    fn store(&mut self, m: &mut Mutator, parent: usize, k: usize, child: Option<(usize, usize)>) {
+        let value = child.map_or(0, |(c, off)| self.objs[&c].addr + off);
+        let p = self.objs.get_mut(&parent).unwrap();
+        match (p.slots[k].1, child) {
+            (None, Some(_)) => p.full.push(k),
+            (Some(_), None) => {
+                let i = p.full.iter().position(|&f| f == k).expect("listed");
+                p.full.swap_remove(i);
+            }
+            _ => {}
+        }
+        p.slots[k].1 = child;
+        // SAFETY: a pointer word of an object the model knows to be allocated; `value` is
+        // null or inside one.
+        unsafe { m.write((p.addr + p.slots[k].0) as *mut usize, value) };
+    }
+
     /// Stores `child` (or a random object) into a random pointer slot of a random object.
     fn link_into(&mut self, m: &mut Mutator, rng: &mut Rng, child: Option<usize>) {
         let Some(parent) = self.pick(rng) else { return };
@@ -208,23 +278,101 @@ impl Model {
         let Some(child) = child.or_else(|| self.pick(rng)) else {
             return;
         };
+        self.take(m, child);
         let off = self.interior(rng, child);
-        let value = self.objs[&child].addr + off;
-        let p = self.objs.get_mut(&parent).unwrap();
-        let k = rng.below(p.slots.len());
-        p.slots[k].1 = Some((child, off));
-        // SAFETY: a pointer word of a live object; `value` is inside a live object.
-        unsafe { m.write((p.addr + p.slots[k].0) as *mut usize, value) };
+        let k = rng.below(self.objs[&parent].slots.len());
+        self.store(m, parent, k, Some((child, off)));
     }
 
     fn unlink(&mut self, m: &mut Mutator, rng: &mut Rng) {
         let Some(parent) = self.pick(rng) else { return };
-        let p = self.objs.get_mut(&parent).unwrap();
-        if let Some(k) = p.slots.iter().position(|s| s.1.is_some()) {
-            p.slots[k].1 = None;
-            // SAFETY: a pointer word of a live object.
-            unsafe { m.write((p.addr + p.slots[k].0) as *mut usize, 0) };
+        if let Some(&k) = self.objs[&parent].full.first() {
+            self.store(m, parent, k, None);
         }
+    }
+
+    /// A random slot of a random reachable object that holds a pointer.
+    fn full_slot(&self, rng: &mut Rng) -> Option<(usize, usize)> {
+        let mut live: Vec<usize> = self.reachable().into_iter().collect();
+        live.sort_unstable();
+        for _ in 0..8 {
+            let &id = live.get(rng.below(live.len().max(1)))?;
+            let full = &self.objs[&id].full;
+            if !full.is_empty() {
+                return Some((id, full[rng.below(full.len())]));
+            }
+        }
+        None
+    }
+
+    /// Moves a pointer from one object's slot to another's, clearing the first: if it was
+    /// the only path to its object, that object now hangs only from the second, which may
+    /// have been scanned already.
+    fn move_between_objects(&mut self, m: &mut Mutator, rng: &mut Rng) {
+        let Some((from, k)) = self.full_slot(rng) else {
+            return;
+        };
+        let Some(to) = self.pick(rng) else { return };
+        if self.objs[&to].slots.is_empty() || !self.reachable().contains(&to) {
+            return;
+        }
+        let child = self.objs[&from].slots[k].1;
+        let j = rng.below(self.objs[&to].slots.len());
+        self.moves_while_marking += m.marking() as usize;
+        self.store(m, to, j, child);
+        self.store(m, from, k, None);
+    }
+
+    /// Moves a pointer from an object's slot into the roots (the VM's stack, traced when
+    /// the cycle began), clearing the slot.
+    fn move_heap_to_root(&mut self, m: &mut Mutator, rng: &mut Rng) {
+        let Some((from, k)) = self.full_slot(rng) else {
+            return;
+        };
+        let child = self.objs[&from].slots[k].1.expect("a full slot");
+        self.moves_while_marking += m.marking() as usize;
+        self.roots.push(child);
+        self.store(m, from, k, None);
+    }
+
+    /// Moves a root into an object's slot, dropping the root.
+    fn move_root_to_heap(&mut self, m: &mut Mutator, rng: &mut Rng) {
+        if self.roots.is_empty() {
+            return;
+        }
+        let r = rng.below(self.roots.len());
+        let Some(to) = self.pick(rng) else { return };
+        if self.objs[&to].slots.is_empty() || !self.reachable().contains(&to) {
+            return;
+        }
+        let child = self.roots[r];
+        let j = rng.below(self.objs[&to].slots.len());
+        self.moves_while_marking += m.marking() as usize;
+        self.store(m, to, j, Some(child));
+        self.roots.swap_remove(r);
+    }
+
+    /// Marks a little, as a background worker would, if a cycle is marking; ends the
+    /// cycle if marking is done.
+    fn mark_step(&mut self, m: &mut Mutator, rng: &mut Rng) {
+        if let Some(q) = m.collector().mark_queue() {
+            GcWork::new().drain(&q, 1 + rng.below(64 << 10) as u64);
+            self.steps += 1;
+        }
+        let mut roots = ModelRoots {
+            objs: &self.objs,
+            roots: &self.roots,
+        };
+        m.poll(&mut roots);
+        self.after_possible_collection(m);
+    }
+
+    fn start_cycle(&mut self, m: &mut Mutator) {
+        let mut roots = ModelRoots {
+            objs: &self.objs,
+            roots: &self.roots,
+        };
+        m.start_cycle(&mut roots);
     }
 
     /// If a collection ran (the pacer can start one in any allocation), forget what it
@@ -289,7 +437,7 @@ impl Model {
     }
 }
 
-fn run(default_seed: u64, ops: usize) {
+fn run(default_seed: u64, ops: usize, threaded: bool) {
     let seed = std::env::var("MINIGO_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -305,7 +453,8 @@ fn run(default_seed: u64, ops: usize) {
     let _reporter = Reporter(seed);
     let heap = Heap::new(GcConfig {
         verify: true,
-        mark_workers: 2,
+        // Stepped runs: no background workers, marking advances where the test says.
+        mark_workers: if threaded { 2 } else { 0 },
         address_space: 16 << 30,
         ..GcConfig::default()
     })
@@ -313,29 +462,37 @@ fn run(default_seed: u64, ops: usize) {
     let mut m = heap.mutator().unwrap();
     let mut rng = Rng(seed);
     let mut model = Model {
-        objs: HashMap::new(),
+        objs: HashMap::default(),
         next_id: 0,
         roots: vec![],
         seen_cycles: 0,
         collections: 0,
+        steps: 0,
+        moves_while_marking: 0,
     };
     for _ in 0..ops {
         let crowded = model.objs.len() > 1500;
         match rng.below(1000) {
-            0..=349 => model.alloc(&mut m, &mut rng),
-            350..=599 => model.link_into(&mut m, &mut rng, None),
-            600..=699 => model.unlink(&mut m, &mut rng),
-            700..=799 if !model.roots.is_empty() => {
+            0..=299 => model.alloc(&mut m, &mut rng),
+            300..=479 => model.link_into(&mut m, &mut rng, None),
+            480..=559 => model.unlink(&mut m, &mut rng),
+            560..=609 => model.move_between_objects(&mut m, &mut rng),
+            610..=639 => model.move_heap_to_root(&mut m, &mut rng),
+            640..=669 => model.move_root_to_heap(&mut m, &mut rng),
+            670..=739 if !model.roots.is_empty() => {
                 let k = rng.below(model.roots.len());
                 model.roots.swap_remove(k);
             }
-            800..=849 => {
+            740..=779 => {
                 if let Some(id) = model.pick(&mut rng) {
+                    model.take(&mut m, id);
                     let off = model.interior(&mut rng, id);
                     model.roots.push((id, off));
                 }
             }
-            850..=852 => model.collect(&mut m),
+            780..=789 => model.start_cycle(&mut m),
+            790..=939 => model.mark_step(&mut m, &mut rng),
+            940..=942 => model.collect(&mut m),
             _ if crowded && !model.roots.is_empty() => {
                 let k = rng.below(model.roots.len());
                 model.roots.swap_remove(k);
@@ -352,24 +509,32 @@ fn run(default_seed: u64, ops: usize) {
         "only {} collections: the test is not testing",
         model.collections
     );
+    assert!(
+        model.moves_while_marking > 100,
+        "only {} moves while marking ran: the test is not testing",
+        model.moves_while_marking
+    );
+    if !threaded {
+        assert!(model.steps > 1000, "only {} mark steps", model.steps);
+    }
 }
 
 #[test]
-fn model_seed_1() {
-    run(1, 50_000);
+fn model_stepped_seed_1() {
+    run(1, 50_000, false);
 }
 
 #[test]
-fn model_seed_2() {
-    run(2, 50_000);
+fn model_stepped_seed_2() {
+    run(2, 50_000, false);
 }
 
 #[test]
-fn model_seed_3() {
-    run(3, 50_000);
+fn model_threaded_seed_3() {
+    run(3, 50_000, true);
 }
 
 #[test]
-fn model_seed_4() {
-    run(4, 50_000);
+fn model_threaded_seed_4() {
+    run(4, 50_000, true);
 }

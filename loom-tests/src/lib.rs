@@ -1,13 +1,16 @@
 //! minigo-loom-tests: loom models of minigo's concurrent handoffs.
 //!
 //! Every model runs the production types — `MCache`, `MCentral` (through the mcache), the
-//! page heap and its scavenger, the sweeper, the mark workers, the run queues, the world
-//! stop, channels and the park/wake status handshake — compiled with loom's
+//! page heap and its scavenger, the sweeper, the mark workers, the write barrier and
+//! black allocation, the run queues, the world stop, channels and the park/wake status
+//! handshake — compiled with loom's
 //! primitives through the crates' `sync` shims (`--cfg loom`). Sizes are the real ones,
 //! chosen so that state stays small: 18 KiB objects (four to a span), 1 MiB arenas, a
 //! 4-slot run queue ring, at most three threads. Each model file states what it proves;
 //! each has a seeded bug (`--cfg loom_mutant="..."` in the production code) that makes it
-//! fail, which CI checks.
+//! fail, which CI checks. Heap object words are plain memory, not loom's: the sync shim's
+//! `load_word`/`store_word` give each word a loom shadow so that loom orders a marker's
+//! load against a mutator's store of it.
 //!
 //! | model | file | mutant |
 //! |---|---|---|
@@ -18,6 +21,7 @@
 //! | 5. a run queue's owner, a thief and the global queue | `tests/runq.rs` | `take_head_racy` |
 //! | 6. the stop-the-world handshake | `tests/world.rs` | `stop_self_no_wait`, `exitsyscall_ignores_stw` |
 //! | 7. channel send, receive and close | `tests/chan.rs` | `prepare_after_unlock` |
+//! | 8. a mutator's barrier-protected stores race a mark worker | `tests/barrier.rs` | `barrier_no_old`, `alloc_white` |
 //!
 //! Run: `.ci/loom` (bounded, as CI), or
 //! `RUSTFLAGS="--cfg loom -C debug-assertions=on" LOOM_MAX_PREEMPTIONS=2 cargo test -p

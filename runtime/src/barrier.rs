@@ -7,14 +7,18 @@
 //! `writeBarrier.enabled`, then `gcWriteBarrier` on `getg().m.p`'s buffer). So a store
 //! costs nothing extra between cycles, and each heap's own phase decides during one.
 //!
-//! Values also move outside heap objects, between places a concurrent cycle scans once:
-//! a channel's buffer, a parked goroutine's stack (a channel hands a value straight to a
-//! waiting receiver), a global handle, a new goroutine's closure. Go puts write barriers
-//! on those moves too (`sendDirect`, `typedmemmove` into the buffer); here the value's
-//! words are shaded ([`shade_value`]) while the heap marks, whichever way it moves.
+//! What a store needs, while a cycle marks, is the deletion half of Go's hybrid barrier:
+//! the overwritten pointer is recorded. Its insertion half (shade the new pointer while
+//! the storing goroutine's stack is grey) never applies here: a goroutine's stack is
+//! scanned before it resumes once a cycle marks (`roots.rs`), so a running goroutine's
+//! stack is always black. The same reasoning covers the root areas values move through
+//! outside heap objects, each scanned once a cycle: a value *leaving* one must be shaded
+//! ([`shade_value`], [`shade_words`]) — taken from a channel's buffer or from a parked
+//! sender's stack (which may not be scanned yet), or overwritten in a global handle —
+//! while a value *entering* one comes from a running goroutine's black stack and needs
+//! nothing: what it reaches was reachable when marking began, or is new and black.
 
 use minigo_alloc_core::sync::store_word;
-use minigo_alloc_core::Layout;
 use minigo_gc::{any_barrier_on, GcPhase};
 
 use crate::sched::{try_current, try_current_state, Sched};
@@ -52,26 +56,8 @@ unsafe fn write_slow(slot: *mut usize, value: usize) {
     }
 }
 
-/// After `Gc::new` wrote its value into a fresh (black) object: shades the pointers it
-/// wrote, while the heap marks (the insertion half of the barrier for its initialising
-/// stores).
-pub(crate) fn shade_new_object(obj: usize, layout: &Layout) {
-    if !any_barrier_on() || !layout.has_pointers() {
-        return;
-    }
-    if let Some(st) = try_current_state() {
-        if st.marking() {
-            let words = (0..layout.size() / 8)
-                .filter(|&i| layout.is_pointer(i))
-                // SAFETY: a pointer word of the object just written.
-                .map(|i| unsafe { minigo_alloc_core::sync::load_word(obj + i * 8) });
-            st.shade_words(words.collect::<Vec<_>>());
-        }
-    }
-}
-
 /// Shades the words of `v` (conservatively) if `sched`'s heap is marking: for a value a
-/// channel moves.
+/// channel takes out of its buffer or from a parked sender.
 #[inline]
 pub(crate) fn shade_value<T>(sched: &Sched, v: &T) {
     if std::mem::size_of::<T>() < 8 || sched.collector.phase() == GcPhase::Off {
@@ -100,7 +86,7 @@ pub(crate) unsafe fn shade_range(sched: &Sched, lo: usize, hi: usize) {
     }
 }
 
-/// Shades `words` (pointers a global handle gave up or took) if `sched`'s heap is marking.
+/// Shades `words` (pointers a global handle gave up) if `sched`'s heap is marking.
 pub(crate) fn shade_words(sched: &Sched, words: &[usize]) {
     if sched.collector.phase() == GcPhase::Off {
         return;

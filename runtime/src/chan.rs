@@ -240,9 +240,6 @@ impl<T: Send + 'static> Chan<T> {
         if st.closed {
             return Err(TrySendError::Closed(v));
         }
-        // The value moves somewhere a marking cycle may have scanned already (a parked
-        // receiver's stack, the buffer): shade it (Go's barrier in `sendDirect`).
-        crate::sched::shade_value(&self.inner.sched, &v);
         while let Some(w) = st.recvq.pop_front() {
             // SAFETY: under the lock, the waiter queued.
             if unsafe { w.claim() } {

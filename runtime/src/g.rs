@@ -15,8 +15,11 @@ use crate::stack::GoStack;
 
 /// Why a goroutine handed control back to its M.
 pub(crate) enum Park {
-    /// Runnable again at once (`yield_now`, or a safepoint while the world is stopping).
+    /// Runnable again at once, on any P (`yield_now`).
     Yield,
+    /// Stopped at a safepoint because the world is stopping: runs again first on its own
+    /// P when the world restarts (so a world stop does not move it to another M).
+    Safepoint,
     /// Waiting for a `ready` (channel, timer, wait group, select).
     Wait,
     /// Wants `job` run with the world stopped (a collection, a statistics snapshot).

@@ -18,10 +18,7 @@ pub(crate) struct Globals {
 }
 
 impl Globals {
-    fn add(&self, sched: &Sched, addr: usize) -> usize {
-        // A root table the collector scans once a cycle: what enters or leaves it while a
-        // cycle marks is shaded (`barrier.rs`).
-        barrier::shade_words(sched, &[addr]);
+    fn add(&self, addr: usize) -> usize {
         let mut t = self.slots.lock();
         match t.1.pop() {
             Some(i) => {
@@ -39,9 +36,11 @@ impl Globals {
         self.slots.lock().0[i]
     }
 
+    /// A root table the collector scans once a cycle: what leaves it while a cycle marks
+    /// is shaded (`barrier.rs`).
     fn set(&self, sched: &Sched, i: usize, addr: usize) {
         let old = std::mem::replace(&mut self.slots.lock().0[i], addr);
-        barrier::shade_words(sched, &[old, addr]);
+        barrier::shade_words(sched, &[old]);
     }
 
     fn remove(&self, sched: &Sched, i: usize) {
@@ -73,7 +72,7 @@ impl<T> Global<T> {
     /// A handle on `obj` (from a goroutine of the runtime that owns `obj`).
     pub fn new(obj: Gc<T>) -> Global<T> {
         let sched = current().sched().arc();
-        let index = sched.globals.add(&sched, obj.to_word());
+        let index = sched.globals.add(obj.to_word());
         Global {
             sched,
             index,

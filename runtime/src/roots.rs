@@ -13,11 +13,12 @@
 //! ([`Sched::ensure_scanned`]). Its `scan_gen` decides who: a compare-and-swap to
 //! "scanning for this cycle", then "scanned". A goroutine therefore never runs with an
 //! unscanned stack while a cycle marks: its stack is black, and what it does afterwards is
-//! covered by the write barrier (heap stores), by shading values that move through
-//! channels or globals (`barrier.rs`), and by black allocation.
+//! covered by the write barrier (heap stores), by shading values that leave a root area
+//! (`barrier.rs`), and by black allocation. A grey stack belongs to a parked goroutine,
+//! which cannot hand anything over but through a channel receive, and that shades.
 //!
-//! A goroutine created while a cycle marks has its closure shaded at creation, since it
-//! is not among the goroutines the cycle snapshot.
+//! A goroutine created while a cycle marks is not among the goroutines the cycle
+//! snapshot; its closure holds what its creator's black stack held, so it needs nothing.
 
 use std::sync::Arc as StdArc;
 
@@ -120,6 +121,10 @@ impl MarkHost for RuntimeCycle {
             s.cycle_ended();
         }
     }
+
+    fn idle_procs(&self) -> usize {
+        self.sched.world.npidle()
+    }
 }
 
 /// Runs `scan` on `g` unless its stack was scanned for cycle `epoch` already, making sure
@@ -192,19 +197,6 @@ impl Sched {
         });
     }
 
-    /// A goroutine created while a cycle marks: the cycle's snapshot does not have it, so
-    /// its closure (its only roots until it runs) is shaded now.
-    pub(crate) fn shade_new_goroutine(&self, g: &G) {
-        if self.collector.phase() == minigo_gc::GcPhase::Off {
-            return;
-        }
-        if let Some((lo, hi)) = g.entry_range() {
-            // SAFETY: the closure's memory, alive until the goroutine starts; it has not
-            // been queued yet.
-            unsafe { crate::barrier::shade_range(self, lo, hi) };
-        }
-    }
-
     /// Runs `f` with the world stopped, from a thread that holds no P (a mark worker
     /// ending a cycle). Waits its turn if a goroutine is stopping the world.
     pub(crate) fn stop_world_outside<R>(&self, f: impl FnOnce() -> R) -> R {
@@ -219,6 +211,7 @@ impl Sched {
         self.worlds_stopped.fetch_add(1, Ordering::AcqRel);
         let r = f();
         self.world.start(None);
+        self.collector.resume();
         self.wakep_if_work();
         self.stw_running.store(false, Ordering::Release);
         r

@@ -226,7 +226,7 @@ pub(crate) fn current_gptr() -> GPtr {
 pub(crate) fn safepoint() {
     if let Some(cur) = try_current() {
         if cur.sched().world.stopping() {
-            park(Park::Yield);
+            park(Park::Safepoint);
         }
     }
 }
@@ -383,8 +383,6 @@ impl Sched {
             }
         };
         self.ngoroutines.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the G is ours until it is queued.
-        self.shade_new_goroutine(unsafe { g.as_ref() });
         self.make_runnable(g);
         id
     }
@@ -659,6 +657,10 @@ impl Sched {
                 self.global.push([g]);
                 self.wakep();
             }
+            corosensei::CoroutineResult::Yield(Park::Safepoint) => {
+                gr.status.store(RUNNABLE, Ordering::Release);
+                self.ps[p].runq.push(g, true, &self.global);
+            }
             corosensei::CoroutineResult::Yield(Park::Wait) => {
                 if gr.status.finish_parking() {
                     self.ps[p].runq.push(g, true, &self.global);
@@ -676,6 +678,7 @@ impl Sched {
                     // `with_world_stopped`).
                     unsafe { (*job)(self) };
                     self.world.start(Some(p));
+                    self.collector.resume();
                     self.wakep_if_work();
                     self.stw_running.store(false, Ordering::Release);
                 } else {

@@ -190,9 +190,10 @@ impl<T: HeapType> Gc<T> {
         let p = alloc(T::layout(), 1)?.cast::<T>();
         // SAFETY: a fresh, zeroed, properly sized and aligned object that no one else can
         // reach yet; the write is its initialisation. A collector marking meanwhile never
-        // scans it (it is allocated black), so it does not read the words being written.
+        // scans it (it is allocated black), so it does not read the words being written,
+        // and the pointers written come from this goroutine's stack, which is black while
+        // it runs: these stores need no barrier (`barrier.rs`).
         unsafe { p.as_ptr().write(value) };
-        barrier::shade_new_object(p.as_ptr() as usize, T::layout());
         Ok(Gc {
             ptr: p,
             _t: PhantomData,
