@@ -82,7 +82,6 @@ pub trait MarkHost: RootJobs {
 pub(crate) struct Cycle {
     pub(crate) queue: Arc<MarkQueue>,
     forced: bool,
-    start: Instant,
     start_ns: u64,
     sweep_term_ns: u64,
     mark_start: Instant,
@@ -178,7 +177,6 @@ impl Collector {
         *cur = Some(Cycle {
             queue: q,
             forced,
-            start: t0,
             start_ns: (t0 - self.created).as_nanos() as u64,
             sweep_term_ns,
             mark_start: Instant::now(),
@@ -323,7 +321,7 @@ impl Collector {
             (
                 c.sweep_term_ns,
                 mark_ns,
-                (c.start.elapsed()).as_nanos() as u64,
+                c.sweep_term_ns + mark_ns + term_ns,
             )
         };
         self.charge_pause(term_ns);

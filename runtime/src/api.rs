@@ -54,7 +54,8 @@ impl fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 /// Configures a [`Runtime`]. Defaults come from the environment as in Go (`GOMAXPROCS`,
-/// `GOGC`, `GOMEMLIMIT`, `GODEBUG=gctrace=1,gccheckmark=1`); the methods override them.
+/// `GOGC`, `GOMEMLIMIT`, `GODEBUG=gctrace=1,gccheckmark=1,gcstoptheworld=1`); the methods
+/// override them.
 #[derive(Clone, Debug, Default)]
 pub struct Builder {
     procs: Option<usize>,
@@ -63,6 +64,7 @@ pub struct Builder {
     max_heap: Option<Option<usize>>,
     gctrace: Option<bool>,
     verify: Option<bool>,
+    stop_the_world: Option<bool>,
     stress: bool,
     stack_size: Option<usize>,
     abort_on_panic: bool,
@@ -102,6 +104,14 @@ impl Builder {
     /// The collector's verify mode (Go's gccheckmark).
     pub fn verify(mut self, on: bool) -> Self {
         self.verify = Some(on);
+        self
+    }
+
+    /// Go's `GODEBUG=gcstoptheworld=1`: every cycle marks with the world stopped, in one
+    /// pause (for comparison and debugging). Default: the environment's `GODEBUG`, else
+    /// concurrent marking.
+    pub fn stop_the_world(mut self, on: bool) -> Self {
+        self.stop_the_world = Some(on);
         self
     }
 
@@ -157,6 +167,9 @@ impl Builder {
         }
         if let Some(v) = self.verify {
             gc.verify = v;
+        }
+        if let Some(s) = self.stop_the_world {
+            gc.stop_the_world = s;
         }
         gc.stress = self.stress;
         gc.mark_workers = procs;

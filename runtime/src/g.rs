@@ -164,3 +164,20 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         "a panic with a non-string payload".to_string()
     }
 }
+
+/// Runs `f`, code of the runtime's own that runs with the world stopped (a collection, a
+/// statistics snapshot). If it panics — the collector's verify mode found a lost object,
+/// say — no goroutine can run again (the world would stay stopped), so the process ends
+/// with the message and exit status 2, as Go's `throw` does.
+pub(crate) fn fatal_on_panic<R>(f: impl FnOnce() -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            eprintln!(
+                "fatal error: {}\n\nruntime stack: (the world was stopped)",
+                panic_message(&*p)
+            );
+            std::process::exit(2);
+        }
+    }
+}

@@ -112,10 +112,12 @@ impl MarkHost for RuntimeCycle {
     fn finish_mark(&self) {
         let s = &*self.sched;
         let ended = s.stop_world_outside(|| {
-            // SAFETY: the world is stopped until this closure returns.
-            let mut states = unsafe { s.all_states() };
-            s.collector
-                .mark_termination(&mut states, &mut RuntimeRoots { sched: s })
+            crate::g::fatal_on_panic(|| {
+                // SAFETY: the world is stopped until this closure returns.
+                let mut states = unsafe { s.all_states() };
+                s.collector
+                    .mark_termination(&mut states, &mut RuntimeRoots { sched: s })
+            })
         });
         if ended {
             s.cycle_ended();

@@ -674,9 +674,11 @@ impl Sched {
                 {
                     self.world.stop(Some(p));
                     self.worlds_stopped.fetch_add(1, Ordering::AcqRel);
-                    // SAFETY: the job lives on the parked goroutine's stack (see
-                    // `with_world_stopped`).
-                    unsafe { (*job)(self) };
+                    crate::g::fatal_on_panic(|| {
+                        // SAFETY: the job lives on the parked goroutine's stack (see
+                        // `with_world_stopped`).
+                        unsafe { (*job)(self) }
+                    });
                     self.world.start(Some(p));
                     self.collector.resume();
                     self.wakep_if_work();
