@@ -323,6 +323,17 @@ impl Collector {
         self.stats.lock().history.iter().cloned().collect()
     }
 
+    /// A processor of the embedder went idle: while a cycle marks, idle mark workers may
+    /// use it (the runtime calls this when a P is put on the idle list).
+    #[inline]
+    pub fn proc_idle(&self) {
+        if self.phase.barrier_on() {
+            if let Some(w) = &self.workers {
+                w.proc_idle();
+            }
+        }
+    }
+
     /// Background mark worker threads (0 when marking is stop-the-world or mutator-only).
     pub fn background_workers(&self) -> usize {
         self.workers.as_ref().map_or(0, |w| w.len())
@@ -348,7 +359,22 @@ fn scavenge_to(heap: &MHeap, retain: u64) {
     }
 }
 
-/// Go's `bgsweep` and background scavenger, on one OS thread per heap.
+/// Moves the calling thread to Linux's `SCHED_IDLE`: it runs only on a core nothing else
+/// wants. For the background sweeper: Go's `bgsweep` yields to every goroutine that wants
+/// its P, and a sweeper thread competing with the mutators at their priority took their
+/// cores for scheduler slices (stalls of several milliseconds). A sweeper preempted while
+/// holding an mcentral's lock costs little: a mutator blocking on the lock frees its core.
+fn set_idle_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: changes the calling thread's (pid 0) policy; `param` is a valid struct
+        // for the duration of the call. Failure leaves the thread at normal priority.
+        let _ = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    }
+}
+
+/// Go's `bgsweep` and background scavenger, on one OS thread per heap, at idle priority.
 struct Sweeper {
     shared: Arc<SweeperShared>,
     thread: Option<JoinHandle<()>>,
@@ -376,24 +402,27 @@ impl Sweeper {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("minigo-bgsweep".into())
-            .spawn(move || loop {
-                let retain = {
-                    let mut st = s.state.lock();
-                    while !st.pending && !s.stop.load(Ordering::Acquire) {
-                        st = s.wake.wait(st);
+            .spawn(move || {
+                set_idle_priority();
+                loop {
+                    let retain = {
+                        let mut st = s.state.lock();
+                        while !st.pending && !s.stop.load(Ordering::Acquire) {
+                            st = s.wake.wait(st);
+                        }
+                        if s.stop.load(Ordering::Acquire) {
+                            return;
+                        }
+                        st.pending = false;
+                        st.retain
+                    };
+                    while !s.stop.load(Ordering::Relaxed) {
+                        if !heap.sweep_one() {
+                            break;
+                        }
                     }
-                    if s.stop.load(Ordering::Acquire) {
-                        return;
-                    }
-                    st.pending = false;
-                    st.retain
-                };
-                while !s.stop.load(Ordering::Relaxed) {
-                    if !heap.sweep_one() {
-                        break;
-                    }
+                    scavenge_to(&heap, retain);
                 }
-                scavenge_to(&heap, retain);
             })?;
         Ok(Sweeper {
             shared,

@@ -87,9 +87,11 @@ pub(crate) struct Cycle {
     mark_start: Instant,
     heap_before: u64,
     trigger: u64,
+    goal: u64,
     retries: u32,
     retry_ns: u64,
-    longest_pause_ns: u64,
+    /// The stops so far.
+    pauses: Vec<u64>,
     /// CPU the markers spent with the world stopped (a stopped mark's drain).
     stopped_mark_cpu_ns: u64,
     workers: usize,
@@ -182,9 +184,10 @@ impl Collector {
             mark_start: Instant::now(),
             heap_before,
             trigger,
+            goal: self.goal.load(Ordering::Relaxed),
             retries: 0,
             retry_ns: 0,
-            longest_pause_ns: sweep_term_ns,
+            pauses: vec![sweep_term_ns],
             stopped_mark_cpu_ns: 0,
             workers,
             concurrent,
@@ -239,7 +242,7 @@ impl Collector {
                 let ns = t0.elapsed().as_nanos() as u64;
                 c.retries += 1;
                 c.retry_ns += ns;
-                c.longest_pause_ns = c.longest_pause_ns.max(ns);
+                c.pauses.push(ns);
                 self.charge_pause(ns);
                 return false;
             }
@@ -325,6 +328,13 @@ impl Collector {
             )
         };
         self.charge_pause(term_ns);
+        let pauses = if c.concurrent {
+            let mut p = std::mem::take(&mut c.pauses);
+            p.push(term_ns);
+            p
+        } else {
+            vec![pause_ns]
+        };
         if c.concurrent {
             self.gc_cpu_total
                 .fetch_add(mark_cpu - c.stopped_mark_cpu_ns, Ordering::Relaxed);
@@ -338,11 +348,8 @@ impl Collector {
             retries: c.retries,
             retry_ns: c.retry_ns,
             pause_ns,
-            longest_pause_ns: if c.concurrent {
-                c.longest_pause_ns.max(term_ns)
-            } else {
-                pause_ns
-            },
+            longest_pause_ns: pauses.iter().copied().max().unwrap_or(0),
+            pauses,
             mark_cpu_ns: mark_cpu,
             assist_cpu_ns: assist,
             background_cpu_ns: background,
@@ -352,6 +359,7 @@ impl Collector {
             heap_at_term,
             heap_live: marked,
             objects_live: q.marked_objects(),
+            goal: c.goal,
             next_goal: goal,
             next_trigger: trigger,
             workers: c.workers,

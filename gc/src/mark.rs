@@ -12,15 +12,16 @@
 //!
 //! Each marker's grey objects are its [`GcWork`] (Go's gcWork), a plain `Vec` used as a
 //! stack (depth-first: a long list needs one slot, nothing recurses). Work moves between
-//! markers only through the cycle's [`MarkQueue`], crossbeam's injector, as in Go's
-//! `gcWork.balance`: while some marker waits for work and the injector is empty, a busy
-//! marker hands over the older half of its stack. So the common path takes no atomic
-//! operation but the mark bit's. Objects over 128 KiB are split into oblets so that one
-//! huge array does not serialise the phase.
+//! markers only through the cycle's [`MarkQueue`], in batches (Go's workbufs, `queue.rs`),
+//! as in Go's `gcWork.balance`: while some marker waits for work and the queue is empty,
+//! a busy marker hands over the older half of its stack as one batch. So the common path
+//! takes no atomic operation but the mark bit's. Objects over 128 KiB are split into
+//! oblets so that one huge array does not serialise the phase, and a bounded drain stops
+//! inside a big object rather than after it.
 //!
 //! **When is marking over?** A marker *joins* the queue's `active` count before it takes
-//! work and *leaves* it only with an empty stack after finding the injector empty. Every
-//! push comes from a joined marker. So "injector empty, then `active` read as zero, and
+//! work and *leaves* it only with an empty stack after finding the queue empty. Every
+//! push comes from a joined marker. So "queue empty, then `active` read as zero, and
 //! every root job done" means no grey object is left anywhere a marker can see. With the
 //! world stopped that is the end ([`GcWork::drain_all`]); while mutators run it is only a
 //! hint ([`MarkQueue::done_hint`]): a barrier buffer may still hold pointers, so mark
@@ -39,7 +40,7 @@ use minigo_alloc_core::sync::{
 };
 use minigo_alloc_core::{MHeap, MSpan};
 
-use crate::queue::{Injector, Steal};
+use crate::queue::BatchQueue;
 use crate::roots::Tracer;
 
 /// Words per oblet: Go's `maxObletBytes` (128 KiB).
@@ -85,7 +86,7 @@ pub trait RootJobs: Send + Sync {
 /// What every marker of one cycle shares (Go's `work`).
 pub struct MarkQueue {
     heap: Arc<MHeap>,
-    injector: Injector<Grey>,
+    batches: BatchQueue<Grey>,
     /// Markers holding grey work or about to take some (see the module comment).
     active: AtomicUsize,
     /// Markers waiting for work: a busy one hands over half its stack while any is.
@@ -139,7 +140,7 @@ impl MarkQueue {
         let root_total = roots.as_ref().map_or(0, |r| r.count());
         MarkQueue {
             heap,
-            injector: Injector::new(),
+            batches: BatchQueue::new(),
             active: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             exclusive,
@@ -229,7 +230,7 @@ impl MarkQueue {
     /// A marker is waiting for work and none is on offer.
     #[inline]
     fn hungry(&self) -> bool {
-        self.waiting.load(Ordering::Relaxed) > 0 && self.injector.is_empty()
+        self.waiting.load(Ordering::Relaxed) > 0 && self.batches.is_empty()
     }
 
     fn roots_pending(&self) -> bool {
@@ -248,7 +249,7 @@ impl MarkQueue {
     /// raises the done hint and wakes a worker to act on it.
     fn leave(&self) {
         if self.active.fetch_sub(1, Ordering::SeqCst) == 1
-            && self.injector.is_empty()
+            && self.batches.is_empty()
             && self.roots_done()
         {
             self.done_hint.store(true, Ordering::SeqCst);
@@ -259,7 +260,7 @@ impl MarkQueue {
     /// True when no marker holds or can find grey work: with the world stopped (and every
     /// barrier buffer flushed), marking is complete.
     pub fn quiescent(&self) -> bool {
-        self.injector.is_empty()
+        self.batches.is_empty()
             && !self.roots_pending()
             && self.active.load(Ordering::SeqCst) == 0
             && self.roots_done()
@@ -276,9 +277,9 @@ impl MarkQueue {
         self.done_hint.load(Ordering::SeqCst)
     }
 
-    /// True when the injector or the root jobs have work for another marker.
+    /// True when the queue or the root jobs have work for another marker.
     pub fn has_work(&self) -> bool {
-        !self.injector.is_empty() || self.roots_pending()
+        !self.batches.is_empty() || self.roots_pending()
     }
 
     /// Wakes every sleeping worker (work arrived, or the cycle moves on).
@@ -339,14 +340,26 @@ pub struct GcWork {
     pub scan_work: u64,
     /// Time spent with work in hand.
     pub busy: Duration,
+    /// The scan work at which the drain under way stops.
+    limit: u64,
+    /// When the drain under way stops, if it is timed.
+    deadline: Option<Instant>,
 }
+
+/// Words of a big object scanned between two looks at a drain's budget: a bounded drain
+/// (an assist) stops inside an oblet rather than after all 16,384 of its words, which
+/// with a cache miss a word can take milliseconds.
+const SCAN_CHUNK_WORDS: usize = 1024;
+
+/// Objects a timed drain scans between two looks at the clock.
+const CLOCK_EVERY: u32 = 32;
 
 /// How a bounded drain ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Drained {
     /// No grey object was left to take.
     Empty,
-    /// The budget ran out first; the rest went to the injector.
+    /// The budget ran out first; the rest went to the queue.
     Budget,
 }
 
@@ -391,14 +404,29 @@ impl GcWork {
         true
     }
 
-    /// Marks from this marker's grey objects, the injector and unclaimed root jobs until
+    /// Marks from this marker's grey objects, the queue and unclaimed root jobs until
     /// there is nothing left to take or `budget` units of scan work are done. Grey objects
-    /// left over go to the injector. Returns how it ended and the scan work done.
+    /// left over go to the queue. Returns how it ended and the scan work done.
     pub fn drain(&mut self, q: &MarkQueue, budget: u64) -> (Drained, u64) {
+        self.drain_until(q, budget, None)
+    }
+
+    /// [`GcWork::drain`] that also stops at `deadline` (checked every few dozen objects
+    /// and every chunk of a big one): for a mutator's assist, whose stall must stay short
+    /// whatever the objects cost to scan (a pointer array over a big heap misses the cache
+    /// on every word).
+    pub fn drain_until(
+        &mut self,
+        q: &MarkQueue,
+        budget: u64,
+        deadline: Option<Instant>,
+    ) -> (Drained, u64) {
         q.join();
         let start = self.scan_work;
         let limit = start.saturating_add(budget);
+        self.deadline = deadline;
         let empty = self.drain_loop(q, limit);
+        self.deadline = None;
         let done = self.scan_work - start;
         self.share(q);
         self.flush_counts(q);
@@ -413,7 +441,7 @@ impl GcWork {
 
     /// Marks until no marker has anything left: for a marker that holds the world stopped
     /// (or is the heap's only mutator) and must see marking through. Other markers may
-    /// work beside it; it returns when every one of them is idle and the injector empty.
+    /// work beside it; it returns when every one of them is idle and the queue empty.
     pub fn drain_all(&mut self, q: &MarkQueue) {
         q.join();
         loop {
@@ -452,9 +480,24 @@ impl GcWork {
         let mut at = 0;
         let mut in_hand = 0;
         let start = Instant::now();
+        self.limit = limit;
+        let mut until_clock = CLOCK_EVERY;
         let empty;
         loop {
-            let next = if self.scan_work < limit {
+            if self.deadline.is_some() {
+                until_clock -= 1;
+                if until_clock == 0 {
+                    until_clock = CLOCK_EVERY;
+                    self.check_deadline();
+                }
+            }
+            if self.scan_work >= self.limit && in_hand > 0 {
+                // Budget spent: what is in flight goes back to the stack unscanned, so a
+                // bounded drain overshoots by one object at most (one 128 KiB oblet).
+                self.stack.extend(fifo.iter_mut().filter_map(Option::take));
+                in_hand = 0;
+            }
+            let next = if self.scan_work < self.limit {
                 self.find_work(q)
             } else {
                 None
@@ -465,7 +508,7 @@ impl GcWork {
                     in_hand += 1;
                 }
                 None if in_hand == 0 => {
-                    empty = self.scan_work < limit;
+                    empty = self.scan_work < self.limit;
                     break;
                 }
                 None => {}
@@ -488,10 +531,10 @@ impl GcWork {
             if let Some(g) = self.stack.pop() {
                 return Some(g);
             }
-            match q.injector.steal() {
-                Steal::Success(g) => return Some(g),
-                Steal::Retry => continue,
-                Steal::Empty => {}
+            if let Some(batch) = q.batches.pop() {
+                let empty = std::mem::replace(&mut self.stack, batch);
+                q.batches.recycle(empty);
+                continue;
             }
             if !self.scan_root_job(q) {
                 return None;
@@ -521,12 +564,12 @@ impl GcWork {
         true
     }
 
-    /// Hands the older half of this marker's stack to the injector.
+    /// Hands the older half of this marker's stack to the queue, as one batch.
     fn give_half(&mut self, q: &MarkQueue) {
         let half = self.stack.len() / 2;
-        for g in self.stack.drain(..half) {
-            q.injector.push(g);
-        }
+        let mut batch = q.batches.take_empty();
+        batch.extend(self.stack.drain(..half));
+        q.batches.push(batch);
         q.notify();
     }
 
@@ -559,42 +602,63 @@ impl GcWork {
     #[inline(never)]
     fn scan_words(&mut self, q: &MarkQueue, span: &MSpan, g: Grey) {
         // SAFETY: as in `scan`.
-        let words = unsafe { q.heap.pointer_words(span, g.base) };
-        let words = if words.extent() > OBLET_WORDS {
+        let extent = unsafe { q.heap.pointer_words(span, g.base) }.extent();
+        let end = if extent > OBLET_WORDS {
             if g.from == 0 {
                 let mut from = OBLET_WORDS;
-                while from < words.extent() {
+                while from < extent {
                     self.stack.push(Grey { from, ..g });
                     from += OBLET_WORDS;
                 }
             }
-            words.restrict(g.from, g.from + OBLET_WORDS)
+            // The end of the oblet `from` is in (a grey object split at a budget resumes
+            // mid-oblet).
+            ((g.from / OBLET_WORDS + 1) * OBLET_WORDS).min(extent)
         } else {
-            words
+            extent
         };
-        self.scan_work += 8 * (words.extent().saturating_sub(g.from)) as u64;
-        for addr in words {
+        let mut from = g.from;
+        while from < end {
+            let to = (from + SCAN_CHUNK_WORDS).min(end);
             // SAFETY: as in `scan`.
-            let value = unsafe { load_word(addr) };
-            if value != 0 {
-                self.shade(q, value);
+            for addr in unsafe { q.heap.pointer_words(span, g.base) }.restrict(from, to) {
+                // SAFETY: as in `scan`.
+                let value = unsafe { load_word(addr) };
+                if value != 0 {
+                    self.shade(q, value);
+                }
+            }
+            self.scan_work += 8 * (to - from) as u64;
+            from = to;
+            self.check_deadline();
+            if from < end && self.scan_work >= self.limit {
+                // Budget spent: the rest of the object stays grey.
+                self.stack.push(Grey { from, ..g });
+                return;
             }
         }
     }
 
-    /// Hands all of this marker's grey objects to the injector.
+    /// Past the drain's deadline, spends its budget (the drain then stops as if it had).
+    #[inline]
+    fn check_deadline(&mut self) {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.limit = self.scan_work;
+        }
+    }
+
+    /// Hands all of this marker's grey objects to the queue, as one batch.
     pub fn share(&mut self, q: &MarkQueue) {
         if self.stack.is_empty() {
             return;
         }
-        for g in self.stack.drain(..) {
-            q.injector.push(g);
-        }
+        let batch = std::mem::replace(&mut self.stack, q.batches.take_empty());
+        q.batches.push(batch);
         q.notify();
     }
 
     /// Shades what a flushed write-barrier buffer or a root scan produced and hands the
-    /// grey objects to the injector, as a marker that joins for the push (see the module
+    /// grey objects to the queue, as a marker that joins for the push (see the module
     /// comment). Returns how many objects it greyed.
     pub fn shade_all(&mut self, q: &MarkQueue, addrs: impl Iterator<Item = usize>) -> usize {
         q.join();

@@ -170,8 +170,10 @@ impl MutatorState {
     /// Pays for what this mutator allocated since it last asked (Go's `gcAssistAlloc`):
     /// while the heap marks, the bytes it took from the heap are debited from its credit;
     /// a debt is paid first with credit the background workers earned, then by marking,
-    /// at least [`OVER_ASSIST_WORK`](crate::pacer::OVER_ASSIST_WORK) at a time. Not while the
-    /// GC CPU limiter is on.
+    /// at least [`OVER_ASSIST_WORK`](crate::pacer::OVER_ASSIST_WORK) and at most
+    /// [`MAX_ASSIST_WORK`](crate::pacer::MAX_ASSIST_WORK) at a time and for
+    /// [`MAX_ASSIST_TIME`](crate::pacer::MAX_ASSIST_TIME) at most (the rest stays owed).
+    /// Not while the GC CPU limiter is on.
     pub fn assist(&mut self) {
         let reserved = self.cache.take_reserved();
         let Some(q) = self.queue.clone() else {
@@ -188,7 +190,10 @@ impl MutatorState {
         }
         let ratio = c.assist_work_per_byte(&q);
         let owed = ((-self.credit) as f64 * ratio) as u64;
-        let want = owed.max(crate::pacer::OVER_ASSIST_WORK);
+        let want = owed.clamp(
+            crate::pacer::OVER_ASSIST_WORK,
+            crate::pacer::MAX_ASSIST_WORK,
+        );
         let stolen = c.steal_background_credit(want);
         self.credit += (stolen as f64 / ratio) as i64;
         let want = want - stolen;
@@ -196,7 +201,8 @@ impl MutatorState {
             return;
         }
         let t = Instant::now();
-        let (drained, done) = self.gcw.drain(&q, want);
+        let deadline = t + crate::pacer::MAX_ASSIST_TIME;
+        let (drained, done) = self.gcw.drain_until(&q, want, Some(deadline));
         self.credit += (done as f64 / ratio) as i64;
         c.note_assist(&q, t.elapsed());
         if drained == crate::mark::Drained::Empty && self.credit < 0 {

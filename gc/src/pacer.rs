@@ -17,7 +17,9 @@
 //! 3. **Assists.** While marking, a mutator that allocates owes scan work in proportion:
 //!    the work left over the heap left before the goal ([`assist_work_per_byte`]). When
 //!    marking does more work than expected the goal is stretched toward the worst case
-//!    (all scannable memory live), up to GOGC% over it; past the goal, 10% more.
+//!    (all scannable memory live), up to GOGC% over it; past the goal, 10% more. One
+//!    assist does between [`OVER_ASSIST_WORK`] and [`MAX_ASSIST_WORK`] of scan work, and
+//!    runs [`MAX_ASSIST_TIME`] at most.
 //! 4. **The CPU limiter.** Under a memory limit below the live heap, cycles run back to
 //!    back; a leaky bucket (capacity one second per processor, filled by GC CPU time and
 //!    drained by mutator time) turns assists off while the collector has used more than
@@ -38,6 +40,15 @@ pub const BACKGROUND_UTILIZATION: f64 = 0.25;
 /// Go's `gcOverAssistWork`: an assist does at least this much scan work, pre-paying for
 /// the allocations that follow.
 pub const OVER_ASSIST_WORK: u64 = 64 << 10;
+
+/// The most scan work one assist does (about 200 µs of marking): a mutator deep in debt
+/// pays it over several allocations rather than stalling once for all of it (Go's assists
+/// are bounded by preemption instead). What is left stays owed.
+pub const MAX_ASSIST_WORK: u64 = 512 << 10;
+
+/// The longest one assist runs, whatever its work costs (pointer-dense objects over a big
+/// heap miss the cache on every word): the bound on a mutator's stall for an assist.
+pub const MAX_ASSIST_TIME: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// Settings the goal comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

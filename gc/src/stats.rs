@@ -33,6 +33,9 @@ pub struct CycleRecord {
     pub pause_ns: u64,
     /// The longest single stop.
     pub longest_pause_ns: u64,
+    /// Every stop of the cycle, in order: the first, the retries, the last (one, in a
+    /// stop-the-world cycle).
+    pub pauses: Vec<u64>,
     /// CPU spent marking, all of it (assists, background and idle workers, stopped marking).
     pub mark_cpu_ns: u64,
     /// Of it, by mutators' assists.
@@ -51,6 +54,8 @@ pub struct CycleRecord {
     pub heap_live: u64,
     /// Objects marked by the markers (objects allocated during marking not included).
     pub objects_live: u64,
+    /// This cycle's goal: the heap it was paced to finish by (what gctrace prints).
+    pub goal: u64,
     /// The goal set for the next cycle.
     pub next_goal: u64,
     /// The heap live at which the next cycle starts.
@@ -72,6 +77,11 @@ impl CycleRecord {
     /// When the last stop began.
     pub fn mark_end_ns(&self) -> u64 {
         self.mark_start_ns() + self.mark_ns
+    }
+
+    /// When the cycle ended (the world restarted after mark termination).
+    pub fn end_ns(&self) -> u64 {
+        self.mark_end_ns() + self.mark_term_ns
     }
 }
 
@@ -107,11 +117,12 @@ impl GcStats {
         self.pause_ns[slot] = r.pause_ns;
         self.pause_end[slot] = end_unix_ns;
         self.last_gc_unix_ns = end_unix_ns;
-        // A pause takes every processor; marking beside the mutators, what it used. (A
-        // stop-the-world cycle's marking is inside its pause.)
+        // A pause takes every processor; marking beside the mutators, what it used, but
+        // for marking on idle cores, which the mutators did not want (Go's
+        // GCCPUFraction). A stop-the-world cycle's marking is inside its pause.
         self.gc_cpu_ns += r.pause_ns * self.procs.max(1) as u64;
         if r.concurrent {
-            self.gc_cpu_ns += r.mark_cpu_ns;
+            self.gc_cpu_ns += r.mark_cpu_ns.saturating_sub(r.idle_cpu_ns);
         }
         self.next_gc = r.next_goal;
         // A ring: dropping the oldest of 65,536 records from a Vec moved them all, 120 µs
@@ -184,7 +195,7 @@ pub fn gctrace_line(r: &CycleRecord, cpu_percent: u64, procs: usize) -> String {
         mb(r.heap_before),
         mb(r.heap_at_term),
         mb(r.heap_live),
-        if r.next_goal == u64::MAX { 0 } else { mb(r.next_goal) },
+        if r.goal == u64::MAX { 0 } else { mb(r.goal) },
         procs,
     );
     if r.forced {
@@ -214,7 +225,8 @@ mod tests {
             heap_at_term: 5 << 20,
             heap_live: 1 << 20,
             objects_live: 100,
-            next_goal: 4 << 20,
+            goal: 4 << 20,
+            next_goal: 2 << 20,
             workers: 2,
             forced: true,
             concurrent: true,

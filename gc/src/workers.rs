@@ -13,8 +13,12 @@
 //!    on a thread of its own);
 //! 3. idle workers mark while processors have nothing else to run: as many as the
 //!    runtime has idle Ps ([`MarkHost::idle_procs`]), or, for a standalone heap, all the
-//!    processors but the one its mutator runs on. Each marks in short slices and checks
-//!    again between them, so that a P that finds work again gets its core back.
+//!    processors but the one its mutator runs on; while a processor is idle the
+//!    fractional worker marks flat out as the first of them. Each marks in short slices
+//!    and checks again between them, so that a P that finds work again gets its core
+//!    back. Never more marking threads than idle processors plus the background share:
+//!    more would take cores from the mutators (as slices of the OS scheduler, which showed
+//!    as stalls of several milliseconds).
 //!
 //! (Idle workers at the kernel's `SCHED_IDLE` priority were tried and dropped: a worker
 //! descheduled for hours-long-in-GC-terms while holding grey objects on its private stack
@@ -40,8 +44,11 @@ use crate::pacer::BACKGROUND_UTILIZATION;
 /// 100 µs of marking).
 const SLICE_WORK: u64 = 256 << 10;
 
-/// An idle worker's slice: short, so it gives its core back soon after a P needs it.
-const IDLE_SLICE_WORK: u64 = 32 << 10;
+/// An idle worker's slice (and the fractional worker's while it marks on an idle
+/// processor): short, so that it gives the core back soon after a P needs it. Bounded in
+/// time, not only in work: 32 KiB of pointers into a big heap is milliseconds of cache
+/// misses.
+const IDLE_SLICE: Duration = Duration::from_micros(100);
 
 /// How many workers of each kind a cycle gets for `procs` processors (Go's `startCycle`):
 /// dedicated workers, and the fractional worker's share of one CPU (0: none).
@@ -87,9 +94,19 @@ struct Pool {
     state: Mutex<PoolState>,
     cv: Condvar,
     fractional: f64,
+    /// There is a fractional worker.
+    fractional_thread: bool,
     /// Idle processors when the cycle has no host to ask (a standalone heap: all but its
     /// mutator's).
     standalone_idle: usize,
+}
+
+impl Pool {
+    /// Sleeps for `d`, or until the cycle changes or a processor goes idle.
+    fn pause(&self, d: Duration) {
+        let st = self.state.lock();
+        let _st = self.cv.wait_for(st, d);
+    }
 }
 
 /// A collector's background mark workers.
@@ -102,7 +119,11 @@ impl Workers {
     /// The workers for a collector of `procs` processors on a machine of `cores`.
     pub(crate) fn start(procs: usize, cores: usize) -> std::io::Result<Workers> {
         let (dedicated, fractional) = plan(procs);
-        let idle = procs.min(cores).saturating_sub(dedicated);
+        // The fractional worker marks on the first idle processor: idle workers cover the
+        // others.
+        let idle = procs
+            .min(cores)
+            .saturating_sub(dedicated + (fractional > 0.0) as usize);
         let standalone_idle = procs.min(cores).saturating_sub(1 + dedicated);
         let pool = Arc::new(Pool {
             state: Mutex::new(PoolState {
@@ -113,6 +134,7 @@ impl Workers {
             }),
             cv: Condvar::new(),
             fractional,
+            fractional_thread: fractional > 0.0,
             standalone_idle,
         });
         let mut roles = vec![Role::Dedicated; dedicated];
@@ -141,6 +163,12 @@ impl Workers {
         let mut st = self.pool.state.lock();
         st.generation += 1;
         st.job = Some(job);
+        self.pool.cv.notify_all();
+    }
+
+    /// A processor went idle: wakes idle workers waiting for one.
+    pub(crate) fn proc_idle(&self) {
+        let _st = self.pool.state.lock();
         self.pool.cv.notify_all();
     }
 
@@ -225,33 +253,37 @@ fn mark(job: &Job, role: Role, pool: &Pool, gcw: &mut GcWork) {
             q.sleep(Duration::from_millis(1), host.is_some());
             continue;
         }
+        let idle_procs = match &job.host {
+            Some(h) => h.idle_procs(),
+            None => pool.standalone_idle,
+        };
         match role {
-            Role::Fractional => {
+            // With a processor idle, the fractional worker marks on it flat out (it is
+            // the first idle worker); else it keeps to its share of the CPU.
+            Role::Fractional if idle_procs == 0 => {
                 let over = busy.as_secs_f64() - pool.fractional * job.start.elapsed().as_secs_f64();
                 if over > 0.0 {
-                    // Back under quota after `over / fractional` more seconds of wall time.
+                    // Back under quota after `over / fractional` more seconds of wall time
+                    // (a pause the queue's wake-ups, which are for work, do not cut short).
                     let wait = (over / pool.fractional).clamp(1e-4, 2e-3);
-                    q.sleep(Duration::from_secs_f64(wait), host.is_some());
+                    pool.pause(Duration::from_secs_f64(wait));
                     continue;
                 }
             }
-            Role::Idle(n) => {
-                let idle_procs = match &job.host {
-                    Some(h) => h.idle_procs(),
-                    None => pool.standalone_idle,
-                };
-                if n >= idle_procs {
-                    // No processor for it: wait for one to go idle (the queue's wake-ups
-                    // are for work, which this worker may not take now).
-                    std::thread::sleep(Duration::from_micros(500));
-                    continue;
-                }
+            Role::Idle(n) if n + pool.fractional_thread as usize >= idle_procs => {
+                // No processor for it (the fractional worker takes the first idle one):
+                // wait until one goes idle. More marking threads than idle processors
+                // would take cores from the mutators, and so would polling for one: each
+                // wake-up of a thread preempts a mutator.
+                pool.pause(Duration::from_millis(10));
+                continue;
             }
-            Role::Dedicated => {}
+            _ => {}
         }
         let cpu = thread_cpu_time();
-        let slice = if idle { IDLE_SLICE_WORK } else { SLICE_WORK };
-        let (_, done) = gcw.drain(q, slice);
+        let on_idle_proc = idle || (role == Role::Fractional && idle_procs > 0);
+        let deadline = on_idle_proc.then(|| Instant::now() + IDLE_SLICE);
+        let (_, done) = gcw.drain_until(q, SLICE_WORK, deadline);
         let dt = thread_cpu_time().saturating_sub(cpu);
         busy += dt;
         let who = if idle {

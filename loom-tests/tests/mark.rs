@@ -2,9 +2,9 @@
 //!
 //! The graph: roots A and B both point at C (a diamond), C points at D, D back at A (a
 //! cycle) and at R, and an unreachable E points at C. Worker 0 shades the roots and hands
-//! them to the injector; both workers then drain to the end concurrently (`drain_all`, as
-//! markers do with the world stopped), stealing from the injector and handing work to
-//! each other when one is waiting.
+//! them to the shared batch queue, a batch each; both workers then drain to the end
+//! concurrently (`drain_all`, as markers do with the world stopped), taking batches from
+//! that queue and handing work to each other when one is waiting.
 //!
 //! Proves: every reachable object is marked and the unreachable one is not; each reachable
 //! object is scanned exactly once, however the two workers race on C and A (the atomic
@@ -44,7 +44,9 @@ fn two_mark_workers_on_a_shared_graph() {
         let shared = Arc::new(MarkQueue::new(heap.clone(), false, None));
         let mut w0 = GcWork::new();
         let mut w1 = GcWork::new();
-        w0.shade_all(&shared, [a, b].into_iter());
+        // One batch per root, so that each worker may take one and both reach C at once.
+        w0.shade_all(&shared, [a].into_iter());
+        w0.shade_all(&shared, [b].into_iter());
         let s = shared.clone();
         let t = thread::spawn(move || {
             w1.drain_all(&s);

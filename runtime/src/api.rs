@@ -243,6 +243,13 @@ pub fn goroutine_id() -> u64 {
     current().g().id()
 }
 
+/// The collector's record of every cycle so far (the last 65,536), oldest first: each
+/// one's pauses, marking time and CPU, heap sizes and goals (what Go's runtime/metrics and
+/// gctrace tell). Does not stop the world.
+pub fn gc_cycles() -> Vec<minigo_gc::CycleRecord> {
+    current().sched().collector.cycles()
+}
+
 /// Memory statistics, with every P's allocations counted (Go's `runtime.ReadMemStats`,
 /// which also stops the world).
 pub fn read_mem_stats() -> MemStats {

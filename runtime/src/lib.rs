@@ -73,7 +73,8 @@ mod world;
 
 #[cfg(not(loom))]
 pub use api::{
-    go, goroutine_id, num_goroutine, procs, read_mem_stats, BuildError, Builder, RunError, Runtime,
+    gc_cycles, go, goroutine_id, num_goroutine, procs, read_mem_stats, BuildError, Builder,
+    RunError, Runtime,
 };
 #[cfg(not(loom))]
 pub use chan::{select, try_select, RecvCase, SelectCase, SendCase};

@@ -279,6 +279,8 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         sched.world.release_p(p);
         // Go's handoffp: goroutines queued on the P must not wait for this call to end.
         sched.wakep_if_work();
+        // A P with nothing queued is idle: an idle mark worker may use its CPU.
+        sched.collector.proc_idle();
         let r = f();
         let p = sched.world.acquire_p();
         M_P.with(|c| c.set(Some(p)));
@@ -560,6 +562,9 @@ impl Sched {
                     // this P still running or this M still spinning, so its `wakep` did
                     // nothing. Idle first, then look, so that one of us sees the other.
                     self.wakep_if_work();
+                    // Go's gcBgMarkWorker on an idle P: the CPU this P leaves is the
+                    // collector's to use.
+                    self.collector.proc_idle();
                     return;
                 }
             }
