@@ -205,7 +205,8 @@ fn plot_draws_heap_goal_and_pauses() {
         "heap live",
         "heap in use",
         "heap goal",
-        "collection pause",
+        "stop-the-world pause",
+        "concurrent mark",
         "RSS",
     ] {
         assert!(svg.contains(label), "no {label} in the plot");
@@ -219,7 +220,10 @@ fn plot_draws_heap_goal_and_pauses() {
         .and_then(|n| n.parse().ok())
         .unwrap();
     assert!(collections > 0);
-    assert!(svg.matches("opacity=\"0.35\"").count() > collections);
+    // Two red bands per concurrent cycle (its two pauses) and one blue one (its marking),
+    // besides the legend's.
+    assert!(svg.matches("opacity=\"0.45\"").count() > 2 * collections);
+    assert!(svg.matches("opacity=\"0.25\"").count() > collections);
 
     let o = minigo(&["binary-trees", "6", "--plot", "/nonexistent-dir/x.svg"]);
     assert_eq!(o.status.code(), Some(1));

@@ -129,8 +129,10 @@ fn latency_reports_pauses_over_an_intact_heap() {
         s.output
     );
     assert!(lines[1].starts_with("churn: replaced 16384 lists (32MiB allocated) in "));
-    assert!(lines[2].starts_with("pauses during churn: max "));
-    assert!(lines[2].contains(", p99 ") && lines[2].contains("longest mutator stall"));
+    assert!(lines[2].starts_with("stop-the-world pauses during churn: max "));
+    assert!(lines[2].contains(", p99 ") && lines[2].contains(", median "));
+    assert!(lines[3].starts_with("mutator stalls (every 1024 allocations): max "));
+    assert!(lines[3].contains(", p99 ") && lines[3].contains(", median "));
     // 32 MiB churned over an 8 MiB live heap at GOGC=100: at least one collection per 8 MiB.
     assert!(s.collections() >= 3, "{} collections", s.collections());
     assert!(s.peak_heap >= 8 << 20);

@@ -507,7 +507,10 @@ static int latency(int argc, char **argv) {
     if (!generations) exit(1);
     struct gc_snapshot before, after;
     gc_snapshot(&before);
-    u64 replacements = 4 * lists, made = 0, worst = 0;
+    u64 replacements = 4 * lists, made = 0;
+    size_t nstalls = 0;
+    u64 *stalls = malloc((replacements / BATCH + 1) * sizeof *stalls);
+    if (!stalls) exit(1);
     rng_state = 0x006c6174656e6379ull | 1;
     t = now_ns();
     u64 last = now_ns();
@@ -520,7 +523,7 @@ static int latency(int argc, char **argv) {
             made++;
         }
         u64 now = now_ns();
-        if (now - last > worst) worst = now - last;
+        stalls[nstalls++] = now - last;
         last = now;
     }
     u64 churn_ns = now_ns() - t;
@@ -531,9 +534,14 @@ static int latency(int argc, char **argv) {
     qsort(pauses, np, sizeof pauses[0], cmp_u64);
     printf("churn: replaced %" PRIu64 " lists (%s allocated) in %.3f s, %" PRIu64 " collections\n", made,
            size_label(made * LIST * node_bytes, label, sizeof label), secs(churn_ns), cycles);
-    printf("pauses during churn: max %.2f ms, p99 %.2f ms, median %.2f ms; longest mutator stall %.2f ms\n",
+    printf("stop-the-world pauses during churn: max %.3f ms, p99 %.3f ms, median %.3f ms\n",
            (np ? pauses[np - 1] : 0) / 1e6, quantile(pauses, np, 0.99) / 1e6,
-           quantile(pauses, np, 0.5) / 1e6, worst / 1e6);
+           quantile(pauses, np, 0.5) / 1e6);
+    qsort(stalls, nstalls, sizeof stalls[0], cmp_u64);
+    printf("mutator stalls (every %d allocations): max %.3f ms, p99 %.3f ms, median %.3f ms\n",
+           BATCH * LIST, (nstalls ? stalls[nstalls - 1] : 0) / 1e6,
+           quantile(stalls, nstalls, 0.99) / 1e6, quantile(stalls, nstalls, 0.5) / 1e6);
+    free(stalls);
 
     u64 total = 0;
     for (u64 i = 0; i < lists; i++) {

@@ -44,6 +44,8 @@ pub struct Summary {
     pub gogc: Option<u32>,
     /// The soft memory limit in force.
     pub memlimit: Option<u64>,
+    /// Cycles mark with the world stopped (`GODEBUG=gcstoptheworld=1`).
+    pub stop_the_world: bool,
     /// From the start of the main goroutine to the end of the run.
     pub wall: Duration,
     /// User + system time of the process over the same span (every thread).
@@ -71,15 +73,66 @@ impl Summary {
         self.cycles.len()
     }
 
-    /// All pauses added up. A cycle's pause is the collector's, from the moment every P has
-    /// stopped: the wait for running goroutines to reach a safepoint is not in it.
+    /// All pauses added up. A pause is a stop of the world by the collector, from the
+    /// moment every P has stopped: the wait for running goroutines to reach a safepoint is
+    /// not in it. A concurrent cycle stops the world twice (more if ending marking needed
+    /// retries); a stop-the-world cycle once.
     pub fn pause_total(&self) -> Duration {
         Duration::from_nanos(self.cycles.iter().map(|c| c.pause_ns).sum())
     }
 
     /// The longest pause.
     pub fn pause_max(&self) -> Duration {
-        Duration::from_nanos(self.cycles.iter().map(|c| c.pause_ns).max().unwrap_or(0))
+        Duration::from_nanos(
+            self.cycles
+                .iter()
+                .map(|c| c.longest_pause_ns)
+                .max()
+                .unwrap_or(0),
+        )
+    }
+
+    /// Time mutators spent in assists.
+    pub fn assist_total(&self) -> Duration {
+        Duration::from_nanos(self.cycles.iter().map(|c| c.assist_cpu_ns).sum())
+    }
+
+    /// The longest single assist.
+    pub fn longest_assist(&self) -> Duration {
+        Duration::from_nanos(
+            self.cycles
+                .iter()
+                .map(|c| c.longest_assist_ns)
+                .max()
+                .unwrap_or(0),
+        )
+    }
+
+    /// The collector's share of the CPU the run had (its processors times its wall time):
+    /// pauses stop every processor; marking beside the mutators counts what it used,
+    /// idle-core marking excepted (as Go's GCCPUFraction).
+    pub fn gc_cpu_fraction(&self) -> f64 {
+        let procs = self.procs.max(1) as f64;
+        let gc: u64 = self
+            .cycles
+            .iter()
+            .map(|c| {
+                let pause = c.pause_ns as f64 * procs;
+                if c.concurrent {
+                    pause + (c.mark_cpu_ns - c.idle_cpu_ns) as f64
+                } else {
+                    pause
+                }
+            })
+            .sum::<f64>() as u64;
+        gc as f64 / (self.wall.as_secs_f64() * 1e9 * procs).max(1.0)
+    }
+
+    /// Every pause, sorted.
+    pub fn pauses_sorted(&self) -> Vec<u64> {
+        let mut p: Vec<u64> = self.cycles.iter().flat_map(|c| c.pauses.clone()).collect();
+        p.sort_unstable();
+        p
     }
 }
 
@@ -100,9 +153,9 @@ pub fn measure(job: &Job, opts: &Options, echo: bool) -> Result<Summary, BuildEr
     let rt = b.build()?;
     let collector = rt.collector().clone();
     let first_goal = collector.mem_stats().next_gc;
-    let (procs, gogc, memlimit) = {
+    let (procs, gogc, memlimit, stop_the_world) = {
         let c = collector.config();
-        (c.mark_workers, c.gogc, c.memory_limit)
+        (c.mark_workers, c.gogc, c.memory_limit, c.stop_the_world)
     };
 
     let rss_reset = reset_peak_rss();
@@ -147,6 +200,7 @@ pub fn measure(job: &Job, opts: &Options, echo: bool) -> Result<Summary, BuildEr
         procs,
         gogc,
         memlimit,
+        stop_the_world,
         wall,
         cpu,
         cycles,

@@ -1,9 +1,10 @@
 //! `--plot FILE.svg`: one run drawn over time. Heap live (Go's heapLive, the figure the
 //! pacer compares with the goal), heap in use (HeapInuse) and RSS come from the sampler;
-//! the goal is a step that changes at the end of each collection; each collection's pause
-//! is a red band from its start to its end (at least a pixel wide, so short ones show).
-//! Heap live is exact at each collection: its value at the start and what it marked are
-//! spliced into the sampled series, which makes the sawtooth's teeth sharp.
+//! the goal is a step that changes at the end of each collection. Each cycle's concurrent
+//! marking is a pale blue band; each stop of the world is a red band over it (at least a
+//! pixel wide, so short ones show): a concurrent cycle's two, a stop-the-world cycle's
+//! one. Heap live is exact at each collection: its value at the start and what it marked
+//! are spliced into the sampled series, which makes the sawtooth's teeth sharp.
 
 use std::path::Path;
 
@@ -24,11 +25,7 @@ fn draw(s: &Summary, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         .samples
         .last()
         .map_or(0.0, |x| x.t)
-        .max(
-            s.cycles
-                .last()
-                .map_or(0.0, |c| secs(c.start_ns + c.pause_ns)),
-        )
+        .max(s.cycles.last().map_or(0.0, |c| secs(c.end_ns())))
         .max(1e-3);
 
     let mut live: Vec<(f64, f64)> = s
@@ -38,7 +35,10 @@ fn draw(s: &Summary, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     for c in &s.cycles {
         live.push((secs(c.start_ns), c.heap_before as f64 / MIB));
-        live.push((secs(c.start_ns + c.pause_ns), c.heap_live as f64 / MIB));
+        if c.concurrent {
+            live.push((secs(c.mark_end_ns()), c.heap_at_term as f64 / MIB));
+        }
+        live.push((secs(c.end_ns()), c.heap_live as f64 / MIB));
     }
     live.sort_by(|a, b| a.0.total_cmp(&b.0));
     let inuse: Vec<(f64, f64)> = s
@@ -58,7 +58,7 @@ fn draw(s: &Summary, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let mut from = 0.0;
     let finite = |g: u64| g != u64::MAX && g != 0;
     for c in &s.cycles {
-        let end = secs(c.start_ns + c.pause_ns);
+        let end = secs(c.end_ns());
         if finite(goal) {
             let run = goal_runs.last_mut().expect("one run at least");
             run.push((from, goal as f64 / MIB));
@@ -107,15 +107,40 @@ fn draw(s: &Summary, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
 
-    let pause_colour = RED.mix(0.35);
+    let mark_colour = RGBColor(120, 170, 240).mix(0.25);
+    let pause_colour = RED.mix(0.45);
     let min_width = t_end / 1000.0;
+    let band = |a: f64, b: f64, colour: RGBAColor| {
+        Rectangle::new([(a, 0.0), (b.max(a + min_width), y_max)], colour.filled())
+    };
+    if s.cycles.iter().any(|c| c.concurrent) {
+        chart
+            .draw_series(
+                s.cycles
+                    .iter()
+                    .filter(|c| c.concurrent)
+                    .map(|c| band(secs(c.mark_start_ns()), secs(c.mark_end_ns()), mark_colour)),
+            )?
+            .label("concurrent mark")
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 6), (x + 18, y + 6)], mark_colour.filled())
+            });
+    }
+    // Each stop: a concurrent cycle's first at its start, its last at the end of marking
+    // (retries fall inside marking and are not drawn apart); a stop-the-world cycle's one.
+    let stops = s.cycles.iter().flat_map(|c| {
+        if c.concurrent {
+            vec![
+                (c.start_ns, c.start_ns + c.sweep_term_ns),
+                (c.mark_end_ns(), c.end_ns()),
+            ]
+        } else {
+            vec![(c.start_ns, c.end_ns())]
+        }
+    });
     chart
-        .draw_series(s.cycles.iter().map(|c| {
-            let a = secs(c.start_ns);
-            let b = secs(c.start_ns + c.pause_ns).max(a + min_width);
-            Rectangle::new([(a, 0.0), (b, y_max)], pause_colour.filled())
-        }))?
-        .label("collection pause")
+        .draw_series(stops.map(|(a, b)| band(secs(a), secs(b), pause_colour)))?
+        .label("stop-the-world pause")
         .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 18, y + 6)], pause_colour.filled()));
 
     let rss_colour = RGBColor(150, 150, 150);

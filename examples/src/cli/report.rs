@@ -91,23 +91,31 @@ pub fn table(runs: &[Summary]) -> String {
 
 /// The few lines a single run prints on stderr after the workload's own output.
 pub fn summary(s: &Summary) -> String {
-    let mut pauses: Vec<u64> = s.cycles.iter().map(|c| c.pause_ns).collect();
-    pauses.sort_unstable();
+    let pauses = s.pauses_sorted();
     let gogc = s.gogc.map_or("off".to_string(), |g| g.to_string());
     let mut out = format!(
-        "--- minigo {}: {} procs, GOGC={gogc}{}\n\
+        "--- minigo {}: {} procs, GOGC={gogc}{}{}\n\
          wall {}, CPU {}; {} collections, pause total {}, max {}, p99 {}\n\
+         GC CPU {:.0}%, of which assists {}; longest assist {}\n\
          peak heap in use {}, peak RSS {}; check: {}\n",
         s.workload,
         s.procs,
         s.memlimit
             .map_or(String::new(), |l| format!(", memory limit {}", mib(l))),
+        if s.stop_the_world {
+            ", gcstoptheworld=1"
+        } else {
+            ""
+        },
         secs(s.wall),
         secs(s.cpu),
         s.collections(),
         millis(s.pause_total()),
         millis(s.pause_max()),
         millis(Duration::from_nanos(quantile(&pauses, 0.99))),
+        s.gc_cpu_fraction() * 100.0,
+        millis(s.assist_total()),
+        millis(s.longest_assist()),
         mib(s.peak_heap),
         mib(s.peak_rss),
         check(s),
@@ -120,8 +128,7 @@ pub fn summary(s: &Summary) -> String {
 
 /// One run as a JSON value (times in seconds or milliseconds as the names say).
 pub fn json(s: &Summary) -> Value {
-    let mut pauses: Vec<u64> = s.cycles.iter().map(|c| c.pause_ns).collect();
-    pauses.sort_unstable();
+    let pauses = s.pauses_sorted();
     json!({
         "workload": s.workload,
         "procs": s.procs,
@@ -133,6 +140,10 @@ pub fn json(s: &Summary) -> Value {
         "pause_total_ms": s.pause_total().as_secs_f64() * 1e3,
         "pause_max_ms": s.pause_max().as_secs_f64() * 1e3,
         "pause_p99_ms": quantile(&pauses, 0.99) as f64 / 1e6,
+        "stop_the_world": s.stop_the_world,
+        "gc_cpu_fraction": s.gc_cpu_fraction(),
+        "assist_total_ms": s.assist_total().as_secs_f64() * 1e3,
+        "longest_assist_ms": s.longest_assist().as_secs_f64() * 1e3,
         "peak_heap_bytes": s.peak_heap,
         "peak_rss_bytes": s.peak_rss,
         "ok": s.verdict.is_ok(),

@@ -46,7 +46,7 @@ func checkList(head *latNode, list uint64) (uint64, bool) {
 	return generation, n == nil
 }
 
-func msLabel(ns uint64) string { return fmt.Sprintf("%.2f ms", float64(ns)/1e6) }
+func msLabel(ns uint64) string { return fmt.Sprintf("%.3f ms", float64(ns)/1e6) }
 
 // quantile: nearest-rank, as minigo's.
 func quantile(sorted []uint64, q float64) uint64 {
@@ -93,7 +93,7 @@ func latency(args []string) error {
 	r := newRng(0x006c_6174_656e_6379)
 	t = time.Now()
 	last := time.Now()
-	var worst time.Duration
+	var stalls []uint64
 	made := uint64(0)
 	for made < replacements {
 		for k := uint64(0); k < min(batch, replacements-made); k++ {
@@ -103,7 +103,7 @@ func latency(args []string) error {
 			made++
 		}
 		now := time.Now()
-		worst = max(worst, now.Sub(last))
+		stalls = append(stalls, uint64(now.Sub(last).Nanoseconds()))
 		last = now
 	}
 	churnTime := time.Since(t)
@@ -120,9 +120,13 @@ func latency(args []string) error {
 	}
 	fmt.Printf("churn: replaced %d lists (%s allocated) in %.3f s, %d collections\n",
 		made, sizeLabel(made*listLen*nodeBytes), churnTime.Seconds(), cycles)
-	fmt.Printf("pauses during churn: max %s, p99 %s, median %s; longest mutator stall %s\n",
-		msLabel(maxPause), msLabel(quantile(pauses, 0.99)), msLabel(quantile(pauses, 0.5)),
-		msLabel(uint64(worst.Nanoseconds())))
+	// Go's PauseNs entry is a cycle's stops added up (both of them).
+	fmt.Printf("stop-the-world pauses during churn: max %s, p99 %s, median %s\n",
+		msLabel(maxPause), msLabel(quantile(pauses, 0.99)), msLabel(quantile(pauses, 0.5)))
+	slices.Sort(stalls)
+	fmt.Printf("mutator stalls (every %d allocations): max %s, p99 %s, median %s\n",
+		batch*listLen, msLabel(stalls[len(stalls)-1]), msLabel(quantile(stalls, 0.99)),
+		msLabel(quantile(stalls, 0.5)))
 
 	total := uint64(0)
 	for i, want := range generations {
