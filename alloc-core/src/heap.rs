@@ -18,7 +18,7 @@ use crate::pointers::PointerWords;
 use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES};
 use crate::span::{MSpan, PtrMask, SPAN_IN_USE};
 use crate::stats::{HeapStats, MemStats};
-use crate::sync::{spin_loop, Arc, AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Backoff, Ordering};
 
 /// Address space a heap reserves unless told otherwise: 256 GiB (virtual, lazily backed).
 #[cfg(not(loom))]
@@ -405,8 +405,11 @@ impl MHeap {
             .sweepers
             .fetch_or(SWEEP_DRAINED, Ordering::AcqRel);
         #[cfg(not(loom_mutant = "finish_sweep_no_wait"))]
-        while self.sweep.sweepers.load(Ordering::Acquire) != SWEEP_DRAINED {
-            spin_loop();
+        {
+            let mut backoff = Backoff::new();
+            while self.sweep.sweepers.load(Ordering::Acquire) != SWEEP_DRAINED {
+                backoff.snooze();
+            }
         }
     }
 
@@ -415,8 +418,9 @@ impl MHeap {
     /// statistics count every object the last cycle freed.
     pub fn sweep_all(&self) {
         while self.sweep_one() {}
+        let mut backoff = Backoff::new();
         while self.sweep.sweepers.load(Ordering::Acquire) & !SWEEP_DRAINED != 0 {
-            spin_loop();
+            backoff.snooze();
         }
     }
 

@@ -241,6 +241,41 @@ pub fn spin_loop() {
     std::hint::spin_loop();
 }
 
+/// Waiting for another thread that may not be running: spins a little, then yields, then
+/// sleeps in short naps. The party waited for can be descheduled mid-step (the background
+/// sweeper runs at idle priority): a waiter that only spun would hold the core it needs
+/// (measured: spinning in `sweep_all` took 46% of binary-trees' CPU on 2 cores).
+#[derive(Default)]
+pub struct Backoff {
+    step: u32,
+}
+
+impl Backoff {
+    /// A fresh backoff: the first waits are spins.
+    pub fn new() -> Backoff {
+        Backoff { step: 0 }
+    }
+
+    /// Waits a little longer than last time.
+    pub fn snooze(&mut self) {
+        #[cfg(loom)]
+        loom::thread::yield_now();
+        #[cfg(not(loom))]
+        {
+            if self.step < 6 {
+                for _ in 0..1u32 << self.step {
+                    std::hint::spin_loop();
+                }
+            } else if self.step < 10 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(std::time::Duration::from_micros(20));
+            }
+        }
+        self.step = self.step.saturating_add(1);
+    }
+}
+
 /// Loads a pointer word of a heap object: a relaxed atomic load (a plain `mov` on x86-64),
 /// so that a collector marking beside the mutators may read a word a mutator is storing
 /// without a data race.
