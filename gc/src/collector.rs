@@ -34,9 +34,10 @@ pub struct Collector {
     pub(crate) estimates: Mutex<Estimates>,
     limiter: Mutex<Limiter>,
     limiter_on: AtomicBool,
-    /// Every nanosecond of CPU the collector has used: pauses times the processors they
-    /// stopped, and marking (for the CPU limiter).
-    pub(crate) gc_cpu_total: AtomicU64,
+    /// Every nanosecond of CPU the collector has taken from the mutators: pauses times the
+    /// processors they stopped, assists, and dedicated and fractional workers' marking as
+    /// it happens (for the CPU limiter; idle workers' time is nobody's, as in Go).
+    pub(crate) gc_cpu_total: Arc<AtomicU64>,
     /// The cycle under way, if any; its lock orders the phases.
     pub(crate) cycle: Mutex<Option<Cycle>>,
     /// The cycle under way's mark queue, for mutator states made while it marks.
@@ -91,7 +92,7 @@ impl Collector {
             estimates: Mutex::new(Estimates::default()),
             limiter: Mutex::new(Limiter::new(config.mark_workers)),
             limiter_on: AtomicBool::new(false),
-            gc_cpu_total: AtomicU64::new(0),
+            gc_cpu_total: Arc::new(AtomicU64::new(0)),
             cycle: Mutex::new(None),
             queue: Mutex::new(None),
             finished: Mutex::new(0),

@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use minigo_alloc_core::sync::{spin_loop, Arc, Ordering};
 
-use crate::mark::{drain_stopped, GcWork, MarkCpu, MarkQueue, RootJobs};
+use crate::mark::{drain_stopped, Drained, GcWork, MarkCpu, MarkQueue, RootJobs};
 use crate::mutator::MutatorState;
 use crate::phase::GcPhase;
 use crate::roots::{Liveness, Roots, Tracer};
@@ -43,6 +43,15 @@ use crate::Collector;
 /// Scan work mark termination may do with the world stopped before it gives up and lets
 /// marking go on concurrently (about 100 µs of marking).
 const STOPPED_DRAIN_WORK: u64 = 256 << 10;
+
+/// A cycle whose last one scanned at most this much is marked to its end in the stop that
+/// starts it ([`Collector::finish_small_cycle`]), with at most twice this much scan work
+/// and [`SMALL_CYCLE_TIME`] of marking (a heap grows between cycles).
+pub const SMALL_CYCLE_WORK: u64 = 256 << 10;
+
+/// The longest a small cycle marks in its first stop before marking goes on concurrently:
+/// with the rest of that stop, under the half millisecond a pause may take.
+pub const SMALL_CYCLE_TIME: std::time::Duration = std::time::Duration::from_micros(300);
 
 /// Bytes expected to be marked from which a stopped mark uses more than one thread:
 /// below it, starting threads costs more than it saves.
@@ -92,6 +101,10 @@ pub(crate) struct Cycle {
     retry_ns: u64,
     /// The stops so far.
     pauses: Vec<u64>,
+    /// Marking done inside the first stop (a small cycle's), part of that stop.
+    first_stop_mark_ns: u64,
+    /// Mark termination runs in the first stop, which its time then lengthens.
+    in_first_stop: bool,
     /// CPU the markers spent with the world stopped (a stopped mark's drain).
     stopped_mark_cpu_ns: u64,
     workers: usize,
@@ -170,6 +183,7 @@ impl Collector {
                     queue: q.clone(),
                     host,
                     start: Instant::now(),
+                    gc_cpu: self.gc_cpu_total.clone(),
                 });
                 w.len()
             }
@@ -188,11 +202,57 @@ impl Collector {
             retries: 0,
             retry_ns: 0,
             pauses: vec![sweep_term_ns],
+            first_stop_mark_ns: 0,
+            in_first_stop: false,
             stopped_mark_cpu_ns: 0,
             workers,
             concurrent,
         });
         true
+    }
+
+    /// Marks a small heap's cycle to its end in the stop that started it, and ends it there
+    /// (call right after [`Collector::start_cycle`], the mutators still stopped, with the
+    /// roots as for [`Collector::mark_termination`]). Returns whether the cycle ended.
+    ///
+    /// When the last cycle scanned at most [`SMALL_CYCLE_WORK`], marking it beside the
+    /// mutators costs more than marking it: waking the workers, a second stop from one of
+    /// them, the write barrier's slow path, a goroutine moved between Ps — eighteen
+    /// context switches a cycle on `churn`, which collects every 2 ms, and 50% more wall
+    /// time than stop-the-world mode. So such a cycle marks here, for at most
+    /// [`SMALL_CYCLE_TIME`]: the stop stays short (the bound holds whatever the estimate),
+    /// and a heap that outgrew the estimate goes on marking concurrently from where this
+    /// left off.
+    pub fn finish_small_cycle(
+        &self,
+        states: &mut [&mut MutatorState],
+        roots: &mut dyn Roots,
+    ) -> bool {
+        if self.estimates.lock().last_scan_work > SMALL_CYCLE_WORK {
+            return false;
+        }
+        let q = {
+            let cur = self.cycle.lock();
+            match cur.as_ref() {
+                Some(c) if c.concurrent => c.queue.clone(),
+                _ => return false,
+            }
+        };
+        let t0 = Instant::now();
+        let mut gcw = GcWork::new();
+        let (drained, _) = gcw.drain_until(&q, 2 * SMALL_CYCLE_WORK, Some(t0 + SMALL_CYCLE_TIME));
+        let ns = t0.elapsed().as_nanos() as u64;
+        let done = drained == Drained::Empty && q.quiescent();
+        if let Some(c) = self.cycle.lock().as_mut() {
+            c.first_stop_mark_ns += ns;
+            c.stopped_mark_cpu_ns += ns;
+            if let Some(first) = c.pauses.first_mut() {
+                *first += ns;
+            }
+            c.in_first_stop = done;
+        }
+        self.charge_pause(ns);
+        done && self.mark_termination(states, roots)
     }
 
     /// Threads a stopped mark of a heap with `heap_before` live uses.
@@ -242,7 +302,10 @@ impl Collector {
                 let ns = t0.elapsed().as_nanos() as u64;
                 c.retries += 1;
                 c.retry_ns += ns;
-                c.pauses.push(ns);
+                match c.pauses.last_mut() {
+                    Some(first) if std::mem::take(&mut c.in_first_stop) => *first += ns,
+                    _ => c.pauses.push(ns),
+                }
                 self.charge_pause(ns);
                 return false;
             }
@@ -318,7 +381,7 @@ impl Collector {
             (
                 c.sweep_term_ns,
                 mark_ns,
-                c.sweep_term_ns + c.retry_ns + term_ns,
+                c.sweep_term_ns + c.first_stop_mark_ns + c.retry_ns + term_ns,
             )
         } else {
             (
@@ -330,15 +393,14 @@ impl Collector {
         self.charge_pause(term_ns);
         let pauses = if c.concurrent {
             let mut p = std::mem::take(&mut c.pauses);
-            p.push(term_ns);
+            match p.last_mut() {
+                Some(first) if c.in_first_stop && c.retries == 0 => *first += term_ns,
+                _ => p.push(term_ns),
+            }
             p
         } else {
             vec![pause_ns]
         };
-        if c.concurrent {
-            self.gc_cpu_total
-                .fetch_add(mark_cpu - c.stopped_mark_cpu_ns, Ordering::Relaxed);
-        }
         let record = CycleRecord {
             number: 0,
             start_ns: c.start_ns,
@@ -371,6 +433,10 @@ impl Collector {
         self.record(record);
         {
             let mut d = self.deferred.lock();
+            // Ended in the stop that began it: its workers need not wake at all.
+            if d.start.as_ref().is_some_and(|j| Arc::ptr_eq(&j.queue, &q)) {
+                d.start = None;
+            }
             d.finished = Some(q);
             d.sweep = Some(pacer.retain(goal));
         }
@@ -500,6 +566,9 @@ impl Collector {
             }
         }
         drop(cur);
+        // A cycle that began but whose mutators never resumed left its workers' job here;
+        // the job holds the host (a runtime's scheduler), which must not outlive it.
+        self.deferred.lock().start = None;
         if let Some(w) = &self.workers {
             w.quiesce();
         }

@@ -84,11 +84,13 @@ impl MutatorContext for Standalone<'_> {
     fn start_cycle(&mut self) {
         let c = self.state.collector().clone();
         c.heap().sweep_all();
-        c.start_cycle(
+        if c.start_cycle(
             &mut [&mut *self.state],
             CycleRoots::Now(&mut *self.roots),
             false,
-        );
+        ) {
+            c.finish_small_cycle(&mut [&mut *self.state], self.roots);
+        }
         c.resume();
     }
 

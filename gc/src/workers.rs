@@ -34,7 +34,7 @@ use std::sync::Arc as StdArc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use minigo_alloc_core::sync::{Arc, Condvar, Mutex};
+use minigo_alloc_core::sync::{Arc, AtomicU64, Condvar, Mutex, Ordering};
 
 use crate::cycle::MarkHost;
 use crate::mark::{GcWork, MarkCpu, MarkQueue};
@@ -80,6 +80,8 @@ pub(crate) struct Job {
     pub(crate) queue: Arc<MarkQueue>,
     pub(crate) host: Option<StdArc<dyn MarkHost>>,
     pub(crate) start: Instant,
+    /// The collector's CPU total (for its limiter), which background marking adds to.
+    pub(crate) gc_cpu: Arc<AtomicU64>,
 }
 
 struct PoolState {
@@ -292,6 +294,10 @@ fn mark(job: &Job, role: Role, pool: &Pool, gcw: &mut GcWork) {
             MarkCpu::Background
         };
         q.note_cpu(who, dt.as_nanos() as u64);
+        if !idle {
+            job.gc_cpu
+                .fetch_add(dt.as_nanos() as u64, Ordering::Relaxed);
+        }
         q.add_credit(done);
     }
 }

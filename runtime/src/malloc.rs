@@ -66,11 +66,15 @@ fn start_cycle(forced: bool) {
         return;
     }
     c.heap().sweep_all();
+    let mut ended = false;
     with_world_stopped(|s| {
         if s.collector.phase() == GcPhase::Off && (forced || s.collector.should_start()) {
-            s.start_cycle(forced);
+            ended = s.start_cycle(forced);
         }
     });
+    if ended {
+        sched.cycle_ended();
+    }
 }
 
 /// Parks the running goroutine until `n` cycles have finished.

@@ -159,7 +159,10 @@ fn scan_once(g: &G, epoch: u32, scan: impl FnOnce(&G)) {
 impl Sched {
     /// Starts a concurrent cycle (world stopped, from a stop-the-world job): every P's state
     /// and a snapshot of the goroutines go to the collector.
-    pub(crate) fn start_cycle(&self, forced: bool) {
+    /// Returns whether the cycle also ended in this stop (a small heap's, see
+    /// [`Collector::finish_small_cycle`](minigo_gc::Collector::finish_small_cycle)): call
+    /// [`Sched::cycle_ended`] once the world runs again.
+    pub(crate) fn start_cycle(&self, forced: bool) -> bool {
         let host = StdArc::new(RuntimeCycle {
             sched: self.arc(),
             goroutines: self.all_goroutines(),
@@ -168,7 +171,10 @@ impl Sched {
         // SAFETY: the world is stopped for the length of this job.
         let mut states = unsafe { self.all_states() };
         self.collector
-            .start_cycle(&mut states, minigo_gc::CycleRoots::Jobs(host), forced);
+            .start_cycle(&mut states, minigo_gc::CycleRoots::Jobs(host), forced)
+            && self
+                .collector
+                .finish_small_cycle(&mut states, &mut RuntimeRoots { sched: self })
     }
 
     /// A whole cycle with the world stopped throughout (from a stop-the-world job).

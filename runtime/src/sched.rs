@@ -577,11 +577,13 @@ impl Sched {
     }
 
     /// `wakep` if there is work no running P will get to: in the global queue, or queued
-    /// on a P that is not running (one handed off by `blocking`). A running P's own queue
-    /// is left to it (and to thieves it wakes).
+    /// on a P that no M holds (one handed off by `blocking`). A held P's own queue is left
+    /// to its M (and to thieves it wakes) — a P still stopped as the world restarts too:
+    /// waking an M for it sent an idle M to steal a goroutine from a P whose own M was
+    /// about to run it (276 moves between threads on `churn`, one every third cycle).
     pub(crate) fn wakep_if_work(&self) {
         let orphaned =
-            (0..self.ps.len()).any(|i| !self.world.is_running(i) && !self.ps[i].runq.is_empty());
+            (0..self.ps.len()).any(|i| self.world.is_idle(i) && !self.ps[i].runq.is_empty());
         if !self.global.is_empty() || orphaned {
             self.wakep();
         }

@@ -72,6 +72,13 @@ impl World {
         self.status[p].load(Ordering::Acquire) == P_RUNNING
     }
 
+    /// True if no M holds `p`: it is on the idle list (a hint). Not the same as not
+    /// running: just after the world restarts, a P whose M is still waking from
+    /// [`World::stop_self`] is stopped, and its M will run what it has queued.
+    pub fn is_idle(&self, p: usize) -> bool {
+        self.status[p].load(Ordering::Acquire) == P_IDLE
+    }
+
     /// Takes an idle P for an M to run (Go's `pidleget` in `wakep`); none while the world
     /// is stopping.
     pub fn take_idle_p(&self) -> Option<usize> {

@@ -2,6 +2,7 @@
 //! end re-marks from every root with the world stopped and fails on anything reachable
 //! left unmarked); `gc()`'s promise; the stop-the-world mode.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use minigo_runtime::{
@@ -325,6 +326,38 @@ fn stop_the_world_mode_marks_in_one_pause() {
             c.pause_ns,
             c.sweep_term_ns + c.mark_ns + c.mark_term_ns,
             "the whole cycle is the pause"
+        );
+    }
+}
+
+#[test]
+fn a_runtime_ended_while_marking_lets_go_of_its_heap() {
+    use minigo_runtime::gc_crate::GcPhase;
+    // Several tries: main must return while the cycle it started still marks, and the
+    // background workers may finish a small heap's marking first.
+    for _ in 0..5 {
+        let rt = Runtime::builder().procs(2).build().unwrap();
+        let collector = rt.collector().clone();
+        let c = collector.clone();
+        rt.run(move || {
+            let board = Board::new(200_000);
+            while c.phase() == GcPhase::Off {
+                let _ = token(1);
+            }
+            drop(board);
+        })
+        .unwrap();
+        // What the runtime's threads hold, they let go of as they notice it ended. Mutator
+        // states still pointing at the abandoned cycle's queue kept the scheduler (their
+        // owner) alive through the queue's root jobs, and with it the whole heap.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&collector) > 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            Arc::strong_count(&collector),
+            1,
+            "the runtime's scheduler outlived it"
         );
     }
 }
