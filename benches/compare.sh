@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The side-by-side comparison of minigo with Go and Boehm GC (issue 8): installs the peers'
-# toolchains when missing (Go 1.23 and libgc-dev, with apt), builds minigo in release and
+# The side-by-side comparison of minigo (concurrent, and with GODEBUG=gcstoptheworld=1) with
+# Go and Boehm GC (issues 8, 12): installs the peers' toolchains when missing (Go 1.23 and
+# libgc-dev, with apt), builds minigo in release and
 # the peers (benches/peers/go/workloads, benches/peers/boehm/workloads.c), then hands over
 # to the `compare` binary (benches/src/bin/compare/), which runs, measures and reports.
 #

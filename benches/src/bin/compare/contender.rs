@@ -26,6 +26,10 @@ pub(crate) fn run_one(c: &Config, kind: Kind, case: &Case, cpus: &[usize]) -> Ru
     }
     match kind {
         Kind::Minigo => _ = cmd.arg("--procs").arg(case.procs.to_string()).arg("--json"),
+        Kind::MinigoStw => {
+            cmd.arg("--procs").arg(case.procs.to_string()).arg("--json");
+            cmd.env("GODEBUG", "gcstoptheworld=1");
+        }
         Kind::Go => _ = cmd.env("GOMAXPROCS", case.procs.to_string()),
         Kind::Boehm => _ = cmd.env("GC_MARKERS", case.procs.to_string()),
     }
@@ -42,22 +46,24 @@ pub(crate) fn run_one(c: &Config, kind: Kind, case: &Case, cpus: &[usize]) -> Ru
         }
     };
     match kind {
-        Kind::Minigo => match serde_json::from_str::<serde_json::Value>(stdout.trim()) {
-            Ok(v) => {
-                run.output = mask(v["output"].as_str().unwrap_or(""));
-                run.pause_max_ms = v["pause_max_ms"].as_f64();
-                run.collections = v["collections"].as_u64();
-                if let Some(e) = v["error"].as_str() {
-                    run.error = e.lines().next().unwrap_or("").to_string();
+        Kind::Minigo | Kind::MinigoStw => {
+            match serde_json::from_str::<serde_json::Value>(stdout.trim()) {
+                Ok(v) => {
+                    run.output = mask(v["output"].as_str().unwrap_or(""));
+                    run.pause_max_ms = v["pause_max_ms"].as_f64();
+                    run.collections = v["collections"].as_u64();
+                    if let Some(e) = v["error"].as_str() {
+                        run.error = e.lines().next().unwrap_or("").to_string();
+                        run.ok = false;
+                    }
+                }
+                Err(e) if run.error.is_empty() => {
+                    run.error = format!("minigo's --json output did not parse: {e}");
                     run.ok = false;
                 }
+                Err(_) => {}
             }
-            Err(e) if run.error.is_empty() => {
-                run.error = format!("minigo's --json output did not parse: {e}");
-                run.ok = false;
-            }
-            Err(_) => {}
-        },
+        }
         Kind::Go | Kind::Boehm => {
             run.output = mask(&stdout);
             if let Some(line) = stderr.lines().find(|l| l.starts_with("peer-gc:")) {

@@ -56,8 +56,8 @@ fn run(c: &Config) -> Result<bool, String> {
     let mut n = 0;
     for (ci, case) in cases.iter().enumerate() {
         for round in 0..c.runs {
-            // A B C, then B C A, ...: each contender runs first, second and third equally
-            // often, so whatever one run leaves behind (page cache, a hot CPU) is shared.
+            // A B C D, then B C D A, ...: each contender takes each place in the order in
+            // turn, so whatever one run leaves behind (page cache, a hot CPU) is shared.
             for j in 0..Kind::ALL.len() {
                 let kind = Kind::ALL[(round + j) % Kind::ALL.len()];
                 n += 1;
@@ -122,9 +122,10 @@ fn run(c: &Config) -> Result<bool, String> {
     );
     md += &table(&cases, &rows);
     md += "\nWall, CPU (user + system) and peak RSS are measured from outside each process \
-           (wait4). Max pause: minigo's and Boehm's collections stop the world for the whole \
-           collection (Boehm: GC_EVENT_START..END), Go's only for its two short phases \
-           (MemStats.PauseNs). procs N: --procs N / GOMAXPROCS=N / GC_MARKERS=N, and the \
+           (wait4). Max pause: the longest stop-the-world pause. minigo and Go mark concurrently \
+           and stop the world only for short phases (minigo's CycleRecord pauses, Go's \
+           MemStats.PauseNs); minigo STW (GODEBUG=gcstoptheworld=1) and Boehm stop it for \
+           the whole collection (Boehm: GC_EVENT_START..END). procs N: --procs N / GOMAXPROCS=N / GC_MARKERS=N, and the \
            process pinned to N CPUs when N is below the machine's count. Ratios are minigo \
            over the peer: below 1, minigo is faster or smaller. check: the program verified \
            its result and printed the same lines as minigo (figures masked).\n";

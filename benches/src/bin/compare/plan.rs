@@ -10,7 +10,8 @@ pub(crate) const USAGE: &str = "\
 usage: compare --minigo BIN --go BIN --boehm BIN [options]
 
 Runs minigo's workloads and their Go and Boehm GC counterparts (benches/peers/) several
-times each, alternating contenders, and prints a table of medians.
+times each, alternating contenders, and prints a table of medians. minigo runs twice per
+round: as it is (concurrent marking) and as minigo STW (GODEBUG=gcstoptheworld=1).
 
 options:
   --quick               small sizes, 2 rounds, procs 2 only (under a minute)
@@ -29,16 +30,20 @@ options:
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
     Minigo,
+    /// The same minigo binary with `GODEBUG=gcstoptheworld=1`: every cycle marks with the
+    /// world stopped, as minigo did before concurrent marking (the "before" column).
+    MinigoStw,
     Go,
     Boehm,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 3] = [Kind::Minigo, Kind::Go, Kind::Boehm];
+    pub(crate) const ALL: [Kind; 4] = [Kind::Minigo, Kind::MinigoStw, Kind::Go, Kind::Boehm];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Minigo => "minigo",
+            Kind::MinigoStw => "minigo STW",
             Kind::Go => "Go",
             Kind::Boehm => "Boehm",
         }
@@ -166,6 +171,9 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Option<Config>, String> {
             }
             _ => return Err(format!("unknown argument {arg:?}")),
         }
+    }
+    if let Some(m) = c.bins.get(&Kind::Minigo).cloned() {
+        c.bins.insert(Kind::MinigoStw, m);
     }
     for k in Kind::ALL {
         match c.bins.get(&k) {

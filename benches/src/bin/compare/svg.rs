@@ -25,11 +25,12 @@ pub(crate) fn chart(cases: &[Case], rows: &[Row]) -> String {
     ];
     let colours = [
         (Kind::Minigo, "#1f77b4"),
+        (Kind::MinigoStw, "#9ecae1"),
         (Kind::Go, "#2ca02c"),
         (Kind::Boehm, "#ff7f0e"),
     ];
     let (bar, gap, left, panel_h, top) = (18.0, 26.0, 60.0, 240.0, 60.0);
-    let group_w = 3.0 * bar + gap;
+    let group_w = colours.len() as f64 * bar + gap;
     // Wide enough for the title even with one or two cases.
     let width = (left + cases.len() as f64 * group_w + 30.0).max(620.0);
     let y_max = 3.0;
@@ -37,7 +38,7 @@ pub(crate) fn chart(cases: &[Case], rows: &[Row]) -> String {
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
          font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{left}\" y=\"24\" font-size=\"16\">minigo vs Go vs Boehm GC: medians, relative to minigo (= 1)</text>\n"
+         <text x=\"{left}\" y=\"24\" font-size=\"16\">minigo vs minigo STW vs Go vs Boehm GC: medians, relative to minigo (= 1)</text>\n"
     );
     for (i, (k, col)) in colours.iter().enumerate() {
         let x = left + i as f64 * 110.0;
@@ -100,7 +101,7 @@ pub(crate) fn chart(cases: &[Case], rows: &[Row]) -> String {
                 );
             }
             // Three short lines: a case's one-line label is wider than its bars.
-            let lx = gx + 1.5 * bar;
+            let lx = gx + colours.len() as f64 * bar / 2.0;
             let _ = writeln!(
                 s,
                 "<text x=\"{lx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
