@@ -287,14 +287,14 @@ fn mark(job: &Job, role: Role, pool: &Pool, gcw: &mut GcWork) {
         let deadline = on_idle_proc.then(|| Instant::now() + IDLE_SLICE);
         let (_, done) = gcw.drain_until(q, SLICE_WORK, deadline);
         let dt = thread_cpu_time().saturating_sub(cpu);
-        busy += dt;
-        let who = if idle {
-            MarkCpu::Idle
+        // A slice on an idle processor is idle marking (Go's idle mode), whoever runs it:
+        // it takes nothing from the mutators, so it counts neither toward the fractional
+        // quota nor for the CPU limiter.
+        if on_idle_proc {
+            q.note_cpu(MarkCpu::Idle, dt.as_nanos() as u64);
         } else {
-            MarkCpu::Background
-        };
-        q.note_cpu(who, dt.as_nanos() as u64);
-        if !idle {
+            busy += dt;
+            q.note_cpu(MarkCpu::Background, dt.as_nanos() as u64);
             job.gc_cpu
                 .fetch_add(dt.as_nanos() as u64, Ordering::Relaxed);
         }
