@@ -8,7 +8,11 @@
 //!   none or every other one; throughput in spans.
 //! - `gc_cycle/pause/{16,64,256,1024}`: a full collection's stop-the-world pause as the live
 //!   heap (a tree of 64-byte nodes, MiB) grows; 2 workers.
-//! - `gc_cycle/binary_trees_19`: the Benchmarks Game program, one mark worker.
+//! - `gc_cycle/binary_trees_19`: the Benchmarks Game program, one P's worth of marking
+//!   (concurrent cycles, as a VM gets them).
+//!
+//! The mark, sweep and pause benchmarks run stop-the-world cycles (`GcConfig::
+//! stop_the_world`); concurrent cycles' pauses are measured by the CLI's workloads.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -18,10 +22,13 @@ use minigo_alloc_core::{HeapConfig, Layout as ALayout, MCache, MHeap};
 use minigo_benches::{binary_trees, store, tree, Stack};
 use minigo_gc::{GcConfig, Heap, Layout, Mutator};
 
+/// No pacing, and stop-the-world cycles: marking runs on exactly `workers` threads with
+/// nothing beside it, which is what the mark and pause figures measure.
 fn quiet(workers: usize) -> GcConfig {
     GcConfig {
         gogc: None,
         mark_workers: workers,
+        stop_the_world: true,
         ..GcConfig::default()
     }
 }

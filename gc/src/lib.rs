@@ -10,7 +10,10 @@
 //!    ([`Collector::start_cycle`], [`cycle`]): allocate-black on, each mutator's write
 //!    barrier on, roots taken (a standalone heap's traced now, the runtime's goroutine
 //!    stacks queued as root jobs), phase `Mark`. The world restarts: this stop is short.
-//! 2. Marking runs beside the mutators ([`mark`]): background workers ([`workers`], 25% of
+//!    A small heap's cycle (last cycle's scan work at most 256 KiB) is marked and ended
+//!    inside this stop instead, for at most 300 µs ([`Collector::finish_small_cycle`]):
+//!    cheaper than waking workers and stopping twice, and as short a pause.
+//! 2. Marking runs beside the mutators ([`mark`]): background workers (`workers.rs`, 25% of
 //!    the processors as Go sizes them, plus idle cores), mutators' assists (allocating
 //!    during marking owes scan work in proportion, [`MutatorState::assist`]), and the
 //!    shading of what the write barrier recorded ([`wbbuf`]: Go's hybrid barrier).
@@ -26,7 +29,7 @@
 //!
 //! `GcConfig::stop_the_world` (Go's `GODEBUG=gcstoptheworld=1`) runs 1-3 in one stop,
 //! marking on every processor. Verify mode (Go's `gccheckmark`) re-marks from the roots at
-//! mark termination and fails loudly if anything reachable was not marked ([`verify`]).
+//! mark termination and fails loudly if anything reachable was not marked (`verify.rs`).
 //!
 //! ## For embedders
 //!

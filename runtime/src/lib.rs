@@ -12,10 +12,18 @@
 //! ## What the collector sees
 //!
 //! When a goroutine stops it spills its callee-saved registers onto its stack and records
-//! its stack pointer, so with the world stopped every stack can be scanned conservatively:
-//! a word that points into an allocated object keeps it alive. Heap objects are scanned
+//! its stack pointer, so its stack can be scanned conservatively while it is stopped: a
+//! word that points into an allocated object keeps it alive. Heap objects are scanned
 //! precisely through their layouts, which `#[derive(HeapType)]` computes. `Global` handles,
 //! channel buffers and not-yet-started goroutines' closures are roots too.
+//!
+//! Marking runs beside the goroutines (`roots.rs`, and the gc crate's cycle): a cycle stops
+//! the world only to start and to end. Each stack is scanned once per cycle, whenever the
+//! goroutine is not running: a parked one's by a mark worker, a running one's by its M
+//! before it resumes. Every pointer store into the heap or a `Global` goes through the P's
+//! write barrier (`barrier.rs`), which shades the pointer overwritten, and a value taken
+//! from a channel is shaded as it is received: moving the only reference to an object
+//! between the heap, a channel and a stack cannot hide it from the markers.
 //!
 //! ## Rules for users
 //!
