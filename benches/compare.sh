@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The side-by-side comparison of minigo (concurrent, and with GODEBUG=gcstoptheworld=1) with
-# Go and Boehm GC (issues 8, 12): installs the peers' toolchains when missing (Go 1.23 and
-# libgc-dev, with apt), builds minigo in release and
-# the peers (benches/peers/go/workloads, benches/peers/boehm/workloads.c), then hands over
-# to the `compare` binary (benches/src/bin/compare/), which runs, measures and reports.
+# minigo (concurrent, and with GODEBUG=gcstoptheworld=1) side by side with Go and Boehm GC
+# (issues 8, 12): installs the peers' toolchains when missing (Go 1.23 and libgc-dev, with
+# apt), builds minigo in release and the peers (benches/peers/go/workloads,
+# benches/peers/boehm/workloads.c), then hands over to the `compare` binary
+# (benches/src/bin/compare/), which runs, measures and reports.
 #
-#   benches/compare.sh            the full comparison (10-20 minutes on 2 cores)
+#   benches/compare.sh            the full comparison (6-20 minutes on 2 cores)
 #   benches/compare.sh --quick    under a minute: small sizes, 2 rounds, procs 2
 #   benches/compare.sh --help     every option (--runs, --procs, --only, --out, --timeout)
 #
@@ -20,7 +20,7 @@ die() { printf 'compare.sh: %s\n' "$*" >&2; exit 1; }
 TARGET="${CARGO_TARGET_DIR:-target}"
 for a in "$@"; do
   if [ "$a" = --help ] || [ "$a" = -h ]; then
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     if [ -x "$TARGET/release/compare" ]; then echo; "$TARGET/release/compare" --help; fi
     exit 0
   fi
