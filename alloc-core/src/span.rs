@@ -522,18 +522,7 @@ impl MSpan {
     /// The caller owns the span.
     pub(crate) unsafe fn mark_free_slots(&self) -> usize {
         // SAFETY: the caller owns the span.
-        let freeindex = unsafe { self.alloc_state(|st| st.freeindex) };
-        self.info(|info| {
-            let mut n = 0;
-            for w in 0..info.words as usize {
-                let free = free_from(info, w, freeindex);
-                if free != 0 {
-                    info.mark_word(w).fetch_or(free, Ordering::AcqRel);
-                    n += free.count_ones() as usize;
-                }
-            }
-            n
-        })
+        unsafe { self.on_free_mark_words(|w, free| _ = w.fetch_or(free, Ordering::AcqRel)) }
     }
 
     /// Clears the mark bits [`MSpan::mark_free_slots`] set on slots still free, returning
@@ -545,13 +534,23 @@ impl MSpan {
     /// cycle began.
     pub(crate) unsafe fn unmark_free_slots(&self) -> usize {
         // SAFETY: the caller owns the span.
+        unsafe { self.on_free_mark_words(|w, free| _ = w.fetch_and(!free, Ordering::AcqRel)) }
+    }
+
+    /// Calls `f` with each mark word and the mask of its slots still free (none empty);
+    /// returns how many free slots there are.
+    ///
+    /// # Safety
+    /// The caller owns the span (its free index does not move meanwhile).
+    unsafe fn on_free_mark_words(&self, f: impl Fn(&AtomicU64, u64)) -> usize {
+        // SAFETY: the caller owns the span.
         let freeindex = unsafe { self.alloc_state(|st| st.freeindex) };
         self.info(|info| {
             let mut n = 0;
             for w in 0..info.words as usize {
                 let free = free_from(info, w, freeindex);
                 if free != 0 {
-                    info.mark_word(w).fetch_and(!free, Ordering::AcqRel);
+                    f(info.mark_word(w), free);
                     n += free.count_ones() as usize;
                 }
             }

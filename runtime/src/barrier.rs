@@ -19,7 +19,7 @@
 //! nothing: what it reaches was reachable when marking began, or is new and black.
 
 use minigo_alloc_core::sync::store_word;
-use minigo_gc::{any_barrier_on, GcPhase};
+use minigo_gc::{any_barrier_on, GcPhase, MutatorState};
 
 use crate::sched::{try_current, try_current_state, Sched};
 
@@ -60,7 +60,7 @@ unsafe fn write_slow(slot: *mut usize, value: usize) {
 /// channel takes out of its buffer or from a parked sender.
 #[inline]
 pub(crate) fn shade_value<T>(sched: &Sched, v: &T) {
-    if std::mem::size_of::<T>() < 8 || sched.collector.phase() == GcPhase::Off {
+    if std::mem::size_of::<T>() < 8 {
         return;
     }
     let lo = v as *const T as usize;
@@ -77,8 +77,7 @@ pub(crate) unsafe fn shade_range(sched: &Sched, lo: usize, hi: usize) {
     if sched.collector.phase() == GcPhase::Off {
         return;
     }
-    let mine = try_current().is_some_and(|c| std::ptr::eq(c.sched(), sched));
-    match try_current_state().filter(|_| mine) {
+    match own_state(sched) {
         // SAFETY: the caller's contract.
         Some(st) => unsafe { st.shade_conservative(lo, hi) },
         // SAFETY: the caller's contract.
@@ -91,9 +90,15 @@ pub(crate) fn shade_words(sched: &Sched, words: &[usize]) {
     if sched.collector.phase() == GcPhase::Off {
         return;
     }
-    let mine = try_current().is_some_and(|c| std::ptr::eq(c.sched(), sched));
-    match try_current_state().filter(|_| mine) {
+    match own_state(sched) {
         Some(st) => st.shade_words(words.iter().copied()),
         None => sched.collector.shade_words(words.iter().copied()),
     }
+}
+
+/// The running goroutine's P's mutator state, if the goroutine is one of `sched`'s (else
+/// the caller shades through the collector). Not to be held across a park.
+fn own_state<'a>(sched: &Sched) -> Option<&'a mut MutatorState> {
+    let mine = try_current().is_some_and(|c| std::ptr::eq(c.sched(), sched));
+    try_current_state().filter(|_| mine)
 }
