@@ -40,6 +40,8 @@ pub struct Collector {
     pub(crate) gc_cpu_total: Arc<AtomicU64>,
     /// The cycle under way, if any; its lock orders the phases.
     pub(crate) cycle: Mutex<Option<Cycle>>,
+    /// No cycle starts any more ([`Collector::abandon_cycle`]).
+    pub(crate) closed: AtomicBool,
     /// The cycle under way's mark queue, for mutator states made while it marks.
     pub(crate) queue: Mutex<Option<Arc<MarkQueue>>>,
     /// Cycles finished, for [`Collector::wait_cycle`].
@@ -93,6 +95,7 @@ impl Collector {
             limiter: Mutex::new(Limiter::new(config.mark_workers)),
             limiter_on: AtomicBool::new(false),
             gc_cpu_total: Arc::new(AtomicU64::new(0)),
+            closed: AtomicBool::new(false),
             cycle: Mutex::new(None),
             queue: Mutex::new(None),
             finished: Mutex::new(0),
@@ -245,11 +248,6 @@ impl Collector {
             self.pacer.lock().gogc,
         )
         .max(1e-6)
-    }
-
-    /// Claims up to `want` units of scan work the background workers banked.
-    pub(crate) fn steal_background_credit(&self, want: u64) -> u64 {
-        self.marking_queue().map_or(0, |q| q.steal_credit(want))
     }
 
     /// Records an assist's time, and moves the CPU limiter.

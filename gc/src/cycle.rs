@@ -101,8 +101,6 @@ pub(crate) struct Cycle {
     retry_ns: u64,
     /// The stops so far.
     pauses: Vec<u64>,
-    /// Marking done inside the first stop (a small cycle's), part of that stop.
-    first_stop_mark_ns: u64,
     /// Mark termination runs in the first stop, which its time then lengthens.
     in_first_stop: bool,
     /// CPU the markers spent with the world stopped (a stopped mark's drain).
@@ -119,16 +117,36 @@ impl Collector {
     /// workers). Returns false, doing nothing, if a cycle is already under way.
     ///
     /// [`MHeap::sweep_all`]: minigo_alloc_core::MHeap::sweep_all
-    pub fn start_cycle(
+    ///
+    /// Safe code cannot start a cycle behind the mutators' backs:
+    ///
+    /// ```compile_fail,E0133
+    /// # use minigo_gc::{CycleRoots, GcConfig, Heap, NoRoots};
+    /// let heap = Heap::new(GcConfig::default()).unwrap();
+    /// let _m = heap.mutator().unwrap();
+    /// heap.collector().start_cycle(&mut [], CycleRoots::Now(&mut NoRoots), true);
+    /// ```
+    ///
+    /// # Safety
+    /// `states` holds the state of every mutator of this heap, and none of those mutators
+    /// runs meanwhile (they are stopped, or the caller is the heap's only one): a state
+    /// left out would keep its write barrier off, or its allocation white, while others
+    /// mark, and objects it reaches could be freed.
+    pub unsafe fn start_cycle(
         &self,
         states: &mut [&mut MutatorState],
         roots: CycleRoots<'_>,
         forced: bool,
     ) -> bool {
-        self.begin(states, roots, forced, true)
+        // SAFETY: the caller's contract.
+        unsafe { self.begin(states, roots, forced, true) }
     }
 
-    fn begin(
+    /// [`Collector::start_cycle`], waking the workers at [`Collector::resume`] or not.
+    ///
+    /// # Safety
+    /// As for [`Collector::start_cycle`].
+    unsafe fn begin(
         &self,
         states: &mut [&mut MutatorState],
         roots: CycleRoots<'_>,
@@ -137,7 +155,7 @@ impl Collector {
     ) -> bool {
         let t0 = Instant::now();
         let mut cur = self.cycle.lock();
-        if cur.is_some() {
+        if cur.is_some() || self.closed.load(Ordering::Acquire) {
             return false;
         }
         let heap = &*self.heap;
@@ -150,11 +168,16 @@ impl Collector {
             CycleRoots::Jobs(h) => (Some(h), None),
         };
         let exclusive = !concurrent && self.stopped_mark_threads(heap_before) == 1;
-        let q = Arc::new(MarkQueue::new(
-            self.heap.clone(),
-            exclusive,
-            host.clone().map(|h| h as StdArc<dyn RootJobs>),
-        ));
+        // SAFETY: sweeping was just drained (`finish_sweep`) and restarts only in mark
+        // termination, after the queue is closed; an exclusive queue is a stopped mark's
+        // on one thread, with every mutator stopped.
+        let q = Arc::new(unsafe {
+            MarkQueue::new(
+                self.heap.clone(),
+                exclusive,
+                host.clone().map(|h| h as StdArc<dyn RootJobs>),
+            )
+        });
         heap.set_alloc_black(true);
         let mut grey = Vec::new();
         for st in states.iter_mut() {
@@ -202,7 +225,6 @@ impl Collector {
             retries: 0,
             retry_ns: 0,
             pauses: vec![sweep_term_ns],
-            first_stop_mark_ns: 0,
             in_first_stop: false,
             stopped_mark_cpu_ns: 0,
             workers,
@@ -223,7 +245,13 @@ impl Collector {
     /// [`SMALL_CYCLE_TIME`]: the stop stays short (the bound holds whatever the estimate),
     /// and a heap that outgrew the estimate goes on marking concurrently from where this
     /// left off.
-    pub fn finish_small_cycle(
+    ///
+    /// # Safety
+    /// `states` holds the state of every mutator of this heap, and none of those mutators
+    /// runs meanwhile (they are stopped, or the caller is the heap's only one): a state
+    /// left out would keep its write barrier off, or its allocation white, while others
+    /// mark, and objects it reaches could be freed.
+    pub unsafe fn finish_small_cycle(
         &self,
         states: &mut [&mut MutatorState],
         roots: &mut dyn Roots,
@@ -244,7 +272,6 @@ impl Collector {
         let ns = t0.elapsed().as_nanos() as u64;
         let done = drained == Drained::Empty && q.quiescent();
         if let Some(c) = self.cycle.lock().as_mut() {
-            c.first_stop_mark_ns += ns;
             c.stopped_mark_cpu_ns += ns;
             if let Some(first) = c.pauses.first_mut() {
                 *first += ns;
@@ -252,7 +279,8 @@ impl Collector {
             c.in_first_stop = done;
         }
         self.charge_pause(ns);
-        done && self.mark_termination(states, roots)
+        // SAFETY: the caller's contract.
+        done && unsafe { self.mark_termination(states, roots) }
     }
 
     /// Threads a stopped mark of a heap with `heap_before` live uses.
@@ -273,7 +301,13 @@ impl Collector {
     /// Returns false when marking is not over: the caller restarts the mutators and
     /// marking goes on (the queue will hint again). True when the cycle is done (or none
     /// was under way). Either way, call [`Collector::resume`] once the mutators run again.
-    pub fn mark_termination(
+    ///
+    /// # Safety
+    /// `states` holds the state of every mutator of this heap, and none of those mutators
+    /// runs meanwhile (they are stopped, or the caller is the heap's only one): a state
+    /// left out would keep its write barrier off, or its allocation white, while others
+    /// mark, and objects it reaches could be freed.
+    pub unsafe fn mark_termination(
         &self,
         states: &mut [&mut MutatorState],
         roots: &mut dyn Roots,
@@ -311,6 +345,8 @@ impl Collector {
             }
         }
         self.phase.set(GcPhase::MarkTermination);
+        // Before sweeping may start: no marker marks through the queue after this.
+        q.close();
         let heap = &*self.heap;
         let heap_at_term = heap.heap_live();
         let mark_ns = (t0 - c.mark_start).as_nanos() as u64;
@@ -342,7 +378,6 @@ impl Collector {
             st.credit = 0;
         }
         *self.queue.lock() = None;
-        q.finish_quietly();
         if let Some(w) = &self.workers {
             w.end();
         }
@@ -377,34 +412,22 @@ impl Collector {
         self.phase.set(GcPhase::Off);
 
         let term_ns = t0.elapsed().as_nanos() as u64;
-        let (sweep_term_ns, mark_ns, pause_ns) = if c.concurrent {
-            (
-                c.sweep_term_ns,
-                mark_ns,
-                c.sweep_term_ns + c.first_stop_mark_ns + c.retry_ns + term_ns,
-            )
-        } else {
-            (
-                c.sweep_term_ns,
-                mark_ns,
-                c.sweep_term_ns + mark_ns + term_ns,
-            )
-        };
         self.charge_pause(term_ns);
         let pauses = if c.concurrent {
             let mut p = std::mem::take(&mut c.pauses);
             match p.last_mut() {
-                Some(first) if c.in_first_stop && c.retries == 0 => *first += term_ns,
+                Some(first) if c.in_first_stop => *first += term_ns,
                 _ => p.push(term_ns),
             }
             p
         } else {
-            vec![pause_ns]
+            vec![c.sweep_term_ns + mark_ns + term_ns]
         };
+        let pause_ns = pauses.iter().sum();
         let record = CycleRecord {
             number: 0,
             start_ns: c.start_ns,
-            sweep_term_ns,
+            sweep_term_ns: c.sweep_term_ns,
             mark_ns,
             mark_term_ns: term_ns,
             retries: c.retries,
@@ -473,18 +496,29 @@ impl Collector {
     /// A whole cycle in one stop, marking on every processor (Go's
     /// `GODEBUG=gcstoptheworld=1`; also what a forced collection does in that mode). Call
     /// with every mutator stopped. A concurrent cycle under way is finished first, inside
-    /// the same stop.
-    pub fn collect_stopped(
+    /// the same stop. Once the collector is closed ([`Collector::abandon_cycle`]) it runs
+    /// no cycle and returns the last one's record.
+    ///
+    /// # Safety
+    /// `states` holds the state of every mutator of this heap, and none of those mutators
+    /// runs meanwhile (they are stopped, or the caller is the heap's only one): a state
+    /// left out would keep its write barrier off, or its allocation white, while others
+    /// mark, and objects it reaches could be freed.
+    pub unsafe fn collect_stopped(
         &self,
         states: &mut [&mut MutatorState],
         roots: &mut dyn Roots,
         forced: bool,
     ) -> CycleRecord {
         if self.cycle.lock().is_some() {
-            self.finish_here(states, roots);
+            // SAFETY: the caller's contract.
+            unsafe { self.finish_here(states, roots) };
         }
         let threads = self.stopped_mark_threads(self.heap.heap_live());
-        self.begin(states, CycleRoots::Now(roots), forced, false);
+        // SAFETY: the caller's contract.
+        if !unsafe { self.begin(states, CycleRoots::Now(roots), forced, false) } {
+            return self.cycles().pop().unwrap_or_default();
+        }
         let q = self.marking_queue().expect("the cycle just began");
         let mut workers: Vec<GcWork> = (0..threads).map(|_| GcWork::new()).collect();
         let t = Instant::now();
@@ -493,43 +527,60 @@ impl Collector {
             c.stopped_mark_cpu_ns += t.elapsed().as_nanos() as u64 * threads as u64;
             c.workers = threads;
         }
-        self.finish_here(states, roots);
+        // SAFETY: the caller's contract.
+        unsafe { self.finish_here(states, roots) };
         self.cycles().pop().expect("a cycle just ended")
     }
 
     /// Runs a whole cycle on the calling mutator, which stops nobody else: the standalone
     /// heap's forced collections, out-of-memory retries and stress mode. A cycle under way
     /// is finished first; background workers help only when there is much to mark.
-    pub(crate) fn collect_here(
+    ///
+    /// # Safety
+    /// As for [`Collector::start_cycle`].
+    pub(crate) unsafe fn collect_here(
         &self,
         states: &mut [&mut MutatorState],
         roots: &mut dyn Roots,
         forced: bool,
     ) -> CycleRecord {
         if self.config.stop_the_world {
-            let r = self.collect_stopped(states, roots, forced);
+            // SAFETY: the caller's contract.
+            let r = unsafe { self.collect_stopped(states, roots, forced) };
             self.resume();
             return r;
         }
         if self.cycle.lock().is_some() {
-            self.finish_here(states, roots);
+            // SAFETY: the caller's contract.
+            unsafe { self.finish_here(states, roots) };
             self.resume();
         }
         let helpers = self.stopped_mark_threads(self.heap.heap_live()) > 1;
-        self.begin(states, CycleRoots::Now(roots), forced, helpers);
+        // SAFETY: the caller's contract.
+        if !unsafe { self.begin(states, CycleRoots::Now(roots), forced, helpers) } {
+            return self.cycles().pop().unwrap_or_default();
+        }
         self.resume();
         if let Some(c) = self.cycle.lock().as_mut() {
             // The calling mutator marks too.
             c.workers += 1;
         }
-        self.finish_here(states, roots);
+        // SAFETY: the caller's contract.
+        unsafe { self.finish_here(states, roots) };
         self.resume();
         self.cycles().pop().expect("a cycle just ended")
     }
 
     /// Marks the cycle under way to its end on this thread, then terminates it: for a
     /// caller that is the heap's only mutator, or holds every mutator stopped.
-    pub(crate) fn finish_here(&self, states: &mut [&mut MutatorState], roots: &mut dyn Roots) {
+    ///
+    /// # Safety
+    /// As for [`Collector::start_cycle`].
+    pub(crate) unsafe fn finish_here(
+        &self,
+        states: &mut [&mut MutatorState],
+        roots: &mut dyn Roots,
+    ) {
         loop {
             let Some(q) = self.marking_queue() else {
                 return;
@@ -543,7 +594,8 @@ impl Collector {
             if let Some(c) = self.cycle.lock().as_mut() {
                 c.stopped_mark_cpu_ns += t.elapsed().as_nanos() as u64;
             }
-            if self.mark_termination(states, roots) {
+            // SAFETY: the caller's contract.
+            if unsafe { self.mark_termination(states, roots) } {
                 return;
             }
         }
@@ -551,11 +603,15 @@ impl Collector {
 }
 
 impl Collector {
-    /// Gives up the cycle under way without finishing it, and waits until no background
-    /// worker holds anything of it: for an embedder shutting down (the runtime when `run`
-    /// returns). The heap is left as marking left it, fit for statistics only.
+    /// Gives up the cycle under way without finishing it, closes the collector (no cycle
+    /// starts again: the marks left behind would make the next one skip objects), and
+    /// waits until no background worker holds anything of the cycle: for an embedder
+    /// shutting down (the runtime when `run` returns, its other goroutines abandoned and
+    /// perhaps still allocating for a moment). The heap keeps serving allocations
+    /// without collecting.
     pub fn abandon_cycle(&self) {
         let mut cur = self.cycle.lock();
+        self.closed.store(true, Ordering::Release);
         if let Some(c) = cur.take() {
             c.queue.finish();
             *self.queue.lock() = None;

@@ -47,7 +47,10 @@ impl Heap {
             return None;
         }
         Some(Mutator {
-            state: MutatorState::new(&self.collector),
+            // SAFETY: the heap's one mutator (the flag above), made before it can start a
+            // cycle; its state is the one every cycle of this heap gets.
+            // SAFETY: the heap's only mutator state (`Heap::mutator`), the caller's.
+            state: unsafe { MutatorState::new(&self.collector) },
             taken: self.mutator_taken.clone(),
         })
     }
@@ -84,26 +87,27 @@ impl MutatorContext for Standalone<'_> {
     fn start_cycle(&mut self) {
         let c = self.state.collector().clone();
         c.heap().sweep_all();
-        if c.start_cycle(
-            &mut [&mut *self.state],
-            CycleRoots::Now(&mut *self.roots),
-            false,
-        ) {
-            c.finish_small_cycle(&mut [&mut *self.state], self.roots);
+        let states = &mut [&mut *self.state];
+        // SAFETY: the heap's only mutator state (`Heap::mutator`), the caller's.
+        if unsafe { c.start_cycle(states, CycleRoots::Now(&mut *self.roots), false) } {
+            // SAFETY: the heap's only mutator state (`Heap::mutator`), the caller's.
+            unsafe { c.finish_small_cycle(states, self.roots) };
         }
         c.resume();
     }
 
     fn collect(&mut self) {
         let c = self.state.collector().clone();
-        c.collect_here(&mut [&mut *self.state], self.roots, false);
+        // SAFETY: the heap's only mutator state (`Heap::mutator`), the caller's.
+        unsafe { c.collect_here(&mut [&mut *self.state], self.roots, false) };
     }
 
     fn poll_mark_done(&mut self) {
         let c = self.state.collector().clone();
         if let Some(q) = c.marking_queue() {
             if q.take_done_hint() {
-                c.mark_termination(&mut [&mut *self.state], self.roots);
+                // SAFETY: the heap's only mutator state (`Heap::mutator`), the caller's.
+                unsafe { c.mark_termination(&mut [&mut *self.state], self.roots) };
                 c.resume();
             }
         }
@@ -159,7 +163,8 @@ impl Mutator {
     /// one, and finishes sweeping, so that statistics read next are exact.
     pub fn collect(&mut self, roots: &mut dyn Roots) -> CycleRecord {
         let c = self.state.collector().clone();
-        let r = c.collect_here(&mut [&mut self.state], roots, true);
+        // SAFETY: this is the heap's only mutator state (`Heap::mutator`).
+        let r = unsafe { c.collect_here(&mut [&mut self.state], roots, true) };
         c.heap().sweep_all();
         r
     }
@@ -170,7 +175,10 @@ impl Mutator {
     pub fn start_cycle(&mut self, roots: &mut dyn Roots) -> bool {
         let c = self.state.collector().clone();
         c.heap().sweep_all();
-        let started = c.start_cycle(&mut [&mut self.state], CycleRoots::Now(roots), true);
+        // SAFETY: this is the heap's only mutator state (`Heap::mutator`).
+        let started =
+            // SAFETY: the heap's only mutator state (`Heap::mutator`), the caller's.
+            unsafe { c.start_cycle(&mut [&mut self.state], CycleRoots::Now(roots), true) };
         c.resume();
         started
     }
@@ -189,7 +197,7 @@ impl Mutator {
 
     /// Stores a pointer into a heap object: the one function every such store goes through
     /// (see [`MutatorState::write`]: while the heap marks, the write barrier records the
-    /// old and the new pointer).
+    /// pointer overwritten).
     ///
     /// # Safety
     /// As [`MutatorState::write`].

@@ -13,9 +13,9 @@
 //! Each marker's grey objects are its [`GcWork`] (Go's gcWork), a plain `Vec` used as a
 //! stack (depth-first: a long list needs one slot, nothing recurses). Work moves between
 //! markers only through the cycle's [`MarkQueue`], in batches (Go's workbufs, `queue.rs`),
-//! as in Go's `gcWork.balance`: while some marker waits for work and the queue is empty,
-//! a busy marker hands over the older half of its stack as one batch. So the common path
-//! takes no atomic operation but the mark bit's. Objects over 128 KiB are split into
+//! as in Go's `gcWork.balance`: while the queue is empty, a busy marker with a deep stack
+//! (or any, when another marker waits) hands over the older half of its stack as one
+//! batch. So the common path takes no atomic read-modify-write but the mark bit's. Objects over 128 KiB are split into
 //! oblets so that one huge array does not serialise the phase, and a bounded drain stops
 //! inside a big object rather than after it.
 //!
@@ -25,7 +25,9 @@
 //! every root job done" means no grey object is left anywhere a marker can see. With the
 //! world stopped that is the end ([`GcWork::drain_all`]); while mutators run it is only a
 //! hint ([`MarkQueue::done_hint`]): a barrier buffer may still hold pointers, so mark
-//! termination flushes every buffer with the world stopped and checks again.
+//! termination flushes every buffer with the world stopped and checks again, then closes
+//! the queue (`MarkQueue::close`): a marker that comes later marks nothing, which is
+//! what lets sweeping start.
 //!
 //! Marking runs while sweeping is drained for the cycle, so no span is freed or swept
 //! under it; spans may be allocated, and a slot counts as an object only once its mcache
@@ -51,6 +53,9 @@ const PREFETCH: usize = 16;
 
 /// A marker with at least this many grey objects shares half when the queue is empty.
 const BALANCE_MIN: usize = 64;
+
+/// The bit of `MarkQueue::active` that says the queue is closed (`MarkQueue::close`).
+const CLOSED: usize = 1 << (usize::BITS - 1);
 
 /// Asks the CPU to start loading the cache line at `addr`.
 #[inline(always)]
@@ -90,7 +95,8 @@ pub trait RootJobs: Send + Sync {
 pub struct MarkQueue {
     heap: Arc<MHeap>,
     batches: BatchQueue<Grey>,
-    /// Markers holding grey work or about to take some (see the module comment).
+    /// Markers holding grey work or about to take some (see the module comment), and
+    /// the [`CLOSED`] bit.
     active: AtomicUsize,
     /// Markers waiting for work: a busy one hands over half its stack while any is.
     waiting: AtomicUsize,
@@ -138,7 +144,20 @@ pub enum MarkCpu {
 impl MarkQueue {
     /// A queue for marking `heap`. `exclusive`: one marker, world stopped (a cheaper mark
     /// bit). `roots`: jobs to scan as part of marking, if any.
-    pub fn new(
+    ///
+    /// # Safety
+    /// Until the queue is closed (mark termination), no span of `heap` is freed or swept:
+    /// sweeping is drained for the cycle, the contract of
+    /// [`MHeap::find_object_unlocked`], which every shade relies on. (Once closed, markers
+    /// that come to the queue mark nothing, so sweeping may start.) With `exclusive`, one
+    /// thread at a time marks through the queue and nothing allocates from `heap`.
+    ///
+    /// ```compile_fail,E0133
+    /// # use minigo_gc::{mark::MarkQueue, GcConfig, Heap};
+    /// let heap = Heap::new(GcConfig::default()).unwrap();
+    /// let q = MarkQueue::new(heap.collector().heap().clone(), true, None);
+    /// ```
+    pub unsafe fn new(
         heap: Arc<MHeap>,
         exclusive: bool,
         roots: Option<StdArc<dyn RootJobs>>,
@@ -211,17 +230,38 @@ impl MarkQueue {
         }
     }
 
-    /// Ends marking for the background workers (mark termination), and wakes them.
-    pub fn finish(&self) {
+    /// Ends marking for the background workers, and wakes them (a cycle abandoned).
+    pub(crate) fn finish(&self) {
         self.finish_quietly();
         self.notify();
     }
 
     /// Ends marking without waking sleeping workers (they notice at their next wake-up;
     /// `notify` them once that is cheap).
-    pub fn finish_quietly(&self) {
+    fn finish_quietly(&self) {
         self.finished.store(true, Ordering::SeqCst);
         self.roots.lock().take();
+    }
+
+    /// Mark termination: ends marking and waits until no marker is inside the queue.
+    /// Afterwards nothing marks through it (every marker enters through
+    /// [`MarkQueue::enter`], which then turns it away), so sweeping may start. Sleeping
+    /// workers are not woken here.
+    pub(crate) fn close(&self) {
+        self.finish_quietly();
+        // The closed bit and a marker's join are read-modify-writes of one word, so one
+        // comes first: either the marker sees the bit, or this waits for it to leave.
+        // After a quiescent check only markers that find nothing can be inside.
+        self.active.fetch_or(CLOSED, Ordering::SeqCst);
+        let mut backoff = minigo_alloc_core::sync::Backoff::new();
+        while self.markers() != 0 {
+            backoff.snooze();
+        }
+    }
+
+    /// Markers inside the queue (joined and not left).
+    fn markers(&self) -> usize {
+        self.active.load(Ordering::SeqCst) & !CLOSED
     }
 
     /// True once mark termination has ended this cycle's marking.
@@ -254,14 +294,23 @@ impl MarkQueue {
         self.root_done.load(Ordering::SeqCst) == self.root_total
     }
 
-    fn join(&self) {
-        self.active.fetch_add(1, Ordering::SeqCst);
+    /// Joins as a marker, unless marking is over (see [`MarkQueue::close`]): the one way in
+    /// for every drain and shade, so that none marks once sweeping may run.
+    fn enter(&self) -> bool {
+        let closed = self.active.fetch_add(1, Ordering::SeqCst) & CLOSED != 0;
+        // The seeded bug of loom model 9: a closed queue that still lets markers in.
+        #[cfg(loom_mutant = "late_marker")]
+        let closed = closed && false;
+        if closed {
+            self.active.fetch_sub(1, Ordering::SeqCst);
+        }
+        !closed
     }
 
     /// Leaves `active`; the last marker out with nothing queued and every root scanned
     /// raises the done hint and wakes a worker to act on it.
     fn leave(&self) {
-        if self.active.fetch_sub(1, Ordering::SeqCst) == 1
+        if self.active.fetch_sub(1, Ordering::SeqCst) & !CLOSED == 1
             && self.batches.is_empty()
             && self.roots_done()
         {
@@ -273,10 +322,7 @@ impl MarkQueue {
     /// True when no marker holds or can find grey work: with the world stopped (and every
     /// barrier buffer flushed), marking is complete.
     pub fn quiescent(&self) -> bool {
-        self.batches.is_empty()
-            && !self.roots_pending()
-            && self.active.load(Ordering::SeqCst) == 0
-            && self.roots_done()
+        self.batches.is_empty() && !self.roots_pending() && self.markers() == 0 && self.roots_done()
     }
 
     /// Marking looked complete when the last marker left: a cue to try mark termination
@@ -390,14 +436,15 @@ impl GcWork {
     /// Greys the object holding `addr`, if it is a heap object not yet marked. Returns
     /// whether this call marked it.
     #[inline(always)]
-    pub fn shade(&mut self, q: &MarkQueue, addr: usize) -> bool {
+    fn shade(&mut self, q: &MarkQueue, addr: usize) -> bool {
         // SAFETY: a cycle marks with sweeping drained (no span is freed or swept), which
         // is `find_object_unlocked`'s contract; the result is used only within this call.
         let Some(obj) = (unsafe { q.heap.find_object_unlocked(addr) }) else {
             return false;
         };
         let newly = if q.exclusive {
-            // SAFETY: `exclusive` queues have one marker and the world stopped.
+            // SAFETY: an exclusive queue's maker promised one marker at a time and no
+            // allocation meanwhile (`MarkQueue::new`).
             unsafe { obj.try_mark_exclusive() }
         } else {
             obj.try_mark()
@@ -434,7 +481,9 @@ impl GcWork {
         budget: u64,
         deadline: Option<Instant>,
     ) -> (Drained, u64) {
-        q.join();
+        if !q.enter() {
+            return (Drained::Empty, 0);
+        }
         let start = self.scan_work;
         let limit = start.saturating_add(budget);
         self.deadline = deadline;
@@ -456,7 +505,9 @@ impl GcWork {
     /// (or is the heap's only mutator) and must see marking through. Other markers may
     /// work beside it; it returns when every one of them is idle and the queue empty.
     pub fn drain_all(&mut self, q: &MarkQueue) {
-        q.join();
+        if !q.enter() {
+            return;
+        }
         loop {
             self.drain_loop(q, u64::MAX);
             q.waiting.fetch_add(1, Ordering::SeqCst);
@@ -465,7 +516,7 @@ impl GcWork {
                 if q.has_work() {
                     break true;
                 }
-                if q.active.load(Ordering::SeqCst) == 0 {
+                if q.markers() == 0 {
                     break false;
                 }
                 spin_loop();
@@ -664,7 +715,7 @@ impl GcWork {
     }
 
     /// Hands all of this marker's grey objects to the queue, as one batch.
-    pub fn share(&mut self, q: &MarkQueue) {
+    fn share(&mut self, q: &MarkQueue) {
         if self.stack.is_empty() {
             return;
         }
@@ -677,7 +728,9 @@ impl GcWork {
     /// grey objects to the queue, as a marker that joins for the push (see the module
     /// comment). Returns how many objects it greyed.
     pub fn shade_all(&mut self, q: &MarkQueue, addrs: impl Iterator<Item = usize>) -> usize {
-        q.join();
+        if !q.enter() {
+            return 0;
+        }
         let mut n = 0;
         for a in addrs {
             n += self.shade(q, a) as usize;
@@ -689,7 +742,7 @@ impl GcWork {
     }
 
     /// Adds this marker's counts to the queue's.
-    pub fn flush_counts(&mut self, q: &MarkQueue) {
+    fn flush_counts(&mut self, q: &MarkQueue) {
         if self.marked_bytes != 0 {
             q.marked_bytes
                 .fetch_add(std::mem::take(&mut self.marked_bytes), Ordering::Relaxed);
@@ -708,13 +761,10 @@ impl GcWork {
 /// Marks everything reachable from what was shaded into the queue, on `workers.len()`
 /// threads (the calling thread is one), with the world stopped. (Loom models start their
 /// markers on loom threads themselves; here, under loom, one thread marks.)
-pub fn drain_stopped(q: &MarkQueue, workers: &mut [GcWork]) {
+pub(crate) fn drain_stopped(q: &MarkQueue, workers: &mut [GcWork]) {
     if workers.len() == 1 || cfg!(loom) {
         workers[0].drain_all(q);
         return;
-    }
-    for w in workers.iter_mut() {
-        w.share(q);
     }
     std::thread::scope(|scope| {
         let (first, rest) = workers.split_first_mut().expect("at least one worker");

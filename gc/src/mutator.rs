@@ -46,9 +46,19 @@ pub struct MutatorState {
 }
 
 impl MutatorState {
-    /// A state for a new mutator of `collector`'s heap. Call with the heap's mutators
-    /// stopped or from its only mutator, so that a cycle marking now is seen.
-    pub fn new(collector: &Arc<Collector>) -> MutatorState {
+    /// A state for a new mutator of `collector`'s heap; a cycle marking now is seen.
+    ///
+    /// # Safety
+    /// No cycle of the heap starts or ends while this runs, and from now on the state is
+    /// among the `states` of every [`Collector::start_cycle`] and
+    /// [`Collector::mark_termination`] of the heap (see their contract).
+    ///
+    /// ```compile_fail,E0133
+    /// # use minigo_gc::{GcConfig, Heap, MutatorState};
+    /// let heap = Heap::new(GcConfig::default()).unwrap();
+    /// let _second = MutatorState::new(heap.collector());
+    /// ```
+    pub unsafe fn new(collector: &Arc<Collector>) -> MutatorState {
         MutatorState {
             cache: MCache::new(collector.heap()),
             queue: collector.marking_queue(),
@@ -62,11 +72,6 @@ impl MutatorState {
     /// The collector of this state's heap.
     pub fn collector(&self) -> &Arc<Collector> {
         &self.collector
-    }
-
-    /// The mcache.
-    pub fn cache(&mut self) -> &mut MCache {
-        &mut self.cache
     }
 
     /// True while the heap marks: the write barrier is on and allocation is black.
@@ -83,8 +88,9 @@ impl MutatorState {
     }
 
     /// Stores a pointer into a heap object: the one function every such store goes through.
-    /// While the heap marks, the overwritten pointer is recorded for shading first. The store is atomic (relaxed, word-sized: a plain `mov` on x86-64),
-    /// so a marker or a goroutine on another thread may read the word meanwhile.
+    /// While the heap marks, the overwritten pointer is recorded for shading first. The
+    /// store is atomic (relaxed, word-sized: a plain `mov` on x86-64), so a marker or a
+    /// goroutine on another thread may read the word meanwhile.
     ///
     /// # Safety
     /// `slot` is an aligned word of a live heap object of this state's heap that its layout
@@ -94,24 +100,24 @@ impl MutatorState {
     pub unsafe fn write(&mut self, slot: *mut usize, value: usize) {
         if self.queue.is_some() {
             // SAFETY: the caller's contract.
-            unsafe { self.write_barrier(slot as usize, value) };
+            unsafe { self.write_barrier(slot as usize) };
         }
         // SAFETY: the caller's contract: an aligned word of a live object.
         unsafe { store_word(slot as usize, value) };
     }
 
-    /// Go's `gcWriteBarrier`: records the pointer a store overwrites.
+    /// Go's `gcWriteBarrier`: records the pointer a store to `slot` overwrites (the new
+    /// value needs nothing: see the module comment).
     ///
     /// # Safety
     /// As for [`MutatorState::write`].
     #[inline(never)]
-    unsafe fn write_barrier(&mut self, slot: usize, value: usize) {
+    unsafe fn write_barrier(&mut self, slot: usize) {
         // SAFETY: the caller's contract: an aligned word of a live object.
         let old = unsafe { load_word(slot) };
         // The seeded bug of the barrier's loom model: a barrier that records nothing.
         #[cfg(loom_mutant = "barrier_no_old")]
         let old = old & 0;
-        let _ = value;
         if self.wb.put(old) {
             self.flush_wb();
         }
@@ -183,7 +189,7 @@ impl MutatorState {
         if self.credit >= 0 {
             return;
         }
-        let c = self.collector.clone();
+        let c = &self.collector;
         if c.limiter_on() {
             self.credit = 0;
             return;
@@ -194,7 +200,7 @@ impl MutatorState {
             crate::pacer::OVER_ASSIST_WORK,
             crate::pacer::MAX_ASSIST_WORK,
         );
-        let stolen = c.steal_background_credit(want);
+        let stolen = q.steal_credit(want);
         self.credit += (stolen as f64 / ratio) as i64;
         let want = want - stolen;
         if want == 0 {

@@ -183,3 +183,51 @@ fn without_the_shade_verify_names_the_lost_object() {
         "unexpected panic: {msg}"
     );
 }
+
+#[test]
+fn a_marker_holding_an_ended_cycles_queue_marks_nothing() {
+    let h = heap();
+    let mut m = h.mutator().unwrap();
+    let mut roots = Held(vec![]);
+    let kept = alloc(&mut m, &mut roots);
+    roots.0.push(kept);
+    assert!(m.start_cycle(&mut roots));
+    let q = m.collector().mark_queue().expect("a cycle marks");
+    finish(&mut m, &mut roots);
+    // Sweeping may run now; the queue outlived its cycle in this safe handle. Marking
+    // through it must do nothing (an object marked now would look live to the next
+    // cycle and its children would be skipped).
+    let garbage = alloc(&mut m, &mut roots);
+    assert_eq!(GcWork::new().shade_all(&q, [garbage, kept].into_iter()), 0);
+    assert_eq!(GcWork::new().drain(&q, u64::MAX).1, 0);
+    m.collect(&mut roots);
+    assert!(alive(&m, kept));
+    assert!(
+        !alive(&m, garbage),
+        "garbage shaded through a dead queue survived"
+    );
+}
+
+#[test]
+fn an_abandoned_collector_starts_no_cycle_and_still_allocates() {
+    let h = heap();
+    let mut m = h.mutator().unwrap();
+    let mut roots = Held(vec![]);
+    let kept = alloc(&mut m, &mut roots);
+    roots.0.push(kept);
+    assert!(m.start_cycle(&mut roots));
+    mark_a_little(&m, 1);
+    h.collector().abandon_cycle();
+    let before = h.collector().cycles().len();
+    // The abandoned cycle's marks are still set: a new cycle would skip what they cover.
+    assert!(
+        !m.start_cycle(&mut roots),
+        "a cycle started after abandon_cycle"
+    );
+    m.collect(&mut roots);
+    for _ in 0..10_000 {
+        alloc(&mut m, &mut roots);
+    }
+    assert_eq!(h.collector().cycles().len(), before);
+    assert!(alive(&m, kept));
+}

@@ -22,6 +22,7 @@
 //! | 6. the stop-the-world handshake | `tests/world.rs` | `stop_self_no_wait`, `exitsyscall_ignores_stw` |
 //! | 7. channel send, receive and close | `tests/chan.rs` | `prepare_after_unlock` |
 //! | 8. a mutator's barrier-protected stores race a mark worker | `tests/barrier.rs` | `barrier_no_old`, `alloc_white` |
+//! | 9. a late marker races mark termination (the queue's close) | `tests/close.rs` | `late_marker` |
 //!
 //! Run: `.ci/loom` (bounded, as CI), or
 //! `RUSTFLAGS="--cfg loom -C debug-assertions=on" LOOM_MAX_PREEMPTIONS=2 cargo test -p

@@ -52,7 +52,7 @@ fn a_store_racing_a_marker_loses_nothing() {
         let mut roots = Held(vec![]);
         let [r, a, b, x]: [usize; 4] =
             std::array::from_fn(|_| m.alloc(&node, &mut roots).unwrap().as_ptr() as usize);
-        // SAFETY (all writes below): pointer words of live objects of this heap.
+        // SAFETY: pointer words of live objects of this heap.
         unsafe {
             m.write(r as *mut usize, a);
             m.write((r + 8) as *mut usize, b);
@@ -66,6 +66,7 @@ fn a_store_racing_a_marker_loses_nothing() {
             GcWork::new().drain(&q, u64::MAX);
         });
 
+        // SAFETY: pointer words of live objects of this heap; X is live.
         unsafe {
             m.write(b as *mut usize, x);
             m.write(a as *mut usize, 0);

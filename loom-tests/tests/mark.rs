@@ -41,7 +41,8 @@ fn two_mark_workers_on_a_shared_graph() {
         c.release_all();
         heap.finish_sweep();
 
-        let shared = Arc::new(MarkQueue::new(heap.clone(), false, None));
+        // SAFETY: sweeping was drained above and nothing sweeps until the model ends.
+        let shared = Arc::new(unsafe { MarkQueue::new(heap.clone(), false, None) });
         let mut w0 = GcWork::new();
         let mut w1 = GcWork::new();
         // One batch per root, so that each worker may take one and both reach C at once.

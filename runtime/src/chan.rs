@@ -40,7 +40,9 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// Reports every buffered value (world stopped).
+    /// Reports every buffered value: a cycle's root job (beside running goroutines, each
+    /// channel's lock holding its buffer still), or all roots at once with the world
+    /// stopped.
     pub(crate) fn trace(&self, t: &mut Tracer<'_>) {
         for c in self.chans.lock().values() {
             // SAFETY: a channel removes itself before it is freed, and that removal waits
@@ -110,7 +112,9 @@ impl<T: Send> ScanBuffer for Inner<T> {
         let (a, b) = st.buf.as_slices();
         for part in [a, b] {
             let start = part.as_ptr() as usize;
-            // SAFETY: the buffer's initialised elements, read while the world is stopped.
+            // SAFETY: the buffer's initialised elements, read under the channel's lock (a
+            // marker scans this beside running goroutines; no send or receive changes the
+            // buffer while the lock is held).
             unsafe { t.scan_conservative(start, start + std::mem::size_of_val(part)) };
         }
     }

@@ -37,7 +37,8 @@ pub(crate) struct RuntimeRoots<'a> {
 impl Roots for RuntimeRoots<'_> {
     fn trace(&mut self, t: &mut Tracer<'_>) {
         for g in self.sched.goroutines() {
-            // SAFETY: the world is stopped: every G in the list is alive and not running.
+            // SAFETY: a `RuntimeRoots` is made only inside a stop of the world (the three
+            // uses below), so every G in the list is alive and not running.
             unsafe { scan_goroutine(g.as_ref(), t) };
         }
         self.sched.globals.trace(t);
@@ -115,8 +116,11 @@ impl MarkHost for RuntimeCycle {
             crate::g::fatal_on_panic(|| {
                 // SAFETY: the world is stopped until this closure returns.
                 let mut states = unsafe { s.all_states() };
-                s.collector
-                    .mark_termination(&mut states, &mut RuntimeRoots { sched: s })
+                // SAFETY: every P's state, and no P runs.
+                unsafe {
+                    s.collector
+                        .mark_termination(&mut states, &mut RuntimeRoots { sched: s })
+                }
             })
         });
         if ended {
@@ -170,19 +174,23 @@ impl Sched {
         });
         // SAFETY: the world is stopped for the length of this job.
         let mut states = unsafe { self.all_states() };
-        self.collector
-            .start_cycle(&mut states, minigo_gc::CycleRoots::Jobs(host), forced)
-            && self
-                .collector
-                .finish_small_cycle(&mut states, &mut RuntimeRoots { sched: self })
+        let c = &self.collector;
+        // SAFETY: every P's state, and no P runs (the world is stopped).
+        let started =
+            unsafe { c.start_cycle(&mut states, minigo_gc::CycleRoots::Jobs(host), forced) };
+        // SAFETY: as above.
+        started && unsafe { c.finish_small_cycle(&mut states, &mut RuntimeRoots { sched: self }) }
     }
 
     /// A whole cycle with the world stopped throughout (from a stop-the-world job).
     pub(crate) fn collect_stopped(&self, forced: bool) {
         // SAFETY: the world is stopped for the length of this job.
         let mut states = unsafe { self.all_states() };
-        self.collector
-            .collect_stopped(&mut states, &mut RuntimeRoots { sched: self }, forced);
+        // SAFETY: every P's state, and no P runs.
+        unsafe {
+            self.collector
+                .collect_stopped(&mut states, &mut RuntimeRoots { sched: self }, forced)
+        };
         self.free.release_stacks();
     }
 

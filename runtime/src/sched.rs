@@ -306,7 +306,9 @@ impl Sched {
                     runq: LocalQueue::default(),
                     free: std::cell::UnsafeCell::new(LocalFree::default()),
                     tick: AtomicU32::new(0),
-                    state: std::cell::UnsafeCell::new(MutatorState::new(&collector)),
+                    // SAFETY: the runtime is not running yet, so no cycle starts; every
+                    // cycle gets every P's state (`all_states`).
+                    state: std::cell::UnsafeCell::new(unsafe { MutatorState::new(&collector) }),
                 })
                 .collect(),
             collector,
