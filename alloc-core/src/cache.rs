@@ -12,6 +12,13 @@
 //!   tests its trigger);
 //! - over 32 KiB: a span of its own from the heap.
 //!
+//! Heap-profile sampling is Go's: a countdown of bytes (`next_sample`), drawn from an
+//! exponential distribution whose mean is the profile rate, goes down by each allocation's
+//! slot size (a new tiny block counts 16 bytes; a tiny object carved from the current
+//! block, nothing). The fast path declines an allocation that would reach zero; the slow
+//! path makes it and leaves it for the collector to record ([`MCache::take_sample`]). With
+//! profiling off the countdown never ends, so the fast path pays a compare and a subtract.
+//!
 //! Statistics are not counted per object: a span's allocation count is reported when it is
 //! handed back or when [`MCache::flush_stats`] is called.
 //!
@@ -38,6 +45,22 @@ pub fn zerobase() -> NonNull<u8> {
     NonNull::from(&ZEROBASE).cast()
 }
 
+/// A distinct nonzero seed for each cache's sampling intervals (splitmix64 of a counter
+/// and the clock), so that Ps do not sample in step.
+fn sample_seed() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering as StdOrdering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut z = NEXT
+        .fetch_add(0x9e37_79b9_7f4a_7c15, StdOrdering::Relaxed)
+        .wrapping_add(now);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) | 1
+}
+
 /// A P's allocation cache. Owned by one thread at a time (`Send`, not `Sync`).
 pub struct MCache {
     heap: Arc<MHeap>,
@@ -53,6 +76,14 @@ pub struct MCache {
     /// Bytes taken for allocation (refilled spans' free slots, large objects) since
     /// [`MCache::take_reserved`] was last called: what a mutator's assist debt grows by.
     reserved: u64,
+    /// Bytes left to allocate before the next heap-profile sample (Go's `nextSample`).
+    next_sample: isize,
+    /// Mean bytes between samples (Go's `MemProfileRate`); 0: off.
+    profile_rate: usize,
+    /// State of the sampling interval generator (xorshift64*).
+    rng: u64,
+    /// The last allocation sampled and not yet taken: address, bytes counted.
+    sampled: Option<(usize, usize)>,
 }
 
 impl MCache {
@@ -68,6 +99,62 @@ impl MCache {
             large_bytes: 0,
             black_bytes: 0,
             reserved: 0,
+            next_sample: isize::MAX,
+            profile_rate: 0,
+            rng: 0,
+            sampled: None,
+        }
+    }
+
+    /// Sets the heap-profile sampling rate: one sample every `rate` bytes allocated on
+    /// average; 1 samples every allocation; 0 turns sampling off. Draws a new countdown.
+    pub fn set_profile_rate(&mut self, rate: usize) {
+        self.profile_rate = rate;
+        if self.rng == 0 {
+            self.rng = sample_seed();
+        }
+        self.next_sample = self.next_sample_interval();
+    }
+
+    /// The allocation sampled since the last call, if any: its address and the bytes it
+    /// counted (its slot; 16 for a tiny block).
+    #[inline]
+    pub fn take_sample(&mut self) -> Option<(usize, usize)> {
+        self.sampled.take()
+    }
+
+    /// Go's `nextSample`: bytes until the next sample, exponentially distributed with mean
+    /// `profile_rate` (so sampling is a Poisson process over bytes allocated, and an object
+    /// of `s` bytes is sampled with probability `1 - exp(-s / rate)`).
+    fn next_sample_interval(&mut self) -> isize {
+        match self.profile_rate {
+            0 => isize::MAX,
+            1 => 0,
+            rate => {
+                // Go caps the mean so that the interval fits its counters.
+                let mean = rate.min(0x700_0000) as f64;
+                self.rng ^= self.rng >> 12;
+                self.rng ^= self.rng << 25;
+                self.rng ^= self.rng >> 27;
+                let bits = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+                // Uniform in (0, 1]: never ln(0).
+                let u = (bits + 1) as f64 / (1u64 << 53) as f64;
+                (-u.ln() * mean) as isize + 1
+            }
+        }
+    }
+
+    /// Counts `bytes` just allocated at `addr` against the sampling countdown (the slow
+    /// path's half of it).
+    fn count_sample(&mut self, addr: NonNull<u8>, bytes: usize) {
+        if self.profile_rate == 0 || bytes == 0 {
+            return;
+        }
+        if bytes as isize >= self.next_sample {
+            self.sampled = Some((addr.as_ptr() as usize, bytes));
+            self.next_sample = self.next_sample_interval();
+        } else {
+            self.next_sample -= bytes as isize;
         }
     }
 
@@ -102,8 +189,13 @@ impl MCache {
         let inner = layout.inner();
         if let Fast::Small { spc, mask } = inner.fast {
             let span = self.cached(spc)?.get();
+            let size = span.elem_size() as isize;
+            if size >= self.next_sample {
+                return None;
+            }
             // SAFETY: a span cached here is owned by this mcache.
             let slot = unsafe { span.next_free_fast()? };
+            self.next_sample -= size;
             if mask != 0 && !span.ptrmask.is_uniform(mask) {
                 // SAFETY: as above.
                 unsafe { span.set_mask_slow(&self.heap.bits, &slot, mask) };
@@ -120,16 +212,25 @@ impl MCache {
     fn alloc_fast_other(&mut self, inner: &LayoutInner) -> Option<NonNull<u8>> {
         match inner.fast {
             Fast::Tiny { size } => self.tiny_fast(size).or_else(|| {
+                if TINY_SIZE as isize >= self.next_sample {
+                    return None;
+                }
                 let spc = SpanClass::new(TINY_SIZE_CLASS, true);
                 let span = self.cached(spc)?.get();
                 // SAFETY: a span cached here is owned by this mcache.
                 let slot = unsafe { span.next_free_fast()? };
+                self.next_sample -= TINY_SIZE as isize;
                 Some(self.new_tiny_block(span, slot, size))
             }),
             Fast::SmallWide { spc } => {
                 let span = self.cached(spc)?.get();
+                let size = span.elem_size() as isize;
+                if size >= self.next_sample {
+                    return None;
+                }
                 // SAFETY: as above.
                 let slot = unsafe { span.next_free_fast()? };
+                self.next_sample -= size;
                 Some(self.init_object(span, slot, spc, 0, inner, 1))
             }
             Fast::Zero => Some(zerobase()),
@@ -159,26 +260,33 @@ impl MCache {
         } else {
             inner.fast_path(len)
         };
-        match fast {
-            Fast::Zero => Ok(zerobase()),
+        let (p, counted) = match fast {
+            Fast::Zero => return Ok(zerobase()),
             Fast::Tiny { size } => {
                 if let Some(p) = self.tiny_fast(size) {
                     return Ok(p);
                 }
                 let spc = SpanClass::new(TINY_SIZE_CLASS, true);
                 let (span, slot) = self.next_free(spc)?;
-                Ok(self.new_tiny_block(span.get(), slot, size))
+                (self.new_tiny_block(span.get(), slot, size), TINY_SIZE)
             }
             Fast::Small { spc, mask } => {
                 let (span, slot) = self.next_free(spc)?;
-                Ok(self.init_object(span.get(), slot, spc, mask, inner, len))
+                let n = slot.elemsize;
+                (self.init_object(span.get(), slot, spc, mask, inner, len), n)
             }
             Fast::SmallWide { spc } => {
                 let (span, slot) = self.next_free(spc)?;
-                Ok(self.init_object(span.get(), slot, spc, 0, inner, len))
+                let n = slot.elemsize;
+                (self.init_object(span.get(), slot, spc, 0, inner, len), n)
             }
-            Fast::Large => self.alloc_large(layout, len, size),
-        }
+            Fast::Large => {
+                let p = self.alloc_large(layout, len, size)?;
+                (p, large_pages(size) * PAGE_SIZE)
+            }
+        };
+        self.count_sample(p, counted);
+        Ok(p)
     }
 
     /// Writes a new slot's pointer bits (its memory is already zero, its bits clear) and

@@ -17,6 +17,7 @@ use crate::pageheap::PageHeap;
 use crate::pointers::PointerWords;
 use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES};
 use crate::span::{MSpan, PtrMask, SPAN_IN_USE};
+use crate::special::Specials;
 use crate::stats::{HeapStats, MemStats};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Backoff, Ordering};
 
@@ -164,6 +165,7 @@ pub struct MHeap {
     /// A cycle is marking: spans an mcache takes have their free slots marked, so every
     /// object allocated is black (Go's `gcmarknewobject`, a span at a time).
     alloc_black: AtomicBool,
+    specials: Specials,
 }
 
 impl MHeap {
@@ -180,6 +182,7 @@ impl MHeap {
             sweep_cursor: AtomicUsize::new(0),
             stats: HeapStats::new(),
             alloc_black: AtomicBool::new(false),
+            specials: Specials::new(),
         }))
     }
 
@@ -207,7 +210,28 @@ impl MHeap {
             bits: &self.bits,
             sweep: &self.sweep,
             stats: &self.stats,
+            specials: &self.specials,
         }
+    }
+
+    /// Attaches the heap-profile record `record` to the object that starts at `addr`
+    /// (Go's `setprofilebucket`): when a sweep finds the object dead, the record is queued
+    /// for [`MHeap::take_freed_specials`]. Ignored for an address that is not the start of
+    /// an object of this heap.
+    pub fn add_special(&self, addr: usize, record: u32) {
+        self.pages.locked(|| {
+            // SAFETY: holding the page heap's lock excludes span allocation and freeing.
+            if let Some(o) = unsafe { self.find_object_unlocked(addr) } {
+                if o.base == addr {
+                    self.specials.add(o.span, addr, record);
+                }
+            }
+        })
+    }
+
+    /// The records of objects with specials that sweeps found dead since the last call.
+    pub fn take_freed_specials(&self) -> Vec<u32> {
+        self.specials.take_freed()
     }
 
     /// Bytes of address space reserved: no heap object can be larger.

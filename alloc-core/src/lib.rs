@@ -43,7 +43,8 @@
 //!
 //! ```text
 //! leaves (os, sync, sizeclass, layout, error, stats) -> pages (page bitmap and summaries)
-//!   -> heapbits -> span -> arena (address -> span) -> pointers (reads heap bits)
+//!   -> heapbits -> span -> special (per-object records the sweeper reports)
+//!   -> arena (address -> span) -> pointers (reads heap bits)
 //!   -> pageheap (span alloc/free, grow, scavenge, max_heap)
 //!   -> central (mcentral lists, and span sweeping beside them)
 //!   -> heap (the MHeap facade: find_object, sweep cycle control) -> cache (MCache)
@@ -67,6 +68,7 @@ mod pointers;
 pub mod sizeclass;
 mod sizeclasses;
 mod span;
+mod special;
 mod stats;
 pub mod sync;
 

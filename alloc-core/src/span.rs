@@ -28,7 +28,7 @@ use std::ptr::NonNull;
 use crate::heapbits::HeapBits;
 use crate::layout::Layout;
 use crate::sizeclass::{SpanClass, PAGE_SIZE};
-use crate::sync::{AtomicU32, AtomicU64, AtomicU8, Ordering, UnsafeCell};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering, UnsafeCell};
 
 /// `MSpan::state` values: Go's `mSpanDead` and `mSpanInUse`.
 pub(crate) const SPAN_DEAD: u8 = 0;
@@ -52,6 +52,8 @@ pub struct MSpan {
     /// sweeping, `sg - 1` is being swept, `sg` is swept, `sg + 1` was cached before this
     /// cycle's sweep began, `sg + 3` was swept and then cached.
     pub(crate) sweepgen: AtomicU32,
+    /// Some object of the span has a special (`special.rs`): its sweep looks at them.
+    pub(crate) has_specials: AtomicBool,
     info: UnsafeCell<SpanInfo>,
 }
 
@@ -239,6 +241,7 @@ impl MSpan {
             ptrmask: PtrMaskCell::new(),
             state: AtomicU8::new(SPAN_DEAD),
             sweepgen: AtomicU32::new(0),
+            has_specials: AtomicBool::new(false),
         }
     }
 
@@ -333,6 +336,10 @@ impl MSpan {
     /// # Safety
     /// As for [`MSpan::init`].
     pub(crate) unsafe fn clear(&self) {
+        debug_assert!(
+            !self.has_specials.load(Ordering::Relaxed),
+            "a span freed with specials"
+        );
         // SAFETY: the caller guarantees nobody else can reach this span.
         self.info.with_mut(|p| unsafe { (*p).large = None });
     }

@@ -160,6 +160,47 @@ impl Default for MemStats {
 }
 
 impl MemStats {
+    /// The fields in the text Go's heap profile ends with in its debug form
+    /// (`pprof.Lookup("heap").WriteTo(w, 1)`): `# runtime.MemStats`, one `# Name = value`
+    /// line per field, `PauseNs` as the 256 recent pauses, and `BySize` as
+    /// `size/mallocs/frees` triples.
+    pub fn go_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::from("# runtime.MemStats\n");
+        let mut line = |name: &str, v: &dyn std::fmt::Display| {
+            let _ = writeln!(s, "# {name} = {v}");
+        };
+        line("Alloc", &self.alloc);
+        line("TotalAlloc", &self.total_alloc);
+        line("Sys", &self.sys);
+        line("Mallocs", &self.mallocs);
+        line("Frees", &self.frees);
+        line("HeapAlloc", &self.heap_alloc);
+        line("HeapSys", &self.heap_sys);
+        line("HeapIdle", &self.heap_idle);
+        line("HeapInuse", &self.heap_inuse);
+        line("HeapReleased", &self.heap_released);
+        line("HeapObjects", &self.heap_objects);
+        line("NextGC", &self.next_gc);
+        line("LastGC", &self.last_gc);
+        line("PauseTotalNs", &self.pause_total_ns);
+        let pauses: Vec<String> = self.pause_ns.iter().map(u64::to_string).collect();
+        line("PauseNs", &format!("[{}]", pauses.join(" ")));
+        line("NumGC", &self.num_gc);
+        line("NumForcedGC", &self.num_forced_gc);
+        line("GCCPUFraction", &self.gc_cpu_fraction);
+        let by_size: Vec<String> = self
+            .by_size
+            .iter()
+            .map(|b| format!("{}/{}/{}", b.size, b.mallocs, b.frees))
+            .collect();
+        line(
+            "BySize (size/mallocs/frees)",
+            &format!("[{}]", by_size.join(" ")),
+        );
+        s
+    }
+
     /// Fills the object fields from the heap's counters (Go's `readmemstats_m` sums).
     pub(crate) fn add_counters(&mut self, c: &Counters) {
         let (mut mallocs, mut frees, mut alloc_bytes, mut free_bytes) = (0u64, 0u64, 0u64, 0u64);

@@ -1,7 +1,7 @@
 //! minigo-loom-tests: loom models of minigo's concurrent handoffs.
 //!
 //! Every model runs the production types — `MCache`, `MCentral` (through the mcache), the
-//! page heap and its scavenger, the sweeper, the mark workers, the write barrier and
+//! page heap and its scavenger, the sweeper and its specials, the mark workers, the write barrier and
 //! black allocation, the run queues, the world stop, channels and the park/wake status
 //! handshake — compiled with loom's
 //! primitives through the crates' `sync` shims (`--cfg loom`). Sizes are the real ones,
@@ -23,6 +23,7 @@
 //! | 7. channel send, receive and close | `tests/chan.rs` | `prepare_after_unlock` |
 //! | 8. a mutator's barrier-protected stores race a mark worker | `tests/barrier.rs` | `barrier_no_old`, `alloc_white` |
 //! | 9. a late marker races mark termination (the queue's close) | `tests/close.rs` | `late_marker` |
+//! | 10. a heap-profile special is attached while its span is swept | `tests/specials.rs` | `special_flag_early` |
 //!
 //! Run: `.ci/loom` (bounded, as CI), or
 //! `RUSTFLAGS="--cfg loom -C debug-assertions=on" LOOM_MAX_PREEMPTIONS=2 cargo test -p

@@ -26,6 +26,7 @@ use crate::heapbits::HeapBits;
 use crate::pageheap::PageHeap;
 use crate::sizeclass::{SpanClass, CLASS_TO_NELEMS, CLASS_TO_NPAGES, CLASS_TO_SIZE, PAGE_SIZE};
 use crate::span::{SpanRef, SpanShape};
+use crate::special::Specials;
 use crate::stats::HeapStats;
 use crate::sync::{AtomicBool, Mutex, Ordering};
 
@@ -36,6 +37,7 @@ pub(crate) struct SpanCtx<'a> {
     pub(crate) bits: &'a HeapBits,
     pub(crate) sweep: &'a SweepState,
     pub(crate) stats: &'a HeapStats,
+    pub(crate) specials: &'a Specials,
 }
 
 /// Spans an mcache may sweep looking for room before it grows the heap instead (Go's

@@ -152,6 +152,7 @@ impl MCentral {
         debug_assert_eq!(s.sweepgen.load(Ordering::Relaxed), sg.wrapping_sub(1));
         let (spc, nelems, words, elemsize) =
             s.info(|i| (i.spc, i.nelems, i.words as usize, i.elemsize));
+        s.info(|i| cx.specials.sweep(s, i, |slot| s.is_marked(slot)));
         if spc.size_class() == 0 {
             if s.is_marked(0) {
                 s.info(|i| i.mark_word(0).store(0, Ordering::Relaxed));
