@@ -7,7 +7,9 @@
 //!    caller is the one to end it (the standalone heap's only mutator);
 //! 3. refills (or allocates a large object), then pays for what that took while the heap
 //!    marks (an assist);
-//! 4. on out-of-memory under `max_heap`, runs a whole cycle and tries once more.
+//! 4. on out-of-memory under `max_heap`, runs a whole cycle and tries once more;
+//! 5. records the allocation in the heap profile if the mcache sampled it (the fast path
+//!    leaves every sampled allocation to this path).
 //!
 //! What differs between the runtime (a goroutine on a P) and the standalone heap (one
 //! mutator, its roots in hand) is behind [`MutatorContext`].
@@ -16,6 +18,7 @@ use std::ptr::NonNull;
 
 use minigo_alloc_core::{AllocError, Layout};
 
+use crate::mprof::SampleStack;
 use crate::mutator::MutatorState;
 
 /// What an allocation's slow path needs from the code around its mutator state.
@@ -38,6 +41,13 @@ pub trait MutatorContext {
     /// While the heap marks: ends the cycle now if marking looks done and this mutator is
     /// the one to end it (the standalone heap; the runtime's workers end its cycles).
     fn poll_mark_done(&mut self) {}
+
+    /// The stack of an allocation the heap profile sampled (see
+    /// [`Roots::sample_stack`](crate::Roots::sample_stack)); by default the Rust call
+    /// stack.
+    fn sample_stack(&mut self, stack: &mut SampleStack) {
+        stack.capture_rust();
+    }
 }
 
 /// Allocates a zeroed array of `len` elements of `layout` past the fast path (see the
@@ -60,11 +70,27 @@ pub fn alloc_slow<C: MutatorContext + ?Sized>(
     if cx.state().marking() {
         cx.poll_mark_done();
     }
-    match cx.state().alloc_refill(layout, len) {
+    let p = match cx.state().alloc_refill(layout, len) {
         Err(AllocError::OutOfMemory { .. }) => {
             cx.collect();
             cx.state().alloc_refill(layout, len)
         }
         r => r,
+    }?;
+    if let Some((addr, size)) = cx.state().cache.take_sample() {
+        profile_alloc(cx, addr, size);
     }
+    Ok(p)
+}
+
+/// Go's `profilealloc`: records a sampled allocation's stack and attaches the record to
+/// the object, so that its sweep counts the free.
+#[cold]
+#[inline(never)]
+fn profile_alloc<C: MutatorContext + ?Sized>(cx: &mut C, addr: usize, size: usize) {
+    let mut stack = SampleStack::new();
+    cx.sample_stack(&mut stack);
+    let c = cx.state().collector().clone();
+    let bucket = c.mprof.malloc(stack.frames(), size);
+    c.heap().add_special(addr, bucket);
 }

@@ -11,6 +11,7 @@ use minigo_alloc_core::{HeapConfig, MHeap, MemStats};
 use crate::config::GcConfig;
 use crate::cycle::{Cycle, Deferred};
 use crate::mark::{MarkCpu, MarkQueue};
+use crate::mprof::{MemProfile, MemProfileRecord};
 use crate::pacer::{assist_work_per_byte, Estimates, Limiter, Pacer};
 use crate::phase::{GcPhase, Phase};
 use crate::stats::{gctrace_line, CycleRecord, GcStats};
@@ -56,6 +57,8 @@ pub struct Collector {
     pub(crate) workers: Option<Workers>,
     /// Wake-ups left for after the stop (see [`Collector::resume`]).
     pub(crate) deferred: Mutex<Deferred>,
+    /// The heap profile's records.
+    pub(crate) mprof: MemProfile,
 }
 
 impl Collector {
@@ -111,6 +114,7 @@ impl Collector {
             sweeper,
             workers,
             deferred: Mutex::new(Deferred::default()),
+            mprof: MemProfile::default(),
             config,
         }))
     }
@@ -118,6 +122,27 @@ impl Collector {
     /// The heap this collector manages.
     pub fn heap(&self) -> &Arc<MHeap> {
         &self.heap
+    }
+
+    /// The heap profile's records as of the last completed cycle (Go's
+    /// `runtime.MemProfile`): sampled counts, not scaled. Empty until a cycle has ended.
+    pub fn mem_profile(&self) -> Vec<MemProfileRecord> {
+        self.mprof.records()
+    }
+
+    /// Writes the heap profile as of the last completed cycle to `w`: gzip-compressed
+    /// profile.proto, as Go's `pprof.WriteHeapProfile`, for `go tool pprof` (see
+    /// [`crate::pprof`]). Collect first (as `go test -memprofile` does) for a profile of
+    /// the heap as it is now.
+    pub fn write_heap_profile(&self, w: impl Write) -> io::Result<()> {
+        crate::pprof::write_heap_profile(&self.mem_profile(), self.config.mem_profile_rate, w)
+    }
+
+    /// A collection's sweep is complete (after `gc()` and its `sweep_all`): publishes its
+    /// cycle's heap profile now rather than at the next mark termination (Go's
+    /// `mProf_PostSweep`).
+    pub fn profile_post_sweep(&self) {
+        self.mprof.post_sweep(&self.heap);
     }
 
     /// The configuration it was built with.

@@ -39,7 +39,14 @@ pub struct GcConfig {
     pub background_sweep: bool,
     /// Bytes of address space the heap reserves.
     pub address_space: usize,
+    /// Go's `runtime.MemProfileRate` (and `GODEBUG=memprofilerate=N`): the heap profile
+    /// records one allocation per this many bytes allocated, on average; 1 records every
+    /// allocation; 0 turns heap profiling off. Default 512 KiB, as Go.
+    pub mem_profile_rate: usize,
 }
+
+/// Go's default `MemProfileRate`: one sample per 512 KiB allocated.
+pub const DEFAULT_MEM_PROFILE_RATE: usize = 512 * 1024;
 
 impl Default for GcConfig {
     fn default() -> Self {
@@ -54,6 +61,7 @@ impl Default for GcConfig {
             stress: false,
             background_sweep: true,
             address_space: DEFAULT_ADDRESS_SPACE,
+            mem_profile_rate: DEFAULT_MEM_PROFILE_RATE,
         }
     }
 }
@@ -85,7 +93,7 @@ impl GcConfig {
     /// The defaults with the process environment applied, as Go reads it: `GOGC` (a
     /// percentage or `off`), `GOMEMLIMIT` (bytes with an optional `B`, `KiB`, `MiB`, `GiB`,
     /// `TiB` suffix, or `off`), `GODEBUG` (`gctrace=1`, `gccheckmark=1`,
-    /// `gcstoptheworld=1`).
+    /// `gcstoptheworld=1`, `memprofilerate=N`).
     pub fn from_env() -> Result<GcConfig, EnvError> {
         let get = |k| std::env::var(k).ok();
         GcConfig::default().with_env(get("GOGC"), get("GOMEMLIMIT"), get("GODEBUG"))
@@ -123,6 +131,13 @@ impl GcConfig {
                     Some(("gctrace", n)) => self.trace = n.trim() != "0",
                     Some(("gccheckmark", n)) => self.verify = n.trim() != "0",
                     Some(("gcstoptheworld", n)) => self.stop_the_world = n.trim() != "0",
+                    Some(("memprofilerate", n)) => {
+                        self.mem_profile_rate = n.trim().parse().map_err(|_| EnvError {
+                            var: "GODEBUG",
+                            value: v.clone(),
+                            expected: "memprofilerate=N with N a byte count (0: off)",
+                        })?
+                    }
                     _ => {} // Go ignores settings it does not know.
                 }
             }
@@ -178,9 +193,14 @@ mod tests {
             .with_env(
                 Some("50".into()),
                 Some("off".into()),
-                Some("gccheckmark=1, gcstoptheworld=1".into()),
+                Some("gccheckmark=1, gcstoptheworld=1,memprofilerate=1".into()),
             )
             .unwrap();
+        assert_eq!(c.mem_profile_rate, 1);
+        assert_eq!(GcConfig::default().mem_profile_rate, 512 * 1024);
+        assert!(GcConfig::default()
+            .with_env(None, None, Some("memprofilerate=lots".into()))
+            .is_err());
         assert_eq!((c.gogc, c.memory_limit, c.verify), (Some(50), None, true));
         assert!(c.stop_the_world);
         assert_eq!(parse_size("1024"), Some(1024));

@@ -371,6 +371,7 @@ impl Collector {
         heap.set_alloc_black(false);
         let marked = q.marked_bytes() + black;
         heap.set_heap_live(marked);
+        self.mprof.next_cycle(heap);
         heap.start_sweep_cycle();
         for st in states.iter_mut() {
             st.cache.release_all();

@@ -102,6 +102,10 @@ impl MutatorContext for Standalone<'_> {
         unsafe { c.collect_here(&mut [&mut *self.state], self.roots, false) };
     }
 
+    fn sample_stack(&mut self, stack: &mut crate::mprof::SampleStack) {
+        self.roots.sample_stack(stack);
+    }
+
     fn poll_mark_done(&mut self) {
         let c = self.state.collector().clone();
         if let Some(q) = c.marking_queue() {
@@ -166,6 +170,7 @@ impl Mutator {
         // SAFETY: this is the heap's only mutator state (`Heap::mutator`).
         let r = unsafe { c.collect_here(&mut [&mut self.state], roots, true) };
         c.heap().sweep_all();
+        c.profile_post_sweep();
         r
     }
 

@@ -27,6 +27,12 @@
 //! 4. Spans are swept lazily by allocation and by a background sweeper, which then
 //!    returns memory over Go's retention target to the OS.
 //!
+//! Allocation is sampled for the heap profile as Go samples it (one sample per
+//! `GcConfig::mem_profile_rate` bytes on average): [`mprof`] keeps the records, attached
+//! to the sampled objects so sweeping counts their frees, published per cycle; [`pprof`]
+//! writes them as the profile.proto file `go tool pprof` reads
+//! ([`Collector::write_heap_profile`]).
+//!
 //! `GcConfig::stop_the_world` (Go's `GODEBUG=gcstoptheworld=1`) runs 1-3 in one stop,
 //! marking on every processor. Verify mode (Go's `gccheckmark`) re-marks from the roots at
 //! mark termination and fails loudly if anything reachable was not marked (`verify.rs`).
@@ -54,9 +60,11 @@ pub mod config;
 pub mod cycle;
 mod heap;
 pub mod mark;
+pub mod mprof;
 mod mutator;
 pub mod pacer;
 pub mod phase;
+pub mod pprof;
 mod queue;
 pub mod roots;
 pub mod stats;
@@ -66,12 +74,13 @@ mod workers;
 
 pub use alloc::{alloc_slow, MutatorContext};
 pub use collector::Collector;
-pub use config::{EnvError, GcConfig};
+pub use config::{EnvError, GcConfig, DEFAULT_MEM_PROFILE_RATE};
 pub use cycle::{CycleRoots, MarkHost};
 pub use heap::{Heap, Mutator};
 pub use mark::RootJobs;
 pub use minigo_alloc_core as alloc_core;
 pub use minigo_alloc_core::{AllocError, Layout, MemStats};
+pub use mprof::{Frame, MemProfileRecord, SampleStack};
 pub use mutator::MutatorState;
 pub use phase::{any_barrier_on, GcPhase};
 pub use roots::{Liveness, NoRoots, RootKind, Roots, Tracer};

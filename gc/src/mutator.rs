@@ -59,8 +59,10 @@ impl MutatorState {
     /// let _second = MutatorState::new(heap.collector());
     /// ```
     pub unsafe fn new(collector: &Arc<Collector>) -> MutatorState {
+        let mut cache = MCache::new(collector.heap());
+        cache.set_profile_rate(collector.config.mem_profile_rate);
         MutatorState {
-            cache: MCache::new(collector.heap()),
+            cache,
             queue: collector.marking_queue(),
             wb: WbBuf::default(),
             gcw: GcWork::new(),

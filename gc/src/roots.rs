@@ -24,6 +24,8 @@
 
 use minigo_alloc_core::MHeap;
 
+use crate::mprof::SampleStack;
+
 /// How a root was reported, for messages about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RootKind {
@@ -44,6 +46,16 @@ pub trait Roots {
     /// left pointing at dead objects would dangle once the sweep reuses them.
     fn clear_weak(&mut self, live: &Liveness<'_>) {
         let _ = live;
+    }
+
+    /// The stack of an allocation the heap profile sampled (one per
+    /// `GcConfig::mem_profile_rate` bytes on average), innermost frame first. By default
+    /// the Rust call stack; an interpreter pushes its own frames
+    /// ([`SampleStack::push`]: function, source file, line) so that its users' profiles
+    /// name their functions rather than the interpreter's. Called from inside the
+    /// allocation: it must not allocate from the heap.
+    fn sample_stack(&mut self, stack: &mut SampleStack) {
+        stack.capture_rust();
     }
 }
 
