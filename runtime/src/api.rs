@@ -2,9 +2,10 @@
 //! package.
 
 use std::fmt;
+use std::io::{self, Write};
 
 use minigo_alloc_core::sync::Arc;
-use minigo_gc::{Collector, EnvError, GcConfig, MemStats};
+use minigo_gc::{Collector, EnvError, GcConfig, MemProfileRecord, MemStats};
 
 use crate::sched::{current, with_world_stopped, Finish, Sched};
 use crate::stack::DEFAULT_STACK_SIZE;
@@ -54,7 +55,7 @@ impl fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 /// Configures a [`Runtime`]. Defaults come from the environment as in Go (`GOMAXPROCS`,
-/// `GOGC`, `GOMEMLIMIT`, `GODEBUG=gctrace=1,gccheckmark=1,gcstoptheworld=1`); the methods
+/// `GOGC`, `GOMEMLIMIT`, `GODEBUG=gctrace=1,gccheckmark=1,gcstoptheworld=1,memprofilerate=N`); the methods
 /// override them.
 #[derive(Clone, Debug, Default)]
 pub struct Builder {
@@ -65,6 +66,7 @@ pub struct Builder {
     gctrace: Option<bool>,
     verify: Option<bool>,
     stop_the_world: Option<bool>,
+    mem_profile_rate: Option<usize>,
     stress: bool,
     stack_size: Option<usize>,
     abort_on_panic: bool,
@@ -112,6 +114,14 @@ impl Builder {
     /// concurrent marking.
     pub fn stop_the_world(mut self, on: bool) -> Self {
         self.stop_the_world = Some(on);
+        self
+    }
+
+    /// Go's `runtime.MemProfileRate`: the heap profile samples one allocation per this
+    /// many bytes on average (1: every allocation; 0: off). Default: the environment's
+    /// `GODEBUG=memprofilerate=N`, else 512 KiB.
+    pub fn mem_profile_rate(mut self, bytes: usize) -> Self {
+        self.mem_profile_rate = Some(bytes);
         self
     }
 
@@ -170,6 +180,9 @@ impl Builder {
         }
         if let Some(s) = self.stop_the_world {
             gc.stop_the_world = s;
+        }
+        if let Some(r) = self.mem_profile_rate {
+            gc.mem_profile_rate = r;
         }
         gc.stress = self.stress;
         gc.mark_workers = procs;
@@ -248,6 +261,22 @@ pub fn goroutine_id() -> u64 {
 /// gctrace tell). Does not stop the world.
 pub fn gc_cycles() -> Vec<minigo_gc::CycleRecord> {
     current().sched().collector.cycles()
+}
+
+/// The heap profile's records as of the last completed collection (Go's
+/// `runtime.MemProfile`): per allocating stack and size, the sampled objects allocated and
+/// freed, not scaled. Call [`gc`](crate::gc) first for the heap as it is now.
+pub fn mem_profile() -> Vec<MemProfileRecord> {
+    current().sched().collector.mem_profile()
+}
+
+/// Writes the heap profile as of the last completed collection to `w` (Go's
+/// `pprof.WriteHeapProfile`): gzip-compressed profile.proto with Go's four sample types,
+/// its stacks symbolized, for `go tool pprof`. Call [`gc`](crate::gc) first, as
+/// `go test -memprofile` does, for the heap as it is now. The sampling rate is
+/// [`Builder::mem_profile_rate`].
+pub fn write_heap_profile(w: impl Write) -> io::Result<()> {
+    current().sched().collector.write_heap_profile(w)
 }
 
 /// Memory statistics, with every P's allocations counted (Go's `runtime.ReadMemStats`,

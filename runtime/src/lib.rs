@@ -25,6 +25,14 @@
 //! from a channel is shaded as it is received: moving the only reference to an object
 //! between the heap, a channel and a stack cannot hide it from the markers.
 //!
+//! ## Where memory goes
+//!
+//! Allocation is sampled for a heap profile as Go samples it (one allocation per
+//! `Builder::mem_profile_rate` bytes on average, 512 KiB by default): a sampled
+//! allocation records its goroutine's Rust call stack. [`write_heap_profile`] writes the
+//! profile as of the last collection in the format `go tool pprof` reads;
+//! [`mem_profile`] gives the records.
+//!
 //! ## Rules for users
 //!
 //! - A `Gc` lives on goroutine stacks, in heap objects, in `Global`s and channels, never in
@@ -81,8 +89,8 @@ mod world;
 
 #[cfg(not(loom))]
 pub use api::{
-    gc_cycles, go, goroutine_id, num_goroutine, procs, read_mem_stats, BuildError, Builder,
-    RunError, Runtime,
+    gc_cycles, go, goroutine_id, mem_profile, num_goroutine, procs, read_mem_stats,
+    write_heap_profile, BuildError, Builder, RunError, Runtime,
 };
 #[cfg(not(loom))]
 pub use chan::{select, try_select, RecvCase, SelectCase, SendCase};

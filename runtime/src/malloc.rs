@@ -107,4 +107,5 @@ pub fn gc() {
         wait_cycles(n + 1);
     }
     c.heap().sweep_all();
+    c.profile_post_sweep();
 }
