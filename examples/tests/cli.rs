@@ -1,7 +1,11 @@
 //! The `minigo` binary as a person or a script meets it: help, usage errors (exit status 2
 //! with a message that says what was wrong), one workload's stdout, `--json`, `--plot`.
 
+use std::io::Read;
 use std::process::{Command, Output};
+
+use minigo_gc::pprof::proto::Profile;
+use prost::Message;
 
 fn minigo(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_minigo"))
@@ -60,6 +64,9 @@ fn help_lists_every_workload_and_flag() {
             "--verify",
             "--plot FILE.svg",
             "--json",
+            "--memprofile FILE",
+            "--memprofilerate N",
+            "--memstats",
         ] {
             assert!(text.contains(flag), "no {flag} in help");
         }
@@ -75,6 +82,18 @@ fn unknown_workloads_and_flags_are_usage_errors() {
     usage_error(&["binary-trees", "6", "7"], "unexpected argument \"7\"");
     usage_error(&["--plot", "x.svg"], "--plot needs a workload");
     usage_error(&["--json", "lox", "x.lox"], "put lox first");
+    usage_error(
+        &["--memprofile", "m.pb.gz"],
+        "--memprofile needs a workload",
+    );
+    usage_error(
+        &["churn", "10", "--memprofile", "/nonexistent-dir/m.pb.gz"],
+        "cannot write the heap profile to /nonexistent-dir/m.pb.gz",
+    );
+    usage_error(
+        &["churn", "10", "--memprofilerate", "-1"],
+        "--memprofilerate: expected a whole number",
+    );
 }
 
 #[test]
@@ -271,4 +290,48 @@ fn flags_parse_anywhere_after_the_workload_and_lox_keeps_its_own() {
         Ok(Command::Lox(args("prog.lox --gc-stress --procs x")))
     );
     assert_eq!(parse(&args("")), Ok(Command::Table(Options::default())));
+}
+
+#[test]
+fn memprofile_writes_a_profile_that_names_the_workloads_functions() {
+    let path = std::env::temp_dir().join(format!("minigo-cli-{}.pb.gz", std::process::id()));
+    let o = minigo(&[
+        "binary-trees",
+        "12",
+        "--procs",
+        "1",
+        "--memprofilerate",
+        "4096",
+        "--memprofile",
+        path.to_str().unwrap(),
+        "--memstats",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("heap profile written to"), "{e}");
+    assert!(e.contains("# runtime.MemStats\n# Alloc = "), "{e}");
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+        .read_to_end(&mut raw)
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let p = Profile::decode(&raw[..]).unwrap();
+    assert_eq!(p.period, 4096);
+    let names: Vec<&str> = p
+        .function
+        .iter()
+        .map(|f| p.string_table[f.name as usize].as_str())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.ends_with("binary_trees::bottom_up_tree")),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("minigo_runtime::") || n.contains("minigo_gc::")),
+        "the runtime's frames are trimmed: {names:?}"
+    );
 }

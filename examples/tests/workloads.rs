@@ -14,7 +14,7 @@ fn job(line: &str) -> Job {
 }
 
 fn run_with(line: &str, opts: Options) -> Summary {
-    let s = measure(&job(line), &opts, false).unwrap();
+    let s = measure(&job(line), &opts, false, None).unwrap();
     assert_eq!(s.verdict, Ok(()), "{line}: output was\n{}", s.output);
     s
 }

@@ -23,6 +23,14 @@ pub struct Options {
     pub plot: Option<PathBuf>,
     /// `--json`: the summary as one JSON object on stdout.
     pub json: bool,
+    /// `--memprofile FILE`: the heap profile (pprof format) after the run and a final
+    /// collection.
+    pub memprofile: Option<PathBuf>,
+    /// `--memprofilerate N`: Go's MemProfileRate, bytes per sample (1: every allocation;
+    /// 0: off); default `GODEBUG=memprofilerate=N`, else 512 KiB.
+    pub memprofilerate: Option<usize>,
+    /// `--memstats`: Go's `runtime.MemStats` fields on stderr at the end of the run.
+    pub memstats: bool,
 }
 
 /// What the command line asks for.
@@ -57,7 +65,10 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             Some((n, v)) => (n, Some(v.to_string())),
             None => (flag, None),
         };
-        let takes_value = matches!(name, "procs" | "gogc" | "memlimit" | "plot");
+        let takes_value = matches!(
+            name,
+            "procs" | "gogc" | "memlimit" | "plot" | "memprofile" | "memprofilerate"
+        );
         let value = if takes_value {
             match inline {
                 Some(v) => v,
@@ -102,6 +113,17 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 opts.plot = Some(PathBuf::from(value));
             }
             "json" => opts.json = true,
+            "memprofile" => {
+                if value.is_empty() {
+                    return Err("--memprofile needs a file name".into());
+                }
+                opts.memprofile = Some(PathBuf::from(value));
+            }
+            "memprofilerate" => {
+                opts.memprofilerate =
+                    Some(parse_count_in("--memprofilerate", &value, 0, 1 << 40)? as usize)
+            }
+            "memstats" => opts.memstats = true,
             _ => return Err(format!("unknown flag --{name}")),
         }
     }
@@ -112,6 +134,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         None => {
             if opts.plot.is_some() {
                 return Err("--plot needs a workload: it draws one run".into());
+            }
+            if opts.memprofile.is_some() {
+                return Err("--memprofile needs a workload: it profiles one run".into());
             }
             Ok(Command::Table(opts))
         }
@@ -140,7 +165,7 @@ pub fn help() -> String {
          usage:\n  \
          minigo                       run every workload briefly and print one table\n  \
          minigo WORKLOAD [ARGS] [FLAGS]\n  \
-         minigo lox FILE [--gc-stress] [--gctrace] [--verify]\n\nworkloads:\n",
+         minigo lox FILE [--gc-stress] [--gctrace] [--verify] [--memprofile FILE] [--memstats]\n\nworkloads:\n",
     );
     for w in workloads::WORKLOADS {
         s += &format!("  {:<13} {:<42} {}\n", w.name, w.usage, w.about);
@@ -157,6 +182,9 @@ pub fn help() -> String {
           --verify           re-mark after every collection and fail loudly if anything was missed\n  \
           --plot FILE.svg    draw heap in use and heap goal over time with each pause (one workload)\n  \
           --json             print the summary as one JSON object on stdout\n  \
+          --memprofile FILE  write the heap profile after the run (pprof format: go tool pprof FILE)\n  \
+          --memprofilerate N sample one allocation per N bytes (default 524288; 1 every one; 0 off)\n  \
+          --memstats         print Go's runtime.MemStats fields on stderr after the run\n  \
           --help             this text\n\n\
           One workload prints its own output on stdout and a summary on stderr. Exit status:\n\
           0 if every output checked out, 1 if one did not, 2 for a usage error.\n";

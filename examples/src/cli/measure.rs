@@ -8,6 +8,8 @@
 //! runtime is gone (its heap unmapped) before `measure` returns, so runs in one process do
 //! not see each other's memory.
 
+use std::fs::File;
+use std::io::BufWriter;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use minigo_gc::alloc_core::MHeap;
 use minigo_gc::CycleRecord;
-use minigo_runtime::{BuildError, Runtime};
+use minigo_runtime::{gc, read_mem_stats, write_heap_profile, BuildError, MemStats, Runtime};
 
 use super::args::Options;
 use crate::workloads::{Job, Out, Verdict};
@@ -46,7 +48,8 @@ pub struct Summary {
     pub memlimit: Option<u64>,
     /// Cycles mark with the world stopped (`GODEBUG=gcstoptheworld=1`).
     pub stop_the_world: bool,
-    /// From the start of the main goroutine to the end of the run.
+    /// From the start of the main goroutine to the end of the job (what `--memprofile` and
+    /// `--memstats` do after it is not counted).
     pub wall: Duration,
     /// User + system time of the process over the same span (every thread).
     pub cpu: Duration,
@@ -65,6 +68,10 @@ pub struct Summary {
     pub verdict: Verdict,
     /// What the workload printed.
     pub output: String,
+    /// `--memstats`: the statistics at the end of the run.
+    pub mem_stats: Option<MemStats>,
+    /// `--memprofile`: why the profile could not be written, if it could not.
+    pub profile_error: Option<String>,
 }
 
 impl Summary {
@@ -138,8 +145,21 @@ impl Summary {
 
 /// Builds a runtime as `opts` say, runs `job` as its main goroutine, and measures it.
 /// `echo` prints the workload's lines as they come.
-pub fn measure(job: &Job, opts: &Options, echo: bool) -> Result<Summary, BuildError> {
+///
+/// With `profile` (the `--memprofile` file, opened by the caller so that a bad path is
+/// reported before anything runs), the main goroutine collects once more after the job, as
+/// `go test -memprofile` does, and writes the heap profile; `--memstats` reads the
+/// statistics last. Neither counts in the run's wall time.
+pub fn measure(
+    job: &Job,
+    opts: &Options,
+    echo: bool,
+    profile: Option<File>,
+) -> Result<Summary, BuildError> {
     let mut b = Runtime::builder().gctrace(opts.gctrace).verify(opts.verify);
+    if let Some(r) = opts.memprofilerate {
+        b = b.mem_profile_rate(r);
+    }
     if let Some(p) = opts.procs {
         b = b.procs(p);
     }
@@ -162,17 +182,35 @@ pub fn measure(job: &Job, opts: &Options, echo: bool) -> Result<Summary, BuildEr
     let sampler = Sampler::start(collector.heap().clone(), t0);
     let out = Out::new(echo);
     let verdict: Arc<Mutex<Option<Verdict>>> = Arc::default();
+    let after: Arc<Mutex<After>> = Arc::default();
+    let memstats = opts.memstats;
     let cpu0 = cpu_time();
     let start = Instant::now();
     let run = {
-        let (job, out, verdict) = (job.clone(), out.clone(), verdict.clone());
+        let (job, out, verdict, after) = (job.clone(), out.clone(), verdict.clone(), after.clone());
         rt.run(move || {
             let v = job.run(&out);
+            let mut a = After {
+                end: Some((Instant::now(), cpu_time())),
+                ..After::default()
+            };
             *verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+            if let Some(f) = profile {
+                gc();
+                a.profile_error = write_heap_profile(BufWriter::new(f))
+                    .err()
+                    .map(|e| e.to_string());
+            }
+            if memstats {
+                a.mem_stats = Some(read_mem_stats());
+            }
+            *after.lock().unwrap_or_else(|e| e.into_inner()) = a;
         })
     };
-    let wall = start.elapsed();
-    let cpu = cpu_time().saturating_sub(cpu0);
+    let after = std::mem::take(&mut *after.lock().unwrap_or_else(|e| e.into_inner()));
+    let (end, cpu_end) = after.end.unwrap_or_else(|| (Instant::now(), cpu_time()));
+    let wall = end.duration_since(start);
+    let cpu = cpu_end.saturating_sub(cpu0);
     let (samples, sampled_peak_heap, sampled_peak_rss) = sampler.stop();
     let peak_rss = match (rss_reset, high_water_rss()) {
         (true, Some(hwm)) => hwm.max(sampled_peak_rss),
@@ -210,7 +248,18 @@ pub fn measure(job: &Job, opts: &Options, echo: bool) -> Result<Summary, BuildEr
         peak_rss,
         verdict,
         output: out.text(),
+        mem_stats: after.mem_stats,
+        profile_error: after.profile_error,
     })
+}
+
+/// What the main goroutine leaves after the job: when it ended, and the `--memprofile` and
+/// `--memstats` results.
+#[derive(Default)]
+struct After {
+    end: Option<(Instant, Duration)>,
+    profile_error: Option<String>,
+    mem_stats: Option<MemStats>,
 }
 
 /// Samples kept before the series is thinned (every other one dropped, the interval

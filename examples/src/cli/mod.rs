@@ -49,7 +49,21 @@ fn build_failed(e: &BuildError) -> i32 {
 }
 
 fn one(job: &Job, opts: &Options) -> i32 {
-    let s = match measure(job, opts, !opts.json) {
+    let profile = match &opts.memprofile {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!(
+                    "minigo: cannot write the heap profile to {}: {e}\n\
+                     Run 'minigo --help' for the workloads and flags.",
+                    path.display()
+                );
+                return USAGE;
+            }
+        },
+        None => None,
+    };
+    let s = match measure(job, opts, !opts.json, profile) {
         Ok(s) => s,
         Err(e) => return build_failed(&e),
     };
@@ -57,6 +71,21 @@ fn one(job: &Job, opts: &Options) -> i32 {
         println!("{}", report::json(&s));
     } else {
         eprint!("{}", report::summary(&s));
+    }
+    if let Some(m) = &s.mem_stats {
+        eprint!("{}", m.go_text());
+    }
+    if let Some(path) = &opts.memprofile {
+        match &s.profile_error {
+            None => eprintln!("heap profile written to {}", path.display()),
+            Some(e) => {
+                eprintln!(
+                    "minigo: cannot write the heap profile to {}: {e}",
+                    path.display()
+                );
+                return 1;
+            }
+        }
     }
     if let Some(path) = &opts.plot {
         match plot::write(&s, path) {
@@ -87,7 +116,7 @@ fn table(opts: &Options) -> i32 {
         if !opts.json {
             eprintln!("running {} ...", job.label());
         }
-        match measure(&job, opts, false) {
+        match measure(&job, opts, false, None) {
             Ok(s) => runs.push(s),
             Err(e) => return build_failed(&e),
         }

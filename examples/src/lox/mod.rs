@@ -37,29 +37,44 @@ const EX_DATAERR: i32 = 65;
 const EX_SOFTWARE: i32 = 70;
 const EX_IOERR: i32 = 74;
 
-const USAGE: &str = "Usage: lox [path] [--gc-stress] [--gctrace] [--verify]";
+const USAGE: &str = "Usage: lox [path] [--gc-stress] [--gctrace] [--verify] [--memprofile FILE] \
+                     [--memprofilerate N] [--memstats]";
+
+/// Exit status of a `--memprofile` file that cannot be written (the `minigo` command's
+/// usage status, reported before anything runs).
+const EX_PROFILE: i32 = 2;
 
 /// What the command line asked for.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 struct Options {
     path: Option<String>,
     stress: bool,
     trace: bool,
     verify: bool,
+    /// `--memprofile FILE`: the heap profile after the run and a final collection.
+    memprofile: Option<String>,
+    /// `--memprofilerate N`: Go's MemProfileRate (bytes per sample; 1 every allocation).
+    memprofilerate: Option<usize>,
+    /// `--memstats`: Go's MemStats fields on stderr after the run.
+    memstats: bool,
 }
 
 fn parse_args(args: Vec<String>) -> Option<Options> {
-    let mut o = Options {
-        path: None,
-        stress: false,
-        trace: false,
-        verify: false,
-    };
-    for a in args {
-        match a.as_str() {
+    let mut o = Options::default();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next());
+        match flag.as_str() {
             "--gc-stress" => o.stress = true,
             "--gctrace" => o.trace = true,
             "--verify" => o.verify = true,
+            "--memstats" => o.memstats = true,
+            "--memprofile" => o.memprofile = Some(value().filter(|v| !v.is_empty())?),
+            "--memprofilerate" => o.memprofilerate = Some(value()?.parse().ok()?),
             s if s.starts_with("--") => return None,
             _ if o.path.is_some() => return None,
             _ => o.path = Some(a),
@@ -75,12 +90,17 @@ fn gc_config(o: &Options) -> Result<GcConfig, String> {
     c.stress |= o.stress;
     c.trace |= o.trace;
     c.verify |= o.verify;
+    if let Some(r) = o.memprofilerate {
+        c.mem_profile_rate = r;
+    }
     Ok(c)
 }
 
 /// Runs the interpreter as the `lox` command does, with `args` after the program name
-/// (`[FILE] [--gc-stress] [--gctrace] [--verify]`); returns the process exit code:
-/// 0, 64 (usage), 65 (compile error), 70 (runtime error), 74 (unreadable file).
+/// (`[FILE] [--gc-stress] [--gctrace] [--verify] [--memprofile FILE] [--memprofilerate N]
+/// [--memstats]`); returns the process exit code: 0, 64 (usage), 65 (compile error), 70
+/// (runtime error), 74 (unreadable file), 2 (a `--memprofile` file that cannot be
+/// created, found before the program runs).
 pub fn cli(args: Vec<String>) -> i32 {
     let Some(options) = parse_args(args) else {
         eprintln!("{USAGE}");
@@ -103,6 +123,16 @@ pub fn cli(args: Vec<String>) -> i32 {
         },
         None => None,
     };
+    let profile = match &options.memprofile {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Some((path, f)),
+            Err(e) => {
+                eprintln!("lox: cannot write the heap profile to {path}: {e}");
+                return EX_PROFILE;
+            }
+        },
+        None => None,
+    };
     let out = Box::new(BufWriter::with_capacity(64 * 1024, io::stdout().lock()));
     let mut vm = match Vm::new(config, out, Box::new(io::stderr())) {
         Ok(vm) => vm,
@@ -111,7 +141,10 @@ pub fn cli(args: Vec<String>) -> i32 {
             return EX_SOFTWARE;
         }
     };
-    match source {
+    if let Some(path) = &options.path {
+        vm.set_script_name(path);
+    }
+    let code = match source {
         Some(source) => match vm.interpret(&source) {
             InterpretResult::Ok => 0,
             InterpretResult::CompileError => EX_DATAERR,
@@ -121,7 +154,22 @@ pub fn cli(args: Vec<String>) -> i32 {
             repl(&mut vm, &mut io::stdin().lock());
             0
         }
+    };
+    vm.write_output(b"");
+    if let Some((path, file)) = profile {
+        // As `go test -memprofile`: a final collection, so the profile shows the heap as
+        // the program left it.
+        vm.collect();
+        let w = io::BufWriter::new(file);
+        if let Err(e) = vm.heap().collector().write_heap_profile(w) {
+            eprintln!("lox: cannot write the heap profile to {path}: {e}");
+            return EX_IOERR;
+        }
     }
+    if options.memstats {
+        eprint!("{}", vm.heap_stats().go_text());
+    }
+    code
 }
 
 /// clox's REPL: a prompt, one line, run it; globals persist; end of input ends it.
@@ -158,5 +206,16 @@ mod tests {
         assert!(parse_args(args(&["a.lox", "b.lox"])).is_none());
         assert!(parse_args(args(&["--fast"])).is_none());
         assert_eq!(parse_args(args(&[])).unwrap().path, None);
+        let o = parse_args(args(&[
+            "a.lox",
+            "--memprofile",
+            "m.pb.gz",
+            "--memprofilerate=1",
+        ]));
+        let o = o.unwrap();
+        assert_eq!(o.memprofile.as_deref(), Some("m.pb.gz"));
+        assert_eq!(o.memprofilerate, Some(1));
+        assert!(parse_args(args(&["a.lox", "--memprofile"])).is_none());
+        assert!(parse_args(args(&["--memprofilerate", "lots"])).is_none());
     }
 }

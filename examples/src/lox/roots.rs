@@ -11,7 +11,7 @@
 //! `clear_weak` is where interning becomes weak: strings that only the intern table knew
 //! are dropped from it before the sweep frees them.
 
-use minigo_gc::{Liveness, Roots, Tracer};
+use minigo_gc::{Liveness, Roots, SampleStack, Tracer};
 
 use super::chunk::ChunkBuilder;
 use super::object::{ObjClosure, ObjString, ObjUpvalue};
@@ -61,6 +61,8 @@ pub struct State {
     pub temps: Vec<Value>,
     /// Strings dropped from the intern table by collections so far.
     pub strings_dropped: u64,
+    /// The program's file name, for the heap profile's frames.
+    pub script: String,
 }
 
 impl State {
@@ -91,6 +93,7 @@ impl State {
             compiling: Vec::new(),
             temps: Vec::new(),
             strings_dropped: 0,
+            script: String::from("script"),
         }
     }
 
@@ -174,6 +177,39 @@ impl Roots for State {
         }
         for &v in &self.temps {
             mark_value(t, v);
+        }
+    }
+
+    /// The heap profile names Lox functions and lines, innermost call first, not the
+    /// interpreter's Rust frames. An allocation outside every Lox frame is the compiler's,
+    /// `(compile)`, or the interpreter's own (its natives' names), `(vm)`.
+    fn sample_stack(&mut self, stack: &mut SampleStack) {
+        for f in self.frames().iter().rev() {
+            // SAFETY: INV-LIVE for the frames' closures and their functions; the running
+            // frame's `ip` is synced before anything that allocates, and every frame's
+            // `ip` lies within its function's code, whose line table has an entry per
+            // byte.
+            let (name, line) = unsafe {
+                let function = (*f.closure).function;
+                let offset = (f.ip.offset_from((*function).code).max(1) as usize - 1)
+                    .min((*function).code_len.saturating_sub(1));
+                let line = *(*function).lines.add(offset);
+                let name = if (*function).name.is_null() {
+                    "script".into()
+                } else {
+                    String::from_utf8_lossy(ObjString::bytes((*function).name))
+                };
+                (name, line)
+            };
+            stack.push(&name, &self.script, line);
+        }
+        if stack.is_empty() {
+            let what = if self.compiling.is_empty() {
+                "(vm)"
+            } else {
+                "(compile)"
+            };
+            stack.push(what, &self.script, 0);
         }
     }
 

@@ -217,6 +217,11 @@ impl Vm {
         let _ = self.out.flush();
     }
 
+    /// Names the program's file in the heap profile's frames (default `script`).
+    pub fn set_script_name(&mut self, name: &str) {
+        self.st.script = name.to_string();
+    }
+
     /// Heap statistics (flushing this VM's allocation counts first).
     pub fn heap_stats(&mut self) -> MemStats {
         self.heap.stats()
