@@ -107,7 +107,8 @@ impl MCache {
     }
 
     /// Sets the heap-profile sampling rate: one sample every `rate` bytes allocated on
-    /// average; 1 samples every allocation; 0 turns sampling off. Draws a new countdown.
+    /// average; 1 samples every allocation that takes a slot (not the tiny objects carved
+    /// from a block already taken); 0 turns sampling off. Draws a new countdown.
     pub fn set_profile_rate(&mut self, rate: usize) {
         self.profile_rate = rate;
         if self.rng == 0 {

@@ -220,7 +220,10 @@ impl MHeap {
     /// an object of this heap.
     pub fn add_special(&self, addr: usize, record: u32) {
         self.pages.locked(|| {
-            // SAFETY: holding the page heap's lock excludes span allocation and freeing.
+            // SAFETY: as in `find_object`: holding the page heap's lock excludes span
+            // allocation and freeing, so the span found stays in use while we look; a sweep
+            // of it meanwhile changes only atomics (whether a slot reads as allocated),
+            // and the caller's object is live, so its slot reads allocated either way.
             if let Some(o) = unsafe { self.find_object_unlocked(addr) } {
                 if o.base == addr {
                     self.specials.add(o.span, addr, record);

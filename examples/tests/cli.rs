@@ -86,6 +86,7 @@ fn unknown_workloads_and_flags_are_usage_errors() {
         &["--memprofile", "m.pb.gz"],
         "--memprofile needs a workload",
     );
+    usage_error(&["--memstats"], "--memstats needs a workload");
     usage_error(
         &["churn", "10", "--memprofile", "/nonexistent-dir/m.pb.gz"],
         "cannot write the heap profile to /nonexistent-dir/m.pb.gz",

@@ -5,11 +5,11 @@
 //! 2. in stress mode runs a whole cycle; otherwise starts one if the pacer's trigger is
 //!    reached, and while the heap marks, ends the cycle if marking looks done and the
 //!    caller is the one to end it (the standalone heap's only mutator);
-//! 3. refills (or allocates a large object), then pays for what that took while the heap
-//!    marks (an assist);
-//! 4. on out-of-memory under `max_heap`, runs a whole cycle and tries once more;
-//! 5. records the allocation in the heap profile if the mcache sampled it (the fast path
-//!    leaves every sampled allocation to this path).
+//! 3. refills (or allocates a large object); on out-of-memory under `max_heap`, runs a
+//!    whole cycle and tries once more;
+//! 4. records the allocation in the heap profile if the mcache sampled it (the fast path
+//!    leaves every sampled allocation to this path);
+//! 5. pays for what it took while the heap marks (an assist).
 //!
 //! What differs between the runtime (a goroutine on a P) and the standalone heap (one
 //! mutator, its roots in hand) is behind [`MutatorContext`].
@@ -70,17 +70,20 @@ pub fn alloc_slow<C: MutatorContext + ?Sized>(
     if cx.state().marking() {
         cx.poll_mark_done();
     }
-    let p = match cx.state().alloc_refill(layout, len) {
+    let r = match cx.state().cache.alloc_array(layout, len) {
         Err(AllocError::OutOfMemory { .. }) => {
             cx.collect();
-            cx.state().alloc_refill(layout, len)
+            cx.state().cache.alloc_array(layout, len)
         }
         r => r,
-    }?;
+    };
+    // Recorded before the assist: nothing between the allocation and its special may let
+    // a cycle end and sweep the object's span.
     if let Some((addr, size)) = cx.state().cache.take_sample() {
         profile_alloc(cx, addr, size);
     }
-    Ok(p)
+    cx.state().assist();
+    r
 }
 
 /// Go's `profilealloc`: records a sampled allocation's stack and attaches the record to

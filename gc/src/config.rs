@@ -41,7 +41,9 @@ pub struct GcConfig {
     pub address_space: usize,
     /// Go's `runtime.MemProfileRate` (and `GODEBUG=memprofilerate=N`): the heap profile
     /// records one allocation per this many bytes allocated, on average; 1 records every
-    /// allocation; 0 turns heap profiling off. Default 512 KiB, as Go.
+    /// allocation that takes a slot (as in Go, a tiny object carved from the current
+    /// 16-byte block is not one: the block was counted when it was taken); 0 turns heap
+    /// profiling off. Default 512 KiB, as Go.
     pub mem_profile_rate: usize,
 }
 

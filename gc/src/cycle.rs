@@ -471,10 +471,12 @@ impl Collector {
 
     /// Wakes what [`Collector::start_cycle`] and [`Collector::mark_termination`] left
     /// asleep: the background workers of a cycle that began, the background sweeper after
-    /// one that ended. Call once the mutators stopped for them run again. (Woken inside the
-    /// stop, a worker thread could take the stopping thread's core and lengthen the pause
-    /// by a scheduler slice.)
+    /// one that ended; and publishes the ended cycle's heap profile. Call once the mutators
+    /// stopped for them run again. (Woken inside the stop, a worker thread could take the
+    /// stopping thread's core and lengthen the pause by a scheduler slice; the profile's
+    /// buckets are walked outside it for the same reason.)
     pub fn resume(&self) {
+        self.mprof.flush();
         let d = std::mem::take(&mut *self.deferred.lock());
         if let Some(q) = d.finished {
             q.notify();

@@ -14,9 +14,11 @@
 //!    object's allocation and its free are always seen together. Each bucket keeps three
 //!    cycles of pending counts: allocations made while `cycle == c` are counted in slot
 //!    `(c + 1) % 3`, with the cycle whose mark will judge them; frees swept after mark
-//!    `c` in slot `c % 3`. Mark termination publishes slot `c % 3` (that sweep is done by
-//!    then) and advances `c` ([`MemProfile::next_cycle`], Go's `mProf_NextCycle` +
-//!    `mProf_Flush`); a forced collection publishes as soon as its sweep is done
+//!    `c` in slot `c % 3`. Mark termination takes the frees the last sweep queued (that
+//!    sweep is done by then) and advances `c` ([`MemProfile::next_cycle`], Go's
+//!    `mProf_NextCycle`); once the world runs again, the frees are counted and the slot is
+//!    published ([`MemProfile::flush`], Go's `mProf_Flush`), so a stop never walks the
+//!    buckets. A forced collection publishes as soon as its sweep is done
 //!    ([`MemProfile::post_sweep`], Go's `mProf_PostSweep`).
 //! 4. Readers take the published counts ([`MemProfile::records`]); `pprof.rs` scales them
 //!    by the sampling probability and writes the profile.proto file `go tool pprof` reads.
@@ -145,13 +147,14 @@ struct Records {
     index: HashMap<(StdArc<[Frame]>, u64), u32>,
     /// Mark terminations seen (Go's `mProfCycle`).
     cycle: u32,
+    /// A slot mark termination left to publish, with the frees of its sweep.
+    unflushed: Option<(usize, Vec<u32>)>,
 }
 
 impl Records {
-    /// Publishes the pending slot of the current cycle: takes the frees its sweep queued.
-    fn flush(&mut self, heap: &MHeap) {
-        let slot = (self.cycle % 3) as usize;
-        for b in heap.take_freed_specials() {
+    /// Counts `freed` in `slot` and publishes it.
+    fn flush_slot(&mut self, slot: usize, freed: Vec<u32>) {
+        for b in freed {
             self.buckets[b as usize].future[slot].frees += 1;
         }
         for b in &mut self.buckets {
@@ -191,23 +194,46 @@ impl MemProfile {
         b
     }
 
-    /// Mark termination, before the new cycle's sweep begins: publishes the cycle whose
-    /// sweep just finished, and moves on.
+    /// Mark termination, with the world stopped and before the new cycle's sweep begins:
+    /// takes the frees of the sweep that just finished and moves on. The slot they belong
+    /// to is published by [`MemProfile::flush`] once the world runs.
     pub(crate) fn next_cycle(&self, heap: &MHeap) {
         let mut r = self.records.lock();
-        r.flush(heap);
+        if let Some((slot, freed)) = r.unflushed.take() {
+            // No flush since the last stop (none runs between two back-to-back stops).
+            r.flush_slot(slot, freed);
+        }
+        let slot = (r.cycle % 3) as usize;
+        r.unflushed = Some((slot, heap.take_freed_specials()));
         r.cycle = r.cycle.wrapping_add(1);
+    }
+
+    /// After a stop: publishes what the last mark termination left.
+    pub(crate) fn flush(&self) {
+        let mut r = self.records.lock();
+        if let Some((slot, freed)) = r.unflushed.take() {
+            r.flush_slot(slot, freed);
+        }
     }
 
     /// A collection's sweep is complete: publishes its cycle now rather than at the next
     /// mark termination.
     pub(crate) fn post_sweep(&self, heap: &MHeap) {
-        self.records.lock().flush(heap);
+        let mut r = self.records.lock();
+        if let Some((slot, freed)) = r.unflushed.take() {
+            r.flush_slot(slot, freed);
+        }
+        let slot = (r.cycle % 3) as usize;
+        let freed = heap.take_freed_specials();
+        r.flush_slot(slot, freed);
     }
 
     /// The published records, one per bucket that allocated anything.
     pub fn records(&self) -> Vec<MemProfileRecord> {
-        let r = self.records.lock();
+        let mut r = self.records.lock();
+        if let Some((slot, freed)) = r.unflushed.take() {
+            r.flush_slot(slot, freed);
+        }
         r.buckets
             .iter()
             .filter(|b| b.active.allocs > 0)

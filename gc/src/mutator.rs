@@ -26,7 +26,7 @@ use std::ptr::NonNull;
 use std::time::Instant;
 
 use minigo_alloc_core::sync::{load_word, store_word, Arc};
-use minigo_alloc_core::{AllocError, Layout, MCache};
+use minigo_alloc_core::{Layout, MCache};
 
 use crate::mark::{GcWork, MarkQueue};
 use crate::wbbuf::WbBuf;
@@ -217,18 +217,6 @@ impl MutatorState {
             // Nothing left to mark: the cycle is about to end, and the debt with it.
             self.credit = 0;
         }
-    }
-
-    /// Allocates through the mcache's slow path (refill, large objects), then pays for
-    /// what that took.
-    pub(crate) fn alloc_refill(
-        &mut self,
-        layout: &Layout,
-        len: usize,
-    ) -> Result<NonNull<u8>, AllocError> {
-        let r = self.cache.alloc_array(layout, len);
-        self.assist();
-        r
     }
 
     /// Reports every allocation made so far to the heap's statistics.

@@ -275,8 +275,15 @@ pub fn mem_profile() -> Vec<MemProfileRecord> {
 /// its stacks symbolized, for `go tool pprof`. Call [`gc`](crate::gc) first, as
 /// `go test -memprofile` does, for the heap as it is now. The sampling rate is
 /// [`Builder::mem_profile_rate`].
+///
+/// The file is written without holding a P (inside [`blocking`](crate::blocking)):
+/// symbolizing reads the binary's debug information, and a stop of the world need not
+/// wait for it.
 pub fn write_heap_profile(w: impl Write) -> io::Result<()> {
-    current().sched().collector.write_heap_profile(w)
+    let c = current().sched().collector.clone();
+    let records = c.mem_profile();
+    let rate = c.config().mem_profile_rate;
+    crate::blocking(move || minigo_gc::pprof::write_heap_profile(&records, rate, w))
 }
 
 /// Memory statistics, with every P's allocations counted (Go's `runtime.ReadMemStats`,

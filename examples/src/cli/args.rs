@@ -138,6 +138,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             if opts.memprofile.is_some() {
                 return Err("--memprofile needs a workload: it profiles one run".into());
             }
+            if opts.memstats {
+                return Err("--memstats needs a workload: it reports one run".into());
+            }
             Ok(Command::Table(opts))
         }
         Some((name, rest)) => {
@@ -165,7 +168,8 @@ pub fn help() -> String {
          usage:\n  \
          minigo                       run every workload briefly and print one table\n  \
          minigo WORKLOAD [ARGS] [FLAGS]\n  \
-         minigo lox FILE [--gc-stress] [--gctrace] [--verify] [--memprofile FILE] [--memstats]\n\nworkloads:\n",
+         minigo lox FILE [--gc-stress] [--gctrace] [--verify] [--memprofile FILE]\n                 \
+         [--memprofilerate N] [--memstats]\n\nworkloads:\n",
     );
     for w in workloads::WORKLOADS {
         s += &format!("  {:<13} {:<42} {}\n", w.name, w.usage, w.about);

@@ -70,8 +70,9 @@ pub struct Summary {
     pub output: String,
     /// `--memstats`: the statistics at the end of the run.
     pub mem_stats: Option<MemStats>,
-    /// `--memprofile`: why the profile could not be written, if it could not.
-    pub profile_error: Option<String>,
+    /// `--memprofile`: whether the profile was written (`None`: the run ended before it
+    /// got there).
+    pub profile: Option<Result<(), String>>,
 }
 
 impl Summary {
@@ -197,9 +198,7 @@ pub fn measure(
             *verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
             if let Some(f) = profile {
                 gc();
-                a.profile_error = write_heap_profile(BufWriter::new(f))
-                    .err()
-                    .map(|e| e.to_string());
+                a.profile = Some(write_heap_profile(BufWriter::new(f)).map_err(|e| e.to_string()));
             }
             if memstats {
                 a.mem_stats = Some(read_mem_stats());
@@ -249,7 +248,7 @@ pub fn measure(
         verdict,
         output: out.text(),
         mem_stats: after.mem_stats,
-        profile_error: after.profile_error,
+        profile: after.profile,
     })
 }
 
@@ -258,7 +257,7 @@ pub fn measure(
 #[derive(Default)]
 struct After {
     end: Option<(Instant, Duration)>,
-    profile_error: Option<String>,
+    profile: Option<Result<(), String>>,
     mem_stats: Option<MemStats>,
 }
 

@@ -76,11 +76,18 @@ fn one(job: &Job, opts: &Options) -> i32 {
         eprint!("{}", m.go_text());
     }
     if let Some(path) = &opts.memprofile {
-        match &s.profile_error {
-            None => eprintln!("heap profile written to {}", path.display()),
-            Some(e) => {
+        match &s.profile {
+            Some(Ok(())) => eprintln!("heap profile written to {}", path.display()),
+            Some(Err(e)) => {
                 eprintln!(
                     "minigo: cannot write the heap profile to {}: {e}",
+                    path.display()
+                );
+                return 1;
+            }
+            None => {
+                eprintln!(
+                    "minigo: no heap profile in {}: the run ended before the workload did",
                     path.display()
                 );
                 return 1;

@@ -67,6 +67,10 @@ fn parse_args(args: Vec<String>) -> Option<Options> {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (a.clone(), None),
         };
+        let takes_value = matches!(flag.as_str(), "--memprofile" | "--memprofilerate");
+        if inline.is_some() && !takes_value {
+            return None;
+        }
         let mut value = || inline.clone().or_else(|| it.next());
         match flag.as_str() {
             "--gc-stress" => o.stress = true,
@@ -217,5 +221,6 @@ mod tests {
         assert_eq!(o.memprofilerate, Some(1));
         assert!(parse_args(args(&["a.lox", "--memprofile"])).is_none());
         assert!(parse_args(args(&["--memprofilerate", "lots"])).is_none());
+        assert!(parse_args(args(&["a.lox", "--gctrace=0"])).is_none());
     }
 }
