@@ -74,6 +74,47 @@ pub struct Vm {
 /// A runtime error was reported; the stack is unwound.
 struct RuntimeError;
 
+/// `a + b`, and when both are NaN the result is `a`'s, as clox's `a + b` gives on x86-64
+/// (SSE returns the first operand's NaN). LLVM treats `+` as commutative and put `b`
+/// first, which printed `-nan` where clox prints `nan`; the instruction is spelled out.
+#[inline(always)]
+fn add(a: f64, b: f64) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut r = a;
+        // SAFETY: one SSE2 addition between registers (x86-64 always has SSE2): it reads
+        // and writes no memory and leaves the stack and flags as they were.
+        unsafe {
+            std::arch::asm!("addsd {r}, {b}", r = inout(xmm_reg) r, b = in(xmm_reg) b,
+                options(pure, nomem, nostack, preserves_flags));
+        }
+        r
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        a + b
+    }
+}
+
+/// `a * b`, with `a`'s NaN when both are NaN (see [`add`]).
+#[inline(always)]
+fn mul(a: f64, b: f64) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut r = a;
+        // SAFETY: one SSE2 multiplication between registers, as in `add`.
+        unsafe {
+            std::arch::asm!("mulsd {r}, {b}", r = inout(xmm_reg) r, b = in(xmm_reg) b,
+                options(pure, nomem, nostack, preserves_flags));
+        }
+        r
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        a * b
+    }
+}
+
 /// `a >= b` as clox computes it: `!(a < b)`, true when either is NaN.
 #[allow(clippy::neg_cmp_op_on_partial_ord)]
 #[inline(always)]
@@ -189,6 +230,8 @@ impl Vm {
 
     /// Compiles and runs `source` (one script, or one REPL line: globals persist).
     pub fn interpret(&mut self, source: &[u8]) -> InterpretResult {
+        // clox's scanner ends at the first NUL byte, whatever follows it.
+        let source = &source[..source.iter().position(|&b| b == 0).unwrap_or(source.len())];
         let Some(function) = compile(&mut self.heap, &mut self.st, source, &mut *self.err) else {
             return InterpretResult::CompileError;
         };
@@ -898,7 +941,7 @@ impl Vm {
                     let a = peek!(1);
                     if Value::both_numbers(a, b) {
                         drop_top!();
-                        set_top!(Value::arith(a.as_number() + b.as_number()));
+                        set_top!(Value::arith(add(a.as_number(), b.as_number())));
                     } else if is_kind(a, Kind::String) && is_kind(b, Kind::String) {
                         sync!();
                         self.concatenate();
@@ -908,7 +951,7 @@ impl Vm {
                     }
                 }
                 op::SUBTRACT => binary_number!(a, b, Value::arith(a - b)),
-                op::MULTIPLY => binary_number!(a, b, Value::arith(a * b)),
+                op::MULTIPLY => binary_number!(a, b, Value::arith(mul(a, b))),
                 op::DIVIDE => binary_number!(a, b, Value::arith(a / b)),
                 op::NOT => set_top!(Value::bool(peek!(0).is_falsey())),
                 op::NEGATE => {
