@@ -130,6 +130,51 @@ fn select_is_fair_between_ready_cases() {
     });
 }
 
+/// Chi-squared with `k - 1` degrees of freedom of `counts` against a uniform spread.
+fn chi_squared(counts: &[u32]) -> f64 {
+    let total: u32 = counts.iter().sum();
+    let e = total as f64 / counts.len() as f64;
+    counts.iter().map(|&c| (c as f64 - e).powi(2) / e).sum()
+}
+
+#[test]
+fn select_picks_uniformly_among_any_ready_subset() {
+    // 100,000 selects of 4 and of 8 receive cases with some of them ready, in shapes a
+    // random start would bias (adjacent ready cases: 75/25 with 4 cases, a chi-squared of
+    // 25,000). The limits are chi-squared's 99.99th percentiles for 1, 2 and 3 degrees of
+    // freedom (ready cases less one).
+    for (n, ready, limit) in [
+        (4, vec![0, 1], 15.1),
+        (4, vec![1, 2, 3], 18.4),
+        (8, vec![6, 7], 15.1),
+        (8, vec![0, 1, 2, 7], 21.1),
+    ] {
+        run(move || {
+            let chans: Vec<Chan<u8>> = (0..n).map(|_| Chan::new(1)).collect();
+            let mut picks = vec![0u32; n];
+            for _ in 0..100_000 {
+                for &r in &ready {
+                    let _ = chans[r].try_send(0);
+                }
+                let mut cases: Vec<_> = chans.iter().map(|c| c.recv_case()).collect();
+                let mut dyns: Vec<&mut dyn SelectCase> =
+                    cases.iter_mut().map(|c| c as &mut dyn SelectCase).collect();
+                picks[select(&mut dyns)] += 1;
+                for &r in &ready {
+                    let _ = chans[r].try_recv();
+                }
+            }
+            let counts: Vec<u32> = ready.iter().map(|&r| picks[r]).collect();
+            assert_eq!(counts.iter().sum::<u32>(), 100_000, "only ready cases fire");
+            let x2 = chi_squared(&counts);
+            assert!(
+                x2 < limit,
+                "{n} cases, ready {ready:?}: {counts:?}, chi-squared {x2:.1}"
+            );
+        });
+    }
+}
+
 #[test]
 fn select_waits_for_any_case_and_sends_too() {
     run(|| {

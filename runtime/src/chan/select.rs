@@ -201,11 +201,26 @@ impl<T: Send + 'static> SelectCase for SendCase<'_, T> {
 
 static SELECT_SEED: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
 
-/// A pseudo-random start for polling cases, so that no case is favoured (Go shuffles).
-fn select_start(n: usize) -> usize {
-    let x = SELECT_SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-    let x = (x ^ (x >> 31)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    ((x >> 33) as usize) % n.max(1)
+/// The order to poll `n` cases in: a uniform random permutation (Go's `pollorder`, a
+/// Fisher-Yates shuffle), so that each ready case is equally likely to be taken. (A random
+/// start alone is not: with cases 0 and 1 of 4 ready, starts 2 and 3 also land on 0.)
+fn poll_order(n: usize) -> Vec<usize> {
+    let mut x = SELECT_SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+    let mut next = || {
+        // splitmix64
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        // Multiply-shift: uniform in 0..=i without a division.
+        let j = ((next() >> 32) * (i as u64 + 1) >> 32) as usize;
+        order.swap(i, j);
+    }
+    order
 }
 
 /// Go's `select`: waits until one of the cases can proceed, performs it, and returns its
@@ -235,9 +250,7 @@ fn select_inner(cases: &mut [&mut dyn SelectCase], default: bool) -> Option<usiz
         }
     };
     lock_all(cases);
-    let start = select_start(n);
-    for k in 0..n {
-        let i = (start + k) % n;
+    for i in poll_order(n) {
         // SAFETY: every case's channel is locked.
         if let Some(woke) = unsafe { cases[i].try_locked() } {
             unlock_all(cases);
