@@ -267,11 +267,14 @@ pub fn yield_now() {
 /// run on this goroutine's P meanwhile, and the world can stop without waiting for `f`.
 /// For blocking system calls and long computations that touch no heap object: `f` must not
 /// use `Gc` values, allocate, or call other runtime functions (the collector may be running).
+///
+/// A panic in `f` propagates out of `blocking` after the goroutine has its P back, so a
+/// goroutine that catches it runs on as usual.
 pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     let cur = current();
     let sched = cur.sched();
     let g = cur.g();
-    with_spilled_registers(|sp| {
+    let r = with_spilled_registers(|sp| {
         g.saved_sp.store(sp, Ordering::Release);
         g.status.store(SYSCALL, Ordering::Release);
         let p = current_p();
@@ -281,7 +284,9 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         sched.wakep_if_work();
         // A P with nothing queued is idle: an idle mark worker may use its CPU.
         sched.collector.proc_idle();
-        let r = f();
+        // Caught here and resumed below, once the P is back: unwinding straight out would
+        // leave the goroutine running without one.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let p = sched.world.acquire_p();
         M_P.with(|c| c.set(Some(p)));
         // Its stack above `sp` is still frozen here: a cycle that began meanwhile scans it
@@ -289,7 +294,8 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         sched.ensure_scanned(g, p);
         g.status.store(RUNNING, Ordering::Release);
         r
-    })
+    });
+    r.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 impl Sched {

@@ -5,8 +5,8 @@
 use std::process::Command;
 
 use minigo_runtime::{
-    go, num_goroutine, procs, read_mem_stats, sleep, AllocError, Chan, Gc, GcSlice, HeapType,
-    RunError, Runtime,
+    blocking, gc, go, num_goroutine, procs, read_mem_stats, sleep, AllocError, Chan, Gc, GcSlice,
+    HeapType, RunError, Runtime,
 };
 
 #[derive(HeapType)]
@@ -195,4 +195,27 @@ fn go_environment_variables_configure_the_runtime() {
     );
     assert_ne!(code, Some(0));
     assert!(stderr.contains("GOGC"), "{stderr}");
+}
+
+#[test]
+fn a_panic_caught_around_blocking_leaves_the_goroutine_its_p() {
+    Runtime::builder()
+        .procs(2)
+        .build()
+        .unwrap()
+        .run(|| {
+            for i in 0..100 {
+                let caught = std::panic::catch_unwind(|| blocking(|| panic!("in blocking {i}")));
+                let message = *caught.unwrap_err().downcast::<String>().unwrap();
+                assert_eq!(message, format!("in blocking {i}"));
+                // Allocating, collecting and parking need the P back.
+                let b = Gc::new(Big { words: [i; 64] }).unwrap();
+                gc();
+                let ch: Chan<u64> = Chan::new(0);
+                let tx = ch.clone();
+                go(move || tx.send(b.words[7]));
+                assert_eq!(ch.recv(), Some(i));
+            }
+        })
+        .unwrap();
 }
