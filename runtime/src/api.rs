@@ -20,6 +20,13 @@ pub enum RunError {
         /// The panic's message.
         message: String,
     },
+    /// Every goroutine was asleep on something only another goroutine could end (a
+    /// channel, a `select`, a `WaitGroup`), with no timer, `blocking` call or collection
+    /// that could wake one (Go's "all goroutines are asleep - deadlock!").
+    Deadlock {
+        /// Goroutines alive (asleep) at the end.
+        goroutines: usize,
+    },
 }
 
 impl fmt::Display for RunError {
@@ -28,6 +35,10 @@ impl fmt::Display for RunError {
             RunError::Panic { goroutine, message } => {
                 write!(f, "goroutine {goroutine} panicked: {message}")
             }
+            RunError::Deadlock { goroutines } => write!(
+                f,
+                "all goroutines are asleep - deadlock! ({goroutines} asleep)"
+            ),
         }
     }
 }
@@ -228,6 +239,7 @@ impl Runtime {
                 message,
             }),
             Finish::Panic { goroutine, message } => Err(RunError::Panic { goroutine, message }),
+            Finish::Deadlock { goroutines } => Err(RunError::Deadlock { goroutines }),
         }
     }
 }

@@ -46,6 +46,11 @@
 //! - A goroutine that overflows its stack kills the process with "fatal error: goroutine
 //!   N: stack overflow" (exit status 2), as in Go; a goroutine that panics ends the run with
 //!   [`RunError::Panic`] (or aborts, if configured).
+//! - A run whose goroutines are all asleep on each other (channels, `select`,
+//!   `WaitGroup`), with no sleeper, `blocking` call or collection that could wake one,
+//!   ends with [`RunError::Deadlock`] (or Go's "fatal error: all goroutines are asleep -
+//!   deadlock!" and exit status 2, if panics abort), found within a few tens of
+//!   milliseconds (`checkdead.rs`).
 
 #![cfg_attr(loom, allow(dead_code))]
 
@@ -56,6 +61,8 @@ mod api;
 #[cfg(not(loom))]
 mod barrier;
 mod chan;
+#[cfg(not(loom))]
+mod checkdead;
 #[cfg(not(loom))]
 mod g;
 #[cfg(not(loom))]

@@ -55,7 +55,14 @@ unsafe impl Send for P {}
 /// How a run ended.
 pub(crate) enum Finish {
     Main(Outcome),
-    Panic { goroutine: u64, message: String },
+    Panic {
+        goroutine: u64,
+        message: String,
+    },
+    /// Every goroutine asleep with nothing to wake one (`checkdead.rs`).
+    Deadlock {
+        goroutines: usize,
+    },
 }
 
 /// What an M waits on while it has no P.
@@ -84,7 +91,11 @@ pub(crate) struct Sched {
     /// Dead Gs and idle stacks that no P's free list has room for.
     pub(crate) free: GlobalFree,
     /// Ms looking for work (Go's `nmspinning`): while one is, `wakep` wakes no other.
-    nmspinning: AtomicUsize,
+    pub(crate) nmspinning: AtomicUsize,
+    /// Goroutines readied or run so far: deadlock detection's proof that nothing moved.
+    pub(crate) progress: AtomicU64,
+    /// Goroutines inside `blocking`: awake, though they hold no P.
+    pub(crate) in_blocking: AtomicUsize,
     stack_size: usize,
     pub(crate) globals: crate::global::Globals,
     pub(crate) chans: crate::chan::Registry,
@@ -95,7 +106,7 @@ pub(crate) struct Sched {
     finish: Mutex<Option<Finish>>,
     finish_cv: Condvar,
     pub(crate) shutdown: AtomicBool,
-    panic_aborts: bool,
+    pub(crate) panic_aborts: bool,
 }
 
 /// Every goroutine ever created, for the collector and for abandoning them at the end.
@@ -279,6 +290,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         g.status.store(SYSCALL, Ordering::Release);
         let p = current_p();
         M_P.with(|c| c.set(None));
+        sched.in_blocking.fetch_add(1, Ordering::AcqRel);
         sched.world.release_p(p);
         // Go's handoffp: goroutines queued on the P must not wait for this call to end.
         sched.wakep_if_work();
@@ -288,6 +300,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         // leave the goroutine running without one.
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let p = sched.world.acquire_p();
+        sched.in_blocking.fetch_sub(1, Ordering::AcqRel);
         M_P.with(|c| c.set(Some(p)));
         // Its stack above `sp` is still frozen here: a cycle that began meanwhile scans it
         // before the goroutine runs on.
@@ -328,6 +341,8 @@ impl Sched {
             allgs: Mutex::new(AllGs::default()),
             free: GlobalFree::default(),
             nmspinning: AtomicUsize::new(0),
+            progress: AtomicU64::new(0),
+            in_blocking: AtomicUsize::new(0),
             stack_size,
             globals: Default::default(),
             chans: Default::default(),
@@ -432,6 +447,7 @@ impl Sched {
 
     /// Makes a waiting goroutine runnable (Go's `ready`): it runs next on this P.
     pub(crate) fn ready(&self, g: GRef) {
+        self.progress.fetch_add(1, Ordering::AcqRel);
         // SAFETY: the waker owns the waiting G's handle (it took it from a wait queue).
         if unsafe { g.as_ref() }.status.wake() {
             self.make_runnable_next(g, true);
@@ -521,7 +537,16 @@ impl Sched {
                         if self.shutdown.load(Ordering::Acquire) {
                             return;
                         }
-                        got = slot.cv.wait_for(got, Duration::from_millis(100));
+                        // An idle M is where a deadlock shows: look twice, RECHECK apart.
+                        match self.all_asleep() {
+                            Some(seen) => {
+                                got = slot.cv.wait_for(got, crate::checkdead::RECHECK);
+                                if got.is_none() {
+                                    self.check_dead(seen);
+                                }
+                            }
+                            None => got = slot.cv.wait_for(got, Duration::from_millis(100)),
+                        }
                     }
                 }
             };
@@ -634,6 +659,7 @@ impl Sched {
 
     /// Resumes `g` on `p` and does what it asks when it comes back.
     fn execute(&self, g: GRef, p: usize) {
+        self.progress.fetch_add(1, Ordering::Relaxed);
         // SAFETY: we took the G from a run queue: it is ours until it parks or ends.
         let gr = unsafe { g.as_ref() };
         // SAFETY: as above.
@@ -747,7 +773,12 @@ impl Sched {
         }
     }
 
-    fn set_finish(&self, f: Finish) {
+    /// Whether the run has ended (main returned, a goroutine panicked, a deadlock).
+    pub(crate) fn finished(&self) -> bool {
+        self.finish.lock().is_some()
+    }
+
+    pub(crate) fn set_finish(&self, f: Finish) {
         let mut fin = self.finish.lock();
         if fin.is_none() {
             *fin = Some(f);

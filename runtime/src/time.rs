@@ -52,6 +52,11 @@ impl Timers {
         }
     }
 
+    /// Whether a sleeper is waiting for its deadline.
+    pub(crate) fn pending(&self) -> bool {
+        !self.heap.lock().is_empty()
+    }
+
     pub(crate) fn shutdown(&self) {
         self.stop.store(true, Ordering::Release);
         let _h = self.heap.lock();
