@@ -217,7 +217,7 @@ fn poll_order(n: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         // Multiply-shift: uniform in 0..=i without a division.
-        let j = ((next() >> 32) * (i as u64 + 1) >> 32) as usize;
+        let j = (((next() >> 32) * (i as u64 + 1)) >> 32) as usize;
         order.swap(i, j);
     }
     order
