@@ -2,8 +2,8 @@
 //!
 //! ## Who runs
 //!
-//! A goroutine (G) is a stackful coroutine (corosensei) on a stack the runtime maps itself,
-//! with a guard page. `procs` logical processors (P, Go's GOMAXPROCS) each have a run queue
+//! A goroutine (G) is a stackful coroutine (corosensei) on a stack the runtime carves from
+//! its stack arenas, with a guard page (`stack.rs`). `procs` logical processors (P, Go's GOMAXPROCS) each have a run queue
 //! and an mcache; OS threads (M) run goroutines while they hold a P, steal work from other
 //! Ps when theirs is empty, and park when there is none. Goroutines switch at channel
 //! operations, `yield_now`, sleeps and allocation slow paths; those are the safepoints where
@@ -115,6 +115,8 @@ pub use runq::{GlobalQueue, LocalQueue, RUNQ_SIZE};
 pub use sched::Sched as LoomSched;
 #[cfg(not(loom))]
 pub use sched::{blocking, yield_now};
+#[cfg(not(loom))]
+pub use stack::stack_guards_are_markers;
 #[cfg(not(loom))]
 pub use time::sleep;
 #[cfg(not(loom))]

@@ -1,75 +1,198 @@
-//! Goroutine stacks: mapped by the runtime itself, with a guard page, so that every stack's
-//! bounds are known (for conservative scanning) and an overflow faults on the guard page
-//! (where the signal handler recognises it) instead of running into other memory.
+//! Goroutine stacks: slots carved from large mappings (stack arenas), each with a guard
+//! page below it, so that every stack's bounds are known (for conservative scanning) and an
+//! overflow faults on the guard page (where the signal handler recognises it) instead of
+//! running into the stack below.
 //!
-//! A stack is a lazily backed mapping: a goroutine that uses 4 KiB of a 256 KiB stack costs
-//! one page. Finished goroutines' stacks go to a pool; a pooled stack's memory is given back
-//! to the OS (MADV_DONTNEED) so a burst of goroutines does not pin its peak forever.
+//! 1. Stacks of one size come from arenas of [`SLOTS_PER_ARENA`] slots, each slot a guard
+//!    page and the stack above it. An arena is one anonymous mapping reserved without swap
+//!    (`MAP_NORESERVE`); a stack's pages are backed lazily, when the goroutine first
+//!    touches them (growth is the kernel's page faults), so a goroutine that uses 4 KiB of
+//!    a 256 KiB stack costs one page.
+//! 2. The guard page of a new slot is installed with `madvise(MADV_GUARD_INSTALL)` (Linux
+//!    6.13 and later), which marks the page without splitting the mapping: a million
+//!    stacks cost a thousand mappings, not two million, and `vm.max_map_count` (65,530 by
+//!    default) no longer bounds the number of goroutines. On an older kernel the guard is
+//!    an `mprotect(PROT_NONE)` page, which splits the mapping in two: stacks then run out
+//!    where they did before (near 32,000 goroutines), with the same clear error ("cannot
+//!    map a goroutine stack"), and overflow detection is as complete as with guard
+//!    markers. No stack is ever handed out without its guard. `GODEBUG=stackguard=mprotect`
+//!    forces the older kernels' way (for testing it on a newer one).
+//! 3. A stack that is dropped goes back to its arena's free slots with its pages given back
+//!    to the OS (`MADV_DONTNEED`: the guard marker stays); arenas are never unmapped, as
+//!    Go never unmaps its stack spans' address space.
 
 use std::io;
+use std::sync::Mutex;
 
-use memmap2::{MmapOptions, MmapRaw, UncheckedAdvice};
+use memmap2::{MmapOptions, MmapRaw};
 
 /// Default usable size of a goroutine stack (Go grows its stacks from 2 KiB by copying;
 /// minigo's stacks cannot move, because conservative roots and Rust references point into
 /// them, so they are reserved at their full size and backed lazily).
 pub const DEFAULT_STACK_SIZE: usize = 256 << 10;
 const GUARD: usize = 4096;
+/// Slots reserved per arena mapping: 256 KiB stacks make 64 MiB arenas.
+pub const SLOTS_PER_ARENA: usize = 256;
 
-/// A goroutine's stack: `[limit, base)` usable, a guard page below `limit`.
+/// Linux's `MADV_GUARD_INSTALL` (6.13+; not yet in every libc crate release).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// A goroutine's stack: `[limit, top)` usable, a guard page below `limit`.
 pub struct GoStack {
-    map: MmapRaw,
+    /// Start of the slot: the guard page.
+    slot: usize,
     size: usize,
 }
 
+/// Every arena, by stack size.
+static ARENAS: Mutex<Vec<Arenas>> = Mutex::new(Vec::new());
+
+/// The arenas of one stack size.
+struct Arenas {
+    size: usize,
+    /// The mappings (kept, never unmapped).
+    maps: Vec<MmapRaw>,
+    /// Slots handed back, ready again (guard installed, pages released).
+    free: Vec<usize>,
+    /// Slots of the newest arena not yet carved: `[next, end)`.
+    next: usize,
+    end: usize,
+}
+
+/// How guards are installed on this kernel, once found out.
+static GUARD_KIND: Mutex<Option<GuardKind>> = Mutex::new(None);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GuardKind {
+    /// `MADV_GUARD_INSTALL`: no mapping split.
+    Marker,
+    /// `mprotect(PROT_NONE)`: one more mapping per stack.
+    Protect,
+}
+
+/// Makes `[addr, addr + GUARD)` a guard page.
+fn install_guard(addr: usize) -> io::Result<()> {
+    let mut kind = GUARD_KIND.lock().unwrap_or_else(|e| e.into_inner());
+    if kind.is_none()
+        && std::env::var("GODEBUG")
+            .is_ok_and(|v| v.split(',').any(|s| s.trim() == "stackguard=mprotect"))
+    {
+        *kind = Some(GuardKind::Protect);
+    }
+    if *kind != Some(GuardKind::Protect) {
+        // SAFETY: a page of an arena mapping this module owns, not yet handed out.
+        let r = unsafe { libc::madvise(addr as *mut libc::c_void, GUARD, MADV_GUARD_INSTALL) };
+        if r == 0 {
+            *kind = Some(GuardKind::Marker);
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINVAL) || *kind == Some(GuardKind::Marker) {
+            return Err(e);
+        }
+        // An older kernel: fall back for good.
+        *kind = Some(GuardKind::Protect);
+    }
+    // SAFETY: as above.
+    if unsafe { libc::mprotect(addr as *mut libc::c_void, GUARD, libc::PROT_NONE) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Whether goroutine stacks' guard pages are guard markers on this kernel (Linux 6.13+:
+/// no mapping per stack, so the number of goroutines is bounded by memory, not by
+/// `vm.max_map_count`), or `mprotect` pages (one mapping per stack); `None` before the
+/// first goroutine has run.
+pub fn stack_guards_are_markers() -> Option<bool> {
+    GUARD_KIND
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .map(|k| k == GuardKind::Marker)
+}
+
 impl GoStack {
-    /// Maps a stack of `size` usable bytes (rounded up to whole OS pages).
+    /// A stack of `size` usable bytes (rounded up to whole OS pages, at least 4 of them).
     pub fn new(size: usize) -> io::Result<GoStack> {
         let size = size.next_multiple_of(GUARD).max(4 * GUARD);
-        let map: MmapRaw = MmapOptions::new()
-            .len(size + GUARD)
-            .no_reserve_swap()
-            .map_anon()?
-            .into();
-        // SAFETY: the first page of a mapping we own and nobody uses yet.
-        let r = unsafe { libc::mprotect(map.as_mut_ptr().cast(), GUARD, libc::PROT_NONE) };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
+        let mut all = ARENAS.lock().unwrap_or_else(|e| e.into_inner());
+        let i = match all.iter().position(|a| a.size == size) {
+            Some(i) => i,
+            None => {
+                all.push(Arenas {
+                    size,
+                    maps: Vec::new(),
+                    free: Vec::new(),
+                    next: 0,
+                    end: 0,
+                });
+                all.len() - 1
+            }
+        };
+        let a = &mut all[i];
+        if let Some(slot) = a.free.pop() {
+            return Ok(GoStack { slot, size });
         }
-        Ok(GoStack { map, size })
+        let stride = size + GUARD;
+        if a.next == a.end {
+            let map: MmapRaw = MmapOptions::new()
+                .len(stride * SLOTS_PER_ARENA)
+                .no_reserve_swap()
+                .map_anon()?
+                .into();
+            a.next = map.as_mut_ptr() as usize;
+            a.end = a.next + stride * SLOTS_PER_ARENA;
+            a.maps.push(map);
+        }
+        let slot = a.next;
+        install_guard(slot)?;
+        a.next += stride;
+        Ok(GoStack { slot, size })
     }
 
     /// Highest address (the stack grows down from here).
     pub fn top(&self) -> usize {
-        self.map.as_mut_ptr() as usize + GUARD + self.size
+        self.slot + GUARD + self.size
     }
 
     /// The guard page's range.
     pub fn guard(&self) -> (usize, usize) {
-        let start = self.map.as_mut_ptr() as usize;
-        (start, start + GUARD)
+        (self.slot, self.slot + GUARD)
     }
 
     /// Gives the stack's memory back to the OS (it reads as zeros afterwards).
     pub fn release(&self) {
-        // SAFETY: the usable part of our own mapping; nothing runs on the stack (it is
-        // pooled), so discarding its contents loses nothing.
-        let _ = unsafe {
-            self.map
-                .unchecked_advise_range(UncheckedAdvice::DontNeed, GUARD, self.size)
-        };
+        // SAFETY: the usable part of a slot this value owns; nothing runs on the stack (it
+        // is pooled or being dropped), so discarding its contents loses nothing. The guard
+        // below is not in the range.
+        unsafe {
+            libc::madvise(
+                (self.slot + GUARD) as *mut libc::c_void,
+                self.size,
+                libc::MADV_DONTNEED,
+            );
+        }
     }
 }
 
-// SAFETY: `top` and `bottom` bound a mapping this value owns, 16-byte aligned (page-aligned)
-// and at least MIN_STACK_SIZE long, with a PROT_NONE guard page below `bottom`.
+impl Drop for GoStack {
+    fn drop(&mut self) {
+        self.release();
+        let mut all = ARENAS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(a) = all.iter_mut().find(|a| a.size == self.size) {
+            a.free.push(self.slot);
+        }
+    }
+}
+
+// SAFETY: `top` and `limit` bound a slot this value owns, page-aligned and at least four
+// pages long, with a guard page (marker or PROT_NONE) below `limit`.
 unsafe impl corosensei::stack::Stack for GoStack {
     fn base(&self) -> corosensei::stack::StackPointer {
         corosensei::stack::StackPointer::new(self.top()).expect("a mapping is never at address 0")
     }
 
     fn limit(&self) -> corosensei::stack::StackPointer {
-        corosensei::stack::StackPointer::new(self.map.as_mut_ptr() as usize)
-            .expect("non-null mapping")
+        corosensei::stack::StackPointer::new(self.slot + GUARD).expect("non-null mapping")
     }
 }

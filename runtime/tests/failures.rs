@@ -5,8 +5,8 @@
 use std::process::Command;
 
 use minigo_runtime::{
-    blocking, gc, go, num_goroutine, procs, read_mem_stats, sleep, AllocError, Chan, Gc, GcSlice,
-    HeapType, RunError, Runtime,
+    blocking, gc, go, num_goroutine, procs, read_mem_stats, sleep, stack_guards_are_markers,
+    AllocError, Chan, Gc, GcSlice, HeapType, RunError, Runtime,
 };
 
 #[derive(HeapType)]
@@ -116,6 +116,7 @@ fn a_goroutine_stack_overflow_is_reported_not_a_bare_segfault() {
             .build()
             .unwrap()
             .run(|| {
+                eprintln!("guard markers: {:?}", stack_guards_are_markers());
                 go(|| {
                     std::hint::black_box(recurse(u64::MAX));
                 });
@@ -123,16 +124,32 @@ fn a_goroutine_stack_overflow_is_reported_not_a_bare_segfault() {
             });
         unreachable!("the overflow ends the process");
     }
-    let (code, stderr) = child(
-        "a_goroutine_stack_overflow_is_reported_not_a_bare_segfault",
-        "overflow",
-        &[],
-    );
-    assert_eq!(code, Some(2), "exit status 2, as Go; stderr: {stderr}");
-    assert!(
-        stderr.contains("fatal error: goroutine 2: stack overflow"),
-        "{stderr}"
-    );
+    // Both kinds of guard page: markers in a shared mapping (Linux 6.13+), and mprotect
+    // pages (older kernels; forced here).
+    for (env, kind) in [
+        (&[][..], None),
+        (
+            &[("GODEBUG", "stackguard=mprotect")][..],
+            Some("Some(false)"),
+        ),
+    ] {
+        let (code, stderr) = child(
+            "a_goroutine_stack_overflow_is_reported_not_a_bare_segfault",
+            "overflow",
+            env,
+        );
+        assert_eq!(code, Some(2), "exit status 2, as Go; stderr: {stderr}");
+        assert!(
+            stderr.contains("fatal error: goroutine 2: stack overflow"),
+            "{stderr}"
+        );
+        if let Some(kind) = kind {
+            assert!(
+                stderr.contains(&format!("guard markers: {kind}")),
+                "{stderr}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -227,3 +227,58 @@ fn sleepers_woken_while_every_p_goes_idle_are_never_stranded() {
     .unwrap();
     done.store(true, std::sync::atomic::Ordering::SeqCst);
 }
+
+/// Lines of `/proc/self/maps`: the process's mappings.
+fn mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps").map_or(0, |m| m.lines().count())
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+#[test]
+fn a_hundred_thousand_goroutines_park_at_once() {
+    // Beyond what one mapping (and one guard mapping) per stack allowed: about 32,500
+    // under the default vm.max_map_count of 65,530.
+    const N: usize = 100_000;
+    let rt = Runtime::builder().procs(2).build().unwrap();
+    rt.run(|| {
+        let before = (mappings(), rss_bytes());
+        let release: Chan<()> = Chan::new(0);
+        let parked = WaitGroup::new();
+        let done = WaitGroup::new();
+        for _ in 0..N {
+            let (release, parked, done) = (release.clone(), parked.clone(), done.clone());
+            parked.add(1);
+            done.add(1);
+            go(move || {
+                parked.done();
+                assert_eq!(release.recv(), None, "released by close");
+                done.done();
+            });
+        }
+        parked.wait();
+        assert_eq!(num_goroutine(), N + 1, "all parked at once");
+        let peak = (mappings(), rss_bytes());
+        release.close();
+        done.wait();
+        let maps = peak.0.saturating_sub(before.0);
+        let rss = peak.1.saturating_sub(before.1);
+        eprintln!(
+            "{N} parked goroutines: {maps} more mappings, {} bytes of RSS each",
+            rss / N as u64
+        );
+        if minigo_runtime::stack_guards_are_markers() == Some(true) {
+            // A 64 MiB arena per 256 stacks, not two mappings per stack.
+            assert!(maps < N / 100, "{maps} new mappings");
+        }
+    })
+    .unwrap();
+}
