@@ -227,8 +227,17 @@ impl Runtime {
         &self.sched.collector
     }
 
-    /// Runs `main` as goroutine 1 and returns when it returns (other goroutines are
-    /// abandoned, as in Go) or when any goroutine panics.
+    /// Runs `main` as goroutine 1 and returns when it returns, when any goroutine panics,
+    /// or when every goroutine is asleep on the others (a deadlock).
+    ///
+    /// Other goroutines end with the run, as Go's end with the program when main
+    /// returns: a parked one is never resumed, and a running one stops for good at its
+    /// next safepoint — an allocation past the mcache's fast path, a channel operation or
+    /// `select`, `yield_now`, `sleep`, `gc` — or, inside `blocking`, when the call
+    /// returns. `run` returns once they all have, so no goroutine of the run executes after
+    /// it; their stacks are freed without unwinding (no destructors run), as Go's are. A
+    /// goroutine that never reaches a safepoint (a loop that neither allocates nor calls
+    /// the runtime) keeps `run` from returning: minigo does not yet preempt.
     pub fn run<F: FnOnce() + Send + 'static>(self, main: F) -> Result<(), RunError> {
         self.sched.spawn(Box::new(main));
         self.sched.start();

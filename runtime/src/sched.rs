@@ -96,6 +96,8 @@ pub(crate) struct Sched {
     pub(crate) progress: AtomicU64,
     /// Goroutines inside `blocking`: awake, though they hold no P.
     pub(crate) in_blocking: AtomicUsize,
+    /// Goroutines being run by an M (resumed and not yet back), `blocking` ones included.
+    running: AtomicUsize,
     stack_size: usize,
     pub(crate) globals: crate::global::Globals,
     pub(crate) chans: crate::chan::Registry,
@@ -236,7 +238,10 @@ pub(crate) fn current_gptr() -> GPtr {
 #[inline]
 pub(crate) fn safepoint() {
     if let Some(cur) = try_current() {
-        if cur.sched().world.stopping() {
+        let sched = cur.sched();
+        // After the run has ended, a goroutine stops here for good: it is queued and its
+        // M, finding the run over, never resumes it.
+        if sched.world.stopping() || sched.shutdown.load(Ordering::Acquire) {
             park(Park::Safepoint);
         }
     }
@@ -343,6 +348,7 @@ impl Sched {
             nmspinning: AtomicUsize::new(0),
             progress: AtomicU64::new(0),
             in_blocking: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
             stack_size,
             globals: Default::default(),
             chans: Default::default(),
@@ -659,6 +665,15 @@ impl Sched {
 
     /// Resumes `g` on `p` and does what it asks when it comes back.
     fn execute(&self, g: GRef, p: usize) {
+        // Counted as running before the run's end is looked at, while `wait_finish` sets
+        // the end before it reads the count (both SeqCst): one of the two sees the other,
+        // so no goroutine starts once `run` may have returned. One that would is left
+        // where it is, never to run (its stack is freed with the scheduler).
+        self.running.fetch_add(1, Ordering::SeqCst);
+        if self.shutdown.load(Ordering::SeqCst) {
+            self.running.fetch_sub(1, Ordering::Release);
+            return;
+        }
         self.progress.fetch_add(1, Ordering::Relaxed);
         // SAFETY: we took the G from a run queue: it is ours until it parks or ends.
         let gr = unsafe { g.as_ref() };
@@ -673,6 +688,7 @@ impl Sched {
                 // SAFETY: as above.
                 Ok(stack) => unsafe { G::start(g, stack) },
                 Err(e) => {
+                    self.running.fetch_sub(1, Ordering::Release);
                     return self.finish(g, Err(format!("cannot map a goroutine stack: {e}")));
                 }
             }
@@ -687,6 +703,7 @@ impl Sched {
             .as_mut()
             .expect("a queued goroutine has its coroutine");
         let r = co.resume(());
+        self.running.fetch_sub(1, Ordering::Release);
         signal::set_running(None);
         CUR.with(|c| c.set(None));
         let p = M_P.with(|c| c.get()).unwrap_or(p);
@@ -794,11 +811,20 @@ impl Sched {
         }
         let f = fin.take().expect("checked");
         drop(fin);
-        self.shutdown.store(true, Ordering::Release);
+        self.shutdown.store(true, Ordering::SeqCst);
         for m in self.idle_ms.lock().iter() {
             m.cv.notify_one();
         }
         self.timers.shutdown();
+        // Go ends the program when main returns. A goroutine still running stops at its
+        // next safepoint or park (its M finds the run over and never resumes it) and one in
+        // `blocking` when the call returns; none starts any more (`execute`). Wait until
+        // none runs, so that no goroutine runs once `run` has returned.
+        let mut nap = Duration::from_micros(10);
+        while self.running.load(Ordering::SeqCst) != 0 {
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(1));
+        }
         // A cycle still marking is abandoned with the program, as Go's is when main
         // returns; its workers let go of this scheduler before `run` returns.
         self.collector.abandon_cycle();

@@ -282,3 +282,48 @@ fn a_hundred_thousand_goroutines_park_at_once() {
     })
     .unwrap();
 }
+
+#[test]
+fn no_goroutine_runs_after_run_returns() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let spins = Arc::new(AtomicU64::new(0));
+    let allocs = Arc::new(AtomicU64::new(0));
+    let (s, a) = (spins.clone(), allocs.clone());
+    let (seen_s, seen_a) = (spins.clone(), allocs.clone());
+    Runtime::builder()
+        .procs(2)
+        .build()
+        .unwrap()
+        .run(move || {
+            // One goroutine yields in a loop, one allocates in a loop; main leaves.
+            go(move || loop {
+                s.fetch_add(1, Ordering::Relaxed);
+                yield_now();
+            });
+            go(move || loop {
+                let n = Gc::new(Node {
+                    next: GcCell::new(None),
+                    value: 1,
+                })
+                .unwrap();
+                a.fetch_add(n.value, Ordering::Relaxed);
+            });
+            while seen_s.load(Ordering::Relaxed) < 1000 || seen_a.load(Ordering::Relaxed) < 1000 {
+                yield_now();
+            }
+        })
+        .unwrap();
+    let (s0, a0) = (
+        spins.load(Ordering::Relaxed),
+        allocs.load(Ordering::Relaxed),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        (
+            spins.load(Ordering::Relaxed),
+            allocs.load(Ordering::Relaxed)
+        ),
+        (s0, a0),
+        "both stopped for good when run returned"
+    );
+}
