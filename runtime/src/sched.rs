@@ -630,6 +630,17 @@ impl Sched {
 
     fn find_runnable(&self, p: usize) -> Option<GRef> {
         let pp = &self.ps[p];
+        // Go's checkTimers: sleepers whose time has come run on this P, ahead of the global
+        // queue.
+        let mut expired = Vec::new();
+        self.timers.take_expired(&mut expired);
+        for g in expired {
+            self.progress.fetch_add(1, Ordering::AcqRel);
+            // SAFETY: taken from the timer heap, the sleeper's handle is ours to wake.
+            if unsafe { g.0.as_ref() }.status.wake() {
+                pp.runq.push(g.0, false, &self.global);
+            }
+        }
         let tick = pp.tick.fetch_add(1, Ordering::Relaxed);
         if tick % 61 == 0 {
             if let Some(g) = self.global.pop() {
