@@ -11,7 +11,10 @@
 //!    these counts are exact; here they are separate atomics, so a wake-up racing the first
 //!    look (a timer firing, a goroutine leaving `blocking`) could make one look wrong. The
 //!    second look must see the same state and the same progress count: anything that
-//!    readied a goroutine in between changed the count.
+//!    readied a goroutine in between changed the count. A waker that is not an M (the
+//!    timer thread, whoever ends a cycle) counts itself in `wakers` from before it takes
+//!    a goroutine off its list until the goroutine is ready, so a waker the OS stalls
+//!    between the two for longer than the recheck is not mistaken for a deadlock.
 //! 3. Then the run ends with [`RunError::Deadlock`](crate::RunError::Deadlock), or, when
 //!    panics abort the process, with Go's message and exit status 2.
 //!
@@ -44,6 +47,10 @@ impl Sched {
             && !self.timers.pending()
             && self.collector.phase() == GcPhase::Off
             && self.gc_waiters.lock().is_empty()
+            // After the two lists: a waker counts itself before it takes a goroutine off
+            // one (under its lock), so a list seen empty and no waker counted means nobody
+            // is between the list and `ready`.
+            && self.wakers.load(Ordering::SeqCst) == 0
             && self.ngoroutines.load(Ordering::Acquire) > 0
             && !self.finished();
         asleep.then_some(progress)

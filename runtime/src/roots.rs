@@ -238,6 +238,9 @@ impl Sched {
     pub(crate) fn cycle_ended(&self) {
         self.free.release_stacks();
         let finished = self.collector.cycles_finished();
+        // Counted from before the waiters leave the list until they are ready (see
+        // `checkdead.rs`).
+        self.wakers.fetch_add(1, Ordering::SeqCst);
         let ready: Vec<_> = {
             let mut w = self.gc_waiters.lock();
             let (ready, wait) = w.drain(..).partition(|&(n, _)| n <= finished);
@@ -247,5 +250,6 @@ impl Sched {
         for (_, g) in ready {
             self.ready(g.0);
         }
+        self.wakers.fetch_sub(1, Ordering::SeqCst);
     }
 }

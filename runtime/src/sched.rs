@@ -98,6 +98,10 @@ pub(crate) struct Sched {
     pub(crate) in_blocking: AtomicUsize,
     /// Goroutines being run by an M (resumed and not yet back), `blocking` ones included.
     running: AtomicUsize,
+    /// Threads other than Ms (the timer thread, whoever ends a cycle) between taking
+    /// goroutines off a wait list and readying them: for deadlock detection, a goroutine
+    /// in neither place is still being woken.
+    pub(crate) wakers: AtomicUsize,
     stack_size: usize,
     pub(crate) globals: crate::global::Globals,
     pub(crate) chans: crate::chan::Registry,
@@ -349,6 +353,7 @@ impl Sched {
             progress: AtomicU64::new(0),
             in_blocking: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
+            wakers: AtomicUsize::new(0),
             stack_size,
             globals: Default::default(),
             chans: Default::default(),

@@ -106,10 +106,14 @@ impl Timers {
             let idle = sched.world.npidle() > 0;
             match h.peek() {
                 Some(Reverse((when, _, _))) if *when <= now && idle => {
+                    // Counted before the sleeper leaves the heap until it is ready (see
+                    // `checkdead.rs`); the heap's lock orders the count before the pop.
+                    sched.wakers.fetch_add(1, Ordering::SeqCst);
                     let Reverse((_, _, g)) = h.pop().expect("peeked");
                     self.set_next(&h);
                     drop(h);
                     sched.ready(GPtr(std::ptr::NonNull::new(g as *mut _).expect("non-null G")).0);
+                    sched.wakers.fetch_sub(1, Ordering::SeqCst);
                     h = self.heap.lock();
                 }
                 Some(Reverse((when, _, _))) => {
