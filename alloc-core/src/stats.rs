@@ -130,6 +130,14 @@ pub struct MemStats {
     pub gc_cpu_fraction: f64,
     /// Per size class allocations and frees (every class, where Go reports the first 61).
     pub by_size: Vec<BySize>,
+    /// Bytes of goroutine stack memory in use: resident pages of the stacks goroutines
+    /// hold (running, parked, or kept for reuse), in every runtime of the process (stack
+    /// arenas are shared). Zero without goroutines (a standalone heap). Stacks are backed
+    /// lazily, so this is what they cost, not their reserved size.
+    pub stack_inuse: u64,
+    /// Bytes of stack memory obtained from the OS: `stack_inuse` plus the resident pages of
+    /// free stack slots (Go adds its threads' stacks; these are the OS's here).
+    pub stack_sys: u64,
 }
 
 impl Default for MemStats {
@@ -155,6 +163,8 @@ impl Default for MemStats {
             num_forced_gc: 0,
             gc_cpu_fraction: 0.0,
             by_size: Vec::new(),
+            stack_inuse: 0,
+            stack_sys: 0,
         }
     }
 }
@@ -181,6 +191,8 @@ impl MemStats {
         line("HeapInuse", &self.heap_inuse);
         line("HeapReleased", &self.heap_released);
         line("HeapObjects", &self.heap_objects);
+        line("StackInuse", &self.stack_inuse);
+        line("StackSys", &self.stack_sys);
         line("NextGC", &self.next_gc);
         line("LastGC", &self.last_gc);
         line("PauseTotalNs", &self.pause_total_ns);

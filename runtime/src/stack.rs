@@ -111,6 +111,44 @@ pub fn stack_guards_are_markers() -> Option<bool> {
         .map(|k| k == GuardKind::Marker)
 }
 
+/// Resident bytes of goroutine stacks: of the slots handed out (stacks goroutines hold or
+/// the free lists keep), and of every slot (`(StackInuse, StackSys)`). One `mincore` per
+/// arena.
+pub(crate) fn resident() -> (u64, u64) {
+    let all = ARENAS.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut inuse, mut sys) = (0u64, 0u64);
+    let mut pages = Vec::new();
+    for a in all.iter() {
+        let stride = a.size + GUARD;
+        let free: std::collections::HashSet<usize> = a.free.iter().copied().collect();
+        for m in &a.maps {
+            let (base, len) = (m.as_mut_ptr() as usize, m.len());
+            pages.resize(len / GUARD, 0u8);
+            // SAFETY: `[base, base + len)` is one of our arena mappings (page-aligned), and
+            // `pages` has a byte per page of it.
+            let r = unsafe { libc::mincore(base as *mut libc::c_void, len, pages.as_mut_ptr()) };
+            if r != 0 {
+                continue;
+            }
+            for slot in (base..base + len).step_by(stride) {
+                let first = (slot - base) / GUARD;
+                let n = pages[first..first + stride / GUARD]
+                    .iter()
+                    .filter(|&&b| b & 1 != 0)
+                    .count() as u64;
+                let bytes = n * GUARD as u64;
+                sys += bytes;
+                // Slots past the last one carved were never handed out.
+                let carved = !(a.next <= slot && slot < a.end);
+                if carved && !free.contains(&slot) {
+                    inuse += bytes;
+                }
+            }
+        }
+    }
+    (inuse, sys)
+}
+
 impl GoStack {
     /// A stack of `size` usable bytes (rounded up to whole OS pages, at least 4 of them).
     pub fn new(size: usize) -> io::Result<GoStack> {
