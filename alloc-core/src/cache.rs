@@ -46,8 +46,17 @@ pub fn zerobase() -> NonNull<u8> {
 }
 
 /// A distinct nonzero seed for each cache's sampling intervals (splitmix64 of a counter
-/// and the clock), so that Ps do not sample in step.
+/// and the clock), so that Ps do not sample in step. Under loom, one fixed seed: a model
+/// must take the same paths in every execution it explores.
 fn sample_seed() -> u64 {
+    #[cfg(loom)]
+    return 0x9e37_79b9_7f4a_7c15;
+    #[cfg(not(loom))]
+    sample_seed_random()
+}
+
+#[cfg(not(loom))]
+fn sample_seed_random() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering as StdOrdering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let now = std::time::SystemTime::now()
