@@ -217,13 +217,13 @@ impl MHeap {
     /// Attaches the heap-profile record `record` to the object that starts at `addr`
     /// (Go's `setprofilebucket`): when a sweep finds the object dead, the record is queued
     /// for [`MHeap::take_freed_specials`]. Ignored for an address that is not the start of
-    /// an object of this heap.
+    /// an object of this heap, and for an object that has a record already.
     pub fn add_special(&self, addr: usize, record: u32) {
         self.pages.locked(|| {
             // SAFETY: as in `find_object`: holding the page heap's lock excludes span
-            // allocation and freeing, so the span found stays in use while we look; a sweep
-            // of it meanwhile changes only atomics (whether a slot reads as allocated),
-            // and the caller's object is live, so its slot reads allocated either way.
+            // allocation and freeing, so the span found stays in use while we look, whatever
+            // `addr` is; a sweep of it meanwhile changes only atomics (whether a slot reads
+            // as allocated, which for a live object it does either way).
             if let Some(o) = unsafe { self.find_object_unlocked(addr) } {
                 if o.base == addr {
                     self.specials.add(o.span, addr, record);

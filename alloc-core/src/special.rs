@@ -44,14 +44,16 @@ impl Specials {
         }
     }
 
-    /// Attaches `record` to the object at `addr`, the start of a live object of `span`.
+    /// Attaches `record` to the object at `addr`, the start of a live object of `span`,
+    /// unless it has one already.
     pub(crate) fn add(&self, span: &MSpan, addr: usize, record: u32) {
         // The seeded bug of loom model 10: the flag raised before the special is in the
         // table, so a sweep in between finds nothing, lowers it, and the special is lost.
         #[cfg(loom_mutant = "special_flag_early")]
         span.has_specials.store(true, Ordering::Release);
         let mut t = self.inner.lock();
-        t.by_addr.insert(addr, record);
+        // One record per object, the first: its sampled allocation's.
+        t.by_addr.entry(addr).or_insert(record);
         // Raised with the special in the table: a sweep of the span running meanwhile (a
         // sampled goroutine held up past the end of a cycle) either sees both or neither,
         // and leaves the flag up for the next sweep.

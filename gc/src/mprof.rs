@@ -152,10 +152,20 @@ struct Records {
 }
 
 impl Records {
-    /// Counts `freed` in `slot` and publishes it.
+    /// Publishes what the last mark termination left, if it is still waiting.
+    fn flush_unflushed(&mut self) {
+        if let Some((slot, freed)) = self.unflushed.take() {
+            self.flush_slot(slot, freed);
+        }
+    }
+
+    /// Counts `freed` in `slot` and publishes it. A record that names no bucket (only
+    /// `MHeap::add_special` called from outside the collector can make one) is ignored.
     fn flush_slot(&mut self, slot: usize, freed: Vec<u32>) {
         for b in freed {
-            self.buckets[b as usize].future[slot].frees += 1;
+            if let Some(b) = self.buckets.get_mut(b as usize) {
+                b.future[slot].frees += 1;
+            }
         }
         for b in &mut self.buckets {
             let f = std::mem::take(&mut b.future[slot]);
@@ -199,10 +209,8 @@ impl MemProfile {
     /// to is published by [`MemProfile::flush`] once the world runs.
     pub(crate) fn next_cycle(&self, heap: &MHeap) {
         let mut r = self.records.lock();
-        if let Some((slot, freed)) = r.unflushed.take() {
-            // No flush since the last stop (none runs between two back-to-back stops).
-            r.flush_slot(slot, freed);
-        }
+        // No flush since the last stop (none runs between two back-to-back stops).
+        r.flush_unflushed();
         let slot = (r.cycle % 3) as usize;
         r.unflushed = Some((slot, heap.take_freed_specials()));
         r.cycle = r.cycle.wrapping_add(1);
@@ -211,18 +219,14 @@ impl MemProfile {
     /// After a stop: publishes what the last mark termination left.
     pub(crate) fn flush(&self) {
         let mut r = self.records.lock();
-        if let Some((slot, freed)) = r.unflushed.take() {
-            r.flush_slot(slot, freed);
-        }
+        r.flush_unflushed();
     }
 
     /// A collection's sweep is complete: publishes its cycle now rather than at the next
     /// mark termination.
     pub(crate) fn post_sweep(&self, heap: &MHeap) {
         let mut r = self.records.lock();
-        if let Some((slot, freed)) = r.unflushed.take() {
-            r.flush_slot(slot, freed);
-        }
+        r.flush_unflushed();
         let slot = (r.cycle % 3) as usize;
         let freed = heap.take_freed_specials();
         r.flush_slot(slot, freed);
@@ -231,9 +235,7 @@ impl MemProfile {
     /// The published records, one per bucket that allocated anything.
     pub fn records(&self) -> Vec<MemProfileRecord> {
         let mut r = self.records.lock();
-        if let Some((slot, freed)) = r.unflushed.take() {
-            r.flush_slot(slot, freed);
-        }
+        r.flush_unflushed();
         r.buckets
             .iter()
             .filter(|b| b.active.allocs > 0)

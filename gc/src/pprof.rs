@@ -330,6 +330,7 @@ struct Resolved {
 fn resolve_stack(
     stack: &[Frame],
     cache: &mut HashMap<(usize, bool), Vec<SourceLine>>,
+    dirs: &[String; 3],
 ) -> Vec<Resolved> {
     let mut frames: Vec<Resolved> = stack
         .iter()
@@ -360,9 +361,8 @@ fn resolve_stack(
         return frames;
     }
     let whole = frames.clone();
-    let dirs = minigo_dirs();
-    let is_internal = |l: &SourceLine| is_internal(l, &dirs);
-    let is_boundary = |l: &SourceLine| is_boundary(l, &dirs);
+    let is_internal = |l: &SourceLine| is_internal(l, dirs);
+    let is_boundary = |l: &SourceLine| is_boundary(l, dirs);
     // Leading frames inside minigo (the unwinder's C frames may come before them), and
     // inlined minigo lines at the top of the first user frame.
     let mut seen = false;
@@ -482,6 +482,7 @@ pub fn build_heap_profile(records: &[MemProfileRecord], rate: usize) -> proto::P
     let maps = exec_mappings();
     let mut used_maps = vec![false; maps.len()];
     let mut symbols = HashMap::new();
+    let dirs = minigo_dirs();
     let mut locations: HashMap<Resolved, u64> = HashMap::new();
     let mut location = Vec::new();
     let mut functions: HashMap<(String, String), u64> = HashMap::new();
@@ -491,7 +492,7 @@ pub fn build_heap_profile(records: &[MemProfileRecord], rate: usize) -> proto::P
 
     for r in records {
         let mut ids = Vec::new();
-        for f in resolve_stack(&r.stack, &mut symbols) {
+        for f in resolve_stack(&r.stack, &mut symbols, &dirs) {
             let next = locations.len() as u64 + 1;
             let id = *locations.entry(f.clone()).or_insert(next);
             ids.push(id);

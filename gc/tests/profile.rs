@@ -182,3 +182,33 @@ fn scaling_is_gos_unsampling_rule() {
     assert_eq!(n, (1000.0 / (1.0 - (-1f64).exp())) as i64);
     assert_eq!(b, (4_096_000.0 / (1.0 - (-1f64).exp())) as i64);
 }
+
+#[test]
+fn specials_from_outside_the_collector_change_nothing() {
+    let obj = Layout::new(64, &[0]).unwrap();
+    let vm = || Vm {
+        held: Vec::new(),
+        function: "f",
+        line: 1,
+    };
+    // A second record on a sampled object is ignored: its free is still counted.
+    let heap = Heap::new(config(1)).unwrap();
+    let mut m = heap.mutator().unwrap();
+    let mut v = vm();
+    let p = m.alloc(&obj, &mut v).unwrap().as_ptr() as usize;
+    heap.collector().heap().add_special(p, 9_999);
+    m.collect(&mut v);
+    m.collect(&mut v);
+    let records = heap.collector().mem_profile();
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0].alloc_objects, records[0].free_objects), (1, 1));
+    // A record number no bucket has, on an unsampled object that dies: ignored.
+    let heap = Heap::new(config(0)).unwrap();
+    let mut m = heap.mutator().unwrap();
+    let mut v = vm();
+    let p = m.alloc(&obj, &mut v).unwrap().as_ptr() as usize;
+    heap.collector().heap().add_special(p, 9_999);
+    m.collect(&mut v);
+    m.collect(&mut v);
+    assert!(heap.collector().mem_profile().is_empty());
+}

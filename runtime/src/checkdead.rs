@@ -6,7 +6,7 @@
 //!    work, nothing queued anywhere, no goroutine inside `blocking` (it will come back), no
 //!    timer pending (a sleeper will wake), no collection under way or waited for (its end
 //!    readies the waiters), the world not stopping, and the run not over. If so, it notes
-//!    the scheduler's progress count (bumped whenever a goroutine is readied or run).
+//!    the scheduler's progress count (bumped whenever a goroutine is readied).
 //! 2. It looks again [`RECHECK`] later. Go decides under its scheduler lock, where
 //!    these counts are exact; here they are separate atomics, so a wake-up racing the first
 //!    look (a timer firing, a goroutine leaving `blocking`) could make one look wrong. The

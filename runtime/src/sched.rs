@@ -92,7 +92,9 @@ pub(crate) struct Sched {
     pub(crate) free: GlobalFree,
     /// Ms looking for work (Go's `nmspinning`): while one is, `wakep` wakes no other.
     pub(crate) nmspinning: AtomicUsize,
-    /// Goroutines readied or run so far: deadlock detection's proof that nothing moved.
+    /// Goroutines readied so far: deadlock detection's proof that nothing moved. (Nothing
+    /// runs that was not readied or queued by a running goroutine, and with every P idle
+    /// none is running.)
     pub(crate) progress: AtomicU64,
     /// Goroutines inside `blocking`: awake, though they hold no P.
     pub(crate) in_blocking: AtomicUsize,
@@ -690,7 +692,6 @@ impl Sched {
             self.running.fetch_sub(1, Ordering::Release);
             return;
         }
-        self.progress.fetch_add(1, Ordering::Relaxed);
         // SAFETY: we took the G from a run queue: it is ours until it parks or ends.
         let gr = unsafe { g.as_ref() };
         // SAFETY: as above.

@@ -39,6 +39,27 @@ pub struct CallFrame {
     pub hints: *mut usize,
 }
 
+impl CallFrame {
+    /// The line of the instruction the frame is running (or calling from), and its
+    /// function's name (`None`: the top-level script).
+    ///
+    /// # Safety
+    /// INV-LIVE for the frame's closure and function, and `ip` lies within the function's
+    /// code, whose line table has an entry per byte.
+    pub unsafe fn line_and_name(&self) -> (u32, Option<&[u8]>) {
+        // SAFETY: the caller's contract. `ip` is past the instruction being run, except in
+        // a frame that has run none yet (then the first one's line).
+        unsafe {
+            let function = (*self.closure).function;
+            let offset = (self.ip.offset_from((*function).code).max(1) as usize - 1)
+                .min((*function).code_len.saturating_sub(1));
+            let line = *(*function).lines.add(offset);
+            let name = (!(*function).name.is_null()).then(|| ObjString::bytes((*function).name));
+            (line, name)
+        }
+    }
+}
+
 /// The interpreter's roots.
 pub struct State {
     /// The value stack: `STACK_SLOTS` values, never reallocated (frames and open upvalues
@@ -187,20 +208,9 @@ impl Roots for State {
         for f in self.frames().iter().rev() {
             // SAFETY: INV-LIVE for the frames' closures and their functions; the running
             // frame's `ip` is synced before anything that allocates, and every frame's
-            // `ip` lies within its function's code, whose line table has an entry per
-            // byte.
-            let (name, line) = unsafe {
-                let function = (*f.closure).function;
-                let offset = (f.ip.offset_from((*function).code).max(1) as usize - 1)
-                    .min((*function).code_len.saturating_sub(1));
-                let line = *(*function).lines.add(offset);
-                let name = if (*function).name.is_null() {
-                    "script".into()
-                } else {
-                    String::from_utf8_lossy(ObjString::bytes((*function).name))
-                };
-                (name, line)
-            };
+            // `ip` lies within its function's code.
+            let (line, name) = unsafe { f.line_and_name() };
+            let name = name.map_or("script".into(), String::from_utf8_lossy);
             stack.push(&name, &self.script, line);
         }
         if stack.is_empty() {

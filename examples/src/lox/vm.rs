@@ -301,17 +301,13 @@ impl Vm {
         text.push(b'\n');
         for f in self.st.frames().iter().rev() {
             // SAFETY: INV-LIVE for the frames' closures; `ip` is past at least one byte of
-            // the frame's code (the instruction being run, or the call being made), and the
-            // line table has an entry per byte.
-            unsafe {
-                let function = (*f.closure).function;
-                let offset = f.ip.offset_from((*function).code) as usize - 1;
-                let line = *(*function).lines.add(offset);
-                text.extend_from_slice(format!("[line {line}] in ").as_bytes());
-                if (*function).name.is_null() {
-                    text.extend_from_slice(b"script\n");
-                } else {
-                    text.extend_from_slice(ObjString::bytes((*function).name));
+            // the frame's code (the instruction being run, or the call being made).
+            let (line, name) = unsafe { f.line_and_name() };
+            text.extend_from_slice(format!("[line {line}] in ").as_bytes());
+            match name {
+                None => text.extend_from_slice(b"script\n"),
+                Some(name) => {
+                    text.extend_from_slice(name);
                     text.extend_from_slice(b"()\n");
                 }
             }
