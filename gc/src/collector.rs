@@ -73,7 +73,7 @@ impl Collector {
             gogc: config.gogc,
             memory_limit: config.memory_limit,
         };
-        let first_goal = pacer.goal(0, 0);
+        let first_goal = pacer.goal(0, 0, 0);
         let sweeper = if config.background_sweep {
             Some(Sweeper::start(heap.clone())?)
         } else {
@@ -242,7 +242,8 @@ impl Collector {
     /// Sets goal and trigger from the last cycle's live heap and the pacer's estimates.
     pub(crate) fn retarget(&self, p: &Pacer) -> (u64, u64) {
         let live = self.last_marked().unwrap_or(0);
-        let goal = p.goal(live, self.overhead());
+        let roots = self.stats.lock().history.back().map_or(0, |r| r.root_bytes);
+        let goal = p.goal(live, roots, self.overhead());
         let trigger = if self.config.stop_the_world {
             goal
         } else {

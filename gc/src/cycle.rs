@@ -401,7 +401,7 @@ impl Collector {
             self.estimates.lock().last_scan_work = q.scan_work();
         }
         let pacer = *self.pacer.lock();
-        let goal = pacer.goal(marked, self.overhead());
+        let goal = pacer.goal(marked, q.root_bytes(), self.overhead());
         let runway = self.estimates.lock().runway();
         let trigger = if c.concurrent {
             pacer.trigger(marked, goal, runway)
@@ -445,6 +445,7 @@ impl Collector {
             heap_at_term,
             heap_live: marked,
             objects_live: q.marked_objects(),
+            root_bytes: q.root_bytes(),
             goal: c.goal,
             next_goal: goal,
             next_trigger: trigger,

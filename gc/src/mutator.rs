@@ -160,6 +160,16 @@ impl MutatorState {
         }
     }
 
+    /// [`MutatorState::shade_words`] for the words of a root area scanned while marking (a
+    /// goroutine's stack, scanned by its M before it resumes): counted as roots, which the
+    /// pacer adds to the next goal.
+    pub fn shade_root_words(&mut self, words: Vec<usize>) {
+        if let Some(q) = &self.queue {
+            q.add_root_bytes(8 * words.len() as u64);
+        }
+        self.shade_words(words);
+    }
+
     /// [`MutatorState::shade_words`] for the words of `[start, end)`.
     ///
     /// # Safety

@@ -61,12 +61,16 @@ pub struct Pacer {
 
 impl Pacer {
     /// The heap size to finish the next cycle by, after a cycle that found `live` bytes
-    /// marked, with `overhead` bytes of memory that are not heap objects (metadata,
-    /// fragmentation).
-    pub fn goal(&self, live: u64, overhead: u64) -> u64 {
+    /// marked and scanned `roots` bytes of roots (goroutine stacks, globals), with
+    /// `overhead` bytes of memory that are not heap objects (metadata, fragmentation).
+    ///
+    /// GOGC applies to the roots too, as in Go since 1.18: scanning a million goroutine
+    /// stacks is work of a cycle like marking the heap is, and a goal that ignored it
+    /// would collect a small heap over and over for the stacks' sake.
+    pub fn goal(&self, live: u64, roots: u64, overhead: u64) -> u64 {
         let by_gogc = self.gogc.map_or(u64::MAX, |p| {
             let p = p as u64;
-            live.saturating_add(live.saturating_mul(p) / 100)
+            live.saturating_add(live.saturating_add(roots).saturating_mul(p) / 100)
                 .max(HEAP_MINIMUM * p / 100)
         });
         let by_limit = self.memory_limit.map_or(u64::MAX, |limit| {
@@ -247,24 +251,28 @@ mod tests {
             gogc: Some(100),
             memory_limit: None,
         };
-        assert_eq!(p.goal(100 * MB, 0), 200 * MB);
-        assert_eq!(p.goal(MB, 0), 4 * MB, "floor: 4 MiB x GOGC/100");
+        assert_eq!(p.goal(100 * MB, 0, 0), 200 * MB);
+        assert_eq!(p.goal(MB, 0, 0), 4 * MB, "floor: 4 MiB x GOGC/100");
         let p = Pacer {
             gogc: Some(50),
             memory_limit: None,
         };
-        assert_eq!(p.goal(100 * MB, 0), 150 * MB);
-        assert_eq!(p.goal(0, 0), 2 * MB);
+        assert_eq!(p.goal(100 * MB, 0, 0), 150 * MB);
+        assert_eq!(p.goal(0, 0, 0), 2 * MB);
         let p = Pacer {
             gogc: Some(0),
             memory_limit: None,
         };
-        assert_eq!(p.goal(10 * MB, 0), 10 * MB, "GOGC=0 collects continually");
+        assert_eq!(
+            p.goal(10 * MB, 0, 0),
+            10 * MB,
+            "GOGC=0 collects continually"
+        );
         let off = Pacer {
             gogc: None,
             memory_limit: None,
         };
-        assert_eq!(off.goal(100 * MB, 0), u64::MAX, "off: never by growth");
+        assert_eq!(off.goal(100 * MB, 0, 0), u64::MAX, "off: never by growth");
     }
 
     #[test]
@@ -274,22 +282,22 @@ mod tests {
             memory_limit: Some(150 * MB),
         };
         assert_eq!(
-            p.goal(100 * MB, 10 * MB),
+            p.goal(100 * MB, 0, 10 * MB),
             140 * MB,
             "the limit caps the GOGC goal"
         );
-        assert_eq!(p.goal(10 * MB, 0), 20 * MB, "under the limit GOGC rules");
+        assert_eq!(p.goal(10 * MB, 0, 0), 20 * MB, "under the limit GOGC rules");
         let off = Pacer {
             gogc: None,
             memory_limit: Some(150 * MB),
         };
         assert_eq!(
-            off.goal(10 * MB, 5 * MB),
+            off.goal(10 * MB, 0, 5 * MB),
             145 * MB,
             "GOGC=off + limit: collect near it"
         );
         assert_eq!(
-            off.goal(160 * MB, 0),
+            off.goal(160 * MB, 0, 0),
             170 * MB,
             "over the limit: a margin, not a spiral"
         );

@@ -54,6 +54,9 @@ pub struct CycleRecord {
     pub heap_live: u64,
     /// Objects marked by the markers (objects allocated during marking not included).
     pub objects_live: u64,
+    /// Bytes of roots scanned while marking concurrently (goroutine stacks, globals): GOGC
+    /// applies to them too (what gctrace prints as "MB stacks").
+    pub root_bytes: u64,
     /// This cycle's goal: the heap it was paced to finish by (what gctrace prints).
     pub goal: u64,
     /// The goal set for the next cycle.
@@ -180,7 +183,7 @@ pub fn gctrace_line(r: &CycleRecord, cpu_percent: u64, procs: usize) -> String {
     let p = procs.max(1) as u64;
     let (first, last) = (r.sweep_term_ns, r.mark_term_ns + r.retry_ns);
     let mut s = format!(
-        "gc {} @{:.3}s {}%: {}+{}+{} ms clock, {}+{}/{}/{}+{} ms cpu, {}->{}->{} MB, {} MB goal, 0 MB stacks, 0 MB globals, {} P",
+        "gc {} @{:.3}s {}%: {}+{}+{} ms clock, {}+{}/{}/{}+{} ms cpu, {}->{}->{} MB, {} MB goal, {} MB stacks, 0 MB globals, {} P",
         r.number,
         r.start_ns as f64 / 1e9,
         cpu_percent,
@@ -196,6 +199,7 @@ pub fn gctrace_line(r: &CycleRecord, cpu_percent: u64, procs: usize) -> String {
         mb(r.heap_at_term),
         mb(r.heap_live),
         if r.goal == u64::MAX { 0 } else { mb(r.goal) },
+        mb(r.root_bytes),
         procs,
     );
     if r.forced {
