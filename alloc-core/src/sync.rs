@@ -38,9 +38,40 @@ pub struct Mutex<T> {
     inner: loom::sync::Mutex<T>,
 }
 
-/// The guard of [`Mutex`].
+/// The guard of [`Mutex`]: while one is alive its thread counts a lock held ([`m_locks`]).
 #[cfg(not(loom))]
-pub type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+pub struct MutexGuard<'a, T> {
+    inner: std::mem::ManuallyDrop<parking_lot::MutexGuard<'a, T>>,
+}
+
+#[cfg(not(loom))]
+impl<T> std::ops::Deref for MutexGuard<'_, T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> std::ops::DerefMut for MutexGuard<'_, T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+#[cfg(not(loom))]
+impl<T> Drop for MutexGuard<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: dropped once, here; the guard is not used afterwards.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.inner) };
+        // Only once the lock is free: a goroutine preempted between the two would leave
+        // its thread's next goroutine to wait for a lock its holder cannot release.
+        releasem();
+    }
+}
 /// The guard of [`Mutex`].
 #[cfg(loom)]
 pub type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
@@ -60,7 +91,12 @@ impl<T> Mutex<T> {
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         #[cfg(not(loom))]
-        return self.inner.lock();
+        {
+            acquirem();
+            MutexGuard {
+                inner: std::mem::ManuallyDrop::new(self.inner.lock()),
+            }
+        }
         #[cfg(loom)]
         return self
             .inner
@@ -73,6 +109,7 @@ impl<T> Mutex<T> {
     #[cfg(not(loom))]
     pub fn lock_raw(&self) {
         use parking_lot::lock_api::RawMutex;
+        acquirem();
         // SAFETY: `raw` is unsafe only because unlocking through it could break a guard's
         // assumptions; we only lock, and the caller unlocks with `unlock_raw`.
         unsafe { self.inner.raw() }.lock();
@@ -86,6 +123,7 @@ impl<T> Mutex<T> {
     pub unsafe fn unlock_raw(&self) {
         // SAFETY: the caller's contract.
         unsafe { self.inner.force_unlock() };
+        releasem();
     }
 
     /// The protected data, for a holder of a raw lock.
@@ -129,7 +167,7 @@ impl Condvar {
         #[cfg(not(loom))]
         {
             let mut guard = guard;
-            self.inner.wait(&mut guard);
+            self.inner.wait(&mut guard.inner);
             guard
         }
         #[cfg(loom)]
@@ -148,7 +186,7 @@ impl Condvar {
         #[cfg(not(loom))]
         {
             let mut guard = guard;
-            self.inner.wait_for(&mut guard, timeout);
+            self.inner.wait_for(&mut guard.inner, timeout);
             guard
         }
         #[cfg(loom)]
@@ -166,6 +204,82 @@ impl Condvar {
     /// Wakes every waiter.
     pub fn notify_all(&self) {
         self.inner.notify_all();
+    }
+}
+
+// Go's `m.locks`: how many reasons this thread has not to be preempted asynchronously —
+// locks of this shim held, plus the runtime's own non-preemptible regions
+// (`acquirem`/`releasem` around them). minigo-runtime's preemption signal handler reads it
+// on the interrupted thread and declines while it is not zero: a goroutine switched out
+// holding a lock could deadlock the M that runs next on its thread. A plain thread-local
+// word (written only by its thread, read only by a signal handler on the same thread),
+// behind never-inlined accessors: a goroutine may move to another thread at a park, and an
+// address of the thread-local computed before the park must not be reused after it.
+#[cfg(not(loom))]
+thread_local! {
+    static M_LOCKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one more reason not to preempt this thread (Go's `acquirem`).
+#[inline(never)]
+pub fn acquirem() {
+    acquirem_inline();
+}
+
+/// Counts one reason less (Go's `releasem`).
+#[inline(never)]
+pub fn releasem() {
+    releasem_inline();
+}
+
+/// [`acquirem`], inlined: only for a function that is itself never inlined and never
+/// parks a goroutine between this and [`releasem_inline`] (a fast path), so that the
+/// thread-local's address it computes is this thread's throughout.
+#[inline(always)]
+pub fn acquirem_inline() {
+    #[cfg(not(loom))]
+    {
+        M_LOCKS.with(|c| c.set(c.get() + 1));
+        // What follows must not be reordered before the count (the handler reads it on
+        // this thread).
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+    }
+}
+
+/// [`releasem`], inlined (see [`acquirem_inline`]).
+#[inline(always)]
+pub fn releasem_inline() {
+    #[cfg(not(loom))]
+    {
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        M_LOCKS.with(|c| c.set(c.get().saturating_sub(1)));
+    }
+}
+
+/// This thread's count ([`acquirem`]); 0 means it may be preempted. Async-signal-safe.
+#[inline(never)]
+pub fn m_locks() -> u32 {
+    #[cfg(not(loom))]
+    return M_LOCKS.with(|c| c.get());
+    #[cfg(loom)]
+    return 0;
+}
+
+/// Sets this thread's count, returning the old one: a goroutine's count travels with it
+/// when it parks on one thread and resumes on another (the runtime's `park`).
+#[inline(never)]
+pub fn set_m_locks(n: u32) -> u32 {
+    #[cfg(not(loom))]
+    {
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        let old = M_LOCKS.with(|c| c.replace(n));
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        old
+    }
+    #[cfg(loom)]
+    {
+        let _ = n;
+        0
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Every model runs the production types — `MCache`, `MCentral` (through the mcache), the
 //! page heap and its scavenger, the sweeper and its specials, the mark workers, the write barrier and
-//! black allocation, the run queues, the world stop, channels and the park/wake status
-//! handshake — compiled with loom's
+//! black allocation, the run queues, the world stop, the stack-scan claim, channels and
+//! the park/wake status handshake — compiled with loom's
 //! primitives through the crates' `sync` shims (`--cfg loom`). Sizes are the real ones,
 //! chosen so that state stays small: 18 KiB objects (four to a span), 1 MiB arenas, a
 //! 4-slot run queue ring, at most three threads. Each model file states what it proves;
@@ -24,6 +24,7 @@
 //! | 8. a mutator's barrier-protected stores race a mark worker | `tests/barrier.rs` | `barrier_no_old`, `alloc_white` |
 //! | 9. a late marker races mark termination (the queue's close) | `tests/close.rs` | `late_marker` |
 //! | 10. a heap-profile special is attached while its span is swept | `tests/specials.rs` | `special_flag_early` |
+//! | 11. an asynchronously preempted goroutine stops in place; a mark worker takes its stack | `tests/preempt.rs` | `scan_claim_racy` |
 //!
 //! Run: `.ci/loom` (bounded, as CI), or
 //! `RUSTFLAGS="--cfg loom -C debug-assertions=on" LOOM_MAX_PREEMPTIONS=2 cargo test -p

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io::{self, Write};
 
-use minigo_alloc_core::sync::Arc;
+use minigo_alloc_core::sync::{Arc, Ordering};
 use minigo_gc::{Collector, EnvError, GcConfig, MemProfileRecord, MemStats};
 
 use crate::sched::{current, with_world_stopped, Finish, Sched};
@@ -142,7 +142,9 @@ impl Builder {
         self
     }
 
-    /// Usable bytes of each goroutine stack (default 256 KiB; backed lazily).
+    /// Usable bytes of each goroutine stack (default 1 MiB of address space, backed
+    /// lazily: a goroutine's resident stack is what it touched, and a collection gives back
+    /// what a parked one no longer uses).
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self
@@ -199,6 +201,7 @@ impl Builder {
         gc.mark_workers = procs;
         let collector = Collector::new(gc).map_err(BuildError::Os)?;
         crate::signal::install();
+        crate::preempt::install();
         let stack = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE);
         Ok(Runtime {
             sched: Arc::new(Sched::new(collector, procs, stack, self.abort_on_panic)),
@@ -234,10 +237,9 @@ impl Runtime {
     /// returns: a parked one is never resumed, and a running one stops for good at its
     /// next safepoint — an allocation past the mcache's fast path, a channel operation or
     /// `select`, `yield_now`, `sleep`, `gc` — or, inside `blocking`, when the call
-    /// returns. `run` returns once they all have, so no goroutine of the run executes after
-    /// it; their stacks are freed without unwinding (no destructors run), as Go's are. A
-    /// goroutine that never reaches a safepoint (a loop that neither allocates nor calls
-    /// the runtime) keeps `run` from returning: minigo does not yet preempt.
+    /// returns; one in a loop without safepoints is preempted asynchronously and stops
+    /// there. `run` returns once they all have, so no goroutine of the run executes after
+    /// it; their stacks are freed without unwinding (no destructors run), as Go's are.
     pub fn run<F: FnOnce() + Send + 'static>(self, main: F) -> Result<(), RunError> {
         self.sched.spawn(Box::new(main));
         self.sched.start();
@@ -251,6 +253,13 @@ impl Runtime {
             Finish::Deadlock { goroutines } => Err(RunError::Deadlock { goroutines }),
         }
     }
+}
+
+/// How many times a goroutine of this run has been preempted asynchronously (stopped by
+/// sysmon's signal away from any safepoint: for a stop of the world, or at the end of its
+/// time slice).
+pub fn async_preemptions() -> u64 {
+    current().sched().async_preemptions.load(Ordering::Relaxed)
 }
 
 /// Starts a goroutine running `f` (Go's `go f()`); returns its id.
@@ -319,7 +328,7 @@ pub fn read_mem_stats() -> MemStats {
         out = Some(s.collector.mem_stats());
     });
     let mut m = out.expect("the job ran");
-    // Outside the stop: one `mincore` per 64 MiB of stacks.
+    // Outside the stop: one `mincore` per stack arena.
     (m.stack_inuse, m.stack_sys) = crate::stack::resident();
     m
 }

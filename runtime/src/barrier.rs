@@ -21,6 +21,7 @@
 use minigo_alloc_core::sync::store_word;
 use minigo_gc::{any_barrier_on, GcPhase, MutatorState};
 
+use crate::preempt::NoPreempt;
 use crate::sched::{try_current, try_current_state, Sched};
 
 /// Stores `value` into the pointer word `slot` of a heap object, with the barrier of the
@@ -32,7 +33,15 @@ use crate::sched::{try_current, try_current_state, Sched};
 /// # Safety
 /// `slot` is an aligned pointer word of a live heap object; `value` is null or a heap
 /// object of the same heap.
-#[inline(always)]
+///
+/// Never preempted asynchronously between the test and the store: a goroutine stopped
+/// there while a cycle started would store without the barrier the cycle needs. The
+/// function lives in the `minigo_nopreempt` section, which the preemption handler treats
+/// as runtime code (`preempt.rs`); everything it runs is inlined into it (the test and
+/// the store are `#[inline(always)]`), but for `write_slow`, which decides again under
+/// the thread's lock count.
+#[inline(never)]
+#[link_section = "minigo_nopreempt"]
 pub(crate) unsafe fn write(slot: *mut usize, value: usize) {
     if any_barrier_on() {
         // SAFETY: the caller's contract.
@@ -47,6 +56,7 @@ pub(crate) unsafe fn write(slot: *mut usize, value: usize) {
 /// As for [`write`].
 #[inline(never)]
 unsafe fn write_slow(slot: *mut usize, value: usize) {
+    let _np = NoPreempt::new();
     match try_current_state() {
         // SAFETY: the caller's contract; the state is this goroutine's P's, not held
         // across a park.
@@ -77,6 +87,7 @@ pub(crate) unsafe fn shade_range(sched: &Sched, lo: usize, hi: usize) {
     if sched.collector.phase() == GcPhase::Off {
         return;
     }
+    let _np = NoPreempt::new();
     match own_state(sched) {
         // SAFETY: the caller's contract.
         Some(st) => unsafe { st.shade_conservative(lo, hi) },
@@ -90,6 +101,7 @@ pub(crate) fn shade_words(sched: &Sched, words: &[usize]) {
     if sched.collector.phase() == GcPhase::Off {
         return;
     }
+    let _np = NoPreempt::new();
     match own_state(sched) {
         Some(st) => st.shade_words(words.iter().copied()),
         None => sched.collector.shade_words(words.iter().copied()),

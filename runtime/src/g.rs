@@ -20,6 +20,10 @@ pub(crate) enum Park {
     /// Stopped at a safepoint because the world is stopping: runs again first on its own
     /// P when the world restarts (so a world stop does not move it to another M).
     Safepoint,
+    /// Preempted asynchronously at the end of its time slice (`preempt.rs`): runnable
+    /// again, on the same M (its code may hold references into that thread's
+    /// thread-locals), once the M has given others a turn.
+    Preempted,
     /// Waiting for a `ready` (channel, timer, wait group, select).
     Wait,
     /// Wants `job` run with the world stopped (a collection, a statistics snapshot).
@@ -47,6 +51,12 @@ pub(crate) struct G {
     /// goroutines that have not run yet cost no mapping).
     pub(crate) stack_top: AtomicUsize,
     pub(crate) guard: Cell<(usize, usize)>,
+    /// The stack's lowest usable address (just above the guard page), for `shrinkstack`.
+    pub(crate) stack_lo: AtomicUsize,
+    /// Times an M resumed it, and the count when `shrinkstack` last looked at its stack
+    /// (a goroutine that has not run since cannot have grown it).
+    pub(crate) runs: AtomicU32,
+    pub(crate) shrink_seen: AtomicU32,
     /// The function to run, until the goroutine starts (scanned conservatively till then).
     pub(crate) entry: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     /// Set once the coroutine runs; only the goroutine itself reads it.
@@ -76,6 +86,9 @@ impl G {
             scan_gen: AtomicU32::new(0),
             stack_top: AtomicUsize::new(0),
             guard: Cell::new((0, 0)),
+            stack_lo: AtomicUsize::new(0),
+            runs: AtomicU32::new(0),
+            shrink_seen: AtomicU32::new(0),
             entry: Mutex::new(Some(entry)),
             yielder: Cell::new(std::ptr::null()),
             co: std::cell::UnsafeCell::new(None),
@@ -121,14 +134,20 @@ impl G {
         let g = unsafe { gref.as_ref() };
         g.stack_top.store(stack.top(), Ordering::Release);
         g.guard.set(stack.guard());
+        g.stack_lo.store(stack.guard().1, Ordering::Release);
         let body = move |y: &Yielder<(), Park>, (): ()| -> Outcome {
             // SAFETY: the G outlives its coroutine (it is freed only after the coroutine
             // returned, by the M that ran it).
             let g = unsafe { gref.as_ref() };
             g.yielder.set(y);
             let f = g.entry.lock().take().expect("a goroutine starts once");
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                .map_err(|p| panic_message(&*p))
+            // The goroutine's own code may be preempted asynchronously; the runtime's
+            // around it (the coroutine's start and end) may not.
+            minigo_alloc_core::sync::set_m_locks(0);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .map_err(|p| panic_message(&*p));
+            minigo_alloc_core::sync::set_m_locks(1);
+            r
         };
         // SAFETY: as above.
         unsafe { *g.co.get() = Some(Coroutine::with_stack(stack, body)) };

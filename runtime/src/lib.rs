@@ -7,7 +7,9 @@
 //! and an mcache; OS threads (M) run goroutines while they hold a P, steal work from other
 //! Ps when theirs is empty, and park when there is none. Goroutines switch at channel
 //! operations, `yield_now`, sleeps and allocation slow paths; those are the safepoints where
-//! the world can stop ([`sched`](crate) module docs). `blocking` runs code without a P.
+//! the world can stop ([`sched`](crate) module docs). A monitor thread (`sysmon.rs`)
+//! preempts, with a signal, a goroutine that runs for 10 ms while others wait or while the
+//! world is stopping (`preempt.rs`). `blocking` runs code without a P.
 //!
 //! ## What the collector sees
 //!
@@ -40,8 +42,12 @@
 //! - A goroutine may resume on another OS thread after any park (a channel operation,
 //!   `yield_now`, `sleep`, an allocation): never keep a reference to thread-local state
 //!   across one. The runtime re-reads its own thread-locals after every park.
-//! - A goroutine that neither allocates nor reaches a safepoint delays a collection (and
-//!   every goroutine waiting for it) until it does; call `yield_now` in long loops.
+//! - A goroutine that runs for 10 ms while others wait, or while the world is stopping, is
+//!   preempted asynchronously (`preempt.rs`, x86-64 Linux): a loop without safepoints no
+//!   longer holds up a collection or starves other goroutines. A preempted goroutine
+//!   resumes on the same OS thread; one preempted while holding a `std` lock keeps it
+//!   while others run on that thread, so share locks with long loops only through
+//!   channels (or call `yield_now` in the loop).
 //! - Code inside `blocking` must not touch the heap or call the runtime.
 //! - A goroutine that overflows its stack kills the process with "fatal error: goroutine
 //!   N: stack overflow" (exit status 2), as in Go; a goroutine that panics ends the run with
@@ -74,8 +80,11 @@ mod malloc;
 #[cfg(not(loom))]
 mod park;
 #[cfg(not(loom))]
+mod preempt;
+#[cfg(not(loom))]
 mod roots;
 mod runq;
+mod scan_claim;
 #[cfg(not(loom))]
 mod sched;
 #[cfg(loom)]
@@ -87,6 +96,8 @@ mod signal;
 mod stack;
 mod status;
 #[cfg(not(loom))]
+mod sysmon;
+#[cfg(not(loom))]
 mod time;
 #[cfg(not(loom))]
 mod types;
@@ -96,8 +107,8 @@ mod world;
 
 #[cfg(not(loom))]
 pub use api::{
-    gc_cycles, go, goroutine_id, mem_profile, num_goroutine, procs, read_mem_stats,
-    write_heap_profile, BuildError, Builder, RunError, Runtime,
+    async_preemptions, gc_cycles, go, goroutine_id, mem_profile, num_goroutine, procs,
+    read_mem_stats, write_heap_profile, BuildError, Builder, RunError, Runtime,
 };
 #[cfg(not(loom))]
 pub use chan::{select, try_select, RecvCase, SelectCase, SendCase};
@@ -110,7 +121,11 @@ pub use minigo_alloc_core::{AllocError, Layout};
 #[cfg(not(loom))]
 pub use minigo_derive::HeapType;
 pub use minigo_gc::{self as gc_crate, MemStats};
+#[cfg(not(loom))]
+pub use preempt::async_preemption_enabled;
 pub use runq::{GlobalQueue, LocalQueue, RUNQ_SIZE};
+#[doc(hidden)]
+pub use scan_claim::scan_once;
 #[cfg(loom)]
 pub use sched::Sched as LoomSched;
 #[cfg(not(loom))]

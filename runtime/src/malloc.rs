@@ -13,14 +13,15 @@ use std::ptr::NonNull;
 use minigo_alloc_core::{AllocError, Layout};
 use minigo_gc::{alloc_slow, GcPhase, MutatorContext, MutatorState};
 
+use crate::preempt::NoPreempt;
 use crate::sched::{
-    current, current_gptr, current_state_for_alloc, safepoint, wait_unlocking, with_world_stopped,
+    alloc_fast, current, current_gptr, safepoint, wait_unlocking, with_world_stopped,
 };
 
 /// Allocates a zeroed array of `len` elements of `layout` from the running goroutine.
 pub(crate) fn alloc(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
     if len == 1 {
-        if let Some(p) = current_state_for_alloc().and_then(|st| st.alloc_fast(layout)) {
+        if let Some(p) = alloc_fast(layout) {
             return Ok(p);
         }
     }
@@ -29,6 +30,7 @@ pub(crate) fn alloc(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocErr
 
 #[cold]
 fn slow(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
+    let _np = NoPreempt::new();
     alloc_slow(&mut Goroutine, layout, len)
 }
 
@@ -94,6 +96,7 @@ fn wait_cycles(n: u32) {
 /// sweeps everything, so that `read_mem_stats` right after it is exact. Other goroutines
 /// keep running meanwhile, as in Go.
 pub fn gc() {
+    let _np = NoPreempt::new();
     let sched = current().sched();
     let c = sched.collector.clone();
     if c.config().stop_the_world || c.config().stress {

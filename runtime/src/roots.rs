@@ -22,8 +22,8 @@
 
 use std::sync::Arc as StdArc;
 
-use minigo_alloc_core::sync::{spin_loop, Arc, Ordering};
-use minigo_gc::{MarkHost, RootJobs, Roots, Tracer};
+use minigo_alloc_core::sync::{Arc, Ordering};
+use minigo_gc::{MarkHost, MutatorState, RootJobs, Roots, Tracer};
 
 use crate::g::{GRef, G};
 use crate::sched::Sched;
@@ -69,6 +69,35 @@ unsafe fn scan_goroutine(g: &G, t: &mut Tracer<'_>) {
     }
 }
 
+/// Shrinks the stack of `g` if it is parked (switched out: queued or waiting) and has run
+/// since the last look (`stack::shrink`). Called by a collection for each goroutine whose
+/// stack it scans (Go's `scanstack` -> `shrinkstack`).
+///
+/// # Safety
+/// `g` is not resumed until this returns (its scan claim is held, or the world is
+/// stopped).
+unsafe fn shrinkstack(g: &G) {
+    let status = g.status.load(Ordering::Acquire);
+    if status != crate::g::RUNNABLE && status != crate::status::WAITING {
+        // Running, or in `blocking` or stopped in place: frames below the saved pointer.
+        return;
+    }
+    let runs = g.runs.load(Ordering::Relaxed);
+    if g.shrink_seen.swap(runs, Ordering::Relaxed) == runs {
+        return;
+    }
+    let (sp, lo) = (
+        g.saved_sp.load(Ordering::Acquire),
+        g.stack_lo.load(Ordering::Acquire),
+    );
+    if sp == 0 || lo == 0 {
+        return;
+    }
+    // SAFETY: a switched-out goroutine has nothing below its saved pointer, and the
+    // caller keeps it from resuming meanwhile.
+    unsafe { crate::stack::shrink(lo, sp, g.stack_top.load(Ordering::Acquire)) };
+}
+
 /// A concurrent cycle's roots: the goroutines that existed when it started, the globals
 /// and the channel buffers, as root jobs; and the way to end marking.
 pub(crate) struct RuntimeCycle {
@@ -83,6 +112,9 @@ pub(crate) struct RuntimeCycle {
 unsafe impl Send for RuntimeCycle {}
 // SAFETY: as above.
 unsafe impl Sync for RuntimeCycle {}
+
+/// Goroutines a stopped cycle looks at for `shrinkstack`.
+const SHRINK_PER_STOP: usize = 2048;
 
 /// Root jobs before the goroutines': the globals and the channel buffers.
 const FIXED_JOBS: usize = 2;
@@ -102,7 +134,10 @@ impl RootJobs for RuntimeCycle {
                 scan_once(g, self.epoch, |g| {
                     // SAFETY: `scan_once` holds the G's scan claim: its M waits for it
                     // before resuming it, so it is not running.
-                    unsafe { scan_goroutine(g, t) }
+                    unsafe {
+                        scan_goroutine(g, t);
+                        shrinkstack(g);
+                    }
                 });
             }
         }
@@ -116,6 +151,7 @@ impl MarkHost for RuntimeCycle {
             crate::g::fatal_on_panic(|| {
                 // SAFETY: the world is stopped until this closure returns.
                 let mut states = unsafe { s.all_states() };
+                s.shade_preempted(states[0]);
                 // SAFETY: every P's state, and no P runs.
                 unsafe {
                     s.collector
@@ -133,31 +169,9 @@ impl MarkHost for RuntimeCycle {
     }
 }
 
-/// Runs `scan` on `g` unless its stack was scanned for cycle `epoch` already, making sure
-/// nobody else scans it, or resumes it, meanwhile. Returns when `g` is scanned for the
-/// cycle (by this call or another).
+/// [`scan_once`](crate::scan_claim::scan_once) on `g`'s claim word.
 fn scan_once(g: &G, epoch: u32, scan: impl FnOnce(&G)) {
-    let done = epoch.wrapping_mul(2);
-    let scanning = done.wrapping_add(1);
-    loop {
-        let s = g.scan_gen.load(Ordering::Acquire);
-        if s == done {
-            return;
-        }
-        if s == scanning {
-            // Another marker is at it: a stack scan is short.
-            spin_loop();
-            continue;
-        }
-        if g.scan_gen
-            .compare_exchange(s, scanning, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            scan(g);
-            g.scan_gen.store(done, Ordering::Release);
-            return;
-        }
-    }
+    crate::scan_claim::scan_once(&g.scan_gen, epoch, || scan(g));
 }
 
 impl Sched {
@@ -179,7 +193,31 @@ impl Sched {
         let started =
             unsafe { c.start_cycle(&mut states, minigo_gc::CycleRoots::Jobs(host), forced) };
         // SAFETY: as above.
-        started && unsafe { c.finish_small_cycle(&mut states, &mut RuntimeRoots { sched: self }) }
+        let ended = started
+            && unsafe { c.finish_small_cycle(&mut states, &mut RuntimeRoots { sched: self }) };
+        if ended {
+            self.shrink_stacks();
+        }
+        ended
+    }
+
+    /// `shrinkstack` for a cycle that ran with the world stopped throughout (no root jobs
+    /// ran): for the next [`SHRINK_PER_STOP`] goroutines, round-robin, so that the pause
+    /// does not grow with the number of goroutines (a `mincore` each that ran since its
+    /// last look). Concurrent cycles shrink every stack they scan, off the pause.
+    fn shrink_stacks(&self) {
+        let all = self.all_goroutines();
+        if all.is_empty() {
+            return;
+        }
+        let start = self.shrink_cursor.load(Ordering::Relaxed) % all.len();
+        let n = all.len().min(SHRINK_PER_STOP);
+        for k in 0..n {
+            // SAFETY: the world is stopped (the callers' job), so no goroutine resumes;
+            // Gs are never freed while the scheduler lives.
+            unsafe { shrinkstack(all[(start + k) % all.len()].as_ref()) };
+        }
+        self.shrink_cursor.store(start + n, Ordering::Relaxed);
     }
 
     /// A whole cycle with the world stopped throughout (from a stop-the-world job).
@@ -191,6 +229,7 @@ impl Sched {
             self.collector
                 .collect_stopped(&mut states, &mut RuntimeRoots { sched: self }, forced)
         };
+        self.shrink_stacks();
         self.free.release_stacks();
     }
 
@@ -209,8 +248,28 @@ impl Sched {
             // SAFETY: `g` is not running (its M is here, about to resume it) and we hold
             // its scan claim.
             unsafe { scan_goroutine(g, &mut Tracer::new(&mut |w, _| words.push(w))) };
-            st.shade_words(words);
+            st.shade_root_words(words);
         });
+    }
+
+    /// At mark termination (world stopped): shades what the stacks of asynchronously
+    /// preempted goroutines hold now. Their stacks were scanned earlier in the cycle, and
+    /// everything a goroutine *uses* since is marked (the stack is black); but a
+    /// preemption saves every register, dead ones too, and a dead register may hold
+    /// anything — an object the sweeper just looked at, one that died before the cycle.
+    /// The conservative scan of that stack is a root from now on (verify mode checks
+    /// that every root's objects are marked, and a later cycle would keep them), so what
+    /// it sees is marked now: the same as marking any conservative root, which may keep a
+    /// dead object, never frees a live one.
+    fn shade_preempted(&self, st: &mut MutatorState) {
+        let preempted = self.preempted.lock().clone();
+        for g in preempted {
+            let mut words = Vec::new();
+            // SAFETY: a preempted goroutine is stopped (the world is), its stack frozen
+            // above its saved pointer.
+            unsafe { scan_goroutine(g.0.as_ref(), &mut Tracer::new(&mut |w, _| words.push(w))) };
+            st.shade_words(words);
+        }
     }
 
     /// Runs `f` with the world stopped, from a thread that holds no P (a mark worker
@@ -223,7 +282,7 @@ impl Sched {
         {
             std::thread::yield_now();
         }
-        self.world.stop(None);
+        self.stop_world(None);
         self.worlds_stopped.fetch_add(1, Ordering::AcqRel);
         let r = f();
         self.world.start(None);

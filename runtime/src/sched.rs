@@ -10,11 +10,15 @@
 //!
 //! Stopping the world (`world.rs`, Go's `stopTheWorldWithSema`): the stopper claims every
 //! idle P and waits until each running P stops itself at its goroutine's next safepoint
-//! (channel operations, `yield_now`, sleeps, allocation slow paths). A goroutine inside
-//! `blocking` holds no P, so it never holds the world up; a goroutine that neither
-//! allocates nor yields does, until it does. With the world stopped, every goroutine is
-//! parked with its registers spilled onto its stack, which is what makes the collector's
-//! stack scan sound.
+//! (channel operations, `yield_now`, sleeps, allocation slow paths), and sysmon preempts
+//! one that reaches none: it stops in place, its registers saved on its stack
+//! (`preempt.rs`). A goroutine inside `blocking` holds no P, so it never holds the world
+//! up. With the world stopped, every goroutine is parked or stopped with its registers
+//! spilled onto its stack, which is what makes the collector's stack scan sound.
+//!
+//! A goroutine preempted at the end of its time slice (`Park::Preempted`) is *pinned*: its
+//! M keeps it and runs it again after the others have had up to a time slice, never
+//! another M (its code may hold references into the thread's thread-locals).
 
 use std::cell::Cell;
 use std::sync::atomic::AtomicBool;
@@ -27,6 +31,7 @@ pub(crate) use crate::barrier::shade_value;
 use crate::g::{GRef, Outcome, Park, G, RUNNABLE, RUNNING, SYSCALL};
 use crate::gfree::{GlobalFree, LocalFree};
 use crate::park::with_spilled_registers;
+use crate::preempt::NoPreempt;
 use crate::runq::{GlobalQueue, LocalQueue};
 use crate::signal;
 use crate::stack::GoStack;
@@ -44,6 +49,9 @@ pub(crate) struct P {
     /// The collector's state for this P: mcache, write-barrier buffer, mark work buffer,
     /// assist credit.
     state: std::cell::UnsafeCell<MutatorState>,
+    /// Goroutines resumed on this P, and the thread resuming them (for `sysmon.rs`).
+    pub(crate) schedtick: AtomicU64,
+    pub(crate) m_tid: std::sync::atomic::AtomicI32,
 }
 
 // SAFETY: the mutator state is touched only by the M holding the P, or by the collector
@@ -115,6 +123,13 @@ pub(crate) struct Sched {
     finish_cv: Condvar,
     pub(crate) shutdown: AtomicBool,
     pub(crate) panic_aborts: bool,
+    pub(crate) sysmon: crate::sysmon::Sysmon,
+    /// Goroutines stopped by an asynchronous preemption, in place or parked (`preempt.rs`).
+    pub(crate) preempted: Mutex<Vec<GPtr>>,
+    /// Asynchronous preemptions so far.
+    pub(crate) async_preemptions: AtomicU64,
+    /// Where the next stopped cycle's `shrinkstack` round starts (`roots.rs`).
+    pub(crate) shrink_cursor: AtomicUsize,
 }
 
 /// Every goroutine ever created, for the collector and for abandoning them at the end.
@@ -150,6 +165,8 @@ thread_local! {
     static CUR: Cell<Option<Cur>> = const { Cell::new(None) };
     /// The P this M holds (changes under a running goroutine only in `blocking`).
     static M_P: Cell<Option<usize>> = const { Cell::new(None) };
+    /// This M's kernel thread id (0 until it runs a goroutine), for preemption signals.
+    static M_TID: Cell<i32> = const { Cell::new(0) };
 }
 
 impl Cur {
@@ -184,20 +201,24 @@ pub(crate) fn current() -> Cur {
         .expect("this minigo function must be called from a goroutine of a running minigo runtime")
 }
 
-/// The running goroutine's P's mutator state, for allocation's fast path: both
-/// thread-locals in one call (not inlined: see `try_current`). `None` in gc-stress mode,
-/// where every allocation takes the slow path. The reference must not be held across a
-/// park.
+/// Allocation's fast path, from the running goroutine's P's mcache: the thread-locals in
+/// one call (not inlined: see `try_current`), which is never preempted asynchronously
+/// (it holds the P's state). `None` when the slow path must run (and always in gc-stress
+/// mode, where every allocation takes the slow path).
 #[inline(never)]
-pub(crate) fn current_state_for_alloc<'a>() -> Option<&'a mut MutatorState> {
+pub(crate) fn alloc_fast(layout: &minigo_alloc_core::Layout) -> Option<std::ptr::NonNull<u8>> {
     let sched = CUR.with(|c| c.get())?.sched();
     if sched.stress {
         return None;
     }
-    let p = M_P.with(|p| p.get())?;
-    // SAFETY: this M holds P `p` until the goroutine parks, and the caller lets go of the
-    // reference before anything that may park.
-    Some(unsafe { sched.state(p) })
+    minigo_alloc_core::sync::acquirem_inline();
+    let r = M_P.with(|p| p.get()).and_then(|p| {
+        // SAFETY: this M holds P `p` until the goroutine parks, and the fast path does not
+        // park (nor can it be preempted: the count above).
+        unsafe { sched.state(p) }.alloc_fast(layout)
+    });
+    minigo_alloc_core::sync::releasem_inline();
+    r
 }
 
 /// The running goroutine's P's mutator state, if this thread runs a goroutine that holds
@@ -212,7 +233,7 @@ pub(crate) fn try_current_state<'a>() -> Option<&'a mut MutatorState> {
 
 /// The P this thread's M holds (not inlined: see `try_current`).
 #[inline(never)]
-fn current_p() -> usize {
+pub(crate) fn current_p() -> usize {
     M_P.with(|p| p.get())
         .expect("a running goroutine's M holds a P")
 }
@@ -220,14 +241,20 @@ fn current_p() -> usize {
 /// Stops the running goroutine until its M resumes it; `reason` says what the M should do.
 /// The one way a goroutine stops (see `park`): registers are spilled, the stack pointer
 /// recorded for the collector.
+///
+/// The thread's lock count (`preempt.rs`) belongs to the goroutine: it is 1 while the
+/// goroutine is switched out and the scheduler runs, and the goroutine's own again when it
+/// resumes, perhaps on another thread.
 pub(crate) fn park(reason: Park) {
     let cur = current();
     let g = cur.g();
+    let locks = minigo_alloc_core::sync::set_m_locks(1);
     with_spilled_registers(|sp| {
         g.saved_sp.store(sp, Ordering::Release);
         // SAFETY: set when the coroutine started; this is that coroutine.
         unsafe { (*g.yielder.get()).suspend(reason) };
     });
+    minigo_alloc_core::sync::set_m_locks(locks);
 }
 
 /// The running goroutine's scheduler.
@@ -258,6 +285,9 @@ pub(crate) fn safepoint() {
 /// holding the lock that makes the goroutine visible to wakers, and release that lock in
 /// `unlock` (the goroutine then parks).
 pub(crate) fn wait_unlocking(unlock: impl FnOnce()) {
+    // Never preempted between publishing the wait and parking: a preemption's own park
+    // would overwrite the status a waker may already have moved on.
+    let _np = NoPreempt::new();
     current().g().status.prepare_wait(unlock);
     park(Park::Wait);
 }
@@ -266,6 +296,7 @@ pub(crate) fn wait_unlocking(unlock: impl FnOnce()) {
 /// every P, runs `f`, and restarts the world. If another M is stopping the world at the
 /// same moment, this waits its turn.
 pub(crate) fn with_world_stopped(mut f: impl FnMut(&Sched)) {
+    let _np = NoPreempt::new();
     let done = Cell::new(false);
     let mut job = |s: &Sched| {
         f(s);
@@ -293,6 +324,8 @@ pub fn yield_now() {
 /// A panic in `f` propagates out of `blocking` after the goroutine has its P back, so a
 /// goroutine that catches it runs on as usual.
 pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    // Never preempted inside: it holds no P to give up.
+    let _np = NoPreempt::new();
     let cur = current();
     let sched = cur.sched();
     let g = cur.g();
@@ -313,6 +346,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         let p = sched.world.acquire_p();
         sched.in_blocking.fetch_sub(1, Ordering::AcqRel);
         M_P.with(|c| c.set(Some(p)));
+        sched.note_running(p);
         // Its stack above `sp` is still frozen here: a cycle that began meanwhile scans it
         // before the goroutine runs on.
         sched.ensure_scanned(g, p);
@@ -339,6 +373,8 @@ impl Sched {
                     // SAFETY: the runtime is not running yet, so no cycle starts; every
                     // cycle gets every P's state (`all_states`).
                     state: std::cell::UnsafeCell::new(unsafe { MutatorState::new(&collector) }),
+                    schedtick: AtomicU64::new(0),
+                    m_tid: std::sync::atomic::AtomicI32::new(0),
                 })
                 .collect(),
             collector,
@@ -365,6 +401,10 @@ impl Sched {
             finish_cv: Condvar::new(),
             shutdown: AtomicBool::new(false),
             panic_aborts,
+            sysmon: Default::default(),
+            preempted: Mutex::new(Vec::new()),
+            async_preemptions: AtomicU64::new(0),
+            shrink_cursor: AtomicUsize::new(0),
         }
     }
 
@@ -407,6 +447,8 @@ impl Sched {
 
     /// Creates a goroutine running `f` and queues it. Returns its id.
     pub(crate) fn spawn(self: &Arc<Self>, f: Box<dyn FnOnce() + Send>) -> u64 {
+        // The P's free lists and run queue are its M's alone: not preempted meanwhile.
+        let _np = NoPreempt::new();
         let id = self.next_goid.fetch_add(1, Ordering::Relaxed);
         let g = match self.take_dead_g() {
             Some(g) => {
@@ -447,6 +489,8 @@ impl Sched {
     /// Queues a runnable goroutine: on this M's P if called from a goroutine (as `runnext`
     /// when `next`), else on the global queue; and wakes an idle P if there is one.
     fn make_runnable_next(&self, g: GRef, next: bool) {
+        // Only the M holding a P pushes onto its queue: not preempted meanwhile.
+        let _np = NoPreempt::new();
         match try_current().and_then(|c| std::ptr::eq(c.sched, self).then(current_p)) {
             Some(p) => self.ps[p].runq.push(g, next, &self.global),
             None => self.global.push([g]),
@@ -524,9 +568,38 @@ impl Sched {
         }
     }
 
-    /// Makes sure an M runs the queued main goroutine (spawning it usually did already).
+    /// Makes sure an M runs the queued main goroutine (spawning it usually did already),
+    /// and starts the monitor thread.
     pub(crate) fn start(self: &Arc<Self>) {
+        self.start_sysmon();
         self.wakep();
+    }
+
+    /// P `p` is about to run a goroutine on this thread: a new time slice (`sysmon.rs`).
+    fn note_running(&self, p: usize) {
+        let pp = &self.ps[p];
+        pp.schedtick
+            .store(pp.schedtick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let mut tid = M_TID.with(|c| c.get());
+        if tid == 0 {
+            tid = crate::preempt::gettid();
+            M_TID.with(|c| c.set(tid));
+        }
+        pp.m_tid.store(tid, Ordering::Relaxed);
+    }
+
+    /// The goroutine `g`, preempted asynchronously on P `p` while the world is stopping,
+    /// stops where it is (`preempt.rs`): its registers are on its stack below the saved
+    /// pointer, its M stops the P as at any safepoint, and before it runs on its stack is
+    /// scanned if a cycle began meanwhile (as on the way out of `blocking`). Nothing else
+    /// runs on its thread meanwhile.
+    pub(crate) fn stop_in_place(&self, g: &G, p: usize) {
+        with_spilled_registers(|sp| {
+            g.saved_sp.store(sp, Ordering::Release);
+            self.world.stop_self(p);
+            self.ensure_scanned(g, p);
+            g.saved_sp.store(0, Ordering::Release);
+        });
     }
 
     /// An M: runs goroutines whenever it holds a P.
@@ -573,6 +646,9 @@ impl Sched {
     /// this M was woken to look for work (it counts in `nmspinning` until it finds some).
     fn schedule(&self, mut p: usize, mut spinning: bool) {
         M_P.with(|c| c.set(Some(p)));
+        // Goroutines preempted on this thread, oldest first, with when they were: they run
+        // again here, after the others had a turn (at most a time slice of them).
+        let mut pinned: std::collections::VecDeque<(GRef, std::time::Instant)> = Default::default();
         loop {
             if self.world.stopping() {
                 self.world.stop_self(p);
@@ -580,7 +656,19 @@ impl Sched {
             if self.shutdown.load(Ordering::Acquire) {
                 break;
             }
-            match self.find_runnable(p) {
+            let next = match pinned.front() {
+                Some(&(pg, since)) => {
+                    let other = (since.elapsed() < crate::sysmon::SLICE)
+                        .then(|| self.find_runnable(p))
+                        .flatten();
+                    Some(other.unwrap_or_else(|| {
+                        pinned.pop_front();
+                        pg
+                    }))
+                }
+                None => self.find_runnable(p),
+            };
+            match next {
                 Some(g) => {
                     if spinning {
                         spinning = false;
@@ -590,11 +678,18 @@ impl Sched {
                             self.wakep();
                         }
                     }
-                    self.execute(g, p);
+                    if let Some(g) = self.execute(g, p) {
+                        pinned.push_back((g, std::time::Instant::now()));
+                    }
                     // `blocking` may have moved this M to another P.
                     match M_P.with(|c| c.get()) {
                         Some(np) => p = np,
-                        None => return,
+                        None => {
+                            // Not reached while pinned goroutines wait (their M holds a P
+                            // until they ran); should it be, they must not be lost.
+                            self.global.push(pinned.drain(..).map(|(g, _)| g));
+                            return;
+                        }
                     }
                 }
                 None => {
@@ -681,8 +776,9 @@ impl Sched {
         None
     }
 
-    /// Resumes `g` on `p` and does what it asks when it comes back.
-    fn execute(&self, g: GRef, p: usize) {
+    /// Resumes `g` on `p` and does what it asks when it comes back. Returns it if it was
+    /// preempted: it is to run again on this thread.
+    fn execute(&self, g: GRef, p: usize) -> Option<GRef> {
         // Counted as running before the run's end is looked at, while `wait_finish` sets
         // the end before it reads the count (both SeqCst): one of the two sees the other,
         // so no goroutine starts once `run` may have returned. One that would is left
@@ -690,7 +786,7 @@ impl Sched {
         self.running.fetch_add(1, Ordering::SeqCst);
         if self.shutdown.load(Ordering::SeqCst) {
             self.running.fetch_sub(1, Ordering::Release);
-            return;
+            return None;
         }
         // SAFETY: we took the G from a run queue: it is ours until it parks or ends.
         let gr = unsafe { g.as_ref() };
@@ -706,15 +802,25 @@ impl Sched {
                 Ok(stack) => unsafe { G::start(g, stack) },
                 Err(e) => {
                     self.running.fetch_sub(1, Ordering::Release);
-                    return self.finish(g, Err(format!("cannot map a goroutine stack: {e}")));
+                    self.finish(g, Err(format!("cannot map a goroutine stack: {e}")));
+                    return None;
                 }
             }
         }
         self.ensure_scanned(gr, p);
         gr.status.store(RUNNING, Ordering::Release);
         gr.saved_sp.store(0, Ordering::Relaxed);
+        gr.runs.store(
+            gr.runs.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
         CUR.with(|c| c.set(Some(Cur { sched: self, g })));
-        signal::set_running(Some((gr.guard.get(), gr.id())));
+        self.note_running(p);
+        signal::set_running(Some((
+            gr.guard.get(),
+            gr.id(),
+            gr.stack_top.load(Ordering::Relaxed),
+        )));
         // SAFETY: as above.
         let co = unsafe { gr.co() }
             .as_mut()
@@ -736,6 +842,10 @@ impl Sched {
                 gr.status.store(RUNNABLE, Ordering::Release);
                 self.ps[p].runq.push(g, true, &self.global);
             }
+            corosensei::CoroutineResult::Yield(Park::Preempted) => {
+                gr.status.store(RUNNABLE, Ordering::Release);
+                return Some(g);
+            }
             corosensei::CoroutineResult::Yield(Park::Wait) => {
                 if gr.status.finish_parking() {
                     self.ps[p].runq.push(g, true, &self.global);
@@ -747,7 +857,7 @@ impl Sched {
                     .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    self.world.stop(Some(p));
+                    self.stop_world(Some(p));
                     self.worlds_stopped.fetch_add(1, Ordering::AcqRel);
                     crate::g::fatal_on_panic(|| {
                         // SAFETY: the job lives on the parked goroutine's stack (see
@@ -767,6 +877,7 @@ impl Sched {
             }
             corosensei::CoroutineResult::Return(outcome) => self.finish(g, outcome),
         }
+        None
     }
 
     /// A goroutine returned: keep its G and stack for the next one, and end the run if it
@@ -837,10 +948,14 @@ impl Sched {
         // next safepoint or park (its M finds the run over and never resumes it) and one in
         // `blocking` when the call returns; none starts any more (`execute`). Wait until
         // none runs, so that no goroutine runs once `run` has returned.
+        // One in a loop without safepoints is preempted, here rather than by sysmon (which
+        // stops with the run).
+        self.stop_sysmon();
         let mut nap = Duration::from_micros(10);
         while self.running.load(Ordering::SeqCst) != 0 {
             std::thread::sleep(nap);
             nap = (nap * 2).min(Duration::from_millis(1));
+            self.preempt_running();
         }
         // A cycle still marking is abandoned with the program, as Go's is when main
         // returns; its workers let go of this scheduler before `run` returns.

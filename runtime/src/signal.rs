@@ -14,14 +14,26 @@ use std::sync::Once;
 thread_local! {
     /// The running goroutine's guard page and id, set by the scheduler around each resume.
     static GUARD: Cell<(usize, usize, u64)> = const { Cell::new((0, 0, 0)) };
+    /// The running goroutine's stack top (0: none runs), for the preemption handler.
+    static TOP: Cell<usize> = const { Cell::new(0) };
 }
 
 static INSTALL: Once = Once::new();
 static mut PREVIOUS: Option<libc::sigaction> = None;
 
-/// Notes which goroutine (and guard page) runs on this thread; `None` when none does.
-pub(crate) fn set_running(g: Option<((usize, usize), u64)>) {
-    GUARD.with(|c| c.set(g.map_or((0, 0, 0), |((lo, hi), id)| (lo, hi, id))));
+/// Notes which goroutine (guard page, id, stack top) runs on this thread; `None` when
+/// none does.
+pub(crate) fn set_running(g: Option<((usize, usize), u64, usize)>) {
+    GUARD.with(|c| c.set(g.map_or((0, 0, 0), |((lo, hi), id, _)| (lo, hi, id))));
+    TOP.with(|c| c.set(g.map_or(0, |(_, _, top)| top)));
+}
+
+/// The stack of the goroutine running on this thread, `(top of its guard page, top)`.
+/// Async-signal-safe (for the preemption handler).
+pub(crate) fn running_stack() -> Option<(usize, usize)> {
+    let top = TOP.with(|c| c.get());
+    let (_, hi, _) = GUARD.with(|c| c.get());
+    (top != 0).then_some((hi, top))
 }
 
 /// Installs the handler once per process.

@@ -7,7 +7,7 @@
 //!    page and the stack above it. An arena is one anonymous mapping reserved without swap
 //!    (`MAP_NORESERVE`); a stack's pages are backed lazily, when the goroutine first
 //!    touches them (growth is the kernel's page faults), so a goroutine that uses 4 KiB of
-//!    a 256 KiB stack costs one page.
+//!    a 1 MiB stack costs one page.
 //! 2. The guard page of a new slot is installed with `madvise(MADV_GUARD_INSTALL)` (Linux
 //!    6.13 and later), which marks the page without splitting the mapping: a million
 //!    stacks cost a thousand mappings, not two million, and `vm.max_map_count` (65,530 by
@@ -17,9 +17,17 @@
 //!    map a goroutine stack"), and overflow detection is as complete as with guard
 //!    markers. No stack is ever handed out without its guard. `GODEBUG=stackguard=mprotect`
 //!    forces the older kernels' way (for testing it on a newer one).
-//! 3. A stack that is dropped goes back to its arena's free slots with its pages given back
+//! 3. Stacks shrink (`shrink`, Go's `shrinkstack`): each collection, for every parked
+//!    goroutine that has run since the last one, the pages well below its saved stack
+//!    pointer — below a margin of as much again as it uses, at least 4 KiB — go back to
+//!    the OS, so a goroutine that once went deep and now waits shallow holds what it uses.
+//!    A goroutine that goes deep every time it runs pays the page faults again at most
+//!    once per collection.
+//! 4. A stack that is dropped goes back to its arena's free slots with its pages given back
 //!    to the OS (`MADV_DONTNEED`: the guard marker stays); arenas are never unmapped, as
-//!    Go never unmaps its stack spans' address space.
+//!    Go never unmaps its stack spans' address space. Dead goroutines' stacks are first
+//!    kept warm on the Ps' free lists (`gfree.rs`), up to 128 per P; those beyond go to a
+//!    global list whose pages are given back at each collection.
 
 use std::io;
 use std::sync::Mutex;
@@ -29,9 +37,9 @@ use memmap2::{MmapOptions, MmapRaw};
 /// Default usable size of a goroutine stack (Go grows its stacks from 2 KiB by copying;
 /// minigo's stacks cannot move, because conservative roots and Rust references point into
 /// them, so they are reserved at their full size and backed lazily).
-pub const DEFAULT_STACK_SIZE: usize = 256 << 10;
+pub const DEFAULT_STACK_SIZE: usize = 1 << 20;
 const GUARD: usize = 4096;
-/// Slots reserved per arena mapping: 256 KiB stacks make 64 MiB arenas.
+/// Slots reserved per arena mapping: 1 MiB stacks make 257 MiB arenas.
 pub const SLOTS_PER_ARENA: usize = 256;
 
 /// Linux's `MADV_GUARD_INSTALL` (6.13+; not yet in every libc crate release).
@@ -70,13 +78,15 @@ enum GuardKind {
     Protect,
 }
 
+/// Whether `GODEBUG` holds `setting` (`key=value`) among its comma-separated settings.
+pub(crate) fn godebug(setting: &str) -> bool {
+    std::env::var("GODEBUG").is_ok_and(|v| v.split(',').any(|s| s.trim() == setting))
+}
+
 /// Makes `[addr, addr + GUARD)` a guard page.
 fn install_guard(addr: usize) -> io::Result<()> {
     let mut kind = GUARD_KIND.lock().unwrap_or_else(|e| e.into_inner());
-    if kind.is_none()
-        && std::env::var("GODEBUG")
-            .is_ok_and(|v| v.split(',').any(|s| s.trim() == "stackguard=mprotect"))
-    {
+    if kind.is_none() && godebug("stackguard=mprotect") {
         *kind = Some(GuardKind::Protect);
     }
     if *kind != Some(GuardKind::Protect) {
@@ -147,6 +157,47 @@ pub(crate) fn resident() -> (u64, u64) {
         }
     }
     (inuse, sys)
+}
+
+/// What a parked goroutine keeps resident below its saved stack pointer, at least, when
+/// its stack is shrunk (`shrinkstack`): as much again as it uses above, and never less
+/// than this.
+pub(crate) const SHRINK_MARGIN: usize = 4 << 10;
+
+/// Gives back to the OS the pages of a parked goroutine's stack below what it may need
+/// again soon (Go's `shrinkstack`, adapted to stacks that cannot move): everything in
+/// `[lo, sp - keep)`, where `keep` is the margin above. One `mincore` of the page just
+/// below the kept part decides: a stack grows a page at a time from the top (Rust probes
+/// every page of a large frame), so if that page is not resident, nothing below it is.
+/// Returns the bytes given back (or 0).
+///
+/// # Safety
+/// `[lo, sp)` is the dead part of a goroutine stack that is not running and does not run
+/// until this returns; `lo` is just above its guard page.
+pub(crate) unsafe fn shrink(lo: usize, sp: usize, top: usize) -> usize {
+    let keep = (top - sp).max(SHRINK_MARGIN);
+    let Some(boundary) = sp.checked_sub(keep).map(|b| b & !(GUARD - 1)) else {
+        return 0;
+    };
+    if boundary < lo + GUARD {
+        return 0;
+    }
+    let mut resident = 0u8;
+    // SAFETY: one page of our own stack mapping, and a one-byte vector for it.
+    let r = unsafe {
+        libc::mincore(
+            (boundary - GUARD) as *mut libc::c_void,
+            GUARD,
+            &mut resident,
+        )
+    };
+    if r != 0 || resident & 1 == 0 {
+        return 0;
+    }
+    // SAFETY: the caller's contract: nothing runs on `[lo, boundary)`, below the frames
+    // the goroutine has; its next use faults in zeroed pages, as a fresh stack's does.
+    unsafe { libc::madvise(lo as *mut libc::c_void, boundary - lo, libc::MADV_DONTNEED) };
+    boundary - lo
 }
 
 impl GoStack {

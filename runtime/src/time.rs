@@ -128,6 +128,12 @@ impl Timers {
         }
     }
 
+    /// Whether a sleeper's deadline has passed (one atomic load while none is near).
+    pub(crate) fn due(&self) -> bool {
+        let next = self.next.load(Ordering::Acquire);
+        next != u64::MAX && self.nanos(Instant::now()) >= next
+    }
+
     /// Whether a sleeper is waiting for its deadline.
     pub(crate) fn pending(&self) -> bool {
         !self.heap.lock().is_empty()

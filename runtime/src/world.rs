@@ -154,7 +154,15 @@ impl World {
     /// the world holds one, a collector's mark worker holds none (Go's
     /// `stopTheWorldWithSema`). Returns once none runs. One stopper at a time (the
     /// scheduler serialises them).
+    #[cfg_attr(not(loom), allow(dead_code))] // the runtime splits it (`Sched::stop_world`)
     pub fn stop(&self, me: Option<usize>) {
+        self.begin_stop(me);
+        self.wait_stopped();
+    }
+
+    /// The first half of [`World::stop`]: from here on running Ps stop at their next
+    /// safepoint (the caller may now ask them to hurry: `sysmon.rs`).
+    pub fn begin_stop(&self, me: Option<usize>) {
         let mut l = self.locked.lock();
         self.gcwaiting.store(true, Ordering::Release);
         if let Some(me) = me {
@@ -172,6 +180,11 @@ impl World {
             }
         }
         l.stopwait = running;
+    }
+
+    /// The second half of [`World::stop`]: returns once no P but the stopper's runs.
+    pub fn wait_stopped(&self) {
+        let mut l = self.locked.lock();
         while l.stopwait > 0 {
             l = self.stw_cv.wait(l);
         }

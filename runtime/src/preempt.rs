@@ -1,0 +1,413 @@
+//! Asynchronous preemption (Go's `preempt.go` and `doSigPreempt`): stopping a goroutine that
+//! reaches no safepoint, from outside, with a signal.
+//!
+//! 1. The monitor thread (`sysmon.rs`) decides that the goroutine running on some P must
+//!    stop: it has run for 10 ms while other goroutines wait, or the world is stopping. It
+//!    sends SIGURG (Go's choice: a signal programs rarely use) to that P's M with `tgkill`.
+//! 2. The handler, on the M's thread, decides whether the interrupted instruction is an
+//!    *asynchronous safe point*. It is one when all of these hold:
+//!    - the thread is running a goroutine of a runtime (not a scheduler loop, a mark worker
+//!      or a thread of the user's);
+//!    - the stack pointer is on that goroutine's stack, with at least [`ROOM`] bytes above
+//!      its guard page (room for the registers and the runtime's frames);
+//!    - the instruction is in the executable's own code, and not in this file's trampoline:
+//!      not in the C library, the vDSO or another shared object, whose locks (malloc's) and
+//!      state the runtime cannot see;
+//!    - the thread's lock count is zero (`minigo_alloc_core::sync::m_locks`, Go's
+//!      `m.locks`): it holds no lock of the runtime, collector or allocator, and is not in
+//!      the runtime's own code — every runtime entry point that touches a P's state (the
+//!      allocator's fast path, the write barrier, the scheduler's queues, channels, timers,
+//!      `blocking`, ...) holds the count up for its whole length ([`NoPreempt`]).
+//!
+//!    Anywhere else it does nothing and sysmon tries again on its next round; the
+//!    goroutine's next cooperative safepoint may come first.
+//! 3. At a safe point the handler makes the goroutine *call* [`minigo_async_preempt`] as
+//!    if the interrupted instruction had: it pushes the interrupted address on the
+//!    goroutine's stack below the red zone the code may be using (128 bytes on x86-64) and
+//!    points the saved context there. The handler returns; the kernel resumes the thread in
+//!    the trampoline, which saves every register — general-purpose, flags, and the vector
+//!    and floating-point state with `xsave` (or `fxsave`) — on the goroutine's stack. The
+//!    stack scan is conservative from the saved stack pointer up, so a pointer held only in
+//!    a register (a caller-saved one, an XMM register) is seen while the goroutine is off
+//!    its thread.
+//! 4. The trampoline calls [`async_preempt2`] (Go's name), which does what the monitor
+//!    wanted: if the world is stopping, the goroutine stops *in place* — its M stops its P
+//!    and waits until the world restarts, as at any safepoint, then makes sure its stack
+//!    was scanned for a cycle that began meanwhile (as `blocking` does on return); if the
+//!    run has ended, it parks for good; otherwise it yields its P for a time slice: it
+//!    parks, and its M runs other goroutines first (see `Park::Preempted`). A preempted
+//!    goroutine always resumes on the thread it was preempted on: the user's code may hold
+//!    references into thread-locals, which a move to another thread would turn into data
+//!    races. Then the trampoline restores every register and returns to the interrupted
+//!    instruction.
+//!
+//! What remains a hazard, because the runtime cannot see it: a goroutine preempted for a
+//! time slice while it holds a lock of the standard library (a `std::sync::Mutex`, the
+//! stdout lock inside `println!`) is parked with the lock held; another goroutine that runs
+//! on the same thread meanwhile and takes that lock blocks its M until the holder runs
+//! again, which it will not while the M is blocked. Goroutines that share a lock with long
+//! loops should use channels, or call `yield_now` in the loop. (A stop of the world does
+//! not have this problem: the goroutine stops in place and nothing else runs on its
+//! thread.) A system call interrupted by the signal fails with `EINTR` where the kernel
+//! does not restart it, as in Go.
+//!
+//! Only x86-64 Linux has asynchronous preemption; elsewhere goroutines are preempted only
+//! at their safepoints, as before.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Once;
+
+use crate::g::Park;
+use crate::sched::{current, current_p, park};
+
+/// Stack bytes a safe point needs above the guard page: the red zone, the saved
+/// registers (up to [`XSAVE_AREA`] bytes of vector state), and the runtime's frames down to
+/// the coroutine switch.
+pub(crate) const ROOM: usize = 32 << 10;
+
+/// Bytes reserved for `xsave`; larger states (AMX tiles) are not saved: the trampoline asks
+/// only for x87, SSE, AVX, MPX and AVX-512 state.
+#[cfg(target_arch = "x86_64")]
+const XSAVE_AREA: usize = 4096;
+
+/// Set when this CPU and kernel support `xsave` for the state the trampoline saves.
+static MINIGO_PREEMPT_USE_XSAVE: AtomicBool = AtomicBool::new(false);
+
+/// The executable's code, `[lo, hi)`: where a safe point can be.
+static TEXT_LO: AtomicUsize = AtomicUsize::new(0);
+static TEXT_HI: AtomicUsize = AtomicUsize::new(0);
+
+static INSTALL: Once = Once::new();
+static mut PREVIOUS: Option<libc::sigaction> = None;
+/// Whether asynchronous preemption works here (x86-64 Linux, handler installed).
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Holds this thread's lock count up (see the module comment): the runtime's own code
+/// runs under one, so that it is never preempted asynchronously.
+pub(crate) struct NoPreempt(());
+
+impl NoPreempt {
+    #[inline]
+    pub(crate) fn new() -> NoPreempt {
+        minigo_alloc_core::sync::acquirem();
+        NoPreempt(())
+    }
+}
+
+impl Drop for NoPreempt {
+    #[inline]
+    fn drop(&mut self) {
+        minigo_alloc_core::sync::releasem();
+    }
+}
+
+/// Whether goroutines can be preempted asynchronously on this machine.
+pub fn async_preemption_enabled() -> bool {
+    ENABLED.load(Ordering::Acquire)
+}
+
+/// Installs the SIGURG handler once per process, and finds the executable's code.
+pub(crate) fn install() {
+    INSTALL.call_once(|| {
+        if cfg!(not(all(target_arch = "x86_64", target_os = "linux")))
+            || crate::stack::godebug("asyncpreemptoff=1")
+        {
+            return;
+        }
+        find_text();
+        // Keep the section (and so its bounds) in every program, including one that never
+        // stores a pointer: the linker drops a section nothing refers to.
+        std::hint::black_box(crate::barrier::write as unsafe fn(*mut usize, usize) as usize);
+        #[cfg(target_arch = "x86_64")]
+        MINIGO_PREEMPT_USE_XSAVE.store(xsave_fits(), Ordering::Release);
+        // SAFETY: installing a handler with sigaction; the previous one is saved first and
+        // only read by the handler afterwards (Once orders the write before any signal
+        // this process sends itself).
+        unsafe {
+            let mut new: libc::sigaction = std::mem::zeroed();
+            new.sa_sigaction = on_sigurg as *const () as usize;
+            new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+            libc::sigemptyset(&mut new.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGURG, &new, &mut old) == 0 {
+                *std::ptr::addr_of_mut!(PREVIOUS) = Some(old);
+                ENABLED.store(true, Ordering::Release);
+            }
+        }
+    });
+}
+
+/// Asks the thread `tid` (an M) to preempt its goroutine, if it is at a safe point.
+pub(crate) fn preempt_m(tid: i32) {
+    if tid == 0 || !async_preemption_enabled() {
+        return;
+    }
+    // SAFETY: tgkill sends a signal to one thread of this process; a thread that has
+    // exited makes it fail with ESRCH, which is harmless (Ms of a finished run).
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGURG) };
+}
+
+/// This thread's kernel id, for `preempt_m`.
+pub(crate) fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// Records the range of the executable's code (the first object `dl_iterate_phdr`
+/// reports is the executable itself).
+fn find_text() {
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        _data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: the loader passes a valid info with `dlpi_phnum` program headers.
+        let info = unsafe { &*info };
+        let (mut lo, mut hi) = (usize::MAX, 0);
+        for i in 0..info.dlpi_phnum as usize {
+            // SAFETY: as above.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+                let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
+                lo = lo.min(start);
+                hi = hi.max(start + ph.p_memsz as usize);
+            }
+        }
+        if lo < hi {
+            TEXT_LO.store(lo, Ordering::Release);
+            TEXT_HI.store(hi, Ordering::Release);
+        }
+        1
+    }
+    // SAFETY: the callback only reads what the loader hands it.
+    unsafe { libc::dl_iterate_phdr(Some(first), std::ptr::null_mut()) };
+}
+
+/// Whether `xsave` is usable (OSXSAVE) and the state the trampoline saves fits its area.
+#[cfg(target_arch = "x86_64")]
+fn xsave_fits() -> bool {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    let leaf1 = __cpuid(1);
+    if leaf1.ecx & (1 << 27) == 0 {
+        return false;
+    }
+    // Leaf 0xD exists when OSXSAVE is set.
+    let mut need = 576;
+    for comp in 2..8 {
+        let c = __cpuid_count(0xD, comp);
+        if c.eax != 0 {
+            need = need.max(c.ebx as usize + c.eax as usize);
+        }
+    }
+    need <= XSAVE_AREA
+}
+
+extern "C" {
+    fn minigo_async_preempt();
+    static minigo_async_preempt_end: u8;
+    // The bounds of the `minigo_nopreempt` section (the linker defines them): functions
+    // too hot for the lock count's two thread-local updates (the write barrier's fast
+    // path), which are runtime code all the same.
+    static __start_minigo_nopreempt: u8;
+    static __stop_minigo_nopreempt: u8;
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+std::arch::global_asm!(
+    ".text",
+    ".globl minigo_async_preempt",
+    ".globl minigo_async_preempt_end",
+    ".p2align 4",
+    "minigo_async_preempt:",
+    // The interrupted instruction's address is at [rsp]; 128 bytes of red zone above it.
+    "pushfq",
+    "cld",
+    "push rax",
+    "push rcx",
+    "push rdx",
+    "push rbx",
+    "push rbp",
+    "push rsi",
+    "push rdi",
+    "push r8",
+    "push r9",
+    "push r10",
+    "push r11",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "mov rbx, rsp",
+    "and rsp, -64",
+    "sub rsp, {area}",
+    // Zero the area and the alignment gap: xrstor needs the header's reserved bytes zero,
+    // and the parts xsave leaves unwritten would otherwise hold stale words of dead frames,
+    // which the conservative scan would take for roots (verify mode flags such a word
+    // when it names an object that died before the cycle).
+    "mov rdi, rsp",
+    "mov rcx, rbx",
+    "sub rcx, rsp",
+    "shr rcx, 3",
+    "xor eax, eax",
+    "rep stosq",
+    "test byte ptr [rip + {xsave}], 1",
+    "jz 2f",
+    "mov eax, 0xff",
+    "xor edx, edx",
+    "xsave64 [rsp]",
+    "jmp 3f",
+    "2:",
+    "fxsave64 [rsp]",
+    "3:",
+    "call {preempt}",
+    "test byte ptr [rip + {xsave}], 1",
+    "jz 4f",
+    "mov eax, 0xff",
+    "xor edx, edx",
+    "xrstor64 [rsp]",
+    "jmp 5f",
+    "4:",
+    "fxrstor64 [rsp]",
+    "5:",
+    "mov rsp, rbx",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop r11",
+    "pop r10",
+    "pop r9",
+    "pop r8",
+    "pop rdi",
+    "pop rsi",
+    "pop rbp",
+    "pop rbx",
+    "pop rdx",
+    "pop rcx",
+    "pop rax",
+    "popfq",
+    // Pops the interrupted address and the red zone's 128 bytes.
+    "ret 128",
+    "minigo_async_preempt_end:",
+    area = const XSAVE_AREA,
+    preempt = sym async_preempt2,
+    xsave = sym MINIGO_PREEMPT_USE_XSAVE,
+);
+
+/// Called by the trampoline with every register saved on the goroutine's stack and the
+/// lock count at 1 (set by the handler, so a second signal meanwhile does nothing).
+extern "C" fn async_preempt2() {
+    let cur = current();
+    let sched = cur.sched();
+    let _listed = Preempted::list(sched, cur.g);
+    sched.async_preemptions.fetch_add(1, Ordering::Relaxed);
+    if sched.shutdown.load(Ordering::Acquire) {
+        // The run is over: stop here for good (the M never resumes it).
+        park(Park::Safepoint);
+    } else if sched.world.stopping() {
+        sched.stop_in_place(cur.g(), current_p());
+    } else {
+        park(Park::Preempted);
+    }
+    drop(_listed);
+    minigo_alloc_core::sync::set_m_locks(0);
+}
+
+/// A goroutine on the runtime's list of asynchronously preempted ones for as long as it
+/// is stopped (`Sched::shade_preempted` reads the list).
+struct Preempted<'a> {
+    sched: &'a crate::sched::Sched,
+    g: crate::g::GRef,
+}
+
+impl<'a> Preempted<'a> {
+    fn list(sched: &'a crate::sched::Sched, g: crate::g::GRef) -> Preempted<'a> {
+        sched.preempted.lock().push(crate::sched::GPtr(g));
+        Preempted { sched, g }
+    }
+}
+
+impl Drop for Preempted<'_> {
+    fn drop(&mut self) {
+        let mut l = self.sched.preempted.lock();
+        if let Some(i) = l.iter().position(|p| p.0 == self.g) {
+            l.swap_remove(i);
+        }
+    }
+}
+
+extern "C" fn on_sigurg(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        let uc = ctx as *mut libc::ucontext_t;
+        // SAFETY: the kernel passes the interrupted context to an SA_SIGINFO handler; it
+        // is ours to read and change until the handler returns.
+        let gregs = unsafe { &mut (*uc).uc_mcontext.gregs };
+        let pc = gregs[libc::REG_RIP as usize] as usize;
+        let sp = gregs[libc::REG_RSP as usize] as usize;
+        if let Some(new_sp) = safe_point(pc, sp) {
+            // SAFETY: `safe_point` checked that `new_sp` is on the running goroutine's
+            // stack, [`ROOM`] bytes clear of its guard page and below the red zone, so the
+            // word is ours to write: it becomes the trampoline's return address.
+            unsafe { *(new_sp as *mut usize) = pc };
+            gregs[libc::REG_RSP as usize] = new_sp as i64;
+            gregs[libc::REG_RIP as usize] = minigo_async_preempt as *const () as usize as i64;
+            minigo_alloc_core::sync::set_m_locks(1);
+            return;
+        }
+    }
+    chain(sig, info, ctx);
+}
+
+/// Where the trampoline's return address goes if `(pc, sp)` is an asynchronous safe point
+/// of the goroutine running on this thread (see the module comment); `None` if it is not.
+fn safe_point(pc: usize, sp: usize) -> Option<usize> {
+    let (lo, hi) = (
+        TEXT_LO.load(Ordering::Relaxed),
+        TEXT_HI.load(Ordering::Relaxed),
+    );
+    if pc < lo || pc >= hi {
+        return None;
+    }
+    let tramp = minigo_async_preempt as *const () as usize;
+    let tramp_end = std::ptr::addr_of!(minigo_async_preempt_end) as usize;
+    if pc >= tramp && pc < tramp_end {
+        return None;
+    }
+    let (np, np_end) = (
+        std::ptr::addr_of!(__start_minigo_nopreempt) as usize,
+        std::ptr::addr_of!(__stop_minigo_nopreempt) as usize,
+    );
+    if pc >= np && pc < np_end {
+        return None;
+    }
+    let (guard_hi, top) = crate::signal::running_stack()?;
+    if sp < guard_hi + ROOM || sp > top {
+        return None;
+    }
+    if minigo_alloc_core::sync::m_locks() != 0 {
+        return None;
+    }
+    Some(sp - 128 - 8)
+}
+
+/// Not a preemption this runtime can make: whoever handled SIGURG before us gets it.
+fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: PREVIOUS was written before the handler was installed (see `install`).
+    let previous = unsafe { *std::ptr::addr_of!(PREVIOUS) };
+    if let Some(old) = previous {
+        if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+            if old.sa_flags & libc::SA_SIGINFO != 0 {
+                // SAFETY: the previous handler was installed as a three-argument handler.
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    unsafe { std::mem::transmute(old.sa_sigaction) };
+                f(sig, info, ctx);
+            } else {
+                // SAFETY: the previous handler was installed as a one-argument handler.
+                let f: extern "C" fn(libc::c_int) =
+                    unsafe { std::mem::transmute(old.sa_sigaction) };
+                f(sig);
+            }
+        }
+    }
+}
