@@ -2,9 +2,12 @@
 //! heap, and whoever finds the deadline passed first readies it:
 //!
 //! 1. every P, each time it looks for work (`find_runnable`), as Go's Ps run their timers
-//!    since Go 1.14: an expired sleeper goes onto that P's own run queue, ahead of the
-//!    global queue, so a flood of new goroutines does not keep it waiting; the check is one
-//!    atomic load while no timer is due;
+//!    since Go 1.14: an expired sleeper goes onto that P's list of woken sleepers, which it
+//!    runs before its run queue and the global queue, so a flood of new goroutines does not
+//!    keep it waiting; the check is one atomic load while no timer is due. A P also looks
+//!    before it resumes a goroutine preempted on it. sysmon counts a due sleeper as a
+//!    goroutine waiting, so a P running one goroutine for a whole time slice is preempted
+//!    for it;
 //! 2. a background thread, for when no P is looking (all idle, or all running long
 //!    goroutines): it sleeps until the earliest deadline and readies onto the global
 //!    queue, and wakes an idle P for it. While every P is busy it readies nothing, only
