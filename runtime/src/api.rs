@@ -320,15 +320,26 @@ pub fn write_heap_profile(w: impl Write) -> io::Result<()> {
 /// which also stops the world).
 pub fn read_mem_stats() -> MemStats {
     let mut out = None;
+    let mut idle_stacks = Vec::new();
     with_world_stopped(|s| {
         for p in 0..s.procs() {
             // SAFETY: the world is stopped.
             unsafe { s.state(p) }.flush_stats();
+            // SAFETY: as above: no M uses P `p`'s free lists.
+            idle_stacks.extend(unsafe { s.local_free(p) }.stack_ranges());
         }
         out = Some(s.collector.mem_stats());
     });
     let mut m = out.expect("the job ran");
-    // Outside the stop: one `mincore` per stack arena.
-    (m.stack_inuse, m.stack_sys) = crate::stack::resident();
+    // Outside the stop: the stacks' resident pages (`stack::resident`).
+    let sched = current().sched();
+    idle_stacks.extend(sched.free.warm_stack_ranges());
+    let idle: u64 = idle_stacks
+        .iter()
+        .map(|&(lo, top)| crate::stack::resident(lo, top))
+        .sum();
+    m.stack_inuse = sched.goroutine_stacks_resident();
+    // Go's StackSys also counts stack memory held for reuse.
+    m.stack_sys = m.stack_inuse + idle;
     m
 }

@@ -57,6 +57,10 @@ pub(crate) struct G {
     /// (a goroutine that has not run since cannot have grown it).
     pub(crate) runs: AtomicU32,
     pub(crate) shrink_seen: AtomicU32,
+    /// Its stack's resident bytes as `read_mem_stats` last measured them, and `runs` then
+    /// (`u32::MAX`: to measure again): a goroutine that has not run since keeps its pages.
+    pub(crate) resident: AtomicU64,
+    pub(crate) resident_runs: AtomicU32,
     /// The function to run, until the goroutine starts (scanned conservatively till then).
     pub(crate) entry: Mutex<Option<Box<dyn FnOnce() + Send>>>,
     /// Set once the coroutine runs; only the goroutine itself reads it.
@@ -89,6 +93,8 @@ impl G {
             stack_lo: AtomicUsize::new(0),
             runs: AtomicU32::new(0),
             shrink_seen: AtomicU32::new(0),
+            resident: AtomicU64::new(0),
+            resident_runs: AtomicU32::new(u32::MAX),
             entry: Mutex::new(Some(entry)),
             yielder: Cell::new(std::ptr::null()),
             co: std::cell::UnsafeCell::new(None),
@@ -121,6 +127,10 @@ impl G {
         // SAFETY: the caller owns the G.
         let stack = unsafe { self.co() }.take().map(|co| co.into_stack());
         self.saved_sp.store(0, Ordering::Relaxed);
+        // The stack goes to a free list; the G has none until it runs again.
+        self.stack_top.store(0, Ordering::Release);
+        self.stack_lo.store(0, Ordering::Release);
+        self.resident_runs.store(u32::MAX, Ordering::Relaxed);
         self.status.store(DEAD, Ordering::Release);
         stack
     }

@@ -73,7 +73,19 @@ impl LocalFree {
     }
 }
 
+impl LocalFree {
+    /// The idle stacks' ranges (for `read_mem_stats`).
+    pub(crate) fn stack_ranges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.stacks.iter().map(GoStack::range)
+    }
+}
+
 impl GlobalFree {
+    /// The idle stacks' ranges whose pages may be resident (for `read_mem_stats`).
+    pub(crate) fn warm_stack_ranges(&self) -> Vec<(usize, usize)> {
+        self.stacks.lock().warm.iter().map(GoStack::range).collect()
+    }
+
     /// For an M without a P (a goroutine that ends while its M gives its P up).
     pub(crate) fn put(&self, g: GRef, stack: Option<GoStack>) {
         self.gs.lock().push(GPtr(g));

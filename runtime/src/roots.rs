@@ -95,7 +95,9 @@ unsafe fn shrinkstack(g: &G) {
     }
     // SAFETY: a switched-out goroutine has nothing below its saved pointer, and the
     // caller keeps it from resuming meanwhile.
-    unsafe { crate::stack::shrink(lo, sp, g.stack_top.load(Ordering::Acquire)) };
+    if unsafe { crate::stack::shrink(lo, sp, g.stack_top.load(Ordering::Acquire)) } > 0 {
+        g.resident_runs.store(u32::MAX, Ordering::Relaxed);
+    }
 }
 
 /// A concurrent cycle's roots: the goroutines that existed when it started, the globals

@@ -485,7 +485,7 @@ impl Sched {
     /// # Safety
     /// The caller is the M holding P `p`.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn local_free(&self, p: usize) -> &mut LocalFree {
+    pub(crate) unsafe fn local_free(&self, p: usize) -> &mut LocalFree {
         // SAFETY: only the M holding the P touches its free lists (the caller's promise).
         unsafe { &mut *self.ps[p].free.get() }
     }
@@ -983,6 +983,37 @@ impl Sched {
     /// reused while the cycle marks).
     pub(crate) fn all_goroutines(&self) -> Vec<GRef> {
         self.allgs.lock().slots.iter().map(|g| g.0).collect()
+    }
+
+    /// Resident bytes of the goroutines' stacks (`read_mem_stats`'s StackInuse). A
+    /// goroutine switched out that has not run since the last measure (nor had its stack
+    /// shrunk) keeps its pages: its last figure stands, without a `mincore`.
+    pub(crate) fn goroutine_stacks_resident(&self) -> u64 {
+        let mut total = 0;
+        for g in self.all_goroutines() {
+            // SAFETY: Gs are never freed while the scheduler lives.
+            let g = unsafe { g.as_ref() };
+            let (lo, top) = (
+                g.stack_lo.load(Ordering::Acquire),
+                g.stack_top.load(Ordering::Acquire),
+            );
+            if lo == 0 || top == 0 {
+                continue;
+            }
+            let status = g.status.load(Ordering::Acquire);
+            let runs = g.runs.load(Ordering::Relaxed);
+            let parked = status == RUNNABLE || status == crate::status::WAITING;
+            if parked && g.resident_runs.load(Ordering::Relaxed) == runs {
+                total += g.resident.load(Ordering::Relaxed);
+                continue;
+            }
+            let bytes = crate::stack::resident(lo, top);
+            g.resident.store(bytes, Ordering::Relaxed);
+            g.resident_runs
+                .store(if parked { runs } else { u32::MAX }, Ordering::Relaxed);
+            total += bytes;
+        }
+        total
     }
 
     /// Every goroutine that is alive, for the collector (world stopped).
