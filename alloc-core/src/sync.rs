@@ -42,6 +42,10 @@ pub struct Mutex<T> {
 #[cfg(not(loom))]
 pub struct MutexGuard<'a, T> {
     inner: std::mem::ManuallyDrop<parking_lot::MutexGuard<'a, T>>,
+    /// This thread's lock count: a guard is dropped on the thread that took it (it is
+    /// `!Send`, and no goroutine parks holding one), so the address found at `lock` is
+    /// the one to count down (one thread-local lookup a lock, not two).
+    locks: *const std::cell::Cell<u32>,
 }
 
 #[cfg(not(loom))]
@@ -69,7 +73,10 @@ impl<T> Drop for MutexGuard<'_, T> {
         unsafe { std::mem::ManuallyDrop::drop(&mut self.inner) };
         // Only once the lock is free: a goroutine preempted between the two would leave
         // its thread's next goroutine to wait for a lock its holder cannot release.
-        releasem();
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        // SAFETY: this thread's count (see `locks`), alive as long as the thread.
+        let c = unsafe { &*self.locks };
+        c.set(c.get().saturating_sub(1));
     }
 }
 /// The guard of [`Mutex`].
@@ -92,9 +99,14 @@ impl<T> Mutex<T> {
     pub fn lock(&self) -> MutexGuard<'_, T> {
         #[cfg(not(loom))]
         {
-            acquirem();
+            let locks = m_locks_cell();
+            // SAFETY: this thread's count, alive as long as the thread.
+            let c = unsafe { &*locks };
+            c.set(c.get() + 1);
+            std::sync::atomic::compiler_fence(Ordering::SeqCst);
             MutexGuard {
                 inner: std::mem::ManuallyDrop::new(self.inner.lock()),
+                locks,
             }
         }
         #[cfg(loom)]
@@ -218,6 +230,15 @@ impl Condvar {
 #[cfg(not(loom))]
 thread_local! {
     static M_LOCKS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// This thread's count cell (never inlined: see the comment above `M_LOCKS`), for a
+/// region that counts up and down on one thread without parking a goroutine in between
+/// (a lock guard): one thread-local lookup for both.
+#[cfg(not(loom))]
+#[inline(never)]
+pub fn m_locks_cell() -> *const std::cell::Cell<u32> {
+    M_LOCKS.with(|c| c as *const std::cell::Cell<u32>)
 }
 
 /// Counts one more reason not to preempt this thread (Go's `acquirem`).

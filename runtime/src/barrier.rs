@@ -21,7 +21,7 @@
 use minigo_alloc_core::sync::store_word;
 use minigo_gc::{any_barrier_on, GcPhase, MutatorState};
 
-use crate::preempt::NoPreempt;
+use crate::preempt::NoPreemptHere;
 use crate::sched::{try_current, try_current_state, Sched};
 
 /// Stores `value` into the pointer word `slot` of a heap object, with the barrier of the
@@ -56,7 +56,7 @@ pub(crate) unsafe fn write(slot: *mut usize, value: usize) {
 /// As for [`write`].
 #[inline(never)]
 unsafe fn write_slow(slot: *mut usize, value: usize) {
-    let _np = NoPreempt::new();
+    let _np = NoPreemptHere::new();
     match try_current_state() {
         // SAFETY: the caller's contract; the state is this goroutine's P's, not held
         // across a park.
@@ -87,7 +87,7 @@ pub(crate) unsafe fn shade_range(sched: &Sched, lo: usize, hi: usize) {
     if sched.collector.phase() == GcPhase::Off {
         return;
     }
-    let _np = NoPreempt::new();
+    let _np = NoPreemptHere::new();
     match own_state(sched) {
         // SAFETY: the caller's contract.
         Some(st) => unsafe { st.shade_conservative(lo, hi) },
@@ -101,7 +101,7 @@ pub(crate) fn shade_words(sched: &Sched, words: &[usize]) {
     if sched.collector.phase() == GcPhase::Off {
         return;
     }
-    let _np = NoPreempt::new();
+    let _np = NoPreemptHere::new();
     match own_state(sched) {
         Some(st) => st.shade_words(words.iter().copied()),
         None => sched.collector.shade_words(words.iter().copied()),

@@ -82,8 +82,9 @@ static mut PREVIOUS: Option<libc::sigaction> = None;
 /// Whether asynchronous preemption works here (x86-64 Linux, handler installed).
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
-/// Holds this thread's lock count up (see the module comment): the runtime's own code
-/// runs under one, so that it is never preempted asynchronously.
+/// Holds this thread's lock count up (see the module comment) for a region of the
+/// runtime's own code that may park the goroutine (and so end on another thread): the
+/// count is looked up again at the end.
 pub(crate) struct NoPreempt(());
 
 impl NoPreempt {
@@ -98,6 +99,33 @@ impl Drop for NoPreempt {
     #[inline]
     fn drop(&mut self) {
         minigo_alloc_core::sync::releasem();
+    }
+}
+
+/// [`NoPreempt`] for a region that never parks the goroutine (it ends on the thread it
+/// began on): one thread-local lookup instead of two. `!Send`, like the thread it counts
+/// on.
+pub(crate) struct NoPreemptHere(*const std::cell::Cell<u32>);
+
+impl NoPreemptHere {
+    #[inline]
+    pub(crate) fn new() -> NoPreemptHere {
+        let c = minigo_alloc_core::sync::m_locks_cell();
+        // SAFETY: this thread's count, alive as long as the thread.
+        let cell = unsafe { &*c };
+        cell.set(cell.get() + 1);
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        NoPreemptHere(c)
+    }
+}
+
+impl Drop for NoPreemptHere {
+    #[inline]
+    fn drop(&mut self) {
+        std::sync::atomic::compiler_fence(Ordering::SeqCst);
+        // SAFETY: as in `new`: the region did not leave the thread.
+        let cell = unsafe { &*self.0 };
+        cell.set(cell.get().saturating_sub(1));
     }
 }
 

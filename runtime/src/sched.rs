@@ -31,7 +31,7 @@ pub(crate) use crate::barrier::shade_value;
 use crate::g::{GRef, Outcome, Park, G, RUNNABLE, RUNNING, SYSCALL};
 use crate::gfree::{GlobalFree, LocalFree};
 use crate::park::with_spilled_registers;
-use crate::preempt::NoPreempt;
+use crate::preempt::{NoPreempt, NoPreemptHere};
 use crate::runq::{GlobalQueue, LocalQueue};
 use crate::signal;
 use crate::stack::GoStack;
@@ -327,8 +327,9 @@ pub fn yield_now() {
 /// A panic in `f` propagates out of `blocking` after the goroutine has its P back, so a
 /// goroutine that catches it runs on as usual.
 pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    // Never preempted inside: it holds no P to give up.
-    let _np = NoPreempt::new();
+    // Never preempted inside: it holds no P to give up. (The goroutine does not park: its
+    // thread runs `f`.)
+    let _np = NoPreemptHere::new();
     let cur = current();
     let sched = cur.sched();
     let g = cur.g();
@@ -452,7 +453,7 @@ impl Sched {
     /// Creates a goroutine running `f` and queues it. Returns its id.
     pub(crate) fn spawn(self: &Arc<Self>, f: Box<dyn FnOnce() + Send>) -> u64 {
         // The P's free lists and run queue are its M's alone: not preempted meanwhile.
-        let _np = NoPreempt::new();
+        let _np = NoPreemptHere::new();
         let id = self.next_goid.fetch_add(1, Ordering::Relaxed);
         let g = match self.take_dead_g() {
             Some(g) => {
@@ -494,7 +495,7 @@ impl Sched {
     /// when `next`), else on the global queue; and wakes an idle P if there is one.
     fn make_runnable_next(&self, g: GRef, next: bool) {
         // Only the M holding a P pushes onto its queue: not preempted meanwhile.
-        let _np = NoPreempt::new();
+        let _np = NoPreemptHere::new();
         match try_current().and_then(|c| std::ptr::eq(c.sched, self).then(current_p)) {
             Some(p) => self.ps[p].runq.push(g, next, &self.global),
             None => self.global.push([g]),
@@ -589,7 +590,10 @@ impl Sched {
             tid = crate::preempt::gettid();
             M_TID.with(|c| c.set(tid));
         }
-        pp.m_tid.store(tid, Ordering::Relaxed);
+        // Usually unchanged: a load keeps the P's line clean for sysmon's reads.
+        if pp.m_tid.load(Ordering::Relaxed) != tid {
+            pp.m_tid.store(tid, Ordering::Relaxed);
+        }
     }
 
     /// The goroutine `g`, preempted asynchronously on P `p` while the world is stopping,
@@ -739,9 +743,13 @@ impl Sched {
     /// Go's checkTimers: sleepers whose time has come run on this P, first. (Queued
     /// behind the run queue, 100,000 sleepers woke 150-230 ms late at the 99th percentile
     /// while their spawner's goroutines started ahead of them.)
+    #[inline]
     fn take_woken(&self, p: usize) -> Option<GRef> {
         // SAFETY: this M holds P `p`, whose `woken` list only it touches.
         let woken = unsafe { &mut *self.ps[p].woken.get() };
+        if woken.is_empty() && !self.timers.due() {
+            return None;
+        }
         let mut expired = Vec::new();
         self.timers.take_expired(&mut expired);
         for g in expired {

@@ -12,10 +12,9 @@ use std::cell::Cell;
 use std::sync::Once;
 
 thread_local! {
-    /// The running goroutine's guard page and id, set by the scheduler around each resume.
-    static GUARD: Cell<(usize, usize, u64)> = const { Cell::new((0, 0, 0)) };
-    /// The running goroutine's stack top (0: none runs), for the preemption handler.
-    static TOP: Cell<usize> = const { Cell::new(0) };
+    /// The running goroutine's guard page, id and stack top (all 0: none runs), set by the
+    /// scheduler around each resume.
+    static GUARD: Cell<(usize, usize, u64, usize)> = const { Cell::new((0, 0, 0, 0)) };
 }
 
 static INSTALL: Once = Once::new();
@@ -24,15 +23,13 @@ static mut PREVIOUS: Option<libc::sigaction> = None;
 /// Notes which goroutine (guard page, id, stack top) runs on this thread; `None` when
 /// none does.
 pub(crate) fn set_running(g: Option<((usize, usize), u64, usize)>) {
-    GUARD.with(|c| c.set(g.map_or((0, 0, 0), |((lo, hi), id, _)| (lo, hi, id))));
-    TOP.with(|c| c.set(g.map_or(0, |(_, _, top)| top)));
+    GUARD.with(|c| c.set(g.map_or((0, 0, 0, 0), |((lo, hi), id, top)| (lo, hi, id, top))));
 }
 
 /// The stack of the goroutine running on this thread, `(top of its guard page, top)`.
 /// Async-signal-safe (for the preemption handler).
 pub(crate) fn running_stack() -> Option<(usize, usize)> {
-    let top = TOP.with(|c| c.get());
-    let (_, hi, _) = GUARD.with(|c| c.get());
+    let (_, hi, _, top) = GUARD.with(|c| c.get());
     (top != 0).then_some((hi, top))
 }
 
@@ -57,7 +54,7 @@ pub(crate) fn install() {
 extern "C" fn on_segv(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let (lo, hi, id) = GUARD.with(|c| c.get());
+    let (lo, hi, id, _) = GUARD.with(|c| c.get());
     if addr >= lo && addr < hi {
         let mut buf = [0u8; 96];
         let msg = format_overflow(&mut buf, id);

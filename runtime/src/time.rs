@@ -132,6 +132,7 @@ impl Timers {
     }
 
     /// Whether a sleeper's deadline has passed (one atomic load while none is near).
+    #[inline]
     pub(crate) fn due(&self) -> bool {
         let next = self.next.load(Ordering::Acquire);
         next != u64::MAX && self.nanos(Instant::now()) >= next
