@@ -211,6 +211,13 @@ fn the_table_jobs_are_every_workload() {
         .collect();
     assert_eq!(
         names,
-        ["binary-trees", "gcbench", "churn", "latency", "pipeline"]
+        [
+            "binary-trees",
+            "gcbench",
+            "churn",
+            "latency",
+            "pipeline",
+            "goroutines"
+        ]
     );
 }

@@ -10,6 +10,7 @@
 pub mod binary_trees;
 pub mod churn;
 pub mod gcbench;
+pub mod goroutines;
 pub mod latency;
 pub mod pipeline;
 
@@ -70,6 +71,8 @@ pub enum Job {
     Latency(latency::Params),
     /// `pipeline [MESSAGES] [STAGES] [WORKERS]`.
     Pipeline(pipeline::Params),
+    /// `goroutines [N]`.
+    Goroutines(goroutines::Params),
 }
 
 /// What the CLI knows about a workload besides running it.
@@ -125,6 +128,13 @@ pub const WORKLOADS: &[Spec] = &[
         table_args: &["200000"],
         parse: |a| pipeline::Params::parse(a).map(Job::Pipeline),
     },
+    Spec {
+        name: "goroutines",
+        usage: "[N=100000]",
+        about: "N goroutines parked at once, then released to allocate, beside a spinner without safepoints",
+        table_args: &["10000"],
+        parse: |a| goroutines::Params::parse(a).map(Job::Goroutines),
+    },
 ];
 
 /// The workload called `name`.
@@ -141,6 +151,7 @@ impl Job {
             Job::Churn(p) => format!("churn {} {}", p.count, p.window),
             Job::Latency(p) => format!("latency {}", size_label(p.size)),
             Job::Pipeline(p) => format!("pipeline {} {} {}", p.messages, p.stages, p.workers),
+            Job::Goroutines(p) => format!("goroutines {}", p.n),
         }
     }
 
@@ -152,6 +163,7 @@ impl Job {
             Job::Churn(p) => churn::run(p, out),
             Job::Latency(p) => latency::run(p, out),
             Job::Pipeline(p) => pipeline::run(p, out),
+            Job::Goroutines(p) => goroutines::run(p, out),
         }
     }
 }

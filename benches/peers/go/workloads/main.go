@@ -26,6 +26,7 @@ var workloads = []workload{
 	{"churn", "[COUNT=100000000] [WINDOW=10000]", churn},
 	{"latency", "[SIZE=1GiB]", latency},
 	{"pipeline", "[MESSAGES=1000000] [STAGES=4] [WORKERS=8]", pipeline},
+	{"goroutines", "[N=100000]", goroutines},
 }
 
 // usageError is a bad command line: exit status 2, as minigo.
