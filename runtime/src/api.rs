@@ -144,7 +144,8 @@ impl Builder {
 
     /// Usable bytes of each goroutine stack (default 1 MiB of address space, backed
     /// lazily: a goroutine's resident stack is what it touched, and a collection gives back
-    /// what a parked one no longer uses).
+    /// what a parked one no longer uses). Rounded up to whole pages and to at least 64 KiB,
+    /// the room an asynchronous preemption needs.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = Some(bytes);
         self

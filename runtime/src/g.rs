@@ -20,10 +20,9 @@ pub(crate) enum Park {
     /// Stopped at a safepoint because the world is stopping: runs again first on its own
     /// P when the world restarts (so a world stop does not move it to another M).
     Safepoint,
-    /// Preempted asynchronously at the end of its time slice (`preempt.rs`): runnable
-    /// again, on the same M (its code may hold references into that thread's
-    /// thread-locals), once the M has given others a turn.
-    Preempted,
+    /// Stopped for good: the run ended while it waited for a P after a preemption
+    /// (`Sched::preempt_yield`). Its M never resumes it.
+    Exit,
     /// Waiting for a `ready` (channel, timer, wait group, select).
     Wait,
     /// Wants `job` run with the world stopped (a collection, a statistics snapshot).
@@ -130,6 +129,8 @@ impl G {
         // The stack goes to a free list; the G has none until it runs again.
         self.stack_top.store(0, Ordering::Release);
         self.stack_lo.store(0, Ordering::Release);
+        // Its coroutine is gone: a later goroutine on this G sets its own.
+        self.yielder.set(std::ptr::null());
         self.resident_runs.store(u32::MAX, Ordering::Relaxed);
         self.status.store(DEAD, Ordering::Release);
         stack

@@ -44,10 +44,9 @@
 //!   across one. The runtime re-reads its own thread-locals after every park.
 //! - A goroutine that runs for 10 ms while others wait, or while the world is stopping, is
 //!   preempted asynchronously (`preempt.rs`, x86-64 Linux): a loop without safepoints no
-//!   longer holds up a collection or starves other goroutines. A preempted goroutine
-//!   resumes on the same OS thread; one preempted while holding a `std` lock keeps it
-//!   while others run on that thread, so share locks with long loops only through
-//!   channels (or call `yield_now` in the loop).
+//!   longer holds up a collection or starves other goroutines. Nothing else runs on a
+//!   preempted goroutine's thread until it continues there, so code that holds
+//!   thread-local references or is inside a library's lock is never disturbed.
 //! - Code inside `blocking` must not touch the heap or call the runtime.
 //! - A goroutine that overflows its stack kills the process with "fatal error: goroutine
 //!   N: stack overflow" (exit status 2), as in Go; a goroutine that panics ends the run with

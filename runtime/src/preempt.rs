@@ -34,22 +34,27 @@
 //!    wanted: if the world is stopping, the goroutine stops *in place* — its M stops its P
 //!    and waits until the world restarts, as at any safepoint, then makes sure its stack
 //!    was scanned for a cycle that began meanwhile (as `blocking` does on return); if the
-//!    run has ended, it parks for good; otherwise it yields its P for a time slice: it
-//!    parks, and its M runs other goroutines first (see `Park::Preempted`). A preempted
-//!    goroutine always resumes on the thread it was preempted on: the user's code may hold
-//!    references into thread-locals, which a move to another thread would turn into data
-//!    races. Then the trampoline restores every register and returns to the interrupted
-//!    instruction.
+//!    run has ended, it stops for good; otherwise it yields its P for a time slice
+//!    (`Sched::preempt_yield`): its M hands the P to another M, which runs the goroutines
+//!    waiting, and waits, as in `blocking`, until an M hands it a P back (the longest
+//!    waiting first: when that M runs out of work, or every 61st time it looks). Then the
+//!    trampoline restores every register and returns to the interrupted instruction.
 //!
-//! What remains a hazard, because the runtime cannot see it: a goroutine preempted for a
-//! time slice while it holds a lock of the standard library (a `std::sync::Mutex`, the
-//! stdout lock inside `println!`) is parked with the lock held; another goroutine that runs
-//! on the same thread meanwhile and takes that lock blocks its M until the holder runs
-//! again, which it will not while the M is blocked. Goroutines that share a lock with long
-//! loops should use channels, or call `yield_now` in the loop. (A stop of the world does
-//! not have this problem: the goroutine stops in place and nothing else runs on its
-//! thread.) A system call interrupted by the signal fails with `EINTR` where the kernel
-//! does not restart it, as in Go.
+//! Either way nothing else runs on the goroutine's thread while it is stopped, and it
+//! continues on that thread. The interrupted code may be anywhere in the program's own
+//! code: holding references into thread-locals, inside a re-entrant lock (stdout's, in
+//! `println!`), between queueing and sleeping in a parking_lot lock (whose per-thread data
+//! the runtime's own locks use too), inside a statically linked allocator's thread cache.
+//! Running another goroutine on the thread there would break all of these; moving the
+//! goroutine to another thread would break the first. What remains, as with any OS thread
+//! that is descheduled: a goroutine preempted while holding a lock delays whoever waits
+//! for it by up to a time slice. A system call interrupted by the signal fails with
+//! `EINTR` where the kernel does not restart it, as in Go.
+//!
+//! The handler declines, too, when it runs on the goroutine's stack rather than the
+//! thread's alternate signal stack (the kernel's signal frame would then lie where the
+//! return address goes), and on stacks smaller than [`ROOM`] plus what the goroutine uses
+//! (stacks are at least 64 KiB).
 //!
 //! Only x86-64 Linux has asynchronous preemption; elsewhere goroutines are preempted only
 //! at their safepoints, as before.
@@ -334,8 +339,8 @@ extern "C" fn async_preempt2() {
         park(Park::Safepoint);
     } else if sched.world.stopping() {
         sched.stop_in_place(cur.g(), current_p());
-    } else {
-        park(Park::Preempted);
+    } else if !sched.preempt_yield(cur.g(), current_p()) {
+        park(Park::Exit);
     }
     drop(_listed);
     minigo_alloc_core::sync::set_m_locks(0);
@@ -411,6 +416,14 @@ fn safe_point(pc: usize, sp: usize) -> Option<usize> {
     }
     let (guard_hi, top) = crate::signal::running_stack()?;
     if sp < guard_hi + ROOM || sp > top {
+        return None;
+    }
+    // The handler must run on the thread's alternate signal stack: on the goroutine's own,
+    // the kernel's signal frame lies just below the red zone, where the return address is
+    // about to go, and overwriting it would lose vector state on the way back.
+    let here = std::hint::black_box(0u8);
+    let here = &here as *const u8 as usize;
+    if here >= guard_hi && here <= top {
         return None;
     }
     if minigo_alloc_core::sync::m_locks() != 0 {

@@ -16,9 +16,14 @@
 //! up. With the world stopped, every goroutine is parked or stopped with its registers
 //! spilled onto its stack, which is what makes the collector's stack scan sound.
 //!
-//! A goroutine preempted at the end of its time slice (`Park::Preempted`) is *pinned*: its
-//! M keeps it and runs it again after the others have had up to a time slice, never
-//! another M (its code may hold references into the thread's thread-locals).
+//! A goroutine preempted at the end of its time slice is stopped in the middle of its own
+//! code, which may hold references into its thread's thread-locals, or be inside a
+//! library's per-thread state (a re-entrant lock, parking_lot's thread data, a statically
+//! linked malloc's cache). So no other code runs on its thread until it continues, and it
+//! continues on that thread: it gives its P to another M (Go's `handoffp`) and waits for
+//! one to be handed back (`preempt_yield`; Go's `startlockedm` does the same for a
+//! goroutine locked to its thread). A P is handed to the longest-waiting such goroutine
+//! when its M runs out of work, and every 61st time it looks for work.
 
 use std::cell::Cell;
 use std::sync::atomic::AtomicBool;
@@ -131,6 +136,10 @@ pub(crate) struct Sched {
     pub(crate) preempted: Mutex<Vec<GPtr>>,
     /// Asynchronous preemptions so far.
     pub(crate) async_preemptions: AtomicU64,
+    /// Ms whose goroutine was preempted at the end of its time slice, oldest first, each
+    /// waiting for a P (`preempt_yield`); and how many (read without the lock).
+    preempt_waiters: Mutex<std::collections::VecDeque<Arc<MSlot>>>,
+    pub(crate) npreempt_waiting: AtomicUsize,
     /// Where the next stopped cycle's `shrinkstack` round starts (`roots.rs`).
     pub(crate) shrink_cursor: AtomicUsize,
 }
@@ -202,6 +211,38 @@ pub(crate) fn try_current() -> Option<Cur> {
 pub(crate) fn current() -> Cur {
     try_current()
         .expect("this minigo function must be called from a goroutine of a running minigo runtime")
+}
+
+/// `alloc_fast` for one object that `value` then initialises, inside the same
+/// non-preemptible region (`malloc::alloc_init`). `Err(value)` when the slow path must run.
+#[inline(never)]
+pub(crate) fn alloc_fast_init<T>(
+    layout: &minigo_alloc_core::Layout,
+    value: T,
+) -> Result<std::ptr::NonNull<T>, T> {
+    let Some(sched) = CUR.with(|c| c.get()).map(|c| c.sched()) else {
+        return Err(value);
+    };
+    if sched.stress {
+        return Err(value);
+    }
+    minigo_alloc_core::sync::acquirem_inline();
+    let slot = M_P.with(|p| p.get()).and_then(|p| {
+        // SAFETY: as in `alloc_fast`.
+        unsafe { sched.state(p) }.alloc_fast(layout)
+    });
+    let r = match slot {
+        Some(p) => {
+            let p = p.cast::<T>();
+            // SAFETY: as in `malloc::alloc_init`: a fresh object only this goroutine
+            // reaches, initialised before the count falls.
+            unsafe { p.as_ptr().write(value) };
+            Ok(p)
+        }
+        None => Err(value),
+    };
+    minigo_alloc_core::sync::releasem_inline();
+    r
 }
 
 /// Allocation's fast path, from the running goroutine's P's mcache: the thread-locals in
@@ -339,9 +380,8 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         let p = current_p();
         M_P.with(|c| c.set(None));
         sched.in_blocking.fetch_add(1, Ordering::AcqRel);
-        sched.world.release_p(p);
         // Go's handoffp: goroutines queued on the P must not wait for this call to end.
-        sched.wakep_if_work();
+        sched.give_up_p(p);
         // A P with nothing queued is idle: an idle mark worker may use its CPU.
         sched.collector.proc_idle();
         // Caught here and resumed below, once the P is back: unwinding straight out would
@@ -409,6 +449,8 @@ impl Sched {
             sysmon: Default::default(),
             preempted: Mutex::new(Vec::new()),
             async_preemptions: AtomicU64::new(0),
+            preempt_waiters: Mutex::new(Default::default()),
+            npreempt_waiting: AtomicUsize::new(0),
             shrink_cursor: AtomicUsize::new(0),
         }
     }
@@ -610,8 +652,144 @@ impl Sched {
         });
     }
 
+    /// Lets P `p` go (to `blocking` or a preemption's yield): the sleepers it woke go to
+    /// the global queue (nobody else would run them while it is idle), and an M is woken
+    /// for what it has queued (Go's `handoffp`).
+    fn give_up_p(&self, p: usize) {
+        self.spill_woken(p);
+        self.world.release_p(p);
+        self.wakep_if_work();
+    }
+
+    /// Moves the sleepers P `p` woke to the global queue.
+    fn spill_woken(&self, p: usize) {
+        // SAFETY: only the M holding P `p` calls this, before it lets the P go.
+        let woken = unsafe { &mut *self.ps[p].woken.get() };
+        if !woken.is_empty() {
+            self.global.push(woken.drain(..));
+        }
+    }
+
+    /// The goroutine `g`, preempted at the end of its time slice on P `p`, lets the P go
+    /// and keeps its thread, as if it were in `blocking` (see the module comment): its
+    /// stack is frozen above the saved pointer, it counts as awake for deadlock detection,
+    /// and it waits for an M to hand it a P (`handoff_to_preempted`), or takes an idle one
+    /// when nothing else waits for it. Returns false if the run ended meanwhile: the
+    /// goroutine must not run on.
+    pub(crate) fn preempt_yield(&self, g: &G, p: usize) -> bool {
+        with_spilled_registers(|sp| {
+            g.saved_sp.store(sp, Ordering::Release);
+            g.status.store(SYSCALL, Ordering::Release);
+            M_P.with(|c| c.set(None));
+            self.in_blocking.fetch_add(1, Ordering::AcqRel);
+            let slot = Arc::new(MSlot {
+                p: Mutex::new(None),
+                cv: Condvar::new(),
+            });
+            {
+                let mut w = self.preempt_waiters.lock();
+                w.push_back(slot.clone());
+                self.npreempt_waiting.store(w.len(), Ordering::Release);
+            }
+            // With nothing queued, the P goes straight to the goroutine preempted longest
+            // ago (this one, if it is the only one: nobody else wanted the P).
+            if self.work_waiting_besides_preempted() || !self.handoff_to_preempted(p) {
+                self.give_up_p(p);
+            }
+            let got = self.wait_for_p(&slot);
+            self.in_blocking.fetch_sub(1, Ordering::AcqRel);
+            let Some(p) = got else {
+                return false;
+            };
+            M_P.with(|c| c.set(Some(p)));
+            if self.world.stopping() {
+                self.world.stop_self(p);
+            }
+            self.note_running(p);
+            self.ensure_scanned(g, p);
+            g.status.store(RUNNING, Ordering::Release);
+            g.saved_sp.store(0, Ordering::Release);
+            true
+        })
+    }
+
+    /// `preempt_yield`'s wait: a P handed over, else an idle P once no goroutine is queued
+    /// for one (nobody else wants it), else `None` when the run ends.
+    fn wait_for_p(&self, slot: &Arc<MSlot>) -> Option<usize> {
+        let mut got = slot.p.lock();
+        loop {
+            if let Some(p) = got.take() {
+                return Some(p);
+            }
+            if self.shutdown.load(Ordering::Acquire) {
+                drop(got);
+                self.forget_waiter(slot);
+                return None;
+            }
+            if !self.work_waiting_besides_preempted()
+                && self.world.npidle() > 0
+                && self.first_waiter(slot)
+            {
+                // Only if still queued: a giver that took it off is handing it a P.
+                if self.forget_waiter(slot) {
+                    if let Some(p) = self.world.take_idle_p() {
+                        return Some(p);
+                    }
+                    let mut w = self.preempt_waiters.lock();
+                    w.push_front(slot.clone());
+                    self.npreempt_waiting.store(w.len(), Ordering::Release);
+                }
+            }
+            got = slot.cv.wait_for(got, Duration::from_millis(1));
+        }
+    }
+
+    /// Whether `slot` waits at the head of the waiters' queue (the one an idle P is for).
+    fn first_waiter(&self, slot: &Arc<MSlot>) -> bool {
+        self.preempt_waiters
+            .lock()
+            .front()
+            .is_some_and(|s| Arc::ptr_eq(s, slot))
+    }
+
+    /// Takes `slot` off the waiters' queue; false if a giver already took it.
+    fn forget_waiter(&self, slot: &Arc<MSlot>) -> bool {
+        let mut w = self.preempt_waiters.lock();
+        let before = w.len();
+        w.retain(|s| !Arc::ptr_eq(s, slot));
+        self.npreempt_waiting.store(w.len(), Ordering::Release);
+        w.len() != before
+    }
+
+    /// Hands P `p`, which this M holds, to the M of the goroutine preempted longest ago,
+    /// if one waits; this M then has no P (`M_P` is cleared here).
+    fn handoff_to_preempted(&self, p: usize) -> bool {
+        if self.npreempt_waiting.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let slot = {
+            let mut w = self.preempt_waiters.lock();
+            let s = w.pop_front();
+            self.npreempt_waiting.store(w.len(), Ordering::Release);
+            s
+        };
+        let Some(slot) = slot else {
+            return false;
+        };
+        self.spill_woken(p);
+        M_P.with(|c| c.set(None));
+        *slot.p.lock() = Some(p);
+        slot.cv.notify_one();
+        self.wakep_if_work();
+        true
+    }
+
     /// An M: runs goroutines whenever it holds a P.
     fn m_main(self: Arc<Self>, mut p: Option<usize>) {
+        // An M's own code is the scheduler's, and a goroutine's first instructions (the
+        // coroutine's start, on its stack) run with the count the M has: never preempted.
+        minigo_alloc_core::sync::set_m_locks(1);
+        let _altstack = signal::ensure_altstack();
         let slot = Arc::new(MSlot {
             p: Mutex::new(None),
             cv: Condvar::new(),
@@ -654,9 +832,6 @@ impl Sched {
     /// this M was woken to look for work (it counts in `nmspinning` until it finds some).
     fn schedule(&self, mut p: usize, mut spinning: bool) {
         M_P.with(|c| c.set(Some(p)));
-        // Goroutines preempted on this thread, oldest first, with when they were: they run
-        // again here, after the others had a turn (at most a time slice of them).
-        let mut pinned: std::collections::VecDeque<(GRef, std::time::Instant)> = Default::default();
         loop {
             if self.world.stopping() {
                 self.world.stop_self(p);
@@ -664,20 +839,14 @@ impl Sched {
             if self.shutdown.load(Ordering::Acquire) {
                 break;
             }
-            let next = match pinned.front() {
-                Some(&(pg, since)) => {
-                    // Sleepers whose time came still go first.
-                    let other = match since.elapsed() < crate::sysmon::SLICE {
-                        true => self.find_runnable(p),
-                        false => self.take_woken(p),
-                    };
-                    Some(other.unwrap_or_else(|| {
-                        pinned.pop_front();
-                        pg
-                    }))
+            let next = self.find_runnable(p);
+            if M_P.with(|c| c.get()).is_none() {
+                // P `p` went to a preempted goroutine's M.
+                if spinning {
+                    self.nmspinning.fetch_sub(1, Ordering::AcqRel);
                 }
-                None => self.find_runnable(p),
-            };
+                return;
+            }
             match next {
                 Some(g) => {
                     if spinning {
@@ -688,18 +857,11 @@ impl Sched {
                             self.wakep();
                         }
                     }
-                    if let Some(g) = self.execute(g, p) {
-                        pinned.push_back((g, std::time::Instant::now()));
-                    }
-                    // `blocking` may have moved this M to another P.
+                    self.execute(g, p);
+                    // `blocking` or a preemption may have moved this M to another P.
                     match M_P.with(|c| c.get()) {
                         Some(np) => p = np,
-                        None => {
-                            // Not reached while pinned goroutines wait (their M holds a P
-                            // until they ran); should it be, they must not be lost.
-                            self.global.push(pinned.drain(..).map(|(g, _)| g));
-                            return;
-                        }
+                        None => return,
                     }
                 }
                 None => {
@@ -769,6 +931,11 @@ impl Sched {
         }
         let tick = pp.tick.fetch_add(1, Ordering::Relaxed);
         if tick % 61 == 0 {
+            // Fairness for goroutines preempted at the end of their slice, then for the
+            // global queue.
+            if self.handoff_to_preempted(p) {
+                return None;
+            }
             if let Some(g) = self.global.pop() {
                 return Some(g);
             }
@@ -797,12 +964,13 @@ impl Sched {
                 }
             }
         }
+        // Nothing else to run: a goroutine preempted earlier gets this P.
+        self.handoff_to_preempted(p);
         None
     }
 
-    /// Resumes `g` on `p` and does what it asks when it comes back. Returns it if it was
-    /// preempted: it is to run again on this thread.
-    fn execute(&self, g: GRef, p: usize) -> Option<GRef> {
+    /// Resumes `g` on `p` and does what it asks when it comes back.
+    fn execute(&self, g: GRef, p: usize) {
         // Counted as running before the run's end is looked at, while `wait_finish` sets
         // the end before it reads the count (both SeqCst): one of the two sees the other,
         // so no goroutine starts once `run` may have returned. One that would is left
@@ -810,7 +978,7 @@ impl Sched {
         self.running.fetch_add(1, Ordering::SeqCst);
         if self.shutdown.load(Ordering::SeqCst) {
             self.running.fetch_sub(1, Ordering::Release);
-            return None;
+            return;
         }
         // SAFETY: we took the G from a run queue: it is ours until it parks or ends.
         let gr = unsafe { g.as_ref() };
@@ -826,8 +994,7 @@ impl Sched {
                 Ok(stack) => unsafe { G::start(g, stack) },
                 Err(e) => {
                     self.running.fetch_sub(1, Ordering::Release);
-                    self.finish(g, Err(format!("cannot map a goroutine stack: {e}")));
-                    return None;
+                    return self.finish(g, Err(format!("cannot map a goroutine stack: {e}")));
                 }
             }
         }
@@ -866,10 +1033,9 @@ impl Sched {
                 gr.status.store(RUNNABLE, Ordering::Release);
                 self.ps[p].runq.push(g, true, &self.global);
             }
-            corosensei::CoroutineResult::Yield(Park::Preempted) => {
-                gr.status.store(RUNNABLE, Ordering::Release);
-                return Some(g);
-            }
+            // Stopped for good (the run ended while it waited for a P): never resumed, its
+            // stack freed with the scheduler.
+            corosensei::CoroutineResult::Yield(Park::Exit) => {}
             corosensei::CoroutineResult::Yield(Park::Wait) => {
                 if gr.status.finish_parking() {
                     self.ps[p].runq.push(g, true, &self.global);
@@ -901,7 +1067,6 @@ impl Sched {
             }
             corosensei::CoroutineResult::Return(outcome) => self.finish(g, outcome),
         }
-        None
     }
 
     /// A goroutine returned: keep its G and stack for the next one, and end the run if it

@@ -33,6 +33,54 @@ pub(crate) fn running_stack() -> Option<(usize, usize)> {
     (top != 0).then_some((hi, top))
 }
 
+/// This thread's alternate signal stack, when the runtime had to give it one.
+pub(crate) struct AltStack {
+    mem: Vec<u8>,
+}
+
+/// Size of the alternate signal stacks the runtime gives its Ms.
+const ALTSTACK_SIZE: usize = 64 << 10;
+
+/// Makes sure this thread (an M) has an alternate signal stack, as Go's `minitSignalStack`
+/// does: the overflow handler runs on it when a goroutine's stack is exhausted, and the
+/// preemption handler must not run on the goroutine's stack (`preempt.rs`). Threads the
+/// standard library made usually have one; a thread that does not gets one here, given
+/// back when the returned value drops (when the M exits).
+pub(crate) fn ensure_altstack() -> Option<AltStack> {
+    // SAFETY: an all-zero `stack_t` is a valid value of this plain C struct.
+    let mut old: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigaltstack with a null new stack only reads the current one into `old`.
+    let r = unsafe { libc::sigaltstack(std::ptr::null(), &mut old) };
+    if r != 0 || old.ss_flags & libc::SS_DISABLE == 0 {
+        return None;
+    }
+    let mut mem = vec![0u8; ALTSTACK_SIZE];
+    let new = libc::stack_t {
+        ss_sp: mem.as_mut_ptr().cast(),
+        ss_flags: 0,
+        ss_size: mem.len(),
+    };
+    // SAFETY: `mem` outlives the registration: `AltStack::drop` disables it first.
+    if unsafe { libc::sigaltstack(&new, std::ptr::null_mut()) } != 0 {
+        return None;
+    }
+    Some(AltStack { mem })
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        let off = libc::stack_t {
+            ss_sp: std::ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        // SAFETY: disables this thread's alternate stack before its memory is freed; no
+        // handler runs on it now (we are not in one).
+        unsafe { libc::sigaltstack(&off, std::ptr::null_mut()) };
+        let _ = self.mem.len();
+    }
+}
+
 /// Installs the handler once per process.
 pub(crate) fn install() {
     INSTALL.call_once(|| {

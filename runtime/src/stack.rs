@@ -39,6 +39,9 @@ use memmap2::{MmapOptions, MmapRaw};
 /// them, so they are reserved at their full size and backed lazily).
 pub const DEFAULT_STACK_SIZE: usize = 1 << 20;
 const GUARD: usize = 4096;
+/// The smallest stack: room for an asynchronous preemption's saved registers and frames
+/// (`preempt::ROOM`) above whatever the goroutine uses.
+pub const MIN_STACK_SIZE: usize = 64 << 10;
 /// Slots reserved per arena mapping: 1 MiB stacks make 257 MiB arenas.
 pub const SLOTS_PER_ARENA: usize = 256;
 
@@ -194,9 +197,10 @@ pub(crate) unsafe fn shrink(lo: usize, sp: usize, top: usize) -> usize {
 }
 
 impl GoStack {
-    /// A stack of `size` usable bytes (rounded up to whole OS pages, at least 4 of them).
+    /// A stack of `size` usable bytes (rounded up to whole OS pages, at least
+    /// [`MIN_STACK_SIZE`]).
     pub fn new(size: usize) -> io::Result<GoStack> {
-        let size = size.next_multiple_of(GUARD).max(4 * GUARD);
+        let size = size.next_multiple_of(GUARD).max(MIN_STACK_SIZE);
         let mut all = ARENAS.lock().unwrap_or_else(|e| e.into_inner());
         let i = match all.iter().position(|a| a.size == size) {
             Some(i) => i,

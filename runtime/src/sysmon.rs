@@ -116,8 +116,14 @@ impl Sched {
         }
     }
 
-    /// Whether some goroutine is waiting for a P: queued, or a sleeper whose time is up.
+    /// Whether some goroutine is waiting for a P: queued, a sleeper whose time is up, or
+    /// one preempted earlier.
     fn work_waiting(&self) -> bool {
+        self.work_waiting_besides_preempted() || self.npreempt_waiting.load(Ordering::Acquire) > 0
+    }
+
+    /// Whether a goroutine is queued for a P, or a sleeper's time is up.
+    pub(crate) fn work_waiting_besides_preempted(&self) -> bool {
         !self.global.is_empty() || self.ps.iter().any(|p| !p.runq.is_empty()) || self.timers.due()
     }
 

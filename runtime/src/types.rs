@@ -24,7 +24,7 @@ use minigo_alloc_core::sync::{AtomicUsize, Ordering};
 use minigo_alloc_core::{AllocError, Layout};
 
 use crate::barrier;
-use crate::malloc::alloc;
+use crate::malloc::{alloc, alloc_init};
 
 /// A type that may be a field of a heap object: says which of its words are pointers.
 ///
@@ -187,13 +187,7 @@ impl<T: HeapType> Gc<T> {
     /// Moves `value` into a new heap object. Fails only when the heap cannot hold it (after
     /// a collection), under a `max_heap` limit.
     pub fn new(value: T) -> Result<Gc<T>, AllocError> {
-        let p = alloc(T::layout(), 1)?.cast::<T>();
-        // SAFETY: a fresh, zeroed, properly sized and aligned object that no one else can
-        // reach yet; the write is its initialisation. A collector marking meanwhile never
-        // scans it (it is allocated black), so it does not read the words being written,
-        // and the pointers written come from this goroutine's stack, which is black while
-        // it runs: these stores need no barrier (`barrier.rs`).
-        unsafe { p.as_ptr().write(value) };
+        let p = alloc_init(T::layout(), value)?;
         Ok(Gc {
             ptr: p,
             _t: PhantomData,

@@ -263,3 +263,29 @@ fn godebug_asyncpreemptoff_turns_it_off() {
         "the child ran the test"
     );
 }
+
+#[test]
+fn on_one_p_two_spinners_waiting_on_each_other_take_turns() {
+    // Each spins, without a safepoint, until it is its turn; only a preemption that gives
+    // the P to the other lets either go on.
+    run_within(1, Duration::from_secs(60), || {
+        const ROUNDS: u64 = 10;
+        let turn = Arc::new(AtomicU64::new(0));
+        let done: Chan<()> = Chan::new(2);
+        for me in 0..2u64 {
+            let (turn, done) = (turn.clone(), done.clone());
+            go(move || {
+                for round in 0..ROUNDS {
+                    while turn.load(Ordering::Acquire) != 2 * round + me {
+                        std::hint::spin_loop();
+                    }
+                    turn.fetch_add(1, Ordering::AcqRel);
+                }
+                done.send(());
+            });
+        }
+        done.recv();
+        done.recv();
+        assert_eq!(turn.load(Ordering::Relaxed), 2 * ROUNDS);
+    });
+}
