@@ -37,7 +37,7 @@
 //!    run has ended, it stops for good; otherwise it yields its P for a time slice
 //!    (`Sched::preempt_yield`): its M hands the P to another M, which runs the goroutines
 //!    waiting, and waits, as in `blocking`, until an M hands it a P back (the longest
-//!    waiting first: when that M runs out of work, or every 61st time it looks). Then the
+//!    waiting first: when that M runs out of work, or once it has waited a slice). Then the
 //!    trampoline restores every register and returns to the interrupted instruction.
 //!
 //! Either way nothing else runs on the goroutine's thread while it is stopped, and it

@@ -23,7 +23,7 @@
 //! continues on that thread: it gives its P to another M (Go's `handoffp`) and waits for
 //! one to be handed back (`preempt_yield`; Go's `startlockedm` does the same for a
 //! goroutine locked to its thread). A P is handed to the longest-waiting such goroutine
-//! when its M runs out of work, and every 61st time it looks for work.
+//! when its M runs out of work, or once that goroutine has waited a time slice.
 
 use std::cell::Cell;
 use std::sync::atomic::AtomicBool;
@@ -138,7 +138,7 @@ pub(crate) struct Sched {
     pub(crate) async_preemptions: AtomicU64,
     /// Ms whose goroutine was preempted at the end of its time slice, oldest first, each
     /// waiting for a P (`preempt_yield`); and how many (read without the lock).
-    preempt_waiters: Mutex<std::collections::VecDeque<Arc<MSlot>>>,
+    preempt_waiters: Mutex<std::collections::VecDeque<(Arc<MSlot>, std::time::Instant)>>,
     pub(crate) npreempt_waiting: AtomicUsize,
     /// Where the next stopped cycle's `shrinkstack` round starts (`roots.rs`).
     pub(crate) shrink_cursor: AtomicUsize,
@@ -688,12 +688,12 @@ impl Sched {
             });
             {
                 let mut w = self.preempt_waiters.lock();
-                w.push_back(slot.clone());
+                w.push_back((slot.clone(), std::time::Instant::now()));
                 self.npreempt_waiting.store(w.len(), Ordering::Release);
             }
             // With nothing queued, the P goes straight to the goroutine preempted longest
             // ago (this one, if it is the only one: nobody else wanted the P).
-            if self.work_waiting_besides_preempted() || !self.handoff_to_preempted(p) {
+            if self.work_waiting_besides_preempted() || !self.handoff_to_preempted(p, None) {
                 self.give_up_p(p);
             }
             let got = self.wait_for_p(&slot);
@@ -736,7 +736,7 @@ impl Sched {
                         return Some(p);
                     }
                     let mut w = self.preempt_waiters.lock();
-                    w.push_front(slot.clone());
+                    w.push_front((slot.clone(), std::time::Instant::now()));
                     self.npreempt_waiting.store(w.len(), Ordering::Release);
                 }
             }
@@ -749,27 +749,35 @@ impl Sched {
         self.preempt_waiters
             .lock()
             .front()
-            .is_some_and(|s| Arc::ptr_eq(s, slot))
+            .is_some_and(|(s, _)| Arc::ptr_eq(s, slot))
     }
 
     /// Takes `slot` off the waiters' queue; false if a giver already took it.
     fn forget_waiter(&self, slot: &Arc<MSlot>) -> bool {
         let mut w = self.preempt_waiters.lock();
         let before = w.len();
-        w.retain(|s| !Arc::ptr_eq(s, slot));
+        w.retain(|(s, _)| !Arc::ptr_eq(s, slot));
         self.npreempt_waiting.store(w.len(), Ordering::Release);
         w.len() != before
     }
 
     /// Hands P `p`, which this M holds, to the M of the goroutine preempted longest ago,
-    /// if one waits; this M then has no P (`M_P` is cleared here).
-    fn handoff_to_preempted(&self, p: usize) -> bool {
+    /// if one waits (and, with `after`, has waited that long); this M then has no P
+    /// (`M_P` is cleared here).
+    fn handoff_to_preempted(&self, p: usize, after: Option<Duration>) -> bool {
         if self.npreempt_waiting.load(Ordering::Acquire) == 0 {
             return false;
         }
         let slot = {
             let mut w = self.preempt_waiters.lock();
-            let s = w.pop_front();
+            let due = w
+                .front()
+                .is_some_and(|(_, since)| after.is_none_or(|d| since.elapsed() >= d));
+            let s = if due {
+                w.pop_front().map(|(s, _)| s)
+            } else {
+                None
+            };
             self.npreempt_waiting.store(w.len(), Ordering::Release);
             s
         };
@@ -931,9 +939,11 @@ impl Sched {
         }
         let tick = pp.tick.fetch_add(1, Ordering::Relaxed);
         if tick % 61 == 0 {
-            // Fairness for goroutines preempted at the end of their slice, then for the
-            // global queue.
-            if self.handoff_to_preempted(p) {
+            // Fairness for a goroutine preempted at the end of its slice: once it has
+            // waited a slice itself (Go queues it behind the global queue, which makes
+            // its wait longer still when many goroutines are queued); then for the global
+            // queue.
+            if self.handoff_to_preempted(p, Some(crate::sysmon::SLICE)) {
                 return None;
             }
             if let Some(g) = self.global.pop() {
@@ -965,7 +975,7 @@ impl Sched {
             }
         }
         // Nothing else to run: a goroutine preempted earlier gets this P.
-        self.handoff_to_preempted(p);
+        self.handoff_to_preempted(p, None);
         None
     }
 
