@@ -15,8 +15,7 @@ use minigo_gc::{alloc_slow, GcPhase, MutatorContext, MutatorState};
 
 use crate::preempt::NoPreempt;
 use crate::sched::{
-    alloc_fast, alloc_fast_init, current, current_gptr, safepoint, wait_unlocking,
-    with_world_stopped,
+    alloc_fast, current, current_gptr, safepoint, wait_unlocking, with_world_stopped,
 };
 
 /// Allocates a zeroed array of `len` elements of `layout` from the running goroutine.
@@ -33,39 +32,6 @@ pub(crate) fn alloc(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocErr
 fn slow(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
     let _np = NoPreempt::new();
     alloc_slow(&mut Goroutine, layout, len)
-}
-
-/// Allocates an object of `layout` and moves `value` into it, with no asynchronous
-/// preemption in between. A goroutine stopped between the two while a cycle started would
-/// have its stack, and so the new (white, pre-cycle) object, scanned: a marker could read
-/// the object's words while the initialising write runs. With the count held throughout,
-/// the object is black (allocated while marking) or the cycle starts after the write.
-pub(crate) fn alloc_init<T>(layout: &Layout, value: T) -> Result<NonNull<T>, AllocError> {
-    let value = match alloc_fast_init(layout, value) {
-        Ok(p) => return Ok(p),
-        Err(v) => v,
-    };
-    let p = slow_holding(layout)?.cast::<T>();
-    // SAFETY: a fresh, zeroed, properly sized and aligned object that no one else can
-    // reach yet; the write is its initialisation. A collector marking meanwhile never
-    // scans it (it is allocated black), so it does not read the words being written, and
-    // the pointers written come from this goroutine's stack, which is black while it
-    // runs: these stores need no barrier (`barrier.rs`).
-    unsafe { p.as_ptr().write(value) };
-    minigo_alloc_core::sync::releasem();
-    Ok(p)
-}
-
-/// `slow` for one object, returning with the thread's lock count still held on success
-/// (the caller initialises the object, then `releasem`s; nothing parks in between).
-#[cold]
-fn slow_holding(layout: &Layout) -> Result<NonNull<u8>, AllocError> {
-    let np = NoPreempt::new();
-    let r = alloc_slow(&mut Goroutine, layout, 1);
-    if r.is_ok() {
-        std::mem::forget(np);
-    }
-    r
 }
 
 /// The running goroutine, as the collector's slow path sees it.

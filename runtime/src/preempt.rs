@@ -437,18 +437,6 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: PREVIOUS was written before the handler was installed (see `install`).
     let previous = unsafe { *std::ptr::addr_of!(PREVIOUS) };
     if let Some(old) = previous {
-        if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
-            if old.sa_flags & libc::SA_SIGINFO != 0 {
-                // SAFETY: the previous handler was installed as a three-argument handler.
-                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                    unsafe { std::mem::transmute(old.sa_sigaction) };
-                f(sig, info, ctx);
-            } else {
-                // SAFETY: the previous handler was installed as a one-argument handler.
-                let f: extern "C" fn(libc::c_int) =
-                    unsafe { std::mem::transmute(old.sa_sigaction) };
-                f(sig);
-            }
-        }
+        crate::signal::call_previous(&old, sig, info, ctx);
     }
 }

@@ -213,38 +213,6 @@ pub(crate) fn current() -> Cur {
         .expect("this minigo function must be called from a goroutine of a running minigo runtime")
 }
 
-/// `alloc_fast` for one object that `value` then initialises, inside the same
-/// non-preemptible region (`malloc::alloc_init`). `Err(value)` when the slow path must run.
-#[inline(never)]
-pub(crate) fn alloc_fast_init<T>(
-    layout: &minigo_alloc_core::Layout,
-    value: T,
-) -> Result<std::ptr::NonNull<T>, T> {
-    let Some(sched) = CUR.with(|c| c.get()).map(|c| c.sched()) else {
-        return Err(value);
-    };
-    if sched.stress {
-        return Err(value);
-    }
-    minigo_alloc_core::sync::acquirem_inline();
-    let slot = M_P.with(|p| p.get()).and_then(|p| {
-        // SAFETY: as in `alloc_fast`.
-        unsafe { sched.state(p) }.alloc_fast(layout)
-    });
-    let r = match slot {
-        Some(p) => {
-            let p = p.cast::<T>();
-            // SAFETY: as in `malloc::alloc_init`: a fresh object only this goroutine
-            // reaches, initialised before the count falls.
-            unsafe { p.as_ptr().write(value) };
-            Ok(p)
-        }
-        None => Err(value),
-    };
-    minigo_alloc_core::sync::releasem_inline();
-    r
-}
-
 /// Allocation's fast path, from the running goroutine's P's mcache: the thread-locals in
 /// one call (not inlined: see `try_current`), which is never preempted asynchronously
 /// (it holds the P's state). `None` when the slow path must run (and always in gc-stress

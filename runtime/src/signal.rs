@@ -116,19 +116,7 @@ extern "C" fn on_segv(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // SAFETY: PREVIOUS was written before the handler could run (see `install`).
     let previous = unsafe { *std::ptr::addr_of!(PREVIOUS) };
     match previous {
-        Some(old) if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN => {
-            if old.sa_flags & libc::SA_SIGINFO != 0 {
-                // SAFETY: the previous handler was installed as a three-argument handler.
-                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                    unsafe { std::mem::transmute(old.sa_sigaction) };
-                f(sig, info, ctx);
-            } else {
-                // SAFETY: the previous handler was installed as a one-argument handler.
-                let f: extern "C" fn(libc::c_int) =
-                    unsafe { std::mem::transmute(old.sa_sigaction) };
-                f(sig);
-            }
-        }
+        Some(old) if call_previous(&old, sig, info, ctx) => {}
         _ => {
             // Restore the default action and return: the faulting instruction runs again
             // and the process dies of SIGSEGV, as it would have without us.
@@ -140,6 +128,30 @@ extern "C" fn on_segv(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
             }
         }
     }
+}
+
+/// Calls the handler `old` describes with the signal's arguments, if it is a function
+/// (not `SIG_DFL` or `SIG_IGN`); returns whether it was.
+pub(crate) fn call_previous(
+    old: &libc::sigaction,
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) -> bool {
+    if old.sa_sigaction == libc::SIG_DFL || old.sa_sigaction == libc::SIG_IGN {
+        return false;
+    }
+    if old.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was installed as a three-argument handler.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(old.sa_sigaction) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: the previous handler was installed as a one-argument handler.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(old.sa_sigaction) };
+        f(sig);
+    }
+    true
 }
 
 /// "fatal error: goroutine N: stack overflow\n" without allocating.
