@@ -263,8 +263,10 @@ pub(crate) fn park(reason: Park) {
     let locks = minigo_alloc_core::sync::set_m_locks(1);
     with_spilled_registers(|sp| {
         g.saved_sp.store(sp, Ordering::Release);
+        crate::park::clear_switch_registers();
         // SAFETY: set when the coroutine started; this is that coroutine.
         unsafe { (*g.yielder.get()).suspend(reason) };
+        crate::park::clear_switch_registers();
     });
     minigo_alloc_core::sync::set_m_locks(locks);
 }
@@ -994,7 +996,9 @@ impl Sched {
         let co = unsafe { gr.co() }
             .as_mut()
             .expect("a queued goroutine has its coroutine");
+        crate::park::clear_switch_registers();
         let r = co.resume(());
+        crate::park::clear_switch_registers();
         self.running.fetch_sub(1, Ordering::Release);
         signal::set_running(None);
         CUR.with(|c| c.set(None));
