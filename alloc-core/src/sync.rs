@@ -135,7 +135,9 @@ impl<T> Mutex<T> {
     pub unsafe fn unlock_raw(&self) {
         // SAFETY: the caller's contract.
         unsafe { self.inner.force_unlock() };
-        releasem();
+        // SAFETY: counts down the count `lock_raw` raised on this thread (the caller's
+        // contract), now that the lock is free.
+        unsafe { releasem() };
     }
 
     /// The protected data, for a holder of a raw lock.
@@ -248,9 +250,15 @@ pub fn acquirem() {
 }
 
 /// Counts one reason less (Go's `releasem`).
+///
+/// # Safety
+/// Pairs with an earlier [`acquirem`] on this thread whose region is over: counting down
+/// a region still under way would let the runtime be preempted inside it (holding a P's
+/// state or a lock), which is undefined behaviour.
 #[inline(never)]
-pub fn releasem() {
-    releasem_inline();
+pub unsafe fn releasem() {
+    // SAFETY: the caller's contract.
+    unsafe { releasem_inline() };
 }
 
 /// [`acquirem`], inlined: only for a function that is itself never inlined and never
@@ -268,8 +276,11 @@ pub fn acquirem_inline() {
 }
 
 /// [`releasem`], inlined (see [`acquirem_inline`]).
+///
+/// # Safety
+/// As for [`releasem`].
 #[inline(always)]
-pub fn releasem_inline() {
+pub unsafe fn releasem_inline() {
     #[cfg(not(loom))]
     {
         std::sync::atomic::compiler_fence(Ordering::SeqCst);
@@ -288,8 +299,12 @@ pub fn m_locks() -> u32 {
 
 /// Sets this thread's count, returning the old one: a goroutine's count travels with it
 /// when it parks on one thread and resumes on another (the runtime's `park`).
+///
+/// # Safety
+/// Lowering the count is for the runtime's scheduler only: `n` must be the count of the
+/// code that runs on this thread next (as [`releasem`]).
 #[inline(never)]
-pub fn set_m_locks(n: u32) -> u32 {
+pub unsafe fn set_m_locks(n: u32) -> u32 {
     #[cfg(not(loom))]
     {
         std::sync::atomic::compiler_fence(Ordering::SeqCst);

@@ -46,11 +46,10 @@ pub(crate) struct G {
     /// Which cycle's scan this goroutine's stack has had: `2 * epoch` once scanned for the
     /// cycle numbered `epoch`, `2 * epoch + 1` while being scanned (see `roots.rs`).
     pub(crate) scan_gen: AtomicU32,
-    /// The stack's top and guard page, once the goroutine has a stack (at its first run:
-    /// goroutines that have not run yet cost no mapping).
+    /// The stack's top and lowest usable address (its guard page is the page below), once
+    /// the goroutine has a stack (at its first run: goroutines that have not run yet cost
+    /// no mapping); 0 otherwise.
     pub(crate) stack_top: AtomicUsize,
-    pub(crate) guard: Cell<(usize, usize)>,
-    /// The stack's lowest usable address (just above the guard page), for `shrinkstack`.
     pub(crate) stack_lo: AtomicUsize,
     /// Times an M resumed it, and the count when `shrinkstack` last looked at its stack
     /// (a goroutine that has not run since cannot have grown it).
@@ -88,7 +87,6 @@ impl G {
             saved_sp: AtomicUsize::new(0),
             scan_gen: AtomicU32::new(0),
             stack_top: AtomicUsize::new(0),
-            guard: Cell::new((0, 0)),
             stack_lo: AtomicUsize::new(0),
             runs: AtomicU32::new(0),
             shrink_seen: AtomicU32::new(0),
@@ -99,6 +97,12 @@ impl G {
             co: std::cell::UnsafeCell::new(None),
         });
         NonNull::from(Box::leak(g))
+    }
+
+    /// Its stack's guard page, `[lo, hi)` (while it has a stack).
+    pub(crate) fn guard(&self) -> (usize, usize) {
+        let hi = self.stack_lo.load(Ordering::Acquire);
+        (hi - crate::stack::GUARD, hi)
     }
 
     /// The goroutine's id.
@@ -144,7 +148,6 @@ impl G {
         // SAFETY: the caller owns the G.
         let g = unsafe { gref.as_ref() };
         g.stack_top.store(stack.top(), Ordering::Release);
-        g.guard.set(stack.guard());
         g.stack_lo.store(stack.guard().1, Ordering::Release);
         let body = move |y: &Yielder<(), Park>, (): ()| -> Outcome {
             // SAFETY: the G outlives its coroutine (it is freed only after the coroutine
@@ -154,10 +157,12 @@ impl G {
             let f = g.entry.lock().take().expect("a goroutine starts once");
             // The goroutine's own code may be preempted asynchronously; the runtime's
             // around it (the coroutine's start and end) may not.
-            minigo_alloc_core::sync::set_m_locks(0);
+            // SAFETY: the goroutine's own code begins here, outside any runtime region.
+            unsafe { minigo_alloc_core::sync::set_m_locks(0) };
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
                 .map_err(|p| panic_message(&*p));
-            minigo_alloc_core::sync::set_m_locks(1);
+            // SAFETY: raises the count for the coroutine's return into the scheduler.
+            unsafe { minigo_alloc_core::sync::set_m_locks(1) };
             r
         };
         // SAFETY: as above.

@@ -103,7 +103,9 @@ impl NoPreempt {
 impl Drop for NoPreempt {
     #[inline]
     fn drop(&mut self) {
-        minigo_alloc_core::sync::releasem();
+        // SAFETY: the region `new` counted on this thread's goroutine is over (the count
+        // travels with the goroutine across a park: `sched::park`).
+        unsafe { minigo_alloc_core::sync::releasem() };
     }
 }
 
@@ -343,7 +345,8 @@ extern "C" fn async_preempt2() {
         park(Park::Exit);
     }
     drop(_listed);
-    minigo_alloc_core::sync::set_m_locks(0);
+    // SAFETY: back to the interrupted code, which ran at count 0 (`safe_point` checked).
+    unsafe { minigo_alloc_core::sync::set_m_locks(0) };
 }
 
 /// A goroutine on the runtime's list of asynchronously preempted ones for as long as it
@@ -385,7 +388,9 @@ extern "C" fn on_sigurg(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
             unsafe { *(new_sp as *mut usize) = pc };
             gregs[libc::REG_RSP as usize] = new_sp as i64;
             gregs[libc::REG_RIP as usize] = minigo_async_preempt as *const () as usize as i64;
-            minigo_alloc_core::sync::set_m_locks(1);
+            // SAFETY: raises the count (to 1, from the 0 `safe_point` saw) for the
+            // trampoline and `async_preempt2`, which lowers it back.
+            unsafe { minigo_alloc_core::sync::set_m_locks(1) };
             return;
         }
     }

@@ -229,7 +229,8 @@ pub(crate) fn alloc_fast(layout: &minigo_alloc_core::Layout) -> Option<std::ptr:
         // park (nor can it be preempted: the count above).
         unsafe { sched.state(p) }.alloc_fast(layout)
     });
-    minigo_alloc_core::sync::releasem_inline();
+    // SAFETY: ends the region `acquirem_inline` began above, on this thread (no park).
+    unsafe { minigo_alloc_core::sync::releasem_inline() };
     r
 }
 
@@ -260,7 +261,8 @@ pub(crate) fn current_p() -> usize {
 pub(crate) fn park(reason: Park) {
     let cur = current();
     let g = cur.g();
-    let locks = minigo_alloc_core::sync::set_m_locks(1);
+    // SAFETY: raises the count for the switch and the scheduler; restored below.
+    let locks = unsafe { minigo_alloc_core::sync::set_m_locks(1) };
     with_spilled_registers(|sp| {
         g.saved_sp.store(sp, Ordering::Release);
         crate::park::clear_switch_registers();
@@ -268,7 +270,8 @@ pub(crate) fn park(reason: Park) {
         unsafe { (*g.yielder.get()).suspend(reason) };
         crate::park::clear_switch_registers();
     });
-    minigo_alloc_core::sync::set_m_locks(locks);
+    // SAFETY: this goroutine's own count from before the park, now on its new thread.
+    unsafe { minigo_alloc_core::sync::set_m_locks(locks) };
 }
 
 /// The running goroutine's scheduler.
@@ -766,7 +769,8 @@ impl Sched {
     fn m_main(self: Arc<Self>, mut p: Option<usize>) {
         // An M's own code is the scheduler's, and a goroutine's first instructions (the
         // coroutine's start, on its stack) run with the count the M has: never preempted.
-        minigo_alloc_core::sync::set_m_locks(1);
+        // SAFETY: raises the count: nothing runs on this thread yet.
+        unsafe { minigo_alloc_core::sync::set_m_locks(1) };
         let _altstack = signal::ensure_altstack();
         let slot = Arc::new(MSlot {
             p: Mutex::new(None),
@@ -988,7 +992,7 @@ impl Sched {
         CUR.with(|c| c.set(Some(Cur { sched: self, g })));
         self.note_running(p);
         signal::set_running(Some((
-            gr.guard.get(),
+            gr.guard(),
             gr.id(),
             gr.stack_top.load(Ordering::Relaxed),
         )));
@@ -1194,7 +1198,7 @@ impl Drop for Sched {
             unsafe {
                 let g = Box::from_raw(g.0.as_ptr());
                 if let Some(co) = (*g.co()).take() {
-                    let (lo, hi) = (g.guard.get().0, g.stack_top.load(Ordering::Relaxed));
+                    let (lo, hi) = (g.guard().0, g.stack_top.load(Ordering::Relaxed));
                     std::mem::forget(co);
                     libc::munmap(lo as *mut libc::c_void, hi - lo);
                 }

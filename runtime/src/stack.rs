@@ -38,7 +38,7 @@ use memmap2::{MmapOptions, MmapRaw};
 /// minigo's stacks cannot move, because conservative roots and Rust references point into
 /// them, so they are reserved at their full size and backed lazily).
 pub const DEFAULT_STACK_SIZE: usize = 1 << 20;
-const GUARD: usize = 4096;
+pub(crate) const GUARD: usize = 4096;
 /// The smallest stack: room for an asynchronous preemption's saved registers and frames
 /// (`preempt::ROOM`) above whatever the goroutine uses.
 pub const MIN_STACK_SIZE: usize = 64 << 10;
