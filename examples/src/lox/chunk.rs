@@ -7,9 +7,11 @@
 //! can use. `heap::LoxHeap::new_function` then copies code, line table and constants into
 //! heap arrays owned by an `ObjFunction`, which is what the VM runs.
 //!
-//! The instructions are clox's, plus three fused comparisons (`!=`, `>=`, `<=`) that do in
-//! one dispatch what clox does in two (`==` then `!`, and so on) with the same results,
-//! NaN included (`a >= b` is `!(a < b)`, as clox computes it).
+//! The instructions are clox's, plus two groups. Three fused comparisons (`!=`, `>=`,
+//! `<=`) do in one dispatch what clox does in two (`==` then `!`, and so on) with the same
+//! results, NaN included (`a >= b` is `!(a < b)`, as clox computes it). And the escape
+//! analysis's direct calls and static-link accesses (`CALL_DIRECT`, `GET_OUTER`...; see
+//! `escape.rs`) run local functions that need no closure.
 
 use super::object::ObjString;
 use super::value::Value;
@@ -69,7 +71,8 @@ pub mod op {
     pub const INVOKE: u8 = 32;
     /// `[name constant][argument count]`: pops the superclass first.
     pub const SUPER_INVOKE: u8 = 33;
-    /// `[function constant]` then `[is local][index]` per upvalue.
+    /// `[function constant]` then `[hops << 1 | is local][index]` per upvalue: a local or
+    /// an upvalue of the running frame (`hops` 0) or of the frame `hops` static links out.
     pub const CLOSURE: u8 = 34;
     pub const CLOSE_UPVALUE: u8 = 35;
     pub const RETURN: u8 = 36;
@@ -91,6 +94,18 @@ pub mod op {
     pub const GREATER_EQUAL_JUMP: u8 = 44;
     pub const LESS_JUMP: u8 = 45;
     pub const LESS_EQUAL_JUMP: u8 = 46;
+    /// `[hops][slot]`: a local of the frame `hops` static links out (see `CALL_DIRECT`).
+    pub const GET_OUTER: u8 = 47;
+    /// `[hops][slot]`
+    pub const SET_OUTER: u8 = 48;
+    /// `[hops][upvalue index]`: an upvalue of that frame's closure.
+    pub const GET_OUTER_UPVALUE: u8 = 49;
+    /// `[hops][upvalue index]`
+    pub const SET_OUTER_UPVALUE: u8 = 50;
+    /// `[argument count][hops]`: calls a function the escape analysis found direct (its
+    /// compile-time closure is the callee), linking the new frame to the frame that
+    /// declared it: the running frame, or the one `hops` static links out.
+    pub const CALL_DIRECT: u8 = 51;
 }
 
 /// The compare-and-jump instruction for comparison `opcode`, if it is one.
@@ -111,15 +126,16 @@ pub fn fused_compare(opcode: u8) -> Option<u8> {
 pub fn stack_effect(opcode: u8, argc: u8) -> isize {
     use op::*;
     match opcode {
-        CONSTANT | NIL | TRUE | FALSE | GET_LOCAL | GET_GLOBAL | GET_UPVALUE | CLOSURE | CLASS => 1,
+        CONSTANT | NIL | TRUE | FALSE | GET_LOCAL | GET_GLOBAL | GET_UPVALUE | CLOSURE | CLASS
+        | GET_OUTER | GET_OUTER_UPVALUE => 1,
         SET_LOCAL | SET_GLOBAL | SET_UPVALUE | GET_PROPERTY | NOT | NEGATE | JUMP
-        | JUMP_IF_FALSE | LOOP => 0,
+        | JUMP_IF_FALSE | LOOP | SET_OUTER | SET_OUTER_UPVALUE => 0,
         POP | DEFINE_GLOBAL | SET_PROPERTY | GET_SUPER | EQUAL | NOT_EQUAL | GREATER
         | GREATER_EQUAL | LESS | LESS_EQUAL | ADD | SUBTRACT | MULTIPLY | DIVIDE | PRINT
         | CLOSE_UPVALUE | RETURN | INHERIT | METHOD | POP_JUMP_IF_FALSE => -1,
         EQUAL_JUMP | NOT_EQUAL_JUMP | GREATER_JUMP | GREATER_EQUAL_JUMP | LESS_JUMP
         | LESS_EQUAL_JUMP => -2,
-        CALL | INVOKE => -(argc as isize),
+        CALL | INVOKE | CALL_DIRECT => -(argc as isize),
         SUPER_INVOKE => -(argc as isize) - 1,
         _ => unreachable!("opcode {opcode}"),
     }

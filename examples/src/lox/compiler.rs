@@ -8,10 +8,17 @@
 //! ends, its chunk is copied into a function object, which becomes a constant of the
 //! enclosing function. Errors go to `err` as `[line N] Error at 'x': message`; after one,
 //! the parser skips to the next statement, and compilation returns nothing.
+//!
+//! With escape analysis on (the default), `compile` runs the parser twice: a resolve pass
+//! that emits as clox would and logs references to local functions, then the emit pass,
+//! which compiles the functions found direct without closures (`escape.rs` tells the
+//! story). Names resolve the same way in both; in the emit pass a name may also resolve
+//! through static links (`Place::Outer`), out of a direct function into its declarer.
 
 use std::io::Write;
 
 use super::chunk::{fused_compare, op, stack_effect, ChunkBuilder};
+use super::escape::{Decisions, EscapeLog, FnKind, Pos, ValueUse, MAX_DEPTH};
 use super::heap::LoxHeap;
 use super::object::ObjFunction;
 use super::roots::State;
@@ -87,15 +94,22 @@ enum FunctionType {
 
 struct Local<'s> {
     name: &'s [u8],
+    /// Where it is declared (the escape analysis's key for a local function).
+    pos: Pos,
     /// Scope depth, or -1 while its initializer is being compiled.
     depth: i32,
     is_captured: bool,
+    /// Declared by `fun`.
+    is_function: bool,
 }
 
+/// An upvalue a closure captures when it is made: a local (`is_local`) or an upvalue of
+/// the frame `hops` static links out from the one running `CLOSURE`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct UpvalueRef {
     index: u8,
     is_local: bool,
+    hops: u8,
 }
 
 /// Per-function compiler state (its chunk is `State::compiling` at the same depth).
@@ -104,6 +118,40 @@ struct FnCompiler<'s> {
     locals: Vec<Local<'s>>,
     upvalues: Vec<UpvalueRef>,
     scope_depth: i32,
+    /// Where its name is (the escape analysis's key).
+    name_pos: Pos,
+    /// Called without a closure (escape analysis): names it does not declare resolve
+    /// through its static link.
+    direct: bool,
+}
+
+/// Where a name lives, seen from the function being compiled.
+#[derive(Clone, Copy)]
+enum Place {
+    Local(u8),
+    /// A local of the function `hops` levels out, reached through static links.
+    Outer(u8, u8),
+    Upvalue(u8),
+    /// An upvalue of the function `hops` levels out.
+    OuterUpvalue(u8, u8),
+    /// A global: its name constant.
+    Global(u8),
+}
+
+/// The compiler's part in escape analysis.
+enum Escape {
+    Off,
+    Resolve(EscapeLog),
+    Emit(Decisions),
+}
+
+/// What `compile` does about escape analysis.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EscapeOptions {
+    /// Compile as clox: every function a closure, every captured local an upvalue.
+    pub off: bool,
+    /// `lox -m`: 1 prints the decisions to `err`, 2 with their reasons.
+    pub report: u32,
 }
 
 struct ClassCompiler {
@@ -116,21 +164,63 @@ pub struct Compiler<'a, 's> {
     st: &'a mut State,
     err: &'a mut dyn Write,
     scanner: Scanner<'s>,
+    source: &'s [u8],
     current: Token<'s>,
     previous: Token<'s>,
+    /// The token before `previous`.
+    before: Token<'s>,
     had_error: bool,
     panic_mode: bool,
     fns: Vec<FnCompiler<'s>>,
     classes: Vec<ClassCompiler>,
+    escape: Escape,
+    /// Where the argument being compiled begins (a function named there is passed).
+    arg_start: Pos,
+    /// The static-link hops of the direct function whose call is about to be compiled.
+    pending_direct: Option<u8>,
 }
 
 /// Compiles `source` to the script function, or reports errors to `err` and returns None.
+/// With escape analysis on, a successful compile reports its decisions to `err` when
+/// `escape.report` asks, naming the source `file`.
 pub fn compile(
     heap: &mut LoxHeap,
     st: &mut State,
     source: &[u8],
     err: &mut dyn Write,
+    escape: EscapeOptions,
+    file: &str,
 ) -> Option<*mut ObjFunction> {
+    let mode = if escape.off {
+        Escape::Off
+    } else {
+        // A source with errors gets no decisions: the emit pass reports them as clox would.
+        match pass(
+            heap,
+            st,
+            source,
+            &mut std::io::sink(),
+            Escape::Resolve(EscapeLog::default()),
+        ) {
+            (Some(_), Escape::Resolve(log)) => Escape::Emit(log.decide()),
+            _ => Escape::Off,
+        }
+    };
+    let (f, mode) = pass(heap, st, source, err, mode);
+    if let (Some(_), Escape::Emit(d), 1..) = (f, &mode, escape.report) {
+        let _ = err.write_all(d.report(file, source, escape.report).as_bytes());
+    }
+    f
+}
+
+/// One pass of the parser over `source`.
+fn pass(
+    heap: &mut LoxHeap,
+    st: &mut State,
+    source: &[u8],
+    err: &mut dyn Write,
+    escape: Escape,
+) -> (Option<*mut ObjFunction>, Escape) {
     let eof = Token {
         kind: TokenType::Eof,
         lexeme: b"",
@@ -141,22 +231,27 @@ pub fn compile(
         st,
         err,
         scanner: Scanner::new(source),
+        source,
         current: eof,
         previous: eof,
+        before: eof,
         had_error: false,
         panic_mode: false,
         fns: Vec::new(),
         classes: Vec::new(),
+        escape,
+        arg_start: Pos::MAX,
+        pending_direct: None,
     };
     let base = c.st.compiling.len();
-    c.begin_function(FunctionType::Script, std::ptr::null_mut());
+    c.begin_function(FunctionType::Script, std::ptr::null_mut(), Pos::MAX, false);
     c.advance();
     while !c.matches(TokenType::Eof) {
         c.declaration();
     }
     let (f, _) = c.end_function();
     debug_assert_eq!(c.st.compiling.len(), base);
-    (!c.had_error).then_some(f)
+    ((!c.had_error).then_some(f), c.escape)
 }
 
 impl<'a, 's> Compiler<'a, 's> {
@@ -195,6 +290,7 @@ impl<'a, 's> Compiler<'a, 's> {
     // ---- tokens ----
 
     fn advance(&mut self) {
+        self.before = self.previous;
         self.previous = self.current;
         loop {
             self.current = self.scanner.scan_token();
@@ -211,6 +307,19 @@ impl<'a, 's> Compiler<'a, 's> {
             self.advance();
         } else {
             self.error_at_current(message);
+        }
+    }
+
+    /// Where `token` starts in the source; a synthetic token (`this`, `super`) is placed
+    /// at the token just read.
+    fn pos(&self, token: Token<'s>) -> Pos {
+        let offset = (token.lexeme.as_ptr() as usize).wrapping_sub(self.source.as_ptr() as usize);
+        if offset <= self.source.len() {
+            offset
+        } else if token.lexeme.as_ptr() != self.previous.lexeme.as_ptr() {
+            self.pos(self.previous)
+        } else {
+            Pos::MAX
         }
     }
 
@@ -258,12 +367,17 @@ impl<'a, 's> Compiler<'a, 's> {
         self.chunk().grow_stack(stack_effect(opcode, arg));
     }
 
+    /// Emits an instruction with two operand bytes (`argc`: the call's, if it is one).
+    fn emit_op_args(&mut self, opcode: u8, a: u8, b: u8, argc: u8) {
+        self.emit_byte(opcode);
+        self.emit_byte(a);
+        self.emit_byte(b);
+        self.chunk().grow_stack(stack_effect(opcode, argc));
+    }
+
     /// Emits an invocation (`INVOKE` or `SUPER_INVOKE`).
     fn emit_invoke(&mut self, opcode: u8, name: u8, argc: u8) {
-        self.emit_byte(opcode);
-        self.emit_byte(name);
-        self.emit_byte(argc);
-        self.chunk().grow_stack(stack_effect(opcode, argc));
+        self.emit_op_args(opcode, name, argc, argc);
     }
 
     /// Emits a forward jump with a placeholder offset; returns where to patch it.
@@ -340,7 +454,13 @@ impl<'a, 's> Compiler<'a, 's> {
 
     // ---- functions and scopes ----
 
-    fn begin_function(&mut self, kind: FunctionType, name: *mut super::object::ObjString) {
+    fn begin_function(
+        &mut self,
+        kind: FunctionType,
+        name: *mut super::object::ObjString,
+        name_pos: Pos,
+        direct: bool,
+    ) {
         self.st.compiling.push(ChunkBuilder::new(name));
         // As clox: every slot 0 but a plain function's is named "this", the script's
         // included. Only the synthetic `this` of a `super` outside a class can see the
@@ -355,11 +475,15 @@ impl<'a, 's> Compiler<'a, 's> {
             kind,
             locals: vec![Local {
                 name: slot0,
+                pos: name_pos,
                 depth: 0,
                 is_captured: false,
+                is_function: false,
             }],
             upvalues: Vec::new(),
             scope_depth: 0,
+            name_pos,
+            direct,
         });
     }
 
@@ -405,10 +529,13 @@ impl<'a, 's> Compiler<'a, 's> {
             self.error("Too many local variables in function.");
             return;
         }
+        let pos = self.pos(name);
         self.fun().locals.push(Local {
             name: name.lexeme,
+            pos,
             depth: -1,
             is_captured: false,
+            is_function: false,
         });
     }
 
@@ -471,20 +598,82 @@ impl<'a, 's> Compiler<'a, 's> {
         Some(found as u8)
     }
 
+    /// Where `name` lives, seen from the function being compiled: clox's search, local
+    /// then enclosing functions outwards, where leaving a direct function is a static-link
+    /// hop instead of a capture.
+    fn resolve(&mut self, name: &[u8]) -> Place {
+        let top = self.fns.len() - 1;
+        if let Some(slot) = self.resolve_local(top, name) {
+            return Place::Local(slot);
+        }
+        // The script is never direct, so this stops at level 0 at the latest.
+        let mut level = top;
+        while self.fns[level].direct {
+            level -= 1;
+            if let Some(slot) = self.resolve_local(level, name) {
+                return Place::Outer((top - level) as u8, slot);
+            }
+        }
+        let hops = (top - level) as u8;
+        match self.resolve_upvalue(level, name) {
+            Some(index) if hops == 0 => Place::Upvalue(index),
+            Some(index) => Place::OuterUpvalue(hops, index),
+            None => Place::Global(self.identifier_constant(name)),
+        }
+    }
+
+    /// The upvalue of allocated function `depth` that holds `name`, added if new. Its
+    /// `CLOSURE` runs in the frame of function `depth - 1`, from which direct functions are
+    /// left through static links.
     fn resolve_upvalue(&mut self, depth: usize, name: &[u8]) -> Option<u8> {
         if depth == 0 {
             return None;
         }
-        if let Some(local) = self.resolve_local(depth - 1, name) {
-            self.fns[depth - 1].locals[local as usize].is_captured = true;
-            return Some(self.add_upvalue(depth, local, true));
+        let mut level = depth - 1;
+        loop {
+            if let Some(local) = self.resolve_local(level, name) {
+                self.capture(level, local as usize, depth);
+                let hops = (depth - 1 - level) as u8;
+                return Some(self.add_upvalue(depth, local, true, hops));
+            }
+            if !self.fns[level].direct {
+                break;
+            }
+            level -= 1;
         }
-        let upvalue = grow(|| self.resolve_upvalue(depth - 1, name))?;
-        Some(self.add_upvalue(depth, upvalue, false))
+        let hops = (depth - 1 - level) as u8;
+        let upvalue = grow(|| self.resolve_upvalue(level, name))?;
+        Some(self.add_upvalue(depth, upvalue, false, hops))
     }
 
-    fn add_upvalue(&mut self, depth: usize, index: u8, is_local: bool) -> u8 {
-        let want = UpvalueRef { index, is_local };
+    /// Local `slot` of function `level` is captured by allocated function `by`: it moves
+    /// to the heap when its scope ends.
+    fn capture(&mut self, level: usize, slot: usize, by: usize) {
+        let by = self.fns[by].name_pos;
+        let local = &mut self.fns[level].locals[slot];
+        if !local.is_captured {
+            local.is_captured = true;
+            if let Escape::Emit(d) = &mut self.escape {
+                d.moved_to_heap(local.pos, local.name, by);
+            }
+        }
+    }
+
+    /// The function level and slot of the local `name` resolves to, if it is one (no
+    /// errors, no captures: the same search as `resolve`).
+    fn declaring(&self, name: &[u8]) -> Option<(usize, usize)> {
+        self.fns.iter().enumerate().rev().find_map(|(level, f)| {
+            let slot = f.locals.iter().rposition(|l| l.name == name)?;
+            Some((level, slot))
+        })
+    }
+
+    fn add_upvalue(&mut self, depth: usize, index: u8, is_local: bool, hops: u8) -> u8 {
+        let want = UpvalueRef {
+            index,
+            is_local,
+            hops,
+        };
         if let Some(i) = self.fns[depth].upvalues.iter().position(|&u| u == want) {
             return i as u8;
         }
@@ -576,24 +765,47 @@ impl<'a, 's> Compiler<'a, 's> {
         } else {
             FunctionType::Method
         };
-        self.function(kind);
+        let at = self.pos(self.previous);
+        self.function(kind, at);
         self.emit_op_arg(op::METHOD, constant);
     }
 
     fn fun_declaration(&mut self) {
+        let at = self.pos(self.previous);
         let global = self.parse_variable("Expect function name.");
+        if self.fun().scope_depth > 0 {
+            if let Some(l) = self.fun().locals.last_mut() {
+                l.is_function = true;
+            }
+        }
         self.mark_initialized();
-        self.function(FunctionType::Function);
+        self.function(FunctionType::Function, at);
         self.define_variable(global);
     }
 
-    fn function(&mut self, kind: FunctionType) {
-        grow(|| self.function_here(kind));
+    /// Compiles a function whose name was just read (`at`: where the report places it).
+    fn function(&mut self, kind: FunctionType, at: Pos) {
+        grow(|| self.function_here(kind, at));
     }
 
-    fn function_here(&mut self, kind: FunctionType) {
+    fn function_here(&mut self, kind: FunctionType, at: Pos) {
+        let name_pos = self.pos(self.previous);
+        let fn_kind = match kind {
+            FunctionType::Method | FunctionType::Initializer => FnKind::Method,
+            _ if self.fun().scope_depth == 0 => FnKind::Global,
+            _ if self.fns.len() >= MAX_DEPTH => FnKind::TooDeep,
+            _ => FnKind::Candidate,
+        };
+        let direct = match &mut self.escape {
+            Escape::Off => false,
+            Escape::Resolve(log) => {
+                log.function(name_pos, self.previous.lexeme, at, fn_kind);
+                false
+            }
+            Escape::Emit(d) => d.is_direct(name_pos),
+        };
         let name = self.heap.intern(self.st, self.previous.lexeme);
-        self.begin_function(kind, name);
+        self.begin_function(kind, name, name_pos, direct);
         self.begin_scope();
         self.consume(TokenType::LeftParen, "Expect '(' after function name.");
         if !self.check(TokenType::RightParen) {
@@ -615,10 +827,21 @@ impl<'a, 's> Compiler<'a, 's> {
         self.consume(TokenType::LeftBrace, "Expect '{' before function body.");
         self.block();
         let (function, upvalues) = self.end_function();
+        if direct {
+            // Its one closure, made now: it reaches its declarer's variables through the
+            // static link, so it captures nothing.
+            debug_assert!(upvalues.is_empty());
+            self.st.temps.push(Value::object(function));
+            let closure = self.heap.new_closure(self.st, function);
+            self.st.temps.pop();
+            let constant = self.make_constant(Value::object(closure));
+            self.emit_op_arg(op::CONSTANT, constant);
+            return;
+        }
         let constant = self.make_constant(Value::object(function));
         self.emit_op_arg(op::CLOSURE, constant);
         for u in upvalues {
-            self.emit_byte(u.is_local as u8);
+            self.emit_byte(u.hops << 1 | u.is_local as u8);
             self.emit_byte(u.index);
         }
     }
@@ -813,8 +1036,12 @@ impl<'a, 's> Compiler<'a, 's> {
         use TokenType::*;
         match kind {
             LeftParen => {
+                let direct = self.pending_direct.take();
                 let argc = self.argument_list();
-                self.emit_op_arg(op::CALL, argc);
+                match direct {
+                    Some(hops) => self.emit_op_args(op::CALL_DIRECT, argc, hops, argc),
+                    None => self.emit_op_arg(op::CALL, argc),
+                }
             }
             Dot => self.dot(can_assign),
             And => {
@@ -858,6 +1085,7 @@ impl<'a, 's> Compiler<'a, 's> {
         let mut argc: u8 = 0;
         if !self.check(TokenType::RightParen) {
             loop {
+                self.arg_start = self.pos(self.current);
                 self.expression();
                 if argc == 255 {
                     self.error("Can't have more than 255 arguments.");
@@ -891,20 +1119,96 @@ impl<'a, 's> Compiler<'a, 's> {
     }
 
     fn named_variable(&mut self, name: Token<'s>, can_assign: bool) {
-        let top = self.fns.len() - 1;
-        let (get, set, arg) = if let Some(slot) = self.resolve_local(top, name.lexeme) {
-            (op::GET_LOCAL, op::SET_LOCAL, slot)
-        } else if let Some(index) = self.resolve_upvalue(top, name.lexeme) {
-            (op::GET_UPVALUE, op::SET_UPVALUE, index)
-        } else {
-            let c = self.identifier_constant(name.lexeme);
-            (op::GET_GLOBAL, op::SET_GLOBAL, c)
+        let place = self.resolve(name.lexeme);
+        if !matches!(self.escape, Escape::Off) {
+            let value_use = if can_assign && self.check(TokenType::Equal) {
+                Some(ValueUse::Assigned)
+            } else if self.check(TokenType::LeftParen) {
+                None
+            } else {
+                Some(self.value_use(name))
+            };
+            self.note_reference(name.lexeme, place, value_use);
+        }
+        let (get, set, a, b) = match place {
+            Place::Local(slot) => (op::GET_LOCAL, op::SET_LOCAL, slot, None),
+            Place::Outer(hops, slot) => (op::GET_OUTER, op::SET_OUTER, hops, Some(slot)),
+            Place::Upvalue(index) => (op::GET_UPVALUE, op::SET_UPVALUE, index, None),
+            Place::OuterUpvalue(hops, index) => (
+                op::GET_OUTER_UPVALUE,
+                op::SET_OUTER_UPVALUE,
+                hops,
+                Some(index),
+            ),
+            Place::Global(c) => (op::GET_GLOBAL, op::SET_GLOBAL, c, None),
         };
-        if can_assign && self.matches(TokenType::Equal) {
+        let opcode = if can_assign && self.matches(TokenType::Equal) {
             self.expression();
-            self.emit_op_arg(set, arg);
+            set
         } else {
-            self.emit_op_arg(get, arg);
+            get
+        };
+        match b {
+            Some(b) => self.emit_op_args(opcode, a, b, 0),
+            None => self.emit_op_arg(opcode, a),
+        }
+    }
+
+    /// How the value of the name just read is used, judged by the tokens around it.
+    fn value_use(&self, name: Token<'s>) -> ValueUse {
+        use TokenType::*;
+        if matches!(self.current.kind, EqualEqual | BangEqual)
+            || matches!(self.before.kind, EqualEqual | BangEqual)
+        {
+            return ValueUse::Compared;
+        }
+        if self.pos(name) == self.arg_start {
+            return ValueUse::Argument;
+        }
+        match self.before.kind {
+            Return => ValueUse::Returned,
+            Print => ValueUse::Printed,
+            Equal => ValueUse::Stored,
+            _ => ValueUse::Other,
+        }
+    }
+
+    /// Escape analysis at a reference to `name`, resolved to `place`: the resolve pass
+    /// logs references to local functions; the emit pass turns the call of a direct one
+    /// into `CALL_DIRECT`.
+    fn note_reference(&mut self, name: &[u8], place: Place, value_use: Option<ValueUse>) {
+        let Some((level, slot)) = self.declaring(name) else {
+            return;
+        };
+        let local = &self.fns[level].locals[slot];
+        if !local.is_function {
+            return;
+        }
+        let decl = local.pos;
+        match &mut self.escape {
+            Escape::Off => {}
+            Escape::Resolve(log) => {
+                let crossed = self.fns[level + 1..].iter().map(|f| f.name_pos).collect();
+                log.reference(decl, value_use, crossed);
+            }
+            Escape::Emit(d) => {
+                if !d.is_direct(decl) {
+                    return;
+                }
+                // The analysis saw this very reference: only a call by name, reached
+                // through direct functions. Anything else would be a compiler bug that
+                // leaves a closure with no static link, so it stops here.
+                let hops = match place {
+                    Place::Local(_) => 0,
+                    Place::Outer(hops, _) => hops,
+                    _ => panic!("escape analysis: a direct function reached through a closure"),
+                };
+                assert!(
+                    value_use.is_none(),
+                    "escape analysis: a direct function used as a value"
+                );
+                self.pending_direct = Some(hops);
+            }
         }
     }
 

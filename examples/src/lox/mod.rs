@@ -3,8 +3,9 @@
 //!
 //! How data flows: [`cli`] reads a file (or REPL lines) and hands the source to a [`Vm`].
 //! The compiler (`compiler.rs`, pulling tokens from `scanner.rs`) builds each function in a
-//! `chunk::ChunkBuilder` and copies it into an `ObjFunction` in the heap; the VM (`vm.rs`)
-//! runs it. Objects are made in `heap.rs`, the glue to `minigo_gc` (layouts in
+//! `chunk::ChunkBuilder` and copies it into an `ObjFunction` in the heap, after a resolve
+//! pass whose escape analysis (`escape.rs`, `lox -m`) finds the local functions that need
+//! no closure; the VM (`vm.rs`) runs it. Objects are made in `heap.rs`, the glue to `minigo_gc` (layouts in
 //! `object.rs`, values in `value.rs`, hash tables in `table.rs`); the VM's stack, frames and
 //! globals are reported to the collector by `roots.rs`.
 //!
@@ -16,6 +17,7 @@
 
 mod chunk;
 mod compiler;
+mod escape;
 mod heap;
 mod object;
 mod roots;
@@ -28,6 +30,7 @@ use std::io::{self, BufRead, BufWriter};
 
 use minigo_gc::GcConfig;
 
+pub use compiler::EscapeOptions;
 pub use value::{format_number, Value};
 pub use vm::{InterpretResult, Vm};
 
@@ -37,8 +40,8 @@ const EX_DATAERR: i32 = 65;
 const EX_SOFTWARE: i32 = 70;
 const EX_IOERR: i32 = 74;
 
-const USAGE: &str = "Usage: lox [path] [--gc-stress] [--gctrace] [--verify] [--memprofile FILE] \
-                     [--memprofilerate N] [--memstats]";
+const USAGE: &str = "Usage: lox [path] [-m [-m]] [--no-escape-analysis] [--gc-stress] [--gctrace] \
+                     [--verify] [--memprofile FILE] [--memprofilerate N] [--memstats]";
 
 /// Exit status of a `--memprofile` file that cannot be written (the `minigo` command's
 /// usage status, reported before anything runs).
@@ -57,6 +60,10 @@ struct Options {
     memprofilerate: Option<usize>,
     /// `--memstats`: Go's MemStats fields on stderr after the run.
     memstats: bool,
+    /// `-m` / `--escape`, once or twice: the escape analysis's decisions on stderr.
+    escape_report: u32,
+    /// `--no-escape-analysis`: every function a closure, as clox.
+    no_escape: bool,
 }
 
 fn parse_args(args: Vec<String>) -> Option<Options> {
@@ -77,6 +84,8 @@ fn parse_args(args: Vec<String>) -> Option<Options> {
             "--gctrace" => o.trace = true,
             "--verify" => o.verify = true,
             "--memstats" => o.memstats = true,
+            "-m" | "--escape" => o.escape_report += 1,
+            "--no-escape-analysis" => o.no_escape = true,
             "--memprofile" => o.memprofile = Some(value().filter(|v| !v.is_empty())?),
             "--memprofilerate" => o.memprofilerate = Some(value()?.parse().ok()?),
             s if s.starts_with("--") => return None,
@@ -101,8 +110,8 @@ fn gc_config(o: &Options) -> Result<GcConfig, String> {
 }
 
 /// Runs the interpreter as the `lox` command does, with `args` after the program name
-/// (`[FILE] [--gc-stress] [--gctrace] [--verify] [--memprofile FILE] [--memprofilerate N]
-/// [--memstats]`); returns the process exit code: 0, 64 (usage), 65 (compile error), 70
+/// (`[FILE] [-m [-m]] [--no-escape-analysis] [--gc-stress] [--gctrace] [--verify]
+/// [--memprofile FILE] [--memprofilerate N] [--memstats]`); returns the process exit code: 0, 64 (usage), 65 (compile error), 70
 /// (runtime error), 74 (unreadable file), 2 (a `--memprofile` file that cannot be
 /// created, found before the program runs).
 pub fn cli(args: Vec<String>) -> i32 {
@@ -148,6 +157,10 @@ pub fn cli(args: Vec<String>) -> i32 {
     if let Some(path) = &options.path {
         vm.set_script_name(path);
     }
+    vm.set_escape(EscapeOptions {
+        off: options.no_escape,
+        report: options.escape_report,
+    });
     let code = match source {
         Some(source) => match vm.interpret(&source) {
             InterpretResult::Ok => 0,
@@ -222,5 +235,7 @@ mod tests {
         assert!(parse_args(args(&["a.lox", "--memprofile"])).is_none());
         assert!(parse_args(args(&["--memprofilerate", "lots"])).is_none());
         assert!(parse_args(args(&["a.lox", "--gctrace=0"])).is_none());
+        let o = parse_args(args(&["-m", "a.lox", "--escape", "--no-escape-analysis"])).unwrap();
+        assert_eq!((o.escape_report, o.no_escape), (2, true));
     }
 }

@@ -37,6 +37,9 @@ pub struct CallFrame {
     pub consts: *const Value,
     /// The function's probe hints (see `ObjFunction::hints`).
     pub hints: *mut usize,
+    /// The static link of a direct function's frame (see `escape.rs`): the frame of the
+    /// call that declared it, which is below this one while it runs. Null otherwise.
+    pub env: *mut CallFrame,
 }
 
 impl CallFrame {
@@ -97,6 +100,7 @@ impl State {
                     slots: stack,
                     consts: std::ptr::null(),
                     hints: std::ptr::null_mut(),
+                    env: std::ptr::null_mut(),
                 };
                 FRAMES_MAX
             ]

@@ -20,13 +20,17 @@
 //!   the stack.
 //! - **INV-LIVE**: every object value on the stack, in a frame, an upvalue or a constant
 //!   is live: it is reachable from `State` and the collector marks it.
+//! - **INV-LINK**: a static-link hop count (`GET_OUTER`, `CALL_DIRECT`, a `CLOSURE`
+//!   descriptor) leaves only frames of direct functions, whose `env` `CALL_DIRECT` set to
+//!   the frame of the call that declared them; the escape analysis lets a direct function
+//!   be called only while that call runs, so the frame is below the running one, live.
 
 use std::io::{self, Write};
 
 use minigo_gc::{GcConfig, MemStats};
 
 use super::chunk::op;
-use super::compiler::compile;
+use super::compiler::{compile, EscapeOptions};
 use super::heap::{upvalue_slot, LoxHeap};
 use super::object::{
     is_kind, kind_of, Kind, ObjBoundMethod, ObjClass, ObjClosure, ObjFunction, ObjInstance,
@@ -69,6 +73,7 @@ pub struct Vm {
     err: Box<dyn Write>,
     /// Scratch for string concatenation and number formatting.
     scratch: Vec<u8>,
+    escape: EscapeOptions,
 }
 
 /// A runtime error was reported; the stack is unwound.
@@ -211,6 +216,7 @@ impl Vm {
             out,
             err,
             scratch: Vec::new(),
+            escape: EscapeOptions::default(),
         };
         for (index, (name, _)) in NATIVES.iter().enumerate() {
             let name = vm.heap.intern(&mut vm.st, name.as_bytes());
@@ -232,7 +238,15 @@ impl Vm {
     pub fn interpret(&mut self, source: &[u8]) -> InterpretResult {
         // clox's scanner ends at the first NUL byte, whatever follows it.
         let source = &source[..source.iter().position(|&b| b == 0).unwrap_or(source.len())];
-        let Some(function) = compile(&mut self.heap, &mut self.st, source, &mut *self.err) else {
+        let script = self.st.script.clone();
+        let Some(function) = compile(
+            &mut self.heap,
+            &mut self.st,
+            source,
+            &mut *self.err,
+            self.escape,
+            &script,
+        ) else {
             return InterpretResult::CompileError;
         };
         self.st.temps.push(Value::object(function));
@@ -260,7 +274,15 @@ impl Vm {
         let _ = self.out.flush();
     }
 
-    /// Names the program's file in the heap profile's frames (default `script`).
+    /// How later `interpret` calls use escape analysis: on by default; `off` compiles
+    /// every function to a closure as clox does; `report` 1 or 2 prints the decisions
+    /// (`lox -m`, `-m -m`) to the error stream, naming the script.
+    pub fn set_escape(&mut self, escape: EscapeOptions) {
+        self.escape = escape;
+    }
+
+    /// Names the program's file in the heap profile's frames and escape reports (default
+    /// `script`).
     pub fn set_script_name(&mut self, name: &str) {
         self.st.script = name.to_string();
     }
@@ -369,6 +391,7 @@ impl Vm {
                 slots: base,
                 consts: (*function).constants,
                 hints: (*function).hints,
+                env: std::ptr::null_mut(),
             });
             self.st.frame_count += 1;
             frame
@@ -573,6 +596,24 @@ impl Vm {
         }
     }
 
+    /// Stores `v` in the variable upvalue `u` holds.
+    ///
+    /// # Safety
+    /// `u` is a live upvalue.
+    #[inline(always)]
+    unsafe fn set_upvalue(&mut self, u: *mut ObjUpvalue, v: Value) {
+        // SAFETY: the caller's contract. An open upvalue's location is a stack slot (a
+        // plain store); a closed one's is its own value word (a heap word: the write API).
+        unsafe {
+            let location = (*u).location;
+            if location == &raw mut (*u).closed {
+                self.heap.write_value(location, v);
+            } else {
+                *location = v;
+            }
+        }
+    }
+
     /// Stores into a table in a heap object, growing it if the key is new.
     ///
     /// # Safety
@@ -749,6 +790,24 @@ impl Vm {
                 }
             }};
         }
+        // The frame `hops` static links out from the running one.
+        macro_rules! static_link {
+            ($hops:expr) => {{
+                let mut f = frame;
+                for _ in 0..$hops {
+                    // SAFETY: INV-LINK.
+                    f = unsafe { (*f).env };
+                }
+                f
+            }};
+        }
+        // Reads a hops operand; the frame it names.
+        macro_rules! outer_frame {
+            () => {{
+                let hops = read_byte!();
+                static_link!(hops)
+            }};
+        }
         macro_rules! binary_number {
             ($a:ident, $b:ident, $result:expr) => {{
                 let $b = peek!(0);
@@ -862,16 +921,36 @@ impl Vm {
                     // SAFETY: INV-CODE, INV-LIVE as above.
                     let u = unsafe { *upvalue_slot((*frame).closure, index) };
                     let v = peek!(0);
-                    // SAFETY: an open upvalue's location is a stack slot (a plain store);
-                    // a closed one's is its own value word (a heap word: the write API).
-                    unsafe {
-                        let location = (*u).location;
-                        if location == &raw mut (*u).closed {
-                            self.heap.write_value(location, v);
-                        } else {
-                            *location = v;
-                        }
-                    }
+                    // SAFETY: the upvalue is live (the running closure holds it).
+                    unsafe { self.set_upvalue(u, v) };
+                }
+                op::GET_OUTER => {
+                    let outer = outer_frame!();
+                    let slot = read_byte!() as usize;
+                    // SAFETY: INV-CODE: a local of that frame, which is live (INV-LINK).
+                    push!(unsafe { *(*outer).slots.add(slot) });
+                }
+                op::SET_OUTER => {
+                    let outer = outer_frame!();
+                    let slot = read_byte!() as usize;
+                    let v = peek!(0);
+                    // SAFETY: as for GET_OUTER; a stack slot takes a plain store.
+                    unsafe { *(*outer).slots.add(slot) = v };
+                }
+                op::GET_OUTER_UPVALUE => {
+                    let outer = outer_frame!();
+                    let index = read_byte!() as usize;
+                    // SAFETY: INV-CODE: that frame's closure has this upvalue; INV-LINK.
+                    push!(unsafe { *(**upvalue_slot((*outer).closure, index)).location });
+                }
+                op::SET_OUTER_UPVALUE => {
+                    let outer = outer_frame!();
+                    let index = read_byte!() as usize;
+                    // SAFETY: as for GET_OUTER_UPVALUE.
+                    let u = unsafe { *upvalue_slot((*outer).closure, index) };
+                    let v = peek!(0);
+                    // SAFETY: as in SET_UPVALUE.
+                    unsafe { self.set_upvalue(u, v) };
                 }
                 op::GET_PROPERTY => {
                     let (name, hint) = read_name!();
@@ -1057,6 +1136,14 @@ impl Vm {
                         None => try_call!(self.invoke_from_class(superclass, name, argc)),
                     }
                 }
+                op::CALL_DIRECT => {
+                    let argc = read_byte!() as usize;
+                    let env = outer_frame!();
+                    // INV-CODE: the callee is the direct function's compile-time closure.
+                    enter!(peek!(argc).as_ptr(), argc);
+                    // SAFETY: `frame` is the frame just pushed.
+                    unsafe { (*frame).env = env };
+                }
                 op::CLOSURE => {
                     let index = read_byte!() as usize;
                     // SAFETY: INV-CODE: a function constant.
@@ -1068,15 +1155,17 @@ impl Vm {
                     // SAFETY: INV-LIVE.
                     let n = unsafe { (*function).upvalue_count };
                     for i in 0..n {
-                        let is_local = read_byte!();
+                        let descriptor = read_byte!();
+                        let is_local = descriptor & 1 != 0;
+                        let from = static_link!(descriptor >> 1);
                         let index = read_byte!() as usize;
-                        let upvalue = if is_local != 0 {
+                        let upvalue = if is_local {
                             self.st.sp = sp;
-                            // SAFETY: INV-CODE: a local of the running frame.
-                            self.capture_upvalue(unsafe { (*frame).slots.add(index) })
+                            // SAFETY: INV-CODE: a local of that frame; INV-LINK.
+                            self.capture_upvalue(unsafe { (*from).slots.add(index) })
                         } else {
-                            // SAFETY: INV-CODE: an upvalue of the running closure.
-                            unsafe { *upvalue_slot((*frame).closure, index) }
+                            // SAFETY: INV-CODE: an upvalue of that frame's closure.
+                            unsafe { *upvalue_slot((*from).closure, index) }
                         };
                         // SAFETY: slot `i` of the new closure (pushed, so live); the
                         // upvalue is live (open list or enclosing closure).
