@@ -153,3 +153,171 @@ fn direct_functions_allocate_no_closures_or_upvalues() {
     let (on, off) = (mallocs(escaping, false), mallocs(escaping, true));
     assert!(on >= 20_000 && off >= 20_000, "on {on}, off {off}");
 }
+
+/// A small random Lox program built from what the analysis decides on: nested local
+/// functions that call each other and themselves, read and assign their declarers'
+/// variables and parameters, and sometimes escape (stored, passed, compared), inside
+/// loops and blocks. A global call budget keeps every run short.
+struct ProgramGen {
+    state: u64,
+    names: usize,
+    out: String,
+}
+
+impl ProgramGen {
+    fn next(&mut self, n: u64) -> u64 {
+        // xorshift64*
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        (self.state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) % n
+    }
+
+    fn name(&mut self, prefix: &str) -> String {
+        self.names += 1;
+        format!("{prefix}{}", self.names)
+    }
+
+    fn expr(&mut self, vars: &[String], funs: &[(String, usize)], depth: u32) -> String {
+        let c = self.next(100);
+        if depth > 2 || c < 30 {
+            if !vars.is_empty() && self.next(10) < 7 {
+                return vars[self.next(vars.len() as u64) as usize].clone();
+            }
+            return self.next(10).to_string();
+        }
+        if c < 55 && !funs.is_empty() {
+            let (f, arity) = funs[self.next(funs.len() as u64) as usize].clone();
+            let args: Vec<String> = (0..arity)
+                .map(|_| self.expr(vars, funs, depth + 1))
+                .collect();
+            return format!("{f}({})", args.join(", "));
+        }
+        if c < 62 && !funs.is_empty() {
+            let (f, _) = funs[self.next(funs.len() as u64) as usize].clone();
+            return match self.next(3) {
+                0 => format!("keep({f})"),
+                1 => format!("({f} == {f})"),
+                _ => format!("hold({f})"),
+            };
+        }
+        let (a, b) = (
+            self.expr(vars, funs, depth + 1),
+            self.expr(vars, funs, depth + 1),
+        );
+        format!("({a} + {b})")
+    }
+
+    fn block(&mut self, vars: &[String], funs: &[(String, usize)], depth: u32, indent: &str) {
+        let mut vars = vars.to_vec();
+        let mut funs = funs.to_vec();
+        for _ in 0..1 + self.next(5) {
+            let c = self.next(100);
+            if c < 25 {
+                let v = self.name("v");
+                let e = self.expr(&vars, &funs, 0);
+                self.out += &format!("{indent}var {v} = {e};\n");
+                vars.push(v);
+            } else if c < 47 && depth < 4 {
+                let f = self.name("f");
+                let arity = self.next(3) as usize;
+                let params: Vec<String> = (0..arity).map(|_| self.name("p")).collect();
+                self.out += &format!("{indent}fun {f}({}) {{\n", params.join(", "));
+                self.out += &format!("{indent}  if (budget < 1) return 0;\n");
+                self.out += &format!("{indent}  budget = budget - 1;\n");
+                let mut inner_vars = vars.clone();
+                inner_vars.extend(params);
+                let mut inner_funs = funs.clone();
+                inner_funs.push((f.clone(), arity));
+                self.block(&inner_vars, &inner_funs, depth + 1, &format!("{indent}  "));
+                let e = self.expr(&inner_vars, &funs, 1);
+                self.out += &format!("{indent}  return {e};\n{indent}}}\n");
+                funs.push((f, arity));
+            } else if c < 62 && !vars.is_empty() {
+                let v = vars[self.next(vars.len() as u64) as usize].clone();
+                let e = self.expr(&vars, &funs, 0);
+                self.out += &format!("{indent}{v} = {e};\n");
+            } else if c < 70 && !funs.is_empty() {
+                let (f, _) = funs[self.next(funs.len() as u64) as usize].clone();
+                self.out += &format!("{indent}saved = {f};\n");
+            } else if c < 80 && depth < 4 {
+                let i = format!("i{depth}");
+                self.out += &format!("{indent}for (var {i} = 0; {i} < 2; {i} = {i} + 1) {{\n");
+                self.block(&vars, &funs, depth + 1, &format!("{indent}  "));
+                self.out += &format!("{indent}}}\n");
+            } else {
+                let e = self.expr(&vars, &funs, 0);
+                self.out += &format!("{indent}print {e};\n");
+            }
+        }
+    }
+
+    fn program(seed: u64) -> String {
+        let mut g = ProgramGen {
+            state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            names: 0,
+            out: String::from(
+                "var budget = 50;\nvar saved = nil;\nvar kept = nil;\n\
+                 fun keep(f) { kept = f; return 1; }\n\
+                 fun hold(f) { return 2; }\n\
+                 fun main() {\n",
+            ),
+        };
+        g.block(&[], &[], 0, "  ");
+        g.out += "  return 0;\n}\nprint main();\nif (saved != nil) print saved;\n";
+        g.out
+    }
+}
+
+/// Random programs print the same with the analysis on as off (and under `--gc-stress
+/// --verify` with it on), errors and traces included. Each one's decisions are mixed:
+/// most have direct functions, many have escaping ones.
+#[test]
+fn random_programs_agree_with_the_analysis_on_and_off() {
+    let dir = std::env::temp_dir().join(format!("lox-escape-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let (mut direct, mut escaping, mut differ) = (0, 0, Vec::new());
+    for seed in 0..150u64 {
+        let source = ProgramGen::program(seed);
+        let file = dir.join(format!("p{seed}.lox"));
+        std::fs::write(&file, &source).expect("a writable temporary file");
+        let off = harness::run(&file, &["--no-escape-analysis"]);
+        let flags: &[&str] = if seed % 5 == 0 {
+            &["-m", "--gc-stress", "--verify"]
+        } else {
+            &["-m"]
+        };
+        let on = harness::run(&file, flags);
+        // The report comes first on stderr: one line per decision.
+        let report_lines = on
+            .stderr
+            .lines()
+            .take_while(|l| l.contains(".lox:") && !l.starts_with('['))
+            .count();
+        let report: Vec<&str> = on.stderr.lines().take(report_lines).collect();
+        direct += report
+            .iter()
+            .filter(|l| l.ends_with("does not escape"))
+            .count();
+        escaping += report
+            .iter()
+            .filter(|l| l.ends_with("escapes to heap"))
+            .count();
+        let rest: String = on
+            .stderr
+            .lines()
+            .skip(report_lines)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if (&on.stdout, &rest, on.code) != (&off.stdout, &off.stderr, off.code) {
+            differ.push(format!("seed {seed}:\n{source}"));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("150 programs: {direct} direct functions, {escaping} escaping");
+    assert!(
+        direct > 100 && escaping > 50,
+        "{direct} direct, {escaping} escaping"
+    );
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}

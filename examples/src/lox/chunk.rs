@@ -106,6 +106,10 @@ pub mod op {
     /// compile-time closure is the callee), linking the new frame to the frame that
     /// declared it: the running frame, or the one `hops` static links out.
     pub const CALL_DIRECT: u8 = 51;
+    /// `NIL` then `RETURN`, in one dispatch: the end of every function but an initializer.
+    pub const RETURN_NIL: u8 = 52;
+    /// `GET_LOCAL 0` then `RETURN`: the end of an initializer, and its bare `return;`.
+    pub const RETURN_THIS: u8 = 53;
 }
 
 /// The compare-and-jump instruction for comparison `opcode`, if it is one.
@@ -129,7 +133,7 @@ pub fn stack_effect(opcode: u8, argc: u8) -> isize {
         CONSTANT | NIL | TRUE | FALSE | GET_LOCAL | GET_GLOBAL | GET_UPVALUE | CLOSURE | CLASS
         | GET_OUTER | GET_OUTER_UPVALUE => 1,
         SET_LOCAL | SET_GLOBAL | SET_UPVALUE | GET_PROPERTY | NOT | NEGATE | JUMP
-        | JUMP_IF_FALSE | LOOP | SET_OUTER | SET_OUTER_UPVALUE => 0,
+        | JUMP_IF_FALSE | LOOP | SET_OUTER | SET_OUTER_UPVALUE | RETURN_NIL | RETURN_THIS => 0,
         POP | DEFINE_GLOBAL | SET_PROPERTY | GET_SUPER | EQUAL | NOT_EQUAL | GREATER
         | GREATER_EQUAL | LESS | LESS_EQUAL | ADD | SUBTRACT | MULTIPLY | DIVIDE | PRINT
         | CLOSE_UPVALUE | RETURN | INHERIT | METHOD | POP_JUMP_IF_FALSE => -1,

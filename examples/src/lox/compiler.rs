@@ -431,11 +431,10 @@ impl<'a, 's> Compiler<'a, 's> {
 
     fn emit_return(&mut self) {
         if self.fun().kind == FunctionType::Initializer {
-            self.emit_op_arg(op::GET_LOCAL, 0);
+            self.emit_op(op::RETURN_THIS);
         } else {
-            self.emit_op(op::NIL);
+            self.emit_op(op::RETURN_NIL);
         }
-        self.emit_op(op::RETURN);
     }
 
     fn make_constant(&mut self, v: Value) -> u8 {

@@ -12,8 +12,9 @@
 //!
 //! - **INV-CODE**: bytecode is made by `compiler.rs` only: every instruction has its
 //!   operands, constant, local and upvalue indices are in range, jumps land on
-//!   instructions, and every function ends in `RETURN`. The constant an instruction names
-//!   has the type the instruction expects (names are strings, `CLOSURE` takes a function).
+//!   instructions, and every function ends in a return (`RETURN_NIL`, `RETURN_THIS`).
+//!   The constant an instruction names has the type the instruction expects (names are
+//!   strings, `CLOSURE` takes a function).
 //! - **INV-STACK**: the running frame uses at most its function's `max_stack` slots, which
 //!   the compiler computed from the stack effect of each instruction; a call checks that
 //!   many slots are free before it pushes a frame. So `push`, `pop` and `peek` stay inside
@@ -851,6 +852,37 @@ impl Vm {
             }};
         }
 
+        // Ends the running frame with `$result`: closes its upvalues, and returns to the
+        // caller's frame (or out of `run`, after the script's).
+        macro_rules! return_with {
+            ($result:expr) => {{
+                let result: Value = $result;
+                // SAFETY: `frame` is the running frame.
+                let slots = unsafe { (*frame).slots };
+                if self
+                    .st
+                    .open_upvalues
+                    .last()
+                    // SAFETY: open upvalues are live.
+                    .is_some_and(|&u| unsafe { (*u).location } >= slots)
+                {
+                    self.close_upvalues(slots);
+                }
+                self.st.frame_count -= 1;
+                if self.st.frame_count == 0 {
+                    self.st.sp = self.st.stack;
+                    return Ok(());
+                }
+                sp = slots;
+                push!(result);
+                // SAFETY: the caller's frame is below this one; INV-LIVE.
+                unsafe {
+                    frame = frame.sub(1);
+                    ip = (*frame).ip;
+                }
+            }};
+        }
+
         load_frame!();
         loop {
             match read_byte!() {
@@ -1179,30 +1211,11 @@ impl Vm {
                 }
                 op::RETURN => {
                     let result = pop!();
-                    // SAFETY: `frame` is the running frame.
-                    let slots = unsafe { (*frame).slots };
-                    if self
-                        .st
-                        .open_upvalues
-                        .last()
-                        // SAFETY: open upvalues are live.
-                        .is_some_and(|&u| unsafe { (*u).location } >= slots)
-                    {
-                        self.close_upvalues(slots);
-                    }
-                    self.st.frame_count -= 1;
-                    if self.st.frame_count == 0 {
-                        self.st.sp = self.st.stack;
-                        return Ok(());
-                    }
-                    sp = slots;
-                    push!(result);
-                    // SAFETY: the caller's frame is below this one; INV-LIVE.
-                    unsafe {
-                        frame = frame.sub(1);
-                        ip = (*frame).ip;
-                    }
+                    return_with!(result);
                 }
+                op::RETURN_NIL => return_with!(Value::NIL),
+                // SAFETY: `frame` is the running frame; slot 0 is its `this`.
+                op::RETURN_THIS => return_with!(unsafe { *(*frame).slots }),
                 op::CLASS => {
                     let name = read_string!();
                     sync!();
