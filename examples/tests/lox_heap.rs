@@ -141,3 +141,35 @@ fn a_dropped_object_graph_is_collected() {
     );
     assert!(lox.vm.heap_stats().heap_alloc <= after + 64 * 1024);
 }
+
+/// Instances keep their fields inline; one that outgrows them moves its fields to an
+/// array of its own and clears the inline copies, so a value it later drops is garbage.
+#[test]
+fn fields_moved_out_of_line_keep_nothing_alive() {
+    let mut lox = Lox::new();
+    lox.run(
+        r#"
+        class Box {}
+        fun big(n) { var s = "x"; for (var i = 0; i < n; i = i + 1) s = s + s; return s; }
+        // The class learns 8 inline entries from its first instance.
+        var first = Box(); first.a = 1;
+        var b = Box();
+        "#,
+    );
+    let base = lox.vm.collect().heap_alloc;
+    // 4 MiB held by a field stored inline, then seven more fields: past 6 of 8 entries
+    // the table moves out of line, taking the big string's field with it.
+    lox.run("b.s = big(22); b.a = 1; b.c = 1; b.d = 1; b.e = 1; b.f = 1; b.g = 1; b.h = 1;");
+    let live = lox.vm.collect().heap_alloc;
+    assert!(
+        live > base + 4_000_000,
+        "{live} bytes with the string, {base} without"
+    );
+    assert_eq!(lox.run("print b.s == big(22); print b.h;"), "true\n1\n");
+    lox.run("b.s = nil;");
+    let after = lox.vm.collect().heap_alloc;
+    assert!(
+        after < base + 1_000_000,
+        "{after} bytes after dropping the string, {base} before it: a stale inline copy kept it"
+    );
+}

@@ -11,14 +11,16 @@ use minigo_gc::pprof::proto::Profile;
 use prost::Message;
 
 /// Three functions building lists of 1, 3 and 9 parts: each allocates its instances at
-/// the line of `Cell()` and their field tables at the line of `c.next = l`.
+/// the line of `Few()` (`More()`, `Most()`), with their fields inline, and the field table
+/// of its class's first instance (before the class learns to make room inline) at the
+/// line of `c.next = l`.
 const PROGRAM: &str = "\
-class Cell {}
+class Few {} class More {} class Most {}
 
 fun few(n) {
   var l = nil;
   for (var i = 0; i < n; i = i + 1) {
-    var c = Cell();
+    var c = Few();
     c.next = l;
     l = c;
   }
@@ -28,7 +30,7 @@ fun few(n) {
 fun more(n) {
   var l = nil;
   for (var i = 0; i < 3 * n; i = i + 1) {
-    var c = Cell();
+    var c = More();
     c.next = l;
     l = c;
   }
@@ -38,7 +40,7 @@ fun more(n) {
 fun most(n) {
   var l = nil;
   for (var i = 0; i < 9 * n; i = i + 1) {
-    var c = Cell();
+    var c = Most();
     c.next = l;
     l = c;
   }
@@ -132,8 +134,8 @@ fn per_function(m: &HashMap<(String, i64), (i64, i64)>, f: &str) -> (i64, i64) {
 fn a_lox_profile_names_lox_functions_and_lines_at_rate_one() {
     let p = profile(2000, "1");
     let m = by_leaf(&p);
-    // Instances at `var c = Cell();`, field tables at `c.next = l;` (lines 6-7, 16-17,
-    // 26-27 of the program), nothing in the interpreter's Rust frames.
+    // Instances at `var c = Few();` (lines 6, 16, 26 of the program), a first field
+    // table at `c.next = l;` (7, 17, 27), nothing in the interpreter's Rust frames.
     for (f, first) in [("few", 6), ("more", 16), ("most", 26)] {
         for line in [first, first + 1] {
             assert!(

@@ -21,8 +21,8 @@ use std::mem::size_of;
 use minigo_gc::{AllocError, GcConfig, Heap, Layout, MemStats, Mutator};
 
 use super::object::{
-    closure_upvalues, hash_bytes, Kind, Layouts, ObjBoundMethod, ObjClass, ObjClosure, ObjFunction,
-    ObjInstance, ObjNative, ObjString, ObjUpvalue,
+    closure_upvalues, hash_bytes, instance_entries, Kind, Layouts, ObjBoundMethod, ObjClass,
+    ObjClosure, ObjFunction, ObjInstance, ObjNative, ObjString, ObjUpvalue, MAX_INLINE_FIELDS,
 };
 use super::roots::State;
 use super::table::{grown_capacity, Entry, Interner, Table};
@@ -237,16 +237,70 @@ impl LoxHeap {
         c
     }
 
-    /// An instance of `class`, with no fields.
+    /// An instance of `class`, with no fields, and room inline for as many as the
+    /// class's instances have needed.
     #[inline]
     pub fn new_instance(&mut self, st: &mut State, class: *mut ObjClass) -> *mut ObjInstance {
-        let i = alloc(&mut self.m, &self.layouts.instance, st) as *mut ObjInstance;
-        // SAFETY: a fresh instance; the caller keeps `class` live.
+        // SAFETY: the caller keeps `class` live.
+        let capacity = unsafe { (*class).field_capacity };
+        let layout = if capacity == 0 {
+            &self.layouts.instance
+        } else {
+            self.layouts.inline_instance(capacity)
+        };
+        let i = alloc(&mut self.m, layout, st) as *mut ObjInstance;
+        // SAFETY: a fresh instance with `capacity` zeroed (empty) entries after its header.
         unsafe {
             set_header(i as *mut u8, Kind::Instance, 0);
             self.write_ptr(&raw mut (*i).class, class);
+            if capacity > 0 {
+                (*i).fields.capacity = capacity;
+                self.write_ptr(&raw mut (*i).fields.entries, instance_entries(i));
+            }
         }
         i
+    }
+
+    /// Adds field `key` (absent) to `instance`. A table that grows moves to an entry array
+    /// of its own, leaving its inline entries cleared (so they keep nothing alive), and
+    /// the class makes its next instances that big, up to `MAX_INLINE_FIELDS`.
+    ///
+    /// # Safety
+    /// The instance is live and rooted; `key` and `value` are rooted.
+    pub unsafe fn instance_add(
+        &mut self,
+        st: &mut State,
+        instance: *mut ObjInstance,
+        key: *mut ObjString,
+        value: Value,
+    ) {
+        // SAFETY: the caller's contract.
+        let (table, count, capacity) = unsafe {
+            let t = &raw mut (*instance).fields;
+            (t, (*t).count, (*t).capacity)
+        };
+        if let Some(cap) = grown_capacity(count, capacity) {
+            let entries = self.alloc_entries(st, cap);
+            // SAFETY: the instance is live; `entries` a fresh zeroed array of `cap`.
+            unsafe {
+                let inline = instance_entries(instance);
+                let was_inline = capacity > 0 && (*table).entries == inline;
+                (*table).rehash_into(&mut self.m, entries, cap);
+                if was_inline {
+                    for e in 0..capacity {
+                        let e = inline.add(e);
+                        self.write_ptr(&raw mut (*e).key, std::ptr::null_mut());
+                        self.write_value(&raw mut (*e).value, Value::EMPTY);
+                    }
+                }
+                let class = (*instance).class;
+                if cap <= MAX_INLINE_FIELDS && cap > (*class).field_capacity {
+                    (*class).field_capacity = cap;
+                }
+            }
+        }
+        // SAFETY: the table has room now; the caller keeps key and value live.
+        unsafe { (*table).set(&mut self.m, key, value) };
     }
 
     /// `method` bound to `receiver`.

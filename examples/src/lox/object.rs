@@ -101,14 +101,36 @@ pub struct ObjClass {
     pub name: *mut ObjString,
     pub methods: Table,
     pub init: *mut ObjClosure,
+    /// The field-table capacity its instances are made with, inline (see
+    /// [`ObjInstance`]): the largest any of its instances has grown to, up to
+    /// [`MAX_INLINE_FIELDS`]. 0 until one has a field.
+    pub field_capacity: usize,
 }
 
 /// An instance: its class and its fields.
+///
+/// The field table's entries start inside the object, right after this header, with the
+/// capacity the class has learned its instances need (V8's slack tracking, simplified):
+/// reading a field touches one object, not an instance and then its entry array. A table
+/// that outgrows them moves to an entry array of its own, as any table's.
 #[repr(C)]
 pub struct ObjInstance {
     pub header: u64,
     pub class: *mut ObjClass,
     pub fields: Table,
+}
+
+/// The most entries an instance keeps inline (24 fields at the 3/4 load limit).
+pub const MAX_INLINE_FIELDS: usize = 32;
+
+/// The inline entries that follow an instance's header.
+///
+/// # Safety
+/// `i` is a live instance (the entries exist when its class gave it a capacity).
+#[inline(always)]
+pub unsafe fn instance_entries(i: *mut ObjInstance) -> *mut Entry {
+    // SAFETY: the entries are laid out right after the fixed part of the object.
+    unsafe { (i as *mut u8).add(size_of::<ObjInstance>()) as *mut Entry }
 }
 
 /// A method bound to its receiver.
@@ -185,6 +207,7 @@ pub struct Layouts {
     pub native: Layout,
     pub upvalue: Layout,
     pub class: Layout,
+    /// An instance without inline entries.
     pub instance: Layout,
     pub bound_method: Layout,
     /// A table that is an object of its own (the globals) and the intern table: a
@@ -202,6 +225,24 @@ pub struct Layouts {
     strings: Vec<Layout>,
     /// Table entry arrays by log2 of capacity.
     entries: Vec<Layout>,
+    /// Instances with inline entries, by log2 of their capacity.
+    inline_instances: [Layout; INLINE_LAYOUTS],
+}
+
+/// Inline capacities 1, 2, 4, ... `MAX_INLINE_FIELDS`.
+const INLINE_LAYOUTS: usize = MAX_INLINE_FIELDS.trailing_zeros() as usize + 1;
+
+/// The layout of an instance with `capacity` inline entries.
+fn instance_layout(capacity: usize) -> Layout {
+    let fixed = size_of::<ObjInstance>();
+    // `fields.entries` may point at the instance's own inline entries: an interior
+    // pointer, which the collector resolves to the instance.
+    let mut ptrs = vec![
+        offset_of!(ObjInstance, class),
+        offset_of!(ObjInstance, fields) + offset_of!(Table, entries),
+    ];
+    ptrs.extend((0..2 * capacity).map(|w| fixed + 8 * w));
+    layout_of(fixed + size_of::<Entry>() * capacity, &ptrs)
 }
 
 /// Strings up to this many words total get a cached layout (and the fast path).
@@ -238,13 +279,7 @@ impl Layouts {
                     offset_of!(ObjClass, init),
                 ],
             ),
-            instance: layout_of(
-                size_of::<ObjInstance>(),
-                &[
-                    offset_of!(ObjInstance, class),
-                    offset_of!(ObjInstance, fields) + offset_of!(Table, entries),
-                ],
-            ),
+            instance: instance_layout(0),
             bound_method: layout_of(
                 size_of::<ObjBoundMethod>(),
                 &[
@@ -263,7 +298,15 @@ impl Layouts {
             entries: (0..=CACHED_ENTRY_LOG2)
                 .map(|k| Layout::pointers(2 * (1 << k)))
                 .collect(),
+            inline_instances: std::array::from_fn(|k| instance_layout(1 << k)),
         }
+    }
+
+    /// The layout of an instance with `capacity` (a power of two up to
+    /// [`MAX_INLINE_FIELDS`]) inline entries.
+    #[inline(always)]
+    pub fn inline_instance(&self, capacity: usize) -> &Layout {
+        &self.inline_instances[capacity.trailing_zeros() as usize]
     }
 
     /// The layout of a closure with `n` upvalues: the function pointer and each upvalue.
@@ -315,6 +358,9 @@ mod tests {
         assert_eq!(words(&l.upvalue), vec![2]);
         assert_eq!(words(&l.class), vec![1, 2, 6]);
         assert_eq!(words(&l.instance), vec![1, 2]);
+        assert_eq!(words(l.inline_instance(1)), vec![1, 2, 6, 7]);
+        assert_eq!(l.inline_instance(8).size(), 48 + 8 * 16);
+        assert_eq!(l.inline_instance(MAX_INLINE_FIELDS).size(), 48 + 32 * 16);
         assert_eq!(words(&l.bound_method), vec![1, 2]);
         assert_eq!(words(l.closure(0)), vec![1]);
         assert_eq!(words(l.closure(3)), vec![1, 5, 6, 7]);

@@ -1018,8 +1018,8 @@ impl Vm {
                         None => {
                             sync!();
                             // SAFETY: the instance and the value are on the stack; the name
-                            // is a constant.
-                            unsafe { self.set_in_table(&raw mut (*instance).fields, name, value) };
+                            // is a constant, and not a field yet (the lookup just missed).
+                            unsafe { self.heap.instance_add(&mut self.st, instance, name, value) };
                         }
                     }
                     drop_top!();
