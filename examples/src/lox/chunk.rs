@@ -110,6 +110,38 @@ pub mod op {
     pub const RETURN_NIL: u8 = 52;
     /// `GET_LOCAL 0` then `RETURN`: the end of an initializer, and its bare `return;`.
     pub const RETURN_THIS: u8 = 53;
+    /// `[constant]`: a binary operator whose right operand is a constant, in one dispatch
+    /// instead of `CONSTANT` and the operator (Lua's `EQK`, `ADDK`...); the compiler makes
+    /// one from the pair with [`super::with_constant`].
+    pub const EQUAL_K: u8 = 54;
+    pub const NOT_EQUAL_K: u8 = 55;
+    pub const GREATER_K: u8 = 56;
+    pub const GREATER_EQUAL_K: u8 = 57;
+    pub const LESS_K: u8 = 58;
+    pub const LESS_EQUAL_K: u8 = 59;
+    pub const ADD_K: u8 = 60;
+    pub const SUBTRACT_K: u8 = 61;
+    pub const MULTIPLY_K: u8 = 62;
+    pub const DIVIDE_K: u8 = 63;
+}
+
+/// The constant-operand form of binary operator `opcode`, if it has one.
+pub fn with_constant(opcode: u8) -> Option<u8> {
+    use op::*;
+    match opcode {
+        EQUAL..=LESS_EQUAL => Some(opcode - EQUAL + EQUAL_K),
+        ADD..=DIVIDE => Some(opcode - ADD + ADD_K),
+        _ => None,
+    }
+}
+
+/// The operator a constant-operand instruction applies.
+pub fn without_constant(opcode: u8) -> u8 {
+    use op::*;
+    match opcode {
+        EQUAL_K..=LESS_EQUAL_K => opcode - EQUAL_K + EQUAL,
+        _ => opcode - ADD_K + ADD,
+    }
 }
 
 /// The compare-and-jump instruction for comparison `opcode`, if it is one.
@@ -132,8 +164,20 @@ pub fn stack_effect(opcode: u8, argc: u8) -> isize {
     match opcode {
         CONSTANT | NIL | TRUE | FALSE | GET_LOCAL | GET_GLOBAL | GET_UPVALUE | CLOSURE | CLASS
         | GET_OUTER | GET_OUTER_UPVALUE => 1,
-        SET_LOCAL | SET_GLOBAL | SET_UPVALUE | GET_PROPERTY | NOT | NEGATE | JUMP
-        | JUMP_IF_FALSE | LOOP | SET_OUTER | SET_OUTER_UPVALUE | RETURN_NIL | RETURN_THIS => 0,
+        SET_LOCAL
+        | SET_GLOBAL
+        | SET_UPVALUE
+        | GET_PROPERTY
+        | NOT
+        | NEGATE
+        | JUMP
+        | JUMP_IF_FALSE
+        | LOOP
+        | SET_OUTER
+        | SET_OUTER_UPVALUE
+        | RETURN_NIL
+        | RETURN_THIS
+        | EQUAL_K..=DIVIDE_K => 0,
         POP | DEFINE_GLOBAL | SET_PROPERTY | GET_SUPER | EQUAL | NOT_EQUAL | GREATER
         | GREATER_EQUAL | LESS | LESS_EQUAL | ADD | SUBTRACT | MULTIPLY | DIVIDE | PRINT
         | CLOSE_UPVALUE | RETURN | INHERIT | METHOD | POP_JUMP_IF_FALSE => -1,
@@ -164,6 +208,11 @@ pub struct ChunkBuilder {
     /// the last instruction and no jump lands between the two.
     pub last_simple_op: usize,
     pub last_target: usize,
+    /// Where the last `CONSTANT` of an expression starts, and the last constant-operand
+    /// instruction: a binary operator right after the one fuses with it, and a condition
+    /// jump right after the other takes its comparison back (to fuse with that).
+    pub last_constant: usize,
+    pub last_k: usize,
 }
 
 impl ChunkBuilder {
@@ -180,6 +229,8 @@ impl ChunkBuilder {
             max_depth: 1,
             last_simple_op: usize::MAX,
             last_target: usize::MAX,
+            last_constant: usize::MAX,
+            last_k: usize::MAX,
         }
     }
 

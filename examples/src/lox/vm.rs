@@ -822,6 +822,27 @@ impl Vm {
             }};
         }
 
+        // A constant operand (of a `_K` instruction).
+        macro_rules! constant_operand {
+            () => {{
+                let index = read_byte!() as usize;
+                // SAFETY: INV-CODE.
+                unsafe { *(*frame).consts.add(index) }
+            }};
+        }
+        // `binary_number!` with a constant right operand.
+        macro_rules! binary_number_k {
+            ($a:ident, $b:ident, $result:expr) => {{
+                let $b = constant_operand!();
+                let $a = peek!(0);
+                if !Value::both_numbers($a, $b) {
+                    fail!(b"Operands must be numbers.");
+                }
+                let ($a, $b) = ($a.as_number(), $b.as_number());
+                set_top!($result);
+            }};
+        }
+
         // A comparison fused with the conditional jump after it: pops both operands,
         // jumps when `$test` is false. The type check comes before the jump's operand is
         // read, so an error reports the comparison's line, as the unfused pair would.
@@ -1057,6 +1078,36 @@ impl Vm {
                         fail!(b"Operands must be two numbers or two strings.");
                     }
                 }
+                op::EQUAL_K => {
+                    let b = constant_operand!();
+                    set_top!(Value::bool(Value::equals(peek!(0), b)));
+                }
+                op::NOT_EQUAL_K => {
+                    let b = constant_operand!();
+                    set_top!(Value::bool(!Value::equals(peek!(0), b)));
+                }
+                op::GREATER_K => binary_number_k!(a, b, Value::bool(a > b)),
+                op::GREATER_EQUAL_K => binary_number_k!(a, b, Value::bool(not_less(a, b))),
+                op::LESS_K => binary_number_k!(a, b, Value::bool(a < b)),
+                op::LESS_EQUAL_K => binary_number_k!(a, b, Value::bool(not_greater(a, b))),
+                op::ADD_K => {
+                    let b = constant_operand!();
+                    let a = peek!(0);
+                    if Value::both_numbers(a, b) {
+                        set_top!(Value::arith(add(a.as_number(), b.as_number())));
+                    } else if is_kind(a, Kind::String) && is_kind(b, Kind::String) {
+                        // As ADD: both operands on the stack.
+                        push!(b);
+                        sync!();
+                        self.concatenate();
+                        sp = self.st.sp;
+                    } else {
+                        fail!(b"Operands must be two numbers or two strings.");
+                    }
+                }
+                op::SUBTRACT_K => binary_number_k!(a, b, Value::arith(a - b)),
+                op::MULTIPLY_K => binary_number_k!(a, b, Value::arith(mul(a, b))),
+                op::DIVIDE_K => binary_number_k!(a, b, Value::arith(a / b)),
                 op::SUBTRACT => binary_number!(a, b, Value::arith(a - b)),
                 op::MULTIPLY => binary_number!(a, b, Value::arith(mul(a, b))),
                 op::DIVIDE => binary_number!(a, b, Value::arith(a / b)),
