@@ -251,7 +251,7 @@ impl LoxHeap {
         let i = alloc(&mut self.m, layout, st) as *mut ObjInstance;
         // SAFETY: a fresh instance with `capacity` zeroed (empty) entries after its header.
         unsafe {
-            set_header(i as *mut u8, Kind::Instance, 0);
+            set_header(i as *mut u8, Kind::Instance, (capacity > 0) as u32);
             self.write_ptr(&raw mut (*i).class, class);
             if capacity > 0 {
                 (*i).fields.capacity = capacity;
@@ -283,8 +283,11 @@ impl LoxHeap {
             let entries = self.alloc_entries(st, cap);
             // SAFETY: the instance is live; `entries` a fresh zeroed array of `cap`.
             unsafe {
+                // The header says whether the instance has inline entries at all: without
+                // them, `inline` is the address just past it, where another object starts.
                 let inline = instance_entries(instance);
-                let was_inline = capacity > 0 && (*table).entries == inline;
+                let has_inline = (*(instance as *const u64) >> 32) != 0;
+                let was_inline = has_inline && (*table).entries == inline;
                 (*table).rehash_into(&mut self.m, entries, cap);
                 if was_inline {
                     for e in 0..capacity {
