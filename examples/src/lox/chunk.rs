@@ -123,6 +123,29 @@ pub mod op {
     pub const SUBTRACT_K: u8 = 61;
     pub const MULTIPLY_K: u8 = 62;
     pub const DIVIDE_K: u8 = 63;
+    /// `POP` then a push, in one dispatch (the top is replaced): a statement that begins
+    /// with a push after one that ended in `POP`. The compiler makes one with
+    /// [`super::after_pop`]. Operands as the push's.
+    pub const POP_CONSTANT: u8 = 64;
+    pub const POP_NIL: u8 = 65;
+    pub const POP_TRUE: u8 = 66;
+    pub const POP_FALSE: u8 = 67;
+    pub const POP_GET_LOCAL: u8 = 68;
+    pub const POP_GET_GLOBAL: u8 = 69;
+}
+
+/// The `POP`-then-push form of push instruction `opcode`, if it has one.
+pub fn after_pop(opcode: u8) -> Option<u8> {
+    use op::*;
+    match opcode {
+        CONSTANT => Some(POP_CONSTANT),
+        NIL => Some(POP_NIL),
+        TRUE => Some(POP_TRUE),
+        FALSE => Some(POP_FALSE),
+        GET_LOCAL => Some(POP_GET_LOCAL),
+        GET_GLOBAL => Some(POP_GET_GLOBAL),
+        _ => None,
+    }
 }
 
 /// The constant-operand form of binary operator `opcode`, if it has one.
@@ -177,7 +200,8 @@ pub fn stack_effect(opcode: u8, argc: u8) -> isize {
         | SET_OUTER_UPVALUE
         | RETURN_NIL
         | RETURN_THIS
-        | EQUAL_K..=DIVIDE_K => 0,
+        | EQUAL_K..=DIVIDE_K
+        | POP_CONSTANT..=POP_GET_GLOBAL => 0,
         POP | DEFINE_GLOBAL | SET_PROPERTY | GET_SUPER | EQUAL | NOT_EQUAL | GREATER
         | GREATER_EQUAL | LESS | LESS_EQUAL | ADD | SUBTRACT | MULTIPLY | DIVIDE | PRINT
         | CLOSE_UPVALUE | RETURN | INHERIT | METHOD | POP_JUMP_IF_FALSE => -1,
@@ -213,6 +237,8 @@ pub struct ChunkBuilder {
     /// jump right after the other takes its comparison back (to fuse with that).
     pub last_constant: usize,
     pub last_k: usize,
+    /// Where the last `POP` is: a push right after it fuses with it.
+    pub last_pop: usize,
 }
 
 impl ChunkBuilder {
@@ -231,6 +257,7 @@ impl ChunkBuilder {
             last_target: usize::MAX,
             last_constant: usize::MAX,
             last_k: usize::MAX,
+            last_pop: usize::MAX,
         }
     }
 

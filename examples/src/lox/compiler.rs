@@ -18,7 +18,7 @@
 use std::io::Write;
 
 use super::chunk::{
-    fused_compare, op, stack_effect, with_constant, without_constant, ChunkBuilder,
+    after_pop, fused_compare, op, stack_effect, with_constant, without_constant, ChunkBuilder,
 };
 use super::escape::{Decisions, EscapeLog, FnKind, Pos, ValueUse, MAX_DEPTH};
 use super::heap::LoxHeap;
@@ -367,9 +367,44 @@ impl<'a, 's> Compiler<'a, 's> {
 
     /// Emits an instruction without operands.
     fn emit_op(&mut self, opcode: u8) {
-        self.chunk().last_simple_op = self.chunk().code.len();
+        let at = self.chunk().code.len();
+        self.chunk().last_simple_op = at;
+        if opcode == op::POP {
+            self.chunk().last_pop = at;
+        }
         self.emit_byte(opcode);
         self.chunk().grow_stack(stack_effect(opcode, 0));
+    }
+
+    /// Emits push `opcode` (with its operand, if any) fused with the `POP` just before it,
+    /// when there is one and no jump lands between them; false if it did not.
+    fn emit_push_after_pop(&mut self, opcode: u8, operand: Option<u8>) -> bool {
+        let line = self.previous.line;
+        let c = self.chunk();
+        let at = c.code.len();
+        let Some(fused) = after_pop(opcode) else {
+            return false;
+        };
+        if at == 0 || c.last_pop != at - 1 || c.last_target == at {
+            return false;
+        }
+        // The POP's byte becomes the fused instruction's, on the push's line (where an
+        // undefined global reports).
+        c.code[at - 1] = fused;
+        c.lines[at - 1] = line;
+        c.last_pop = usize::MAX;
+        c.grow_stack(stack_effect(opcode, 0));
+        if let Some(b) = operand {
+            c.write(b, line);
+        }
+        true
+    }
+
+    /// Emits a push without operands (`NIL`, `TRUE`, `FALSE`).
+    fn emit_push(&mut self, opcode: u8) {
+        if !self.emit_push_after_pop(opcode, None) {
+            self.emit_op(opcode);
+        }
     }
 
     /// Emits an instruction with one operand byte.
@@ -445,6 +480,14 @@ impl<'a, 's> Compiler<'a, 's> {
         code[at + 1] = jump as u8;
     }
 
+    /// Where a loop will jump back to (here), recorded as a jump target so that nothing
+    /// fuses across it.
+    fn loop_target(&mut self) -> usize {
+        let c = self.chunk();
+        c.last_target = c.code.len();
+        c.last_target
+    }
+
     fn emit_loop(&mut self, loop_start: usize) {
         self.emit_op(op::LOOP);
         let offset = self.chunk().code.len() - loop_start + 2;
@@ -474,8 +517,11 @@ impl<'a, 's> Compiler<'a, 's> {
 
     fn emit_constant(&mut self, v: Value) {
         let c = self.make_constant(v);
-        self.chunk().last_constant = self.chunk().code.len();
-        self.emit_op_arg(op::CONSTANT, c);
+        // A fused POP_CONSTANT does not take part in constant-operand fusion.
+        if !self.emit_push_after_pop(op::CONSTANT, Some(c)) {
+            self.chunk().last_constant = self.chunk().code.len();
+            self.emit_op_arg(op::CONSTANT, c);
+        }
     }
 
     // ---- functions and scopes ----
@@ -877,7 +923,7 @@ impl<'a, 's> Compiler<'a, 's> {
         if self.matches(TokenType::Equal) {
             self.expression();
         } else {
-            self.emit_op(op::NIL);
+            self.emit_push(op::NIL);
         }
         self.consume(
             TokenType::Semicolon,
@@ -938,7 +984,7 @@ impl<'a, 's> Compiler<'a, 's> {
     }
 
     fn while_statement(&mut self) {
-        let loop_start = self.chunk().code.len();
+        let loop_start = self.loop_target();
         self.consume(TokenType::LeftParen, "Expect '(' after 'while'.");
         self.expression();
         self.consume(TokenType::RightParen, "Expect ')' after condition.");
@@ -958,7 +1004,7 @@ impl<'a, 's> Compiler<'a, 's> {
         } else {
             self.expression_statement();
         }
-        let mut loop_start = self.chunk().code.len();
+        let mut loop_start = self.loop_target();
         let mut exit = None;
         if !self.matches(TokenType::Semicolon) {
             self.expression();
@@ -967,7 +1013,7 @@ impl<'a, 's> Compiler<'a, 's> {
         }
         if !self.matches(TokenType::RightParen) {
             let body_jump = self.emit_jump(op::JUMP);
-            let increment_start = self.chunk().code.len();
+            let increment_start = self.loop_target();
             self.expression();
             self.emit_op(op::POP);
             self.consume(TokenType::RightParen, "Expect ')' after for clauses.");
@@ -1048,9 +1094,9 @@ impl<'a, 's> Compiler<'a, 's> {
                 self.emit_constant(Value::object(s));
             }
             Identifier => self.variable(can_assign),
-            False => self.emit_op(op::FALSE),
-            True => self.emit_op(op::TRUE),
-            Nil => self.emit_op(op::NIL),
+            False => self.emit_push(op::FALSE),
+            True => self.emit_push(op::TRUE),
+            Nil => self.emit_push(op::NIL),
             This => self.this(),
             Super => self.super_(),
             _ => return false,
@@ -1193,6 +1239,7 @@ impl<'a, 's> Compiler<'a, 's> {
         };
         match b {
             Some(b) => self.emit_op_args(opcode, a, b, 0),
+            None if self.emit_push_after_pop(opcode, Some(a)) => {}
             None => self.emit_op_arg(opcode, a),
         }
     }

@@ -822,6 +822,20 @@ impl Vm {
             }};
         }
 
+        macro_rules! get_global {
+            () => {{
+                let (name, hint) = read_name!();
+                // SAFETY: the globals table is a root; a slot it returns is live.
+                match unsafe { (*self.st.globals).slot_hinted(name, hint) } {
+                    // SAFETY: a value word of the live globals array.
+                    Some(slot) => push!(unsafe { *slot }),
+                    None => {
+                        sync!();
+                        return Err(self.error_with_name("Undefined variable '", name, "'."));
+                    }
+                }
+            }};
+        }
         // A constant operand (of a `_K` instruction).
         macro_rules! constant_operand {
             () => {{
@@ -929,17 +943,22 @@ impl Vm {
                     // SAFETY: INV-CODE; a stack slot, not a heap word.
                     unsafe { *(*frame).slots.add(slot) = v };
                 }
-                op::GET_GLOBAL => {
-                    let (name, hint) = read_name!();
-                    // SAFETY: the globals table is a root; a slot it returns is live.
-                    match unsafe { (*self.st.globals).slot_hinted(name, hint) } {
-                        // SAFETY: a value word of the live globals array.
-                        Some(slot) => push!(unsafe { *slot }),
-                        None => {
-                            sync!();
-                            return Err(self.error_with_name("Undefined variable '", name, "'."));
-                        }
-                    }
+                op::GET_GLOBAL => get_global!(),
+                op::POP_CONSTANT => {
+                    let v = constant_operand!();
+                    set_top!(v);
+                }
+                op::POP_NIL => set_top!(Value::NIL),
+                op::POP_TRUE => set_top!(Value::TRUE),
+                op::POP_FALSE => set_top!(Value::FALSE),
+                op::POP_GET_LOCAL => {
+                    let slot = read_byte!() as usize;
+                    // SAFETY: INV-CODE: a local of the running frame.
+                    set_top!(unsafe { *(*frame).slots.add(slot) });
+                }
+                op::POP_GET_GLOBAL => {
+                    drop_top!();
+                    get_global!();
                 }
                 op::DEFINE_GLOBAL => {
                     let name = read_string!();
