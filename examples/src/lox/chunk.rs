@@ -158,12 +158,13 @@ pub fn with_constant(opcode: u8) -> Option<u8> {
     }
 }
 
-/// The operator a constant-operand instruction applies.
-pub fn without_constant(opcode: u8) -> u8 {
+/// The operator a constant-operand instruction applies, if it is one.
+pub fn without_constant(opcode: u8) -> Option<u8> {
     use op::*;
     match opcode {
-        EQUAL_K..=LESS_EQUAL_K => opcode - EQUAL_K + EQUAL,
-        _ => opcode - ADD_K + ADD,
+        EQUAL_K..=LESS_EQUAL_K => Some(opcode - EQUAL_K + EQUAL),
+        ADD_K..=DIVIDE_K => Some(opcode - ADD_K + ADD),
+        _ => None,
     }
 }
 
@@ -227,18 +228,11 @@ pub struct ChunkBuilder {
     pub depth: isize,
     /// The deepest the stack gets.
     pub max_depth: isize,
-    /// Where the last operand-less instruction starts, and the latest forward-jump
-    /// target: a comparison may fuse with the conditional jump after it only when it is
-    /// the last instruction and no jump lands between the two.
-    pub last_simple_op: usize,
+    /// Where the last instruction starts, and the latest jump target (forward, or a loop
+    /// start): the compiler's peephole fusions rewrite the last instruction only when no
+    /// jump lands after it (see [`ChunkBuilder::last_op`]).
+    pub last_start: usize,
     pub last_target: usize,
-    /// Where the last `CONSTANT` of an expression starts, and the last constant-operand
-    /// instruction: a binary operator right after the one fuses with it, and a condition
-    /// jump right after the other takes its comparison back (to fuse with that).
-    pub last_constant: usize,
-    pub last_k: usize,
-    /// Where the last `POP` is: a push right after it fuses with it.
-    pub last_pop: usize,
 }
 
 impl ChunkBuilder {
@@ -253,12 +247,17 @@ impl ChunkBuilder {
             // Slot 0 holds the callee (or `this`).
             depth: 1,
             max_depth: 1,
-            last_simple_op: usize::MAX,
+            last_start: usize::MAX,
             last_target: usize::MAX,
-            last_constant: usize::MAX,
-            last_k: usize::MAX,
-            last_pop: usize::MAX,
         }
+    }
+
+    /// The opcode of the last instruction, if it is `len` bytes long and no jump lands
+    /// after it: one that a fusion with what comes next may rewrite.
+    pub fn last_op(&self, len: usize) -> Option<u8> {
+        let at = self.code.len();
+        (at >= len && self.last_start == at - len && self.last_target != at)
+            .then(|| self.code[at - len])
     }
 
     pub fn write(&mut self, byte: u8, line: u32) {

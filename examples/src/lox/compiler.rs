@@ -367,11 +367,7 @@ impl<'a, 's> Compiler<'a, 's> {
 
     /// Emits an instruction without operands.
     fn emit_op(&mut self, opcode: u8) {
-        let at = self.chunk().code.len();
-        self.chunk().last_simple_op = at;
-        if opcode == op::POP {
-            self.chunk().last_pop = at;
-        }
+        self.chunk().last_start = self.chunk().code.len();
         self.emit_byte(opcode);
         self.chunk().grow_stack(stack_effect(opcode, 0));
     }
@@ -385,14 +381,13 @@ impl<'a, 's> Compiler<'a, 's> {
         let Some(fused) = after_pop(opcode) else {
             return false;
         };
-        if at == 0 || c.last_pop != at - 1 || c.last_target == at {
+        if c.last_op(1) != Some(op::POP) {
             return false;
         }
         // The POP's byte becomes the fused instruction's, on the push's line (where an
         // undefined global reports).
         c.code[at - 1] = fused;
         c.lines[at - 1] = line;
-        c.last_pop = usize::MAX;
         c.grow_stack(stack_effect(opcode, 0));
         if let Some(b) = operand {
             c.write(b, line);
@@ -409,6 +404,7 @@ impl<'a, 's> Compiler<'a, 's> {
 
     /// Emits an instruction with one operand byte.
     fn emit_op_arg(&mut self, opcode: u8, arg: u8) {
+        self.chunk().last_start = self.chunk().code.len();
         self.emit_byte(opcode);
         self.emit_byte(arg);
         self.chunk().grow_stack(stack_effect(opcode, arg));
@@ -416,6 +412,7 @@ impl<'a, 's> Compiler<'a, 's> {
 
     /// Emits an instruction with two operand bytes (`argc`: the call's, if it is one).
     fn emit_op_args(&mut self, opcode: u8, a: u8, b: u8, argc: u8) {
+        self.chunk().last_start = self.chunk().code.len();
         self.emit_byte(opcode);
         self.emit_byte(a);
         self.emit_byte(b);
@@ -441,30 +438,29 @@ impl<'a, 's> Compiler<'a, 's> {
     fn emit_condition_jump(&mut self) -> usize {
         let c = self.chunk();
         let at = c.code.len();
-        if at >= 2 && c.last_k == at - 2 && c.last_target != at {
-            if let Some(fused) = fused_compare(without_constant(c.code[at - 2])) {
-                // Back to `CONSTANT` and the comparison fused with the jump: the same two
-                // dispatches and five bytes, and no `POP_JUMP_IF_FALSE` after.
-                let line = c.lines[at - 2];
-                c.code[at - 2] = op::CONSTANT;
-                c.last_k = usize::MAX;
-                c.write(fused, line);
-                c.grow_stack(stack_effect(op::CONSTANT, 0) + stack_effect(fused, 0));
-                c.write(0xff, line);
-                c.write(0xff, line);
-                return c.code.len() - 2;
-            }
+        let compare_k = c
+            .last_op(2)
+            .and_then(without_constant)
+            .and_then(fused_compare);
+        if let Some(fused) = compare_k {
+            // Back to `CONSTANT` and the comparison fused with the jump: the same two
+            // dispatches and five bytes, and no `POP_JUMP_IF_FALSE` after.
+            let line = c.lines[at - 2];
+            c.code[at - 2] = op::CONSTANT;
+            c.last_start = at;
+            c.write(fused, line);
+            c.grow_stack(stack_effect(op::CONSTANT, 0) + stack_effect(fused, 0));
+            c.write(0xff, line);
+            c.write(0xff, line);
+            return c.code.len() - 2;
         }
-        if at > 0 && c.last_simple_op == at - 1 && c.last_target != at {
-            if let Some(fused) = fused_compare(c.code[at - 1]) {
-                // The comparison's byte (and its line) becomes the fused instruction's.
-                c.code[at - 1] = fused;
-                c.grow_stack(stack_effect(op::POP_JUMP_IF_FALSE, 0));
-                c.last_simple_op = usize::MAX;
-                self.emit_byte(0xff);
-                self.emit_byte(0xff);
-                return self.chunk().code.len() - 2;
-            }
+        if let Some(fused) = c.last_op(1).and_then(fused_compare) {
+            // The comparison's byte (and its line) becomes the fused instruction's.
+            c.code[at - 1] = fused;
+            c.grow_stack(stack_effect(op::POP_JUMP_IF_FALSE, 0));
+            self.emit_byte(0xff);
+            self.emit_byte(0xff);
+            return self.chunk().code.len() - 2;
         }
         self.emit_jump(op::POP_JUMP_IF_FALSE)
     }
@@ -517,9 +513,7 @@ impl<'a, 's> Compiler<'a, 's> {
 
     fn emit_constant(&mut self, v: Value) {
         let c = self.make_constant(v);
-        // A fused POP_CONSTANT does not take part in constant-operand fusion.
         if !self.emit_push_after_pop(op::CONSTANT, Some(c)) {
-            self.chunk().last_constant = self.chunk().code.len();
             self.emit_op_arg(op::CONSTANT, c);
         }
     }
@@ -1155,17 +1149,13 @@ impl<'a, 's> Compiler<'a, 's> {
         let at = c.code.len();
         // A right operand that is one constant, with no jump landing after it: one
         // instruction, on the operator's line (where an error reports).
-        if at >= 2 && c.last_constant == at - 2 && c.last_target != at {
-            if let Some(k) = with_constant(opcode) {
-                // Both bytes: an error is reported after the operand is read.
-                c.code[at - 2] = k;
-                c.lines[at - 2] = line;
-                c.lines[at - 1] = line;
-                c.grow_stack(stack_effect(opcode, 0));
-                c.last_constant = usize::MAX;
-                c.last_k = at - 2;
-                return;
-            }
+        if let (Some(op::CONSTANT), Some(k)) = (c.last_op(2), with_constant(opcode)) {
+            // Both bytes: an error is reported after the operand is read.
+            c.code[at - 2] = k;
+            c.lines[at - 2] = line;
+            c.lines[at - 1] = line;
+            c.grow_stack(stack_effect(opcode, 0));
+            return;
         }
         self.emit_op(opcode);
     }
