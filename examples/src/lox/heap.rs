@@ -20,9 +20,11 @@ use std::mem::size_of;
 
 use minigo_gc::{AllocError, GcConfig, Heap, Layout, MemStats, Mutator};
 
+use super::fields;
 use super::object::{
-    closure_upvalues, hash_bytes, instance_entries, Kind, Layouts, ObjBoundMethod, ObjClass,
-    ObjClosure, ObjFunction, ObjInstance, ObjNative, ObjString, ObjUpvalue, MAX_INLINE_FIELDS,
+    closure_upvalues, hash_bytes, instance_inline_room, instance_inline_values, Kind, Layouts,
+    ObjBoundMethod, ObjClass, ObjClosure, ObjFunction, ObjInstance, ObjNative, ObjString,
+    ObjUpvalue, MAX_INLINE_FIELDS,
 };
 use super::roots::State;
 use super::table::{grown_capacity, Entry, Interner, Table};
@@ -237,73 +239,117 @@ impl LoxHeap {
         c
     }
 
-    /// An instance of `class`, with no fields, and room inline for as many as the
-    /// class's instances have needed.
+    /// An instance of `class`, with no fields set, and room inline for every slot the
+    /// class has given out (see `fields.rs`).
     #[inline]
     pub fn new_instance(&mut self, st: &mut State, class: *mut ObjClass) -> *mut ObjInstance {
         // SAFETY: the caller keeps `class` live.
-        let capacity = unsafe { (*class).field_capacity };
-        let layout = if capacity == 0 {
-            &self.layouts.instance
-        } else {
-            self.layouts.inline_instance(capacity)
-        };
-        let i = alloc(&mut self.m, layout, st) as *mut ObjInstance;
-        // SAFETY: a fresh instance with `capacity` zeroed (empty) entries after its header.
+        let room = unsafe { (*class).field_count }.min(MAX_INLINE_FIELDS);
+        let i = alloc(&mut self.m, self.layouts.inline_instance(room), st) as *mut ObjInstance;
+        // SAFETY: a fresh instance with `room` zeroed (empty) values after its header.
         unsafe {
-            set_header(i as *mut u8, Kind::Instance, (capacity > 0) as u32);
+            set_header(i as *mut u8, Kind::Instance, room as u32);
             self.write_ptr(&raw mut (*i).class, class);
-            if capacity > 0 {
-                (*i).fields.capacity = capacity;
-                self.write_ptr(&raw mut (*i).fields.entries, instance_entries(i));
+            if room > 0 {
+                (*i).capacity = room;
+                self.write_ptr(&raw mut (*i).values, instance_inline_values(i));
             }
         }
         i
     }
 
-    /// Adds field `key` (absent) to `instance`. A table that grows moves to an entry array
-    /// of its own, leaving its inline entries cleared (so they keep nothing alive), and
-    /// the class makes its next instances that big, up to `MAX_INLINE_FIELDS`.
+    /// Sets field `name` of `instance`, which has no room for it yet: gives the name a
+    /// slot in the class if it has none, and moves the instance's values to an array with
+    /// room for every slot the class has given out. The inline values it leaves are
+    /// cleared, so they keep nothing alive.
     ///
     /// # Safety
-    /// The instance is live and rooted; `key` and `value` are rooted.
-    pub unsafe fn instance_add(
+    /// The instance is live and rooted; `name` and `value` are rooted.
+    #[inline(never)]
+    pub unsafe fn instance_set_new(
         &mut self,
         st: &mut State,
         instance: *mut ObjInstance,
-        key: *mut ObjString,
+        name: *mut ObjString,
         value: Value,
     ) {
-        // SAFETY: the caller's contract.
-        let (table, count, capacity) = unsafe {
-            let t = &raw mut (*instance).fields;
-            (t, (*t).count, (*t).capacity)
+        // SAFETY: the caller's contract: the class is reachable from the instance.
+        let class = unsafe { (*instance).class };
+        // SAFETY: as above.
+        let slot = match unsafe { fields::slot(class, name) } {
+            Some(s) => s,
+            // SAFETY: as above.
+            None => unsafe { self.class_add_field(st, class, name) },
         };
-        if let Some(cap) = grown_capacity(count, capacity) {
-            let entries = self.alloc_entries(st, cap);
-            // SAFETY: the instance is live; `entries` a fresh zeroed array of `cap`.
+        // SAFETY: the instance is live.
+        let capacity = unsafe { (*instance).capacity };
+        if slot >= capacity {
+            // SAFETY: as above.
+            let wanted = unsafe { (*class).field_count };
+            let cap = wanted.max(2 * capacity).max(2);
+            let values = alloc_array(&mut self.m, &self.layouts.values, cap, st) as *mut Value;
+            // SAFETY: the instance is live (rooted across the allocation); `values` is a
+            // fresh zeroed array of `cap` > `capacity` words.
             unsafe {
-                // The header says whether the instance has inline entries at all: without
-                // them, `inline` is the address just past it, where another object starts.
-                let inline = instance_entries(instance);
-                let has_inline = (*(instance as *const u64) >> 32) != 0;
-                let was_inline = has_inline && (*table).entries == inline;
-                (*table).rehash_into(&mut self.m, entries, cap);
-                if was_inline {
-                    for e in 0..capacity {
-                        let e = inline.add(e);
-                        self.write_ptr(&raw mut (*e).key, std::ptr::null_mut());
-                        self.write_value(&raw mut (*e).value, Value::EMPTY);
+                let old = (*instance).values;
+                // Without inline room, the inline address is where the next object starts.
+                let was_inline =
+                    instance_inline_room(instance) > 0 && old == instance_inline_values(instance);
+                for k in 0..capacity {
+                    let v = *old.add(k);
+                    self.write_value(values.add(k), v);
+                    if was_inline {
+                        self.write_value(old.add(k), Value::EMPTY);
                     }
                 }
-                let class = (*instance).class;
-                if cap <= MAX_INLINE_FIELDS && cap > (*class).field_capacity {
-                    (*class).field_capacity = cap;
-                }
+                self.write_ptr(&raw mut (*instance).values, values);
+                (*instance).capacity = cap;
             }
         }
-        // SAFETY: the table has room now; the caller keeps key and value live.
-        unsafe { (*table).set(&mut self.m, key, value) };
+        // SAFETY: the slot is inside the instance's value array now; the caller keeps
+        // `value` live.
+        unsafe { self.write_value((*instance).values.add(slot), value) };
+    }
+
+    /// Gives field name `name` the next slot of `class` and returns it.
+    ///
+    /// # Safety
+    /// `class` is rooted and has no slot for `name`; `name` is rooted.
+    unsafe fn class_add_field(
+        &mut self,
+        st: &mut State,
+        class: *mut ObjClass,
+        name: *mut ObjString,
+    ) -> usize {
+        // SAFETY: the caller's contract.
+        let (count, capacity) = unsafe { ((*class).field_count, (*class).field_names_capacity) };
+        if count == capacity {
+            let cap = (2 * capacity).max(8);
+            let names =
+                alloc_array(&mut self.m, &self.layouts.values, cap, st) as *mut *mut ObjString;
+            // SAFETY: the class is rooted, so live across the allocation; `names` is a
+            // fresh array of `cap` > `count` words.
+            unsafe {
+                for k in 0..count {
+                    self.write_ptr(names.add(k), *(*class).field_names.add(k));
+                }
+                self.write_ptr(&raw mut (*class).field_names, names);
+                (*class).field_names_capacity = cap;
+            }
+        }
+        // SAFETY: the class is rooted; the table is embedded in it; the slot number is
+        // not an object.
+        unsafe {
+            self.table_set(
+                st,
+                &raw mut (*class).field_slots,
+                name,
+                Value::number(count as f64),
+            );
+            self.write_ptr((*class).field_names.add(count), name);
+            (*class).field_count = count + 1;
+        }
+        count
     }
 
     /// `method` bound to `receiver`.

@@ -5,9 +5,10 @@
 //! The compiler (`compiler.rs`, pulling tokens from `scanner.rs`) builds each function in a
 //! `chunk::ChunkBuilder` and copies it into an `ObjFunction` in the heap, after a resolve
 //! pass whose escape analysis (`escape.rs`, `lox -m`) finds the local functions that need
-//! no closure; the VM (`vm.rs`) runs it. Objects are made in `heap.rs`, the glue to `minigo_gc` (layouts in
-//! `object.rs`, values in `value.rs`, hash tables in `table.rs`); the VM's stack, frames and
-//! globals are reported to the collector by `roots.rs`.
+//! no closure; the VM (`vm.rs`) runs it. Objects are made in `heap.rs`, the glue to
+//! `minigo_gc` (layouts in `object.rs`, values in `value.rs`, hash tables in `table.rs`,
+//! the slots classes give their instances' fields in `fields.rs`); the VM's stack, frames
+//! and globals are reported to the collector by `roots.rs`.
 //!
 //! For embedders porting another language, the parts to copy are `value.rs` (a NaN-boxing
 //! whose pointer words are exact addresses, so value slots get plain pointer bits),
@@ -18,6 +19,7 @@
 mod chunk;
 mod compiler;
 mod escape;
+mod fields;
 mod heap;
 mod object;
 mod roots;

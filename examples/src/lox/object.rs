@@ -94,43 +94,61 @@ pub struct ObjUpvalue {
     pub closed: Value,
 }
 
-/// A class: name, methods, and its `init` method cached (or null).
+/// A class: name, methods, its `init` method cached (or null), and the slots it has
+/// assigned to its instances' field names (see `fields.rs`).
 #[repr(C)]
 pub struct ObjClass {
     pub header: u64,
     pub name: *mut ObjString,
     pub methods: Table,
     pub init: *mut ObjClosure,
-    /// The field-table capacity its instances are made with, inline (see
-    /// [`ObjInstance`]): the largest any of its instances has grown to, up to
-    /// [`MAX_INLINE_FIELDS`]. 0 until one has a field.
-    pub field_capacity: usize,
+    /// Slot `i`'s field name, for `field_count` slots (a heap array of
+    /// `field_names_capacity` pointer words, or null).
+    pub field_names: *mut *mut ObjString,
+    pub field_count: usize,
+    pub field_names_capacity: usize,
+    /// Each field name's slot, as a number: the lookup when a site's hint misses.
+    pub field_slots: Table,
 }
 
-/// An instance: its class and its fields.
+/// An instance: its class and one value word per field slot of the class.
 ///
-/// The field table's entries start inside the object, right after this header, with the
-/// capacity the class has learned its instances need (V8's slack tracking, simplified):
-/// reading a field touches one object, not an instance and then its entry array. A table
-/// that outgrows them moves to an entry array of its own, as any table's.
+/// The values start inside the object, right after this header, with room for as many
+/// slots as the class had assigned when the instance was made (V8's slack tracking,
+/// simplified), up to [`MAX_INLINE_FIELDS`]. A slot not yet set holds `Value::EMPTY`. An
+/// instance that needs a slot past its room moves its values to an array of its own.
+/// The header's upper half holds the inline room, which never changes.
 #[repr(C)]
 pub struct ObjInstance {
     pub header: u64,
     pub class: *mut ObjClass,
-    pub fields: Table,
+    /// The inline values or the array they moved to.
+    pub values: *mut Value,
+    /// How many slots `values` has.
+    pub capacity: usize,
 }
 
-/// The most entries an instance keeps inline (24 fields at the 3/4 load limit).
+/// The most value slots an instance keeps inline.
 pub const MAX_INLINE_FIELDS: usize = 32;
 
-/// The inline entries that follow an instance's header.
+/// The inline values that follow an instance's header.
 ///
 /// # Safety
-/// `i` is a live instance (the entries exist when its class gave it a capacity).
+/// `i` is a live instance (the values exist when its inline room is not zero).
 #[inline(always)]
-pub unsafe fn instance_entries(i: *mut ObjInstance) -> *mut Entry {
-    // SAFETY: the entries are laid out right after the fixed part of the object.
-    unsafe { (i as *mut u8).add(size_of::<ObjInstance>()) as *mut Entry }
+pub unsafe fn instance_inline_values(i: *mut ObjInstance) -> *mut Value {
+    // SAFETY: the values are laid out right after the fixed part of the object.
+    unsafe { (i as *mut u8).add(size_of::<ObjInstance>()) as *mut Value }
+}
+
+/// How many values `i` has inline (the header's upper half).
+///
+/// # Safety
+/// `i` is a live instance.
+#[inline(always)]
+pub unsafe fn instance_inline_room(i: *mut ObjInstance) -> usize {
+    // SAFETY: the caller's contract.
+    (unsafe { (*i).header } >> 32) as usize
 }
 
 /// A method bound to its receiver.
@@ -207,8 +225,6 @@ pub struct Layouts {
     pub native: Layout,
     pub upvalue: Layout,
     pub class: Layout,
-    /// An instance without inline entries.
-    pub instance: Layout,
     pub bound_method: Layout,
     /// A table that is an object of its own (the globals) and the intern table: a
     /// pointer to the slot array, a count and a capacity.
@@ -225,24 +241,21 @@ pub struct Layouts {
     strings: Vec<Layout>,
     /// Table entry arrays by log2 of capacity.
     entries: Vec<Layout>,
-    /// Instances with inline entries, by log2 of their capacity.
-    inline_instances: [Layout; INLINE_LAYOUTS],
+    /// Instances by how many values they keep inline, 1 to `MAX_INLINE_FIELDS`.
+    inline_instances: [Layout; MAX_INLINE_FIELDS + 1],
 }
 
-/// Inline capacities 1, 2, 4, ... `MAX_INLINE_FIELDS`.
-const INLINE_LAYOUTS: usize = MAX_INLINE_FIELDS.trailing_zeros() as usize + 1;
-
-/// The layout of an instance with `capacity` inline entries.
-fn instance_layout(capacity: usize) -> Layout {
+/// The layout of an instance with `room` inline values.
+fn instance_layout(room: usize) -> Layout {
     let fixed = size_of::<ObjInstance>();
-    // `fields.entries` may point at the instance's own inline entries: an interior
-    // pointer, which the collector resolves to the instance.
+    // `values` may point at the instance's own inline values: an interior pointer, which
+    // the collector resolves to the instance.
     let mut ptrs = vec![
         offset_of!(ObjInstance, class),
-        offset_of!(ObjInstance, fields) + offset_of!(Table, entries),
+        offset_of!(ObjInstance, values),
     ];
-    ptrs.extend((0..2 * capacity).map(|w| fixed + 8 * w));
-    layout_of(fixed + size_of::<Entry>() * capacity, &ptrs)
+    ptrs.extend((0..room).map(|w| fixed + 8 * w));
+    layout_of(fixed + 8 * room, &ptrs)
 }
 
 /// Strings up to this many words total get a cached layout (and the fast path).
@@ -277,9 +290,10 @@ impl Layouts {
                     offset_of!(ObjClass, name),
                     offset_of!(ObjClass, methods) + offset_of!(Table, entries),
                     offset_of!(ObjClass, init),
+                    offset_of!(ObjClass, field_names),
+                    offset_of!(ObjClass, field_slots) + offset_of!(Table, entries),
                 ],
             ),
-            instance: instance_layout(0),
             bound_method: layout_of(
                 size_of::<ObjBoundMethod>(),
                 &[
@@ -298,15 +312,15 @@ impl Layouts {
             entries: (0..=CACHED_ENTRY_LOG2)
                 .map(|k| Layout::pointers(2 * (1 << k)))
                 .collect(),
-            inline_instances: std::array::from_fn(|k| instance_layout(1 << k)),
+            inline_instances: std::array::from_fn(instance_layout),
         }
     }
 
-    /// The layout of an instance with `capacity` (a power of two up to
-    /// [`MAX_INLINE_FIELDS`]) inline entries.
+    /// The layout of an instance with `room` (at most [`MAX_INLINE_FIELDS`]) inline
+    /// values.
     #[inline(always)]
-    pub fn inline_instance(&self, capacity: usize) -> &Layout {
-        &self.inline_instances[capacity.trailing_zeros() as usize]
+    pub fn inline_instance(&self, room: usize) -> &Layout {
+        &self.inline_instances[room]
     }
 
     /// The layout of a closure with `n` upvalues: the function pointer and each upvalue.
@@ -356,11 +370,11 @@ mod tests {
         };
         assert_eq!(words(&l.function), vec![6, 7, 8, 9, 10, 11]);
         assert_eq!(words(&l.upvalue), vec![2]);
-        assert_eq!(words(&l.class), vec![1, 2, 6]);
-        assert_eq!(words(&l.instance), vec![1, 2]);
-        assert_eq!(words(l.inline_instance(1)), vec![1, 2, 6, 7]);
-        assert_eq!(l.inline_instance(8).size(), 48 + 8 * 16);
-        assert_eq!(l.inline_instance(MAX_INLINE_FIELDS).size(), 48 + 32 * 16);
+        assert_eq!(words(&l.class), vec![1, 2, 6, 7, 10]);
+        assert_eq!(words(l.inline_instance(0)), vec![1, 2]);
+        assert_eq!(words(l.inline_instance(1)), vec![1, 2, 4]);
+        assert_eq!(l.inline_instance(6).size(), 32 + 6 * 8);
+        assert_eq!(l.inline_instance(MAX_INLINE_FIELDS).size(), 32 + 32 * 8);
         assert_eq!(words(&l.bound_method), vec![1, 2]);
         assert_eq!(words(l.closure(0)), vec![1]);
         assert_eq!(words(l.closure(3)), vec![1, 5, 6, 7]);

@@ -1,8 +1,8 @@
-//! Hash tables in the heap: the string-keyed tables behind fields, methods and globals,
-//! and the weak intern table.
+//! Hash tables in the heap: the string-keyed tables behind methods, globals and a class's
+//! field slots, and the weak intern table.
 //!
-//! A [`Table`] is three words embedded in its owner (an instance, a class, or the globals
-//! object): a pointer to an entry array in the heap, a count and a capacity. Keys are
+//! A [`Table`] is four words embedded in its owner (a class, or the globals object): a
+//! pointer to an entry array in the heap, a count, a capacity and a Bloom filter. Keys are
 //! interned strings, so a key compares by address; the hash sits in the string's header.
 //! Open addressing with linear probing, clox's: an empty slot is the zero entry (fresh heap
 //! memory is zero, so a new array needs no initialising), a deleted one a tombstone (null

@@ -32,6 +32,7 @@ use minigo_gc::{GcConfig, MemStats};
 
 use super::chunk::op;
 use super::compiler::{compile, EscapeOptions};
+use super::fields;
 use super::heap::{upvalue_slot, LoxHeap};
 use super::object::{
     is_kind, kind_of, Kind, ObjBoundMethod, ObjClass, ObjClosure, ObjFunction, ObjInstance,
@@ -509,7 +510,7 @@ impl Vm {
         }
         let instance: *mut ObjInstance = receiver.as_ptr();
         // SAFETY: INV-LIVE: the receiver is on the stack.
-        if let Some(field) = unsafe { (*instance).fields.get(name) } {
+        if let Some(field) = unsafe { fields::get(instance, name) } {
             // SAFETY: a stack slot.
             unsafe { *self.st.sp.sub(argc + 1) = field };
             return self.call_value(field, argc);
@@ -1031,14 +1032,19 @@ impl Vm {
                         fail!(b"Only instances have properties.");
                     }
                     let instance: *mut ObjInstance = receiver.as_ptr();
-                    // SAFETY: INV-LIVE: the receiver is on the stack; so is the slot's array.
-                    if let Some(slot) = unsafe { (*instance).fields.slot_hinted(name, hint) } {
-                        // SAFETY: a value word of the instance's live entry array.
-                        set_top!(unsafe { *slot });
-                    } else {
-                        // SAFETY: as above.
-                        let class = unsafe { (*instance).class };
-                        try_call!(self.bind_method(class, name));
+                    // SAFETY: INV-LIVE: the receiver is on the stack, its class and value
+                    // array reachable from it.
+                    let class = unsafe { (*instance).class };
+                    // SAFETY: as above.
+                    let field = unsafe {
+                        fields::slot_hinted(class, name, hint)
+                            .and_then(|s| fields::value_slot(instance, s))
+                            .map(|v| *v)
+                            .filter(|&v| v != Value::EMPTY)
+                    };
+                    match field {
+                        Some(v) => set_top!(v),
+                        None => try_call!(self.bind_method(class, name)),
                     }
                 }
                 op::SET_PROPERTY => {
@@ -1049,17 +1055,24 @@ impl Vm {
                     }
                     let instance: *mut ObjInstance = target.as_ptr();
                     let value = peek!(0);
-                    // An existing field is overwritten in place; a new one may grow the
-                    // table, which allocates.
-                    // SAFETY: INV-LIVE: the instance is on the stack.
-                    match unsafe { (*instance).fields.slot_hinted(name, hint) } {
-                        // SAFETY: a value word of the instance's live entry array.
+                    // A slot the instance has room for is stored in place; a new name or
+                    // a slot past its room allocates.
+                    // SAFETY: INV-LIVE: the instance is on the stack, its class reachable.
+                    let slot = unsafe {
+                        fields::slot_hinted((*instance).class, name, hint)
+                            .and_then(|s| fields::value_slot(instance, s))
+                    };
+                    match slot {
+                        // SAFETY: a value word of the instance's live value array.
                         Some(slot) => unsafe { self.heap.write_value(slot, value) },
                         None => {
                             sync!();
                             // SAFETY: the instance and the value are on the stack; the name
-                            // is a constant, and not a field yet (the lookup just missed).
-                            unsafe { self.heap.instance_add(&mut self.st, instance, name, value) };
+                            // is a constant.
+                            unsafe {
+                                self.heap
+                                    .instance_set_new(&mut self.st, instance, name, value)
+                            };
                         }
                     }
                     drop_top!();
@@ -1205,7 +1218,7 @@ impl Vm {
                         // on the stack, its class live, the cache's words live (traced).
                         unsafe {
                             let name = string_constant((*frame).consts, index);
-                            if (*instance).fields.get(name).is_none() {
+                            if fields::get(instance, name).is_none() {
                                 let class = (*instance).class;
                                 if *cache == class as *mut u8 {
                                     method = *cache.add(1) as *mut ObjClosure;
