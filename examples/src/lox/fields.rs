@@ -13,11 +13,13 @@
 //!    moves its values to an array of its own (`LoxHeap::instance_set_new`).
 //! 3. A slot the instance has not set holds `Value::EMPTY`, so a read finds "not a field"
 //!    there and goes on to the methods, or to clox's "Undefined property" error.
-//! 4. A field access site keeps the slot it last found in its name constant's hint
-//!    (`ObjFunction::hints`): if the class names the same field at that slot, the value
-//!    is one load away; otherwise [`slot`] looks the name up and corrects the hint.
+//! 4. A field access site keeps the class it last saw and the slot it found there in its
+//!    name constant's hint (`ObjFunction::hints`): for an instance of that class, the
+//!    value is one load away; otherwise [`slot`] looks the name up and corrects the hint.
+//!    A class is named in a hint by an identity no other class has (a counter in its
+//!    header), not by its address, which a later class may reuse.
 //!
-//! A field read is then the class's name array and the instance's value, both in cache
+//! A field read is then the class's header and the instance's value, both in cache
 //! lines that every instance of the class shares or already touched; an instance of six
 //! fields takes 80 bytes where a table of them took 176. The cost: an instance has room
 //! for every name its class has seen, set or not. That is bounded by the field names in
@@ -36,9 +38,22 @@ pub unsafe fn slot(class: *mut ObjClass, name: *mut ObjString) -> Option<usize> 
     unsafe { (*class).field_slots.get(name) }.map(|v| v.as_number() as usize)
 }
 
-/// [`slot`], trying slot `*hint` first and leaving there the slot found: an inline cache
-/// per name constant. It needs no invalidation because it is checked against the class's
-/// name for that slot.
+/// The identity of `class`: 1 for the first class a VM makes, then counting, up to
+/// `u32::MAX`, which every class past that shares.
+///
+/// # Safety
+/// `class` is live.
+#[inline(always)]
+unsafe fn class_id(class: *mut ObjClass) -> u64 {
+    // SAFETY: the caller's contract; the identity is the header's upper half.
+    unsafe { (*class).header >> 32 }
+}
+
+/// [`slot`], trying the hint first and leaving there what it found: an inline cache per
+/// name constant, `class identity << 32 | slot`. It needs no invalidation: a class never
+/// renumbers a name, and the hint names its class by an identity no other class shares.
+/// A fresh hint (0) names no class, nor does one that a global or method lookup left in
+/// the same word (a table slot, below 2^32); the shared last identity is never stored.
 ///
 /// # Safety
 /// `class` and `name` are live.
@@ -48,10 +63,10 @@ pub unsafe fn slot_hinted(
     name: *mut ObjString,
     hint: &mut usize,
 ) -> Option<usize> {
-    let h = *hint;
-    // SAFETY: the caller's contract; `field_names` has `field_count` live words.
-    if h < unsafe { (*class).field_count } && unsafe { *(*class).field_names.add(h) } == name {
-        return Some(h);
+    let h = *hint as u64;
+    // SAFETY: the caller's contract.
+    if h >> 32 == unsafe { class_id(class) } {
+        return Some(h as u32 as usize);
     }
     // SAFETY: the caller's contract.
     unsafe { slot_and_remember(class, name, hint) }
@@ -68,8 +83,10 @@ unsafe fn slot_and_remember(
     hint: &mut usize,
 ) -> Option<usize> {
     // SAFETY: the caller's contract.
-    let s = unsafe { slot(class, name) }?;
-    *hint = s;
+    let (s, id) = unsafe { (slot(class, name)?, class_id(class)) };
+    if id != u32::MAX as u64 && s <= u32::MAX as usize {
+        *hint = (id << 32 | s as u64) as usize;
+    }
     Some(s)
 }
 

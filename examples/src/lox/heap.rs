@@ -39,6 +39,8 @@ pub struct LoxHeap {
     pub m: Mutator,
     pub layouts: Layouts,
     heap: Heap,
+    /// The identity the next class gets (see `fields::class_id`).
+    next_class_id: u32,
 }
 
 #[cold]
@@ -87,6 +89,7 @@ impl LoxHeap {
             m,
             layouts: Layouts::new(),
             heap,
+            next_class_id: 1,
         };
         let strings = alloc(&mut h.m, &h.layouts.table_object, st);
         // The heap is one reservation; the first object is at or above its base, so this
@@ -231,9 +234,12 @@ impl LoxHeap {
     /// A class named `name`, with no methods.
     pub fn new_class(&mut self, st: &mut State, name: *mut ObjString) -> *mut ObjClass {
         let c = alloc(&mut self.m, &self.layouts.class, st) as *mut ObjClass;
+        // Saturates: the classes past 2^32 - 1 share the last identity, which no hint
+        // names (see `fields::slot_hinted`).
+        self.next_class_id = self.next_class_id.saturating_add(1);
         // SAFETY: a fresh class; the caller keeps `name` live.
         unsafe {
-            set_header(c as *mut u8, Kind::Class, 0);
+            set_header(c as *mut u8, Kind::Class, self.next_class_id - 1);
             self.write_ptr(&raw mut (*c).name, name);
         }
         c
