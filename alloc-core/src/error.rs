@@ -30,6 +30,9 @@ pub enum AllocError {
         /// The limit that stopped it.
         limit: usize,
     },
+    /// The runtime's typed allocation (`Gc::new`, `GcSlice::new`, ...) was called from a
+    /// thread that is not running one of its goroutines: there is no P to allocate from.
+    NotInGoroutine,
 }
 
 impl fmt::Display for AllocError {
@@ -45,6 +48,10 @@ impl fmt::Display for AllocError {
             AllocError::OutOfMemory { requested, in_use, limit } => write!(
                 f,
                 "out of memory: {requested} more bytes of heap with {in_use} in use would exceed the limit of {limit} bytes"
+            ),
+            AllocError::NotInGoroutine => write!(
+                f,
+                "allocation outside a goroutine: call it from a goroutine of a running minigo runtime"
             ),
         }
     }

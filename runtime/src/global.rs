@@ -5,6 +5,7 @@
 use std::marker::PhantomData;
 
 use minigo_alloc_core::sync::{Arc, Mutex};
+use minigo_alloc_core::zerobase;
 use minigo_gc::Tracer;
 
 use crate::barrier;
@@ -62,17 +63,45 @@ impl Globals {
 }
 
 /// Keeps a heap object alive until dropped, wherever the handle itself is kept.
+///
+/// A `Global` shares its object as a [`Gc`] does: it is `Send` and `Sync` only when
+/// `Gc<T>` is, that is when `T` is `Sync`. An object with a `Cell` cannot be reached from
+/// two threads through one:
+///
+/// ```compile_fail
+/// use minigo_runtime::{Gc, Global, HeapType};
+/// #[derive(HeapType)]
+/// struct Counter { n: std::cell::Cell<u64> }
+/// fn needs_send<T: Send>(_: T) {}
+/// fn share(g: Global<Counter>) { needs_send(g) }
+/// ```
+///
+/// With an atomic it can:
+///
+/// ```
+/// use minigo_runtime::{Gc, Global, HeapType};
+/// #[derive(HeapType)]
+/// struct Counter { n: std::sync::atomic::AtomicU64 }
+/// fn needs_send<T: Send>(_: T) {}
+/// fn share(g: Global<Counter>) { needs_send(g) }
+/// ```
 pub struct Global<T> {
     sched: Arc<Sched>,
     index: usize,
-    _t: PhantomData<fn() -> T>,
+    _t: PhantomData<Gc<T>>,
 }
 
 impl<T> Global<T> {
-    /// A handle on `obj` (from a goroutine of the runtime that owns `obj`).
+    /// A handle on `obj`, from a goroutine of the runtime that owns `obj`.
+    ///
+    /// # Panics
+    /// Outside a goroutine, and when `obj` is not an object of this runtime's heap (a `Gc`
+    /// kept from another runtime, or from this one past a collection that freed it).
     pub fn new(obj: Gc<T>) -> Global<T> {
         let sched = current().sched().arc();
-        let index = sched.globals.add(obj.to_word());
+        let addr = obj.to_word();
+        assert_owned(&sched, addr, "Global::new");
+        let index = sched.globals.add(addr);
         Global {
             sched,
             index,
@@ -87,11 +116,26 @@ impl<T> Global<T> {
     }
 
     /// Points the handle at another object.
+    ///
+    /// # Panics
+    /// As [`Global::new`], when `obj` is not an object of the handle's runtime.
     pub fn set(&self, obj: Gc<T>) {
-        self.sched
-            .globals
-            .set(&self.sched, self.index, obj.to_word());
+        let addr = obj.to_word();
+        assert_owned(&self.sched, addr, "Global::set");
+        self.sched.globals.set(&self.sched, self.index, addr);
     }
+}
+
+/// Panics unless `addr` is an object of `sched`'s heap (or the address every zero-size
+/// object has): a global slot is a root, and the collector would mark through anything
+/// else.
+fn assert_owned(sched: &Sched, addr: usize, what: &str) {
+    let found = sched.collector.heap().find_object(addr);
+    assert!(
+        found.is_some_and(|o| o.base == addr) || addr == zerobase().as_ptr() as usize,
+        "{what}: {addr:#x} is not an object of this runtime's heap (a Gc from another \
+         runtime, or one kept where the collector could not see it and freed)"
+    );
 }
 
 impl<T> Drop for Global<T> {

@@ -134,7 +134,9 @@ pub use stack::stack_guards_are_markers;
 #[cfg(not(loom))]
 pub use time::sleep;
 #[cfg(not(loom))]
-pub use types::{layout_of, shift_mask, Gc, GcCell, GcField, GcPointer, GcSlice, GcStr, HeapType};
+pub use types::{
+    layout_of, shift_mask, Gc, GcCell, GcField, GcPointer, GcScalar, GcSlice, GcStr, HeapType,
+};
 #[cfg(not(loom))]
 pub use waitgroup::WaitGroup;
 #[cfg(loom)]

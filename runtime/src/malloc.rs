@@ -15,7 +15,7 @@ use minigo_gc::{alloc_slow, GcPhase, MutatorContext, MutatorState};
 
 use crate::preempt::NoPreempt;
 use crate::sched::{
-    alloc_fast, current, current_gptr, safepoint, wait_unlocking, with_world_stopped,
+    alloc_fast, current, current_gptr, safepoint, try_current, wait_unlocking, with_world_stopped,
 };
 
 /// Allocates a zeroed array of `len` elements of `layout` from the running goroutine.
@@ -30,6 +30,9 @@ pub(crate) fn alloc(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocErr
 
 #[cold]
 fn slow(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
+    if try_current().is_none() {
+        return Err(AllocError::NotInGoroutine);
+    }
     let _np = NoPreempt::new();
     alloc_slow(&mut Goroutine, layout, len)
 }

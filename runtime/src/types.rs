@@ -70,6 +70,40 @@ pub fn layout_of<T: GcField>() -> Layout {
         .expect("GcField reported a pointer past the type's end")
 }
 
+/// A field type without pointer words: what a `Cell` field may hold.
+///
+/// A store into a `Cell` is a plain store, and a pointer stored so would skip the write
+/// barrier that a concurrent marker relies on; pointer fields that change are
+/// [`GcCell`]s. So a `Cell` of a pointer is not a field type:
+///
+/// ```compile_fail
+/// use minigo_runtime::{Gc, HeapType};
+/// #[derive(HeapType)]
+/// struct Node { next: std::cell::Cell<Option<Gc<Node>>> }
+/// ```
+///
+/// while a `Cell` of a scalar and a `GcCell` of a pointer are:
+///
+/// ```
+/// use minigo_runtime::{Gc, GcCell, HeapType};
+/// #[derive(HeapType)]
+/// struct Node { visits: std::cell::Cell<u64>, next: GcCell<Option<Gc<Node>>> }
+/// ```
+///
+/// Sealed: implemented for the primitive scalars and arrays of them.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a scalar, so a `Cell` of it cannot be a heap object's field",
+    note = "a pointer field that changes is a `GcCell` (its stores go through the write barrier)"
+)]
+pub trait GcScalar: GcField + sealed::Scalar {}
+
+mod sealed {
+    pub trait Scalar {}
+}
+
+impl<T: GcScalar, const N: usize> sealed::Scalar for [T; N] {}
+impl<T: GcScalar, const N: usize> GcScalar for [T; N] {}
+
 macro_rules! scalar_fields {
     ($($t:ty),*) => {$(
         // SAFETY: a scalar: no pointer words, no drop glue.
@@ -78,6 +112,8 @@ macro_rules! scalar_fields {
             #[inline]
             fn pointer_words(_: usize, _: &mut Vec<usize>) {}
         }
+        impl sealed::Scalar for $t {}
+        impl GcScalar for $t {}
     )*};
 }
 
@@ -108,8 +144,9 @@ scalar_fields!(
     std::sync::atomic::AtomicBool
 );
 
-// SAFETY: a scalar wrapper: no pointers, and Cell<T> for Copy scalars has no drop glue.
-unsafe impl<T: GcField + Copy> GcField for std::cell::Cell<T> {
+// SAFETY: a scalar wrapper: `GcScalar` types have no pointer words, and Cell<T> for Copy
+// scalars has no drop glue.
+unsafe impl<T: GcScalar + Copy> GcField for std::cell::Cell<T> {
     const MASK: u64 = T::MASK;
     fn pointer_words(offset: usize, out: &mut Vec<usize>) {
         T::pointer_words(offset, out)

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use minigo_runtime::{
     blocking, gc, go, num_goroutine, procs, read_mem_stats, sleep, stack_guards_are_markers,
-    AllocError, Chan, Gc, GcSlice, HeapType, RunError, Runtime,
+    AllocError, Chan, Gc, GcSlice, Global, HeapType, RunError, Runtime,
 };
 
 #[derive(HeapType)]
@@ -235,4 +235,51 @@ fn a_panic_caught_around_blocking_leaves_the_goroutine_its_p() {
             }
         })
         .unwrap();
+}
+
+/// Allocation needs a P: outside a goroutine it is an error, not a panic, on a plain
+/// thread and on a thread beside a running runtime alike.
+#[test]
+fn allocating_outside_a_goroutine_is_an_error() {
+    assert_eq!(
+        Gc::new(Big { words: [1; 64] }).err(),
+        Some(AllocError::NotInGoroutine)
+    );
+    assert_eq!(
+        GcSlice::new(4, 0u64).err(),
+        Some(AllocError::NotInGoroutine)
+    );
+    let r = Runtime::builder().procs(1).build().unwrap().run(|| {
+        let beside = std::thread::spawn(|| Gc::new(Big { words: [2; 64] }).err());
+        assert_eq!(beside.join().unwrap(), Some(AllocError::NotInGoroutine));
+        assert_eq!(Gc::new(Big { words: [3; 64] }).unwrap().words[63], 3);
+    });
+    assert_eq!(r, Ok(()));
+    assert!(AllocError::NotInGoroutine
+        .to_string()
+        .contains("outside a goroutine"));
+}
+
+/// A `Gc` smuggled out of one runtime is not an object of the next one's heap: `Global`
+/// refuses it with a message, instead of making the collector mark through it.
+#[test]
+fn a_global_refuses_a_gc_from_another_runtime() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    Runtime::builder()
+        .procs(1)
+        .build()
+        .unwrap()
+        .run(move || tx.send(Gc::new(Big { words: [7; 64] }).unwrap()).unwrap())
+        .unwrap();
+    let stale = rx.recv().unwrap();
+    let r = Runtime::builder().procs(1).build().unwrap().run(move || {
+        let _g = Global::new(stale);
+    });
+    match r {
+        Err(RunError::Panic { message, .. }) => assert!(
+            message.contains("is not an object of this runtime's heap"),
+            "{message}"
+        ),
+        r => panic!("{r:?}"),
+    }
 }
