@@ -35,7 +35,7 @@ pub struct HeapConfig {
     /// be larger. If the OS refuses, smaller reservations are tried down to 4 arenas.
     pub address_space: usize,
     /// Hard limit on bytes of heap pages in use; an allocation that would cross it fails
-    /// with [`AllocError::OutOfMemory`]. `None`: limited only by the address space.
+    /// with [`AllocError::OutOfMemory`](crate::AllocError::OutOfMemory). `None`: limited only by the address space.
     pub max_heap: Option<usize>,
 }
 

@@ -7,7 +7,7 @@
 //!    frames through [`Roots::sample_stack`](crate::Roots::sample_stack) (a Lox program's
 //!    functions and lines), or by default the Rust call stack, as return addresses,
 //!    symbolized only when a profile is written.
-//! 2. The stack and the sampled size find their bucket ([`MemProfile::malloc`], Go's
+//! 2. The stack and the sampled size find their bucket (`MemProfile::malloc`, Go's
 //!    `mProf_Malloc`); the bucket's number is attached to the object as a special, so the
 //!    sweep that frees it queues the number (Go's `mProf_Free`).
 //! 3. A profile shows the heap as of the last completed mark, as Go's does, so that an
@@ -15,11 +15,11 @@
 //!    cycles of pending counts: allocations made while `cycle == c` are counted in slot
 //!    `(c + 1) % 3`, with the cycle whose mark will judge them; frees swept after mark
 //!    `c` in slot `c % 3`. Mark termination takes the frees the last sweep queued (that
-//!    sweep is done by then) and advances `c` ([`MemProfile::next_cycle`], Go's
+//!    sweep is done by then) and advances `c` (`MemProfile::next_cycle`, Go's
 //!    `mProf_NextCycle`); once the world runs again, the frees are counted and the slot is
-//!    published ([`MemProfile::flush`], Go's `mProf_Flush`), so a stop never walks the
+//!    published (`MemProfile::flush`, Go's `mProf_Flush`), so a stop never walks the
 //!    buckets. A forced collection publishes as soon as its sweep is done
-//!    ([`MemProfile::post_sweep`], Go's `mProf_PostSweep`).
+//!    (`MemProfile::post_sweep`, Go's `mProf_PostSweep`).
 //! 4. Readers take the published counts ([`MemProfile::records`]); `pprof.rs` scales them
 //!    by the sampling probability and writes the profile.proto file `go tool pprof` reads.
 
@@ -206,7 +206,7 @@ impl MemProfile {
 
     /// Mark termination, with the world stopped and before the new cycle's sweep begins:
     /// takes the frees of the sweep that just finished and moves on. The slot they belong
-    /// to is published by [`MemProfile::flush`] once the world runs.
+    /// to is published by `MemProfile::flush` once the world runs.
     pub(crate) fn next_cycle(&self, heap: &MHeap) {
         let mut r = self.records.lock();
         // No flush since the last stop (none runs between two back-to-back stops).

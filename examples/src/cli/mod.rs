@@ -1,5 +1,5 @@
 //! The `minigo` command: parse the arguments ([`args`]), run one workload or all of them on
-//! fresh runtimes while measuring ([`measure`]), and report ([`report`], [`plot`]).
+//! fresh runtimes while measuring ([`measure`](mod@measure)), and report ([`report`], [`plot`]).
 //!
 //! Data flow: arguments -> [`args::Command`] -> for each job, [`measure::measure`] ->
 //! [`measure::Summary`] -> table, stderr summary, JSON or SVG. `main` returns the exit
