@@ -95,7 +95,7 @@ impl Layout {
         while mask.last() == Some(&0) {
             mask.pop();
         }
-        if !mask.is_empty() && size % 8 != 0 {
+        if !mask.is_empty() && !size.is_multiple_of(8) {
             return Err(LayoutError::NotWordMultiple { size });
         }
         Ok(Layout::build(size, mask))
@@ -104,7 +104,7 @@ impl Layout {
     /// `words` consecutive pointers (for example the element type of an array of pointers).
     pub fn pointers(words: usize) -> Layout {
         let mut mask = vec![!0u64; words / 64];
-        if words % 64 != 0 {
+        if !words.is_multiple_of(64) {
             mask.push((1u64 << (words % 64)) - 1);
         }
         Layout::build(words * 8, mask)

@@ -55,7 +55,7 @@ impl Reservation {
     /// # Safety
     /// Nothing may be live in the range: its contents are discarded.
     pub unsafe fn release(&self, addr: usize, len: usize) {
-        debug_assert!(addr % OS_PAGE_SIZE == 0 && len % OS_PAGE_SIZE == 0);
+        debug_assert!(addr.is_multiple_of(OS_PAGE_SIZE) && len.is_multiple_of(OS_PAGE_SIZE));
         debug_assert!(addr >= self.start() && addr + len <= self.start() + self.len());
         // Discarding memory is the one effect here other threads can observe (their bytes
         // vanish), and loom cannot see a syscall: let the model schedule them right here.

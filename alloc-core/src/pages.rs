@@ -105,7 +105,7 @@ impl PageAlloc {
         let mut p = self.grown;
         while p > 0 && self.used[(p - 1) / 64] >> ((p - 1) % 64) & 1 == 0 {
             // Whole free words at a time, single pages at the run's edge.
-            p -= if p % 64 == 0 && self.used[p / 64 - 1] == 0 {
+            p -= if p.is_multiple_of(64) && self.used[p / 64 - 1] == 0 {
                 64
             } else {
                 1

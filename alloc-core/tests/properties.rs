@@ -155,7 +155,7 @@ impl Model {
                 1
             };
             prop_assert_eq!(addr % align, 0);
-            if addr % 16 == 0 {
+            if addr.is_multiple_of(16) {
                 self.total_alloc += 16;
             }
             (addr & !15, 16)

@@ -95,6 +95,44 @@ fn unknown_workloads_and_flags_are_usage_errors() {
         &["churn", "10", "--memprofilerate", "-1"],
         "--memprofilerate: expected a whole number",
     );
+    // Found before the run: a 10-million-allocation churn would take seconds first.
+    usage_error(
+        &["churn", "10000000", "--plot", "/nonexistent-dir/p.svg"],
+        "cannot write the plot to /nonexistent-dir/p.svg",
+    );
+}
+
+#[test]
+fn short_help_and_version() {
+    let help = minigo(&["-h"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert_eq!(stdout(&help), stdout(&minigo(&["--help"])));
+    for args in [&["--version"][..], &["-V"]] {
+        let o = minigo(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert_eq!(
+            stdout(&o),
+            format!("minigo {}\n", env!("CARGO_PKG_VERSION")),
+            "{args:?}"
+        );
+    }
+    let lox = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lox"))
+            .args(args)
+            .output()
+            .expect("the lox binary runs")
+    };
+    for args in [&["-h"][..], &["--help"]] {
+        let o = lox(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(stdout(&o).starts_with("Usage: lox [path]"), "{args:?}");
+    }
+    let o = lox(&["--version"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        stdout(&o),
+        format!("lox (minigo {})\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -245,12 +283,10 @@ fn plot_draws_heap_goal_and_pauses() {
     assert!(svg.matches("opacity=\"0.45\"").count() > 2 * collections);
     assert!(svg.matches("opacity=\"0.25\"").count() > collections);
 
-    let o = minigo(&["binary-trees", "6", "--plot", "/nonexistent-dir/x.svg"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("cannot write the plot"),
-        "{}",
-        stderr(&o)
+    // A path that cannot be written is a usage error, found before the run.
+    usage_error(
+        &["binary-trees", "6", "--plot", "/nonexistent-dir/x.svg"],
+        "cannot write the plot",
     );
 }
 

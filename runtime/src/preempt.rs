@@ -220,16 +220,20 @@ fn find_text() {
 
 /// Whether `xsave` is usable (OSXSAVE) and the state the trampoline saves fits its area.
 #[cfg(target_arch = "x86_64")]
+// `__cpuid` is a safe function from Rust 1.89 on, unsafe before (the MSRV is 1.88).
+#[allow(unused_unsafe)]
 fn xsave_fits() -> bool {
     use std::arch::x86_64::{__cpuid, __cpuid_count};
-    let leaf1 = __cpuid(1);
+    // SAFETY: `cpuid` exists on every x86-64 processor.
+    let leaf1 = unsafe { __cpuid(1) };
     if leaf1.ecx & (1 << 27) == 0 {
         return false;
     }
     // Leaf 0xD exists when OSXSAVE is set.
     let mut need = 576;
     for comp in 2..8 {
-        let c = __cpuid_count(0xD, comp);
+        // SAFETY: as above; leaf 0xD exists when OSXSAVE is set.
+        let c = unsafe { __cpuid_count(0xD, comp) };
         if c.eax != 0 {
             need = need.max(c.ebx as usize + c.eax as usize);
         }

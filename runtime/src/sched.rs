@@ -912,7 +912,7 @@ impl Sched {
             return Some(g);
         }
         let tick = pp.tick.fetch_add(1, Ordering::Relaxed);
-        if tick % 61 == 0 {
+        if tick.is_multiple_of(61) {
             // Fairness for a goroutine preempted at the end of its slice: once it has
             // waited a slice itself (Go queues it behind the global queue, which makes
             // its wait longer still when many goroutines are queued); then for the global

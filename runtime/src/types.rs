@@ -388,7 +388,7 @@ unsafe impl<T> GcField for GcSlice<T> {
 impl<T: GcField + Copy> GcSlice<T> {
     const WORDS: usize = {
         assert!(
-            std::mem::size_of::<T>() % 8 == 0,
+            std::mem::size_of::<T>().is_multiple_of(8),
             "GcSlice elements must be a whole number of words"
         );
         assert!(

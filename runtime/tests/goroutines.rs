@@ -112,7 +112,7 @@ fn goroutines_migrate_between_threads_and_keep_their_identity() {
                 while thread_now() == first && std::time::Instant::now() < deadline {
                     yield_now();
                     assert_eq!(goroutine_id(), me, "the runtime lost track after park {i}");
-                    if i % 100 == 0 {
+                    if i.is_multiple_of(100) {
                         let n = Gc::new(Node {
                             next: GcCell::new(None),
                             value: i,

@@ -32,7 +32,7 @@ fn spin(stop: &AtomicBool, rounds: &AtomicU64) {
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n = black_box(n.wrapping_add(1));
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             rounds.store(n, Ordering::Relaxed);
         }
     }

@@ -36,8 +36,10 @@ pub struct Options {
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
-    /// `--help`.
+    /// `--help` (`-h`).
     Help,
+    /// `--version` (`-V`).
+    Version,
     /// No workload: every workload at its table size, one table.
     Table(Options),
     /// One workload.
@@ -57,6 +59,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     while i < args.len() {
         let arg = &args[i];
         i += 1;
+        match arg.as_str() {
+            "-h" => return Ok(Command::Help),
+            "-V" => return Ok(Command::Version),
+            _ => {}
+        }
         let Some(flag) = arg.strip_prefix("--") else {
             positional.push(arg.clone());
             continue;
@@ -89,6 +96,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         };
         match name {
             "help" => return Ok(Command::Help),
+            "version" => return Ok(Command::Version),
             "procs" => opts.procs = Some(parse_count_in("--procs", &value, 1, 1024)? as usize),
             "gogc" => {
                 opts.gogc = Some(if value.eq_ignore_ascii_case("off") {
@@ -189,7 +197,8 @@ pub fn help() -> String {
           --memprofile FILE  write the heap profile after the run (pprof format: go tool pprof FILE)\n  \
           --memprofilerate N sample one allocation per N bytes (default 524288; 1 every one; 0 off)\n  \
           --memstats         print Go's runtime.MemStats fields on stderr after the run\n  \
-          --help             this text\n\n\
+          --help, -h         this text\n  \
+          --version, -V      minigo's version\n\n\
           One workload prints its own output on stdout and a summary on stderr. Exit status:\n\
           0 if every output checked out, 1 if one did not, 2 for a usage error.\n";
     s

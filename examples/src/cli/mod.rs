@@ -34,6 +34,10 @@ pub fn main(args: &[String]) -> i32 {
             print!("{}", args::help());
             0
         }
+        Command::Version => {
+            println!("minigo {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
         Command::Lox(args) => crate::lox::cli(args),
         Command::One(job, opts) => one(&job, &opts),
         Command::Table(opts) => table(&opts),
@@ -63,6 +67,18 @@ fn one(job: &Job, opts: &Options) -> i32 {
         },
         None => None,
     };
+    // The plot's file is made now, so that a path that cannot be written fails before the
+    // run rather than after it; the plot overwrites it at the end.
+    if let Some(path) = &opts.plot {
+        if let Err(e) = std::fs::File::create(path) {
+            eprintln!(
+                "minigo: cannot write the plot to {}: {e}
+                 Run 'minigo --help' for the workloads and flags.",
+                path.display()
+            );
+            return USAGE;
+        }
+    }
     let s = match measure(job, opts, !opts.json, profile) {
         Ok(s) => s,
         Err(e) => return build_failed(&e),

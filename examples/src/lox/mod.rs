@@ -43,7 +43,8 @@ const EX_SOFTWARE: i32 = 70;
 const EX_IOERR: i32 = 74;
 
 const USAGE: &str = "Usage: lox [path] [-m [-m]] [--no-escape-analysis] [--gc-stress] [--gctrace] \
-                     [--verify] [--memprofile FILE] [--memprofilerate N] [--memstats]";
+                     [--verify] [--memprofile FILE] [--memprofilerate N] [--memstats] \
+                     [-h|--help] [-V|--version]";
 
 /// Exit status of a `--memprofile` file that cannot be written (the `minigo` command's
 /// usage status, reported before anything runs).
@@ -66,6 +67,10 @@ struct Options {
     escape_report: u32,
     /// `--no-escape-analysis`: every function a closure, as clox.
     no_escape: bool,
+    /// `-h` / `--help`: the usage on stdout.
+    help: bool,
+    /// `-V` / `--version`.
+    version: bool,
 }
 
 fn parse_args(args: Vec<String>) -> Option<Options> {
@@ -88,6 +93,8 @@ fn parse_args(args: Vec<String>) -> Option<Options> {
             "--memstats" => o.memstats = true,
             "-m" | "--escape" => o.escape_report += 1,
             "--no-escape-analysis" => o.no_escape = true,
+            "-h" | "--help" => o.help = true,
+            "-V" | "--version" => o.version = true,
             "--memprofile" => o.memprofile = Some(value().filter(|v| !v.is_empty())?),
             "--memprofilerate" => o.memprofilerate = Some(value()?.parse().ok()?),
             s if s.starts_with("--") => return None,
@@ -121,6 +128,14 @@ pub fn cli(args: Vec<String>) -> i32 {
         eprintln!("{USAGE}");
         return EX_USAGE;
     };
+    if options.help {
+        println!("{USAGE}");
+        return 0;
+    }
+    if options.version {
+        println!("lox (minigo {})", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
     let config = match gc_config(&options) {
         Ok(c) => c,
         Err(e) => {

@@ -78,7 +78,7 @@ fn spin(stop: &AtomicBool, rounds: &AtomicU64) {
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         n = black_box(n.wrapping_add(1));
-        if n % 65536 == 0 {
+        if n.is_multiple_of(65536) {
             rounds.store(n, Ordering::Relaxed);
         }
     }

@@ -206,7 +206,7 @@ pub fn at_most(workload: &str, args: &[String], max: usize) -> Result<(), String
 /// A size in the unit GOMEMLIMIT would use for it, exactly.
 pub fn size_label(bytes: u64) -> String {
     for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
