@@ -155,6 +155,9 @@ impl MutatorState {
     /// object: a value moved somewhere already scanned (a channel buffer, another
     /// goroutine's stack), or a stack scanned before its goroutine resumes.
     pub fn shade_words(&mut self, words: impl IntoIterator<Item = usize>) {
+        #[cfg(loom_mutant = "shade_noop")]
+        return;
+        #[allow(unreachable_code)]
         if let Some(q) = &self.queue {
             self.gcw.shade_all(q, words.into_iter());
         }

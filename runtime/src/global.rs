@@ -129,7 +129,7 @@ impl<T> Global<T> {
 /// Panics unless `addr` is an object of `sched`'s heap (or the address every zero-size
 /// object has): a global slot is a root, and the collector would mark through anything
 /// else.
-fn assert_owned(sched: &Sched, addr: usize, what: &str) {
+pub(crate) fn assert_owned(sched: &Sched, addr: usize, what: &str) {
     let found = sched.collector.heap().find_object(addr);
     assert!(
         found.is_some_and(|o| o.base == addr) || addr == zerobase().as_ptr() as usize,

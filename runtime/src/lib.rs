@@ -102,6 +102,8 @@ mod time;
 mod types;
 #[cfg(not(loom))]
 mod waitgroup;
+#[cfg(not(loom))]
+mod weak;
 mod world;
 
 #[cfg(not(loom))]
@@ -139,5 +141,7 @@ pub use types::{
 };
 #[cfg(not(loom))]
 pub use waitgroup::WaitGroup;
+#[cfg(not(loom))]
+pub use weak::Weak;
 #[cfg(loom)]
 pub use world::World;

@@ -23,7 +23,7 @@
 use std::sync::Arc as StdArc;
 
 use minigo_alloc_core::sync::{Arc, Ordering};
-use minigo_gc::{MarkHost, MutatorState, RootJobs, Roots, Tracer};
+use minigo_gc::{Liveness, MarkHost, MutatorState, RootJobs, Roots, Tracer};
 
 use crate::g::{GRef, G};
 use crate::sched::Sched;
@@ -43,6 +43,10 @@ impl Roots for RuntimeRoots<'_> {
         }
         self.sched.globals.trace(t);
         self.sched.chans.trace(t);
+    }
+
+    fn clear_weak(&mut self, live: &Liveness<'_>) {
+        self.sched.weaks.clear_dead(live);
     }
 }
 
