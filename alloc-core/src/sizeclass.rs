@@ -124,6 +124,9 @@ impl ClassSpec {
 ///    the same pages, rounded down to a multiple of 128 so the coarse lookup stays exact.
 ///
 /// Class 0 is a placeholder for large objects. Panics if the count is not 68, as Go's does.
+///
+/// For the tests that check the generated table; not part of the allocator's API.
+#[doc(hidden)]
 pub fn generate() -> Vec<ClassSpec> {
     let mut classes = vec![ClassSpec { size: 0, npages: 0 }];
     let mut align = MIN_ALIGN;

@@ -59,9 +59,13 @@ mod collector;
 pub mod config;
 pub mod cycle;
 mod heap;
+// Marking's internals (`GcWork`, `MarkQueue`): for the loom models and the model tests.
+#[doc(hidden)]
 pub mod mark;
 pub mod mprof;
 mod mutator;
+// The pacer's arithmetic, for its own tests; `GcConfig` and `Collector` are the knobs.
+#[doc(hidden)]
 pub mod pacer;
 pub mod phase;
 pub mod pprof;
@@ -84,4 +88,4 @@ pub use mprof::{Frame, MemProfileRecord, SampleStack};
 pub use mutator::MutatorState;
 pub use phase::{any_barrier_on, GcPhase};
 pub use roots::{Liveness, NoRoots, RootKind, Roots, Tracer};
-pub use stats::{gctrace_line, CycleRecord};
+pub use stats::CycleRecord;

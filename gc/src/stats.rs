@@ -178,7 +178,7 @@ fn ms(ns: u64) -> String {
 /// are the pauses times the processors they stopped, and marking split into assists /
 /// background workers / idle workers; the sizes are heap live at the start, at mark
 /// termination, and marked. "MB" is MiB and `P` the processors, as in Go.
-pub fn gctrace_line(r: &CycleRecord, cpu_percent: u64, procs: usize) -> String {
+pub(crate) fn gctrace_line(r: &CycleRecord, cpu_percent: u64, procs: usize) -> String {
     let mb = |b: u64| b >> 20;
     let p = procs.max(1) as u64;
     let (first, last) = (r.sweep_term_ns, r.mark_term_ns + r.retry_ns);

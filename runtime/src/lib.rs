@@ -73,11 +73,9 @@ mod g;
 #[cfg(not(loom))]
 mod gfree;
 #[cfg(not(loom))]
-mod global;
+mod global_handle;
 #[cfg(not(loom))]
 mod malloc;
-#[cfg(not(loom))]
-mod park;
 #[cfg(not(loom))]
 mod preempt;
 #[cfg(not(loom))]
@@ -92,6 +90,8 @@ mod sched;
 #[cfg(not(loom))]
 mod signal;
 #[cfg(not(loom))]
+mod spill;
+#[cfg(not(loom))]
 mod stack;
 mod status;
 #[cfg(not(loom))]
@@ -99,7 +99,7 @@ mod sysmon;
 #[cfg(not(loom))]
 mod time;
 #[cfg(not(loom))]
-mod types;
+mod typed_heap;
 #[cfg(not(loom))]
 mod waitgroup;
 #[cfg(not(loom))]
@@ -115,15 +115,21 @@ pub use api::{
 pub use chan::{select, try_select, RecvCase, SelectCase, SendCase};
 pub use chan::{Chan, TryRecvError, TrySendError};
 #[cfg(not(loom))]
-pub use global::Global;
+pub use global_handle::Global;
 #[cfg(not(loom))]
 pub use malloc::gc;
 pub use minigo_alloc_core::{AllocError, Layout};
 #[cfg(not(loom))]
 pub use minigo_derive::HeapType;
-pub use minigo_gc::{self as gc_crate, MemStats};
+/// The collector underneath: the advanced layer, for what this crate does not re-export
+/// (heap-profile records and their encoder, the collector's phase, cycle records'
+/// fields). Through it, `gc_crate::alloc_core` is the allocator's own API.
+pub use minigo_gc as gc_crate;
+pub use minigo_gc::MemStats;
 #[cfg(not(loom))]
 pub use preempt::async_preemption_enabled;
+// For the loom models and the benches, not for embedders.
+#[doc(hidden)]
 pub use runq::{GlobalQueue, LocalQueue, RUNQ_SIZE};
 #[doc(hidden)]
 pub use scan_claim::scan_once;
@@ -136,7 +142,7 @@ pub use stack::stack_guards_are_markers;
 #[cfg(not(loom))]
 pub use time::sleep;
 #[cfg(not(loom))]
-pub use types::{
+pub use typed_heap::{
     layout_of, shift_mask, Gc, GcCell, GcField, GcPointer, GcScalar, GcSlice, GcStr, HeapType,
 };
 #[cfg(not(loom))]

@@ -35,10 +35,10 @@ use minigo_gc::{Collector, MutatorState};
 pub(crate) use crate::barrier::shade_value;
 use crate::g::{GRef, Outcome, Park, G, RUNNABLE, RUNNING, SYSCALL};
 use crate::gfree::{GlobalFree, LocalFree};
-use crate::park::with_spilled_registers;
 use crate::preempt::{NoPreempt, NoPreemptHere};
 use crate::runq::{GlobalQueue, LocalQueue};
 use crate::signal;
+use crate::spill::with_spilled_registers;
 use crate::stack::GoStack;
 use crate::world::World;
 
@@ -121,7 +121,7 @@ pub(crate) struct Sched {
     /// in neither place is still being woken.
     pub(crate) wakers: AtomicUsize,
     stack_size: usize,
-    pub(crate) globals: crate::global::Globals,
+    pub(crate) globals: crate::global_handle::Globals,
     pub(crate) weaks: crate::weak::Weaks,
     pub(crate) chans: crate::chan::Registry,
     pub(crate) timers: crate::time::Timers,
@@ -266,10 +266,10 @@ pub(crate) fn park(reason: Park) {
     let locks = unsafe { minigo_alloc_core::sync::set_m_locks(1) };
     with_spilled_registers(|sp| {
         g.saved_sp.store(sp, Ordering::Release);
-        crate::park::clear_switch_registers();
+        crate::spill::clear_switch_registers();
         // SAFETY: set when the coroutine started; this is that coroutine.
         unsafe { (*g.yielder.get()).suspend(reason) };
-        crate::park::clear_switch_registers();
+        crate::spill::clear_switch_registers();
     });
     // SAFETY: this goroutine's own count from before the park, now on its new thread.
     unsafe { minigo_alloc_core::sync::set_m_locks(locks) };
@@ -1002,9 +1002,9 @@ impl Sched {
         let co = unsafe { gr.co() }
             .as_mut()
             .expect("a queued goroutine has its coroutine");
-        crate::park::clear_switch_registers();
+        crate::spill::clear_switch_registers();
         let r = co.resume(());
-        crate::park::clear_switch_registers();
+        crate::spill::clear_switch_registers();
         self.running.fetch_sub(1, Ordering::Release);
         signal::set_running(None);
         CUR.with(|c| c.set(None));

@@ -20,10 +20,10 @@ use minigo_alloc_core::sync::{Arc, Mutex};
 use minigo_gc::Liveness;
 
 use crate::barrier;
-use crate::global::assert_owned;
+use crate::global_handle::assert_owned;
 use crate::preempt::NoPreemptHere;
 use crate::sched::{current, Sched};
-use crate::types::{Gc, GcPointer};
+use crate::typed_heap::{Gc, GcPointer};
 
 /// The weak slots of a runtime: one word per live `Weak` (0 once cleared, and in free
 /// slots), and the free slots' indices.

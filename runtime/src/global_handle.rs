@@ -10,7 +10,7 @@ use minigo_gc::Tracer;
 
 use crate::barrier;
 use crate::sched::{current, Sched};
-use crate::types::{Gc, GcPointer};
+use crate::typed_heap::{Gc, GcPointer};
 
 /// The table of global roots: one word per live handle (0 in free slots).
 #[derive(Default)]
