@@ -69,6 +69,8 @@ mod chan;
 #[cfg(not(loom))]
 mod checkdead;
 #[cfg(not(loom))]
+mod checked;
+#[cfg(not(loom))]
 mod g;
 #[cfg(not(loom))]
 mod gfree;

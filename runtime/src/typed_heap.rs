@@ -24,6 +24,7 @@ use minigo_alloc_core::sync::{AtomicUsize, Ordering};
 use minigo_alloc_core::{AllocError, Layout};
 
 use crate::barrier;
+use crate::checked;
 use crate::malloc::alloc;
 
 /// A type that may be a field of a heap object: says which of its words are pointers.
@@ -270,8 +271,9 @@ impl<T> std::ops::Deref for Gc<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        // SAFETY: a Gc held where the rules allow keeps its object alive, and objects are
-        // immutable but for atomics and GcCells.
+        checked::check_read(self.ptr.as_ptr() as usize, "Gc");
+        // SAFETY: a Gc held where the rules allow keeps its object alive (the checked mode
+        // reports one that is not), and objects are immutable but for atomics and GcCells.
         unsafe { self.ptr.as_ref() }
     }
 }
@@ -419,6 +421,14 @@ impl<T: GcField + Copy> GcSlice<T> {
         self.len == 0
     }
 
+    /// The checked mode's test of the array handle (`checked.rs`).
+    #[inline(always)]
+    fn check(&self) {
+        if let Some(p) = self.ptr {
+            checked::check_read(p.as_ptr() as usize, "GcSlice");
+        }
+    }
+
     fn word(&self, i: usize, w: usize) -> &AtomicUsize {
         assert!(
             i < self.len,
@@ -432,6 +442,7 @@ impl<T: GcField + Copy> GcSlice<T> {
 
     /// Element `i` (panics out of range).
     pub fn get(&self, i: usize) -> T {
+        self.check();
         let mut words = [0usize; 64];
         let n = Self::WORDS;
         for (w, slot) in words.iter_mut().enumerate().take(n) {
@@ -443,6 +454,7 @@ impl<T: GcField + Copy> GcSlice<T> {
 
     /// Stores `v` at `i` (panics out of range); pointer words through the write function.
     pub fn set(&self, i: usize, v: T) {
+        self.check();
         let n = Self::WORDS;
         let src = &v as *const T as *const usize;
         for w in 0..n {
@@ -496,6 +508,9 @@ impl GcStr {
 
     /// The string.
     pub fn as_str(&self) -> &str {
+        if let Some(p) = self.ptr {
+            checked::check_read(p.as_ptr() as usize, "GcStr");
+        }
         match self.ptr {
             None => "",
             // SAFETY: the bytes were copied from a &str and never change.

@@ -1,0 +1,91 @@
+//! The checked mode (`runtime/src/checked.rs`: debug builds, and the `checked` feature): a
+//! handle the collector could not see is reported when it is read, with its address,
+//! instead of reading freed or unmapped memory. CI runs it as
+//! `cargo test --release -p minigo-runtime --features checked --test checked`; the panics
+//! it provokes are silenced here (a test binary of its own).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use minigo_runtime::{gc, Gc, GcSlice, GcStr, HeapType, RunError, Runtime};
+
+#[derive(HeapType)]
+struct Entry {
+    key: u64,
+    pad: [u64; 5],
+}
+
+fn runtime() -> Runtime {
+    Runtime::builder().procs(2).build().unwrap()
+}
+
+fn message(e: Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_handle_read_after_run_is_reported() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime()
+        .run(move || {
+            let e = Gc::new(Entry {
+                key: 9,
+                pad: [9; 5],
+            })
+            .unwrap();
+            let s = GcStr::new("kept past run").unwrap();
+            tx.send((e, s)).unwrap();
+        })
+        .unwrap();
+    let (e, s) = rx.recv().unwrap();
+    let read = catch_unwind(AssertUnwindSafe(|| e.key)).map_err(message);
+    let err = read.expect_err("read after run");
+    assert!(err.contains("read outside a goroutine"), "{err}");
+    assert!(
+        err.contains(&format!("{:#x}", e.as_ptr() as usize)),
+        "{err}"
+    );
+    let err = catch_unwind(AssertUnwindSafe(|| s.as_str().len())).map_err(message);
+    assert!(err.unwrap_err().contains("GcStr"));
+}
+
+/// Handles kept in a `Vec` (the Rust heap: the collector does not look there) across
+/// collections: their objects are freed, and reading one is reported, not garbage.
+#[test]
+fn handles_kept_in_a_vec_across_a_collection_are_reported() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = runtime().run(|| {
+        let hidden: Vec<Gc<Entry>> = (0..1000)
+            .map(|k| {
+                Gc::new(Entry {
+                    key: k,
+                    pad: [k; 5],
+                })
+                .unwrap()
+            })
+            .collect();
+        let slices: Vec<GcSlice<u64>> = (0..100).map(|k| GcSlice::new(8, k).unwrap()).collect();
+        gc();
+        gc();
+        let mut reported = 0;
+        for e in &hidden {
+            match catch_unwind(AssertUnwindSafe(|| e.key)).map_err(message) {
+                Ok(_) => {} // kept by a stale copy on the stack (scanned conservatively)
+                Err(m) => {
+                    assert!(m.contains("is not an object of this runtime's heap"), "{m}");
+                    reported += 1;
+                }
+            }
+        }
+        let slices_reported = slices
+            .iter()
+            .filter(|s| catch_unwind(AssertUnwindSafe(|| s.get(0))).is_err())
+            .count();
+        assert!(reported > 900, "{reported} of 1000 reported");
+        assert!(slices_reported > 90, "{slices_reported} of 100 reported");
+    });
+    assert_eq!(r, Ok::<(), RunError>(()));
+}
