@@ -145,7 +145,8 @@ pub use stack::stack_guards_are_markers;
 pub use time::sleep;
 #[cfg(not(loom))]
 pub use typed_heap::{
-    layout_of, shift_mask, Gc, GcCell, GcField, GcPointer, GcScalar, GcSlice, GcStr, HeapType,
+    all_words_mask, cached_layout, layout_of, may_hold_pointers, shift_mask, Gc, GcCell, GcField,
+    GcPointer, GcScalar, GcSlice, GcStr, HeapType,
 };
 #[cfg(not(loom))]
 pub use waitgroup::WaitGroup;

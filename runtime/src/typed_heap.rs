@@ -33,6 +33,10 @@ use crate::malloc::alloc;
 /// `pointer_words` must report exactly the byte offsets (from `offset`) of the words that
 /// hold pointers into the heap, and the type must be plain data the collector may copy and
 /// free without running code.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a field of a heap object",
+    note = "the collector neither sees nor frees memory outside its heap: use GcStr, GcSlice, Gc or a #[derive(HeapType)] type"
+)]
 pub unsafe trait GcField {
     /// Bit `i` set: word `i` of the value is a pointer (words past 64 are not represented;
     /// `pointer_words` has them all).
@@ -53,7 +57,34 @@ pub const fn shift_mask(mask: u64, words: usize) -> u64 {
     }
 }
 
-/// A type that can be allocated as `Gc<Self>`. Derive it: `#[derive(HeapType)]`.
+/// A type that can be allocated as `Gc<Self>`. Derive it: `#[derive(HeapType)]`, on a
+/// struct, an enum (every word of an enum with a pointer in some variant is scanned as a
+/// candidate pointer), or a generic type; `#[minigo(crate = "path")]` names a renamed
+/// runtime crate.
+///
+/// ```
+/// use minigo_runtime::{Gc, GcStr, HeapType};
+/// #[derive(HeapType, Clone, Copy)]
+/// enum Value { Nil, Int(i64), Str(GcStr), Cons(Gc<Cons>) }
+/// #[derive(HeapType)]
+/// struct Cons { car: Value, cdr: Value }
+/// #[derive(HeapType)]
+/// struct Tagged<T> { tag: u32, value: T }
+/// ```
+///
+/// Fields the collector cannot see or free are compile errors:
+///
+/// ```compile_fail
+/// #[derive(minigo_runtime::HeapType)]
+/// struct Named { name: String }
+/// ```
+///
+/// and so are types that need `Drop`, and unions:
+///
+/// ```compile_fail
+/// #[derive(minigo_runtime::HeapType)]
+/// union Word { int: u64, float: f64 }
+/// ```
 ///
 /// # Safety
 /// `layout` must describe the type's size and pointer words exactly, and the type must not
@@ -61,6 +92,43 @@ pub const fn shift_mask(mask: u64, words: usize) -> u64 {
 pub unsafe trait HeapType: GcField + Sized {
     /// The type's layout, computed once.
     fn layout() -> &'static Layout;
+}
+
+/// Whether a field of type `T` may hold a pointer word: its mask says so, or it is too big
+/// for the mask to say (for the derive's enums).
+#[doc(hidden)]
+pub const fn may_hold_pointers<T: GcField>() -> bool {
+    T::MASK != 0 || std::mem::size_of::<T>() > 64 * 8
+}
+
+/// The mask of a type of `size` bytes whose every word is a pointer word (the derive's
+/// enums with a pointer in some variant).
+#[doc(hidden)]
+pub const fn all_words_mask(size: usize) -> u64 {
+    let words = size / 8;
+    if words >= 64 {
+        u64::MAX
+    } else {
+        (1 << words) - 1
+    }
+}
+
+/// The layout of a generic derived type, computed on its first allocation and kept per
+/// `TypeId` (a `static` in a generic function is one for every instantiation).
+#[doc(hidden)]
+pub fn cached_layout<T: GcField + 'static>() -> &'static Layout {
+    use std::any::TypeId;
+    use std::collections::HashMap;
+    use std::sync::{OnceLock, RwLock};
+    static CACHE: OnceLock<RwLock<HashMap<TypeId, &'static Layout>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let id = TypeId::of::<T>();
+    if let Some(l) = cache.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        return l;
+    }
+    let mut w = cache.write().unwrap_or_else(|e| e.into_inner());
+    w.entry(id)
+        .or_insert_with(|| Box::leak(Box::new(layout_of::<T>())))
 }
 
 /// The layout of `T` from its `GcField` impl (what the derive caches).

@@ -1,38 +1,64 @@
-//! `#[derive(HeapType)]`: makes a struct allocatable in minigo's heap as `Gc<T>`.
+//! `#[derive(HeapType)]`: makes a struct or an enum allocatable in minigo's heap as `Gc<T>`.
 //!
-//! The derive computes the struct's layout (its size and which 8-byte words are pointers)
-//! from its fields: each field's type implements `minigo_runtime::GcField`, which says where
-//! its own pointer words are; the derive adds each field's `offset_of!`. `Gc`, `Option<Gc>`,
-//! `GcCell`, `GcSlice`, `GcStr` and nested derived structs contribute pointers; numbers,
-//! `bool`, `char`, `Cell`s of those and arrays of anything `GcField` are scalars or repeat.
-//! A field of any other type (a `String`, a `Vec`: memory the collector cannot see or free)
-//! is a compile error, which is the point.
+//! 1. **Structs** get an exact layout (their size and which 8-byte words are pointers)
+//!    from their fields: each field's type implements `minigo_runtime::GcField`, which says
+//!    where its own pointer words are; the derive adds each field's `offset_of!`. `Gc`,
+//!    `Option<Gc>`, `GcCell`, `GcSlice`, `GcStr` and nested derived types contribute
+//!    pointers; numbers, `bool`, `char`, `Cell`s of those and arrays of anything `GcField`
+//!    are scalars or repeat. A field of any other type (a `String`, a `Vec`: memory the
+//!    collector cannot see or free) is a compile error, which is the point.
+//! 2. **Enums** (an interpreter's tagged `Value`): where a variant's fields sit is not
+//!    something stable Rust can name (`offset_of!` on variants is unstable), and one word
+//!    may be a pointer in one variant and a number in another. So an enum with a pointer in
+//!    any variant has every word marked as a pointer word: the collector then treats its
+//!    scalar words as it treats a goroutine stack's, as candidate addresses (one that
+//!    lands inside an allocated object keeps it alive; any other is ignored). An enum
+//!    without pointers is a scalar.
+//! 3. **Generic types** get the bounds their fields need (`FieldType: GcField`), and a
+//!    layout computed once per instantiation and found by `TypeId` (a read-locked map
+//!    lookup per allocation); non-generic types keep theirs in a `static`.
+//! 4. **`#[minigo(crate = "path")]`** names the runtime crate when it is renamed or
+//!    re-exported (default `::minigo_runtime`).
 //!
-//! Generic structs are rejected: the layout is computed once and cached per type.
+//! Types that need `Drop` are rejected at compile time: the collector frees objects
+//! without running code.
 
 use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
 use quote::quote;
-use syn::{parse_macro_input, Data, DeriveInput, Fields};
+use syn::{parse_macro_input, Data, DeriveInput, Fields, Type};
 
 /// See the crate documentation.
-#[proc_macro_derive(HeapType)]
+#[proc_macro_derive(HeapType, attributes(minigo))]
 pub fn derive_heap_type(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    let name = &input.ident;
-    if !input.generics.params.is_empty() {
-        return syn::Error::new_spanned(
-            &input.generics,
-            "#[derive(HeapType)] does not support generic types",
-        )
-        .to_compile_error()
-        .into();
+    match expand(&input) {
+        Ok(t) => t.into(),
+        Err(e) => e.to_compile_error().into(),
     }
-    let Data::Struct(data) = &input.data else {
-        return syn::Error::new_spanned(name, "#[derive(HeapType)] supports structs only")
-            .to_compile_error()
-            .into();
-    };
-    let (members, types): (Vec<_>, Vec<_>) = match &data.fields {
+}
+
+/// The crate path from `#[minigo(crate = "...")]`, or `::minigo_runtime`.
+fn runtime_path(input: &DeriveInput) -> syn::Result<TokenStream2> {
+    let mut path = quote!(::minigo_runtime);
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("minigo")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                let s: syn::LitStr = meta.value()?.parse()?;
+                let p: syn::Path = s.parse()?;
+                path = quote!(#p);
+                Ok(())
+            } else {
+                Err(meta.error("unknown minigo attribute; expected `crate = \"...\"`"))
+            }
+        })?;
+    }
+    Ok(path)
+}
+
+/// (member, type) of each field, for `offset_of!`.
+fn members(fields: &Fields) -> Vec<(TokenStream2, Type)> {
+    match fields {
         Fields::Named(f) => f
             .named
             .iter()
@@ -40,7 +66,7 @@ pub fn derive_heap_type(input: TokenStream) -> TokenStream {
                 let id = f.ident.clone().expect("named field");
                 (quote!(#id), f.ty.clone())
             })
-            .unzip(),
+            .collect(),
         Fields::Unnamed(f) => f
             .unnamed
             .iter()
@@ -49,32 +75,101 @@ pub fn derive_heap_type(input: TokenStream) -> TokenStream {
                 let idx = syn::Index::from(i);
                 (quote!(#idx), f.ty.clone())
             })
-            .unzip(),
-        Fields::Unit => (vec![], vec![]),
+            .collect(),
+        Fields::Unit => vec![],
+    }
+}
+
+fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
+    let rt = runtime_path(input)?;
+    let name = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let this = quote!(#name #ty_generics);
+
+    // The field impls: exact for structs, every word for enums with a pointer anywhere.
+    let (field_types, mask, pointer_words) = match &input.data {
+        Data::Struct(data) => {
+            let (members, types): (Vec<_>, Vec<_>) = members(&data.fields).into_iter().unzip();
+            let mask = quote! {
+                0 #( | #rt::shift_mask(<#types as #rt::GcField>::MASK, ::core::mem::offset_of!(#this, #members) / 8) )*
+            };
+            let words = quote! {
+                #( <#types as #rt::GcField>::pointer_words(offset + ::core::mem::offset_of!(#this, #members), out); )*
+            };
+            (types, mask, words)
+        }
+        Data::Enum(data) => {
+            let types: Vec<Type> = data
+                .variants
+                .iter()
+                .flat_map(|v| members(&v.fields).into_iter().map(|(_, t)| t))
+                .collect();
+            let any = quote!(false #( || #rt::may_hold_pointers::<#types>() )*);
+            let mask = quote! {
+                if #any { #rt::all_words_mask(::core::mem::size_of::<#this>()) } else { 0 }
+            };
+            let words = quote! {
+                if #any {
+                    for w in 0..::core::mem::size_of::<#this>() / 8 {
+                        out.push(offset / 8 + w);
+                    }
+                }
+            };
+            (types, mask, words)
+        }
+        Data::Union(_) => {
+            return Err(syn::Error::new_spanned(
+                name,
+                "#[derive(HeapType)] supports structs and enums, not unions",
+            ))
+        }
     };
-    let rt = quote!(::minigo_runtime);
-    quote! {
-        // SAFETY: each field's pointer words are reported at the field's offset by its own
-        // GcField impl; no other word of the struct holds a pointer into the heap.
-        unsafe impl #rt::GcField for #name {
-            const MASK: u64 = 0 #( | #rt::shift_mask(<#types as #rt::GcField>::MASK, ::core::mem::offset_of!(#name, #members) / 8) )*;
+
+    let generic = !input.generics.params.is_empty();
+    let mut bounds: Vec<TokenStream2> = where_clause
+        .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
+        .unwrap_or_default();
+    if generic {
+        bounds.extend(field_types.iter().map(|t| quote!(#t: #rt::GcField)));
+    }
+    let mut heap_bounds = bounds.clone();
+    if generic {
+        heap_bounds.push(quote!(Self: 'static));
+    }
+    let layout = if generic {
+        quote!(#rt::cached_layout::<Self>())
+    } else {
+        quote! {
+            static LAYOUT: ::std::sync::OnceLock<#rt::Layout> = ::std::sync::OnceLock::new();
+            LAYOUT.get_or_init(|| #rt::layout_of::<Self>())
+        }
+    };
+
+    Ok(quote! {
+        // SAFETY: a struct reports each field's pointer words at the field's offset (from
+        // the field type's own GcField impl), and no other word holds a pointer into the
+        // heap; an enum with a pointer in any variant reports every word, so every word
+        // that may hold one is a pointer word.
+        unsafe impl #impl_generics #rt::GcField for #this where #(#bounds),* {
+            const MASK: u64 = #mask;
             fn pointer_words(offset: usize, out: &mut ::std::vec::Vec<usize>) {
-                #( <#types as #rt::GcField>::pointer_words(offset + ::core::mem::offset_of!(#name, #members), out); )*
+                #pointer_words
             }
         }
 
-        // SAFETY: the layout is built from the GcField impl above, and the struct has no
-        // drop glue (checked below), so the collector may free it without running code.
-        unsafe impl #rt::HeapType for #name {
+        // SAFETY: the layout is built from the GcField impl above, and the type has no
+        // drop glue (checked at compile time below), so the collector may free it without
+        // running code.
+        unsafe impl #impl_generics #rt::HeapType for #this where #(#heap_bounds),* {
             fn layout() -> &'static #rt::Layout {
-                const _: () = assert!(
-                    !::core::mem::needs_drop::<#name>(),
-                    "a HeapType must not need Drop: the collector frees objects without running destructors"
-                );
-                static LAYOUT: ::std::sync::OnceLock<#rt::Layout> = ::std::sync::OnceLock::new();
-                LAYOUT.get_or_init(|| #rt::layout_of::<#name>())
+                const {
+                    assert!(
+                        !::core::mem::needs_drop::<Self>(),
+                        "a HeapType must not need Drop: the collector frees objects without running destructors"
+                    )
+                };
+                #layout
             }
         }
-    }
-    .into()
+    })
 }
