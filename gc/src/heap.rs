@@ -25,6 +25,26 @@ use crate::roots::Roots;
 use crate::stats::CycleRecord;
 
 /// A garbage-collected heap. Several may coexist; each has its own collector.
+///
+/// One mutator allocates, reporting its roots with every allocation (any allocation may
+/// start or end a cycle); pointer stores go through [`Mutator::write`]. A whole example:
+/// `gc/examples/cons.rs`.
+///
+/// ```
+/// use minigo_gc::{GcConfig, Heap, Layout, NoRoots, Tracer};
+/// let heap = Heap::new(GcConfig::default()).unwrap();
+/// let mut m = heap.mutator().expect("the heap's one mutator");
+/// let pair = Layout::pointers(2); // two pointer words
+/// let a = m.alloc(&pair, &mut NoRoots).unwrap().as_ptr() as usize;
+/// // Roots: `a` only. A closure over a tracer is a `Roots`.
+/// let mut roots = |t: &mut Tracer<'_>| t.mark(a);
+/// let b = m.alloc(&pair, &mut roots).unwrap().as_ptr() as usize;
+/// // SAFETY: word 0 of `a` is a pointer word of a live object; `b` is an object of this heap.
+/// unsafe { m.write(a as *mut usize, b) };
+/// m.collect(&mut roots);
+/// let s = m.mem_stats();
+/// assert_eq!(s.heap_objects, 2); // `a`, and `b` through it
+/// ```
 pub struct Heap {
     collector: Arc<Collector>,
     mutator_taken: Arc<AtomicBool>,

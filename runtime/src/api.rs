@@ -211,6 +211,27 @@ impl Builder {
 }
 
 /// A runtime: Ps, Ms and a heap. `run` it with a main goroutine.
+///
+/// ```
+/// use minigo_runtime::{go, Chan, Runtime};
+/// let r = Runtime::builder().procs(2).build().unwrap().run(|| {
+///     let ch = Chan::new(0);
+///     let tx = ch.clone();
+///     go(move || tx.send(6 * 7));
+///     assert_eq!(ch.recv(), Some(42));
+/// });
+/// assert!(r.is_ok());
+/// ```
+///
+/// A panic in any goroutine ends the run with its id and message; so does a deadlock:
+///
+/// ```
+/// use minigo_runtime::{Chan, RunError, Runtime};
+/// let r = Runtime::new().unwrap().run(|| {
+///     Chan::<u8>::new(0).recv(); // no sender will ever come
+/// });
+/// assert!(matches!(r, Err(RunError::Deadlock { .. })));
+/// ```
 pub struct Runtime {
     sched: Arc<Sched>,
 }

@@ -131,6 +131,22 @@ impl<T> Drop for Inner<T> {
 }
 
 /// A channel of `T`: Go's `chan T`. Clones share the channel; capacity 0 is unbuffered.
+/// Values in a channel's buffer are roots: a `Gc` sent through one stays alive.
+///
+/// ```
+/// use minigo_runtime::{go, Chan, Runtime};
+/// Runtime::new().unwrap().run(|| {
+///     let ch = Chan::new(4);
+///     let tx = ch.clone();
+///     go(move || {
+///         for i in 0..10 {
+///             tx.send(i);
+///         }
+///         tx.close();
+///     });
+///     assert_eq!(ch.iter().sum::<i32>(), 45); // ends when the channel is closed and drained
+/// }).unwrap();
+/// ```
 pub struct Chan<T> {
     inner: Arc<Inner<T>>,
 }

@@ -240,6 +240,22 @@ unsafe impl<T: GcField, const N: usize> GcField for [T; N] {
 }
 
 /// A pointer to a heap object. `Copy`; null is `Option<Gc<T>>::None` (same size).
+///
+/// ```
+/// use minigo_runtime::{gc, Gc, GcCell, GcSlice, GcStr, HeapType, Runtime};
+/// #[derive(HeapType)]
+/// struct Node { value: u64, name: GcStr, next: GcCell<Option<Gc<Node>>> }
+/// Runtime::new().unwrap().run(|| {
+///     let a = Gc::new(Node { value: 1, name: GcStr::new("a").unwrap(), next: GcCell::new(None) }).unwrap();
+///     let b = Gc::new(Node { value: 2, name: GcStr::new("b").unwrap(), next: GcCell::new(None) }).unwrap();
+///     b.next.set(Some(a)); // through the write barrier
+///     let all = GcSlice::new(2, None::<Gc<Node>>).unwrap();
+///     all.set(0, Some(b));
+///     gc(); // `a` and `b` live on: `b` is on this goroutine's stack, `a` reached from it
+///     assert_eq!(b.next.get().unwrap().name.as_str(), "a");
+///     assert_eq!(all.get(0).unwrap().value, 2);
+/// }).unwrap();
+/// ```
 #[repr(transparent)]
 pub struct Gc<T> {
     ptr: NonNull<T>,

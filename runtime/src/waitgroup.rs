@@ -16,6 +16,25 @@ struct Inner {
 }
 
 /// A counter that goroutines wait on until it reaches zero. Clones share the counter.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use minigo_runtime::{go, Runtime, WaitGroup};
+/// Runtime::new().unwrap().run(|| {
+///     let (wg, total) = (WaitGroup::new(), Arc::new(AtomicU64::new(0)));
+///     for i in 1..=10 {
+///         wg.add(1);
+///         let (wg, total) = (wg.clone(), total.clone());
+///         go(move || {
+///             total.fetch_add(i, Ordering::Relaxed);
+///             wg.done();
+///         });
+///     }
+///     wg.wait();
+///     assert_eq!(total.load(Ordering::Relaxed), 55);
+/// }).unwrap();
+/// ```
 #[derive(Clone, Default)]
 pub struct WaitGroup {
     inner: Arc<Inner>,
