@@ -71,6 +71,8 @@ mod checkdead;
 #[cfg(not(loom))]
 mod checked;
 #[cfg(not(loom))]
+mod cleanup;
+#[cfg(not(loom))]
 mod g;
 #[cfg(not(loom))]
 mod gfree;
@@ -116,6 +118,8 @@ pub use api::{
 #[cfg(not(loom))]
 pub use chan::{select, try_select, RecvCase, SelectCase, SendCase};
 pub use chan::{Chan, TryRecvError, TrySendError};
+#[cfg(not(loom))]
+pub use cleanup::{add_cleanup, Cleanup};
 #[cfg(not(loom))]
 pub use global_handle::Global;
 #[cfg(not(loom))]

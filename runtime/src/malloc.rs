@@ -68,6 +68,7 @@ fn start_cycle(forced: bool) {
     let c = &sched.collector;
     if c.config().stop_the_world || c.config().stress {
         with_world_stopped(|s| s.collect_stopped(forced));
+        sched.cleanups.run_ready(&sched.arc());
         return;
     }
     c.heap().sweep_all();

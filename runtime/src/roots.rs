@@ -2,15 +2,16 @@
 //!
 //! The roots are every goroutine's stack, conservatively, from its saved stack pointer to
 //! its top (registers are spilled there when it parks); goroutine closures that have not
-//! started yet; the global handles, precisely; and channel buffers, conservatively.
+//! started yet; the global handles, precisely; channel buffers and the closures of
+//! cleanups (`cleanup.rs`), conservatively.
 //!
 //! **Concurrent cycles** take them without a long stop ([`RuntimeCycle`], the collector's
 //! `MarkHost`): the mark-start stop only snapshots the list of goroutines; the markers
-//! then scan root jobs — the globals, the channel buffers, and one job per goroutine —
-//! while the world runs. A goroutine's stack is scanned once per cycle, by whoever gets
-//! there first: a mark worker, while the goroutine is parked (or inside `blocking`, its
-//! stack frozen above the saved pointer); or the goroutine's own M, before it resumes it
-//! ([`Sched::ensure_scanned`]). Its `scan_gen` decides who: a compare-and-swap to
+//! then scan root jobs — the globals, the channel buffers, the cleanups' captures, and one
+//! job per goroutine — while the world runs. A goroutine's stack is scanned once per
+//! cycle, by whoever gets there first: a mark worker, while the goroutine is parked (or
+//! inside `blocking`, its stack frozen above the saved pointer); or the goroutine's own M,
+//! before it resumes it ([`Sched::ensure_scanned`]). Its `scan_gen` decides who: a compare-and-swap to
 //! "scanning for this cycle", then "scanned". A goroutine therefore never runs with an
 //! unscanned stack while a cycle marks: its stack is black, and what it does afterwards is
 //! covered by the write barrier (heap stores), by shading values that leave a root area
@@ -43,10 +44,12 @@ impl Roots for RuntimeRoots<'_> {
         }
         self.sched.globals.trace(t);
         self.sched.chans.trace(t);
+        self.sched.cleanups.trace(t);
     }
 
     fn clear_weak(&mut self, live: &Liveness<'_>) {
         self.sched.weaks.clear_dead(live);
+        self.sched.cleanups.clear_dead(live);
     }
 }
 
@@ -122,8 +125,8 @@ unsafe impl Sync for RuntimeCycle {}
 /// Goroutines a stopped cycle looks at for `shrinkstack`.
 const SHRINK_PER_STOP: usize = 2048;
 
-/// Root jobs before the goroutines': the globals and the channel buffers.
-const FIXED_JOBS: usize = 2;
+/// Root jobs before the goroutines': the globals, the channel buffers and the cleanups.
+const FIXED_JOBS: usize = 3;
 
 impl RootJobs for RuntimeCycle {
     fn count(&self) -> usize {
@@ -134,6 +137,7 @@ impl RootJobs for RuntimeCycle {
         match job {
             0 => self.sched.globals.trace(t),
             1 => self.sched.chans.trace(t),
+            2 => self.sched.cleanups.trace(t),
             i => {
                 // SAFETY: Gs are never freed while the scheduler lives.
                 let g = unsafe { self.goroutines[i - FIXED_JOBS].as_ref() };
@@ -302,6 +306,7 @@ impl Sched {
     /// waiting for it run again.
     pub(crate) fn cycle_ended(&self) {
         self.free.release_stacks();
+        self.cleanups.run_ready(&self.arc());
         let finished = self.collector.cycles_finished();
         // Counted from before the waiters leave the list until they are ready (see
         // `checkdead.rs`).

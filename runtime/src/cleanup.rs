@@ -1,0 +1,199 @@
+//! Cleanups (Go 1.24's `runtime.AddCleanup`): a function that runs on a goroutine of its
+//! own after its object has become unreachable, and never brings the object back.
+//!
+//! 1. [`add_cleanup`] records the object's address, weakly (as a `Weak` does), and the
+//!    cleanup, a boxed closure on the Rust heap. The closure's own bytes are a root,
+//!    scanned conservatively: a `Gc` it captured lives until it has run. It must not
+//!    capture its object (that would keep it alive forever, and Go panics there too).
+//! 2. At mark termination, with the world stopped and before the sweep, the runtime's
+//!    `Roots::clear_weak` moves the cleanups of unmarked objects to a ready list (still a
+//!    root). The object is freed by that cycle's sweep; the cleanup never sees it.
+//! 3. Once the world runs again (`Sched::cycle_ended`, or after a stopped collection), the
+//!    ready list is handed to a new goroutine, which runs the cleanups one after another.
+//!    A cleanup that leaves the table is shaded first: a cycle marking meanwhile may not
+//!    have scanned the table yet.
+//!
+//! As in Go, cleanups are not guaranteed to run: not before `run` returns, and not for an
+//! object still reachable when the program ends.
+
+use minigo_alloc_core::sync::{Arc, Mutex};
+use minigo_gc::{Liveness, Tracer};
+
+use crate::barrier;
+use crate::global_handle::assert_owned;
+use crate::sched::{current, Sched};
+use crate::typed_heap::{Gc, GcPointer};
+
+type Func = Box<dyn FnOnce() + Send>;
+
+/// A cleanup waiting for its object.
+struct Pending {
+    obj: usize,
+    id: u64,
+    f: Func,
+}
+
+#[derive(Default)]
+struct Table {
+    pending: Vec<Option<Pending>>,
+    free: Vec<usize>,
+    ready: Vec<Func>,
+    next_id: u64,
+}
+
+/// A runtime's cleanups.
+#[derive(Default)]
+pub(crate) struct Cleanups {
+    table: Mutex<Table>,
+}
+
+/// The bytes of a boxed closure: its captures.
+fn bytes(f: &Func) -> (usize, usize) {
+    let lo = &**f as *const (dyn FnOnce() + Send) as *const u8 as usize;
+    (lo, lo + std::mem::size_of_val(&**f))
+}
+
+impl Cleanups {
+    /// Reports every waiting and ready cleanup's captures (conservatively: a closure's
+    /// layout is the compiler's).
+    pub(crate) fn trace(&self, t: &mut Tracer<'_>) {
+        let table = self.table.lock();
+        let funcs = table.pending.iter().flatten().map(|p| &p.f);
+        for f in funcs.chain(table.ready.iter()) {
+            let (lo, hi) = bytes(f);
+            // SAFETY: the closure's bytes, alive while the table holds it (it is locked).
+            unsafe { t.scan_conservative(lo, hi) };
+        }
+    }
+
+    /// Moves the cleanups of the objects this collection found unreachable to the ready
+    /// list (called from `Roots::clear_weak`, between marking and sweeping).
+    pub(crate) fn clear_dead(&self, live: &Liveness<'_>) {
+        let mut table = self.table.lock();
+        let table = &mut *table;
+        for (i, slot) in table.pending.iter_mut().enumerate() {
+            if slot.as_ref().is_some_and(|p| !live.is_live(p.obj)) {
+                let p = slot.take().expect("checked above");
+                table.ready.push(p.f);
+                table.free.push(i);
+            }
+        }
+    }
+
+    /// Starts a goroutine for the ready cleanups, if there are any. With the world running.
+    pub(crate) fn run_ready(&self, sched: &Arc<Sched>) {
+        let ready = std::mem::take(&mut self.table.lock().ready);
+        if ready.is_empty() {
+            return;
+        }
+        for f in &ready {
+            let (lo, hi) = bytes(f);
+            // SAFETY: the closure's bytes, owned by `ready` here.
+            unsafe { barrier::shade_range(sched, lo, hi) };
+        }
+        sched.spawn(Box::new(move || {
+            for f in ready {
+                f();
+            }
+        }));
+    }
+}
+
+/// A registered cleanup; [`Cleanup::stop`] cancels it.
+pub struct Cleanup {
+    sched: Arc<Sched>,
+    index: usize,
+    id: u64,
+}
+
+impl Cleanup {
+    /// Cancels the cleanup if it has not been handed to its goroutine yet (Go's
+    /// `Cleanup.Stop`).
+    pub fn stop(self) {
+        let mut table = self.sched.cleanups.table.lock();
+        let table = &mut *table;
+        if table.pending[self.index]
+            .as_ref()
+            .is_some_and(|p| p.id == self.id)
+        {
+            let p = table.pending[self.index].take().expect("checked above");
+            table.free.push(self.index);
+            let (lo, hi) = bytes(&p.f);
+            // SAFETY: the closure's bytes; its captures leave a root area (see the module
+            // comment), and the table is locked, so no cleanup runs meanwhile.
+            unsafe { barrier::shade_range(&self.sched, lo, hi) };
+        }
+    }
+}
+
+/// Runs `cleanup` on a goroutine of its own some time after `obj` has become unreachable
+/// (Go 1.24's `runtime.AddCleanup`). Several cleanups may wait on one object.
+///
+/// What `cleanup` captures stays alive until it has run. It must not capture `obj`
+/// itself, which would then never become unreachable; nor anything through which `obj`
+/// is reachable, for the same reason (that is not detected).
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use minigo_runtime::{add_cleanup, gc, go, yield_now, Chan, Gc, HeapType, Runtime};
+/// #[derive(HeapType)]
+/// struct File { fd: u64 }
+/// Runtime::new().unwrap().run(|| {
+///     let closed = Arc::new(AtomicBool::new(false));
+///     let c = closed.clone();
+///     // The object is made and dropped by a goroutine that has ended (no stack keeps it).
+///     let done = Chan::new(1);
+///     let d = done.clone();
+///     go(move || {
+///         let f = Gc::new(File { fd: 3 }).unwrap();
+///         let fd = f.fd;
+///         add_cleanup(f, move || c.store(fd == 3, Ordering::SeqCst));
+///         d.send(());
+///     });
+///     done.recv();
+///     gc();
+///     while !closed.load(Ordering::SeqCst) {
+///         yield_now();
+///     }
+/// }).unwrap();
+/// ```
+///
+/// # Panics
+/// Outside a goroutine; when `obj` is not an object of this runtime's heap; when
+/// `cleanup` captures `obj`.
+pub fn add_cleanup<T>(obj: Gc<T>, cleanup: impl FnOnce() + Send + 'static) -> Cleanup {
+    let sched = current().sched().arc();
+    let addr = obj.to_word();
+    assert_owned(&sched, addr, "add_cleanup");
+    let f: Func = Box::new(cleanup);
+    let (lo, hi) = bytes(&f);
+    let size = std::mem::size_of::<T>().max(1);
+    let mut w = lo;
+    while w + 8 <= hi {
+        // SAFETY: a word of the closure's bytes, which `f` owns.
+        let word = unsafe { std::ptr::read_unaligned(w as *const usize) };
+        assert!(
+            !(addr..addr + size).contains(&word),
+            "add_cleanup: the cleanup captures its own object ({addr:#x}), which would keep \
+             it reachable forever"
+        );
+        w += 8;
+    }
+    let mut table = sched.cleanups.table.lock();
+    table.next_id += 1;
+    let id = table.next_id;
+    let entry = Some(Pending { obj: addr, id, f });
+    let index = match table.free.pop() {
+        Some(i) => {
+            table.pending[i] = entry;
+            i
+        }
+        None => {
+            table.pending.push(entry);
+            table.pending.len() - 1
+        }
+    };
+    drop(table);
+    Cleanup { sched, index, id }
+}
