@@ -354,6 +354,9 @@ impl LoxHeap {
             );
             self.write_ptr((*class).field_names.add(count), name);
             (*class).field_count = count + 1;
+            if (*class).methods.get(name).is_some() {
+                (*class).shadowing = 1;
+            }
         }
         count
     }

@@ -109,6 +109,11 @@ pub struct ObjClass {
     pub field_names_capacity: usize,
     /// Each field name's slot, as a number: the lookup when a site's hint misses.
     pub field_slots: Table,
+    /// Non-zero once a field name of this class is also one of its methods' names. A
+    /// class has all its methods before its first instance exists (they are defined, and
+    /// inherited, as the class declaration runs), so until then no field can shadow a
+    /// method, and a method call need not look among the fields.
+    pub shadowing: usize,
 }
 
 /// An instance: its class and one value word per field slot of the class.

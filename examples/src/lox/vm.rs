@@ -1218,8 +1218,10 @@ impl Vm {
                         // on the stack, its class live, the cache's words live (traced).
                         unsafe {
                             let name = string_constant((*frame).consts, index);
-                            if fields::get(instance, name).is_none() {
-                                let class = (*instance).class;
+                            let class = (*instance).class;
+                            // A field can shadow the method only in a class where a field
+                            // took a method's name (`ObjClass::shadowing`).
+                            if (*class).shadowing == 0 || fields::get(instance, name).is_none() {
                                 if *cache == class as *mut u8 {
                                     method = *cache.add(1) as *mut ObjClosure;
                                 } else if let Some(slot) = (*class)
