@@ -8,9 +8,10 @@
 //! 1. The first store of a name into any instance of a class gives the name the class's
 //!    next slot (`ObjClass::field_names`, `field_slots`). Slots are never renumbered, so
 //!    the order in which an instance's fields are set does not matter.
-//! 2. An instance is made with room inline for every slot its class has given out, up to
-//!    `MAX_INLINE_FIELDS` (`LoxHeap::new_instance`); one that needs a slot past its room
-//!    moves its values to an array of its own (`LoxHeap::instance_set_new`).
+//! 2. An instance is made with room inline for every slot its class has given out, if
+//!    they fit in `MAX_INLINE_FIELDS` (else with none: `LoxHeap::new_instance`); one that
+//!    needs a slot past its room moves its values to an array of its own
+//!    (`LoxHeap::instance_set_new`).
 //! 3. A slot the instance has not set holds `Value::EMPTY`, so a read finds "not a field"
 //!    there and goes on to the methods, or to clox's "Undefined property" error.
 //! 4. A field access site keeps the class it last saw and the slot it found there in its

@@ -246,11 +246,15 @@ impl LoxHeap {
     }
 
     /// An instance of `class`, with no fields set, and room inline for every slot the
-    /// class has given out (see `fields.rs`).
+    /// class has given out, if they fit (see `fields.rs`).
     #[inline]
     pub fn new_instance(&mut self, st: &mut State, class: *mut ObjClass) -> *mut ObjInstance {
         // SAFETY: the caller keeps `class` live.
-        let room = unsafe { (*class).field_count }.min(MAX_INLINE_FIELDS);
+        let count = unsafe { (*class).field_count };
+        // A class with more fields than fit inline keeps its instances' values out of line
+        // from the start: one made with 32 inline would move out at its 33rd field and
+        // leave 32 cleared words behind.
+        let room = if count <= MAX_INLINE_FIELDS { count } else { 0 };
         let i = alloc(&mut self.m, self.layouts.inline_instance(room), st) as *mut ObjInstance;
         // SAFETY: a fresh instance with `room` zeroed (empty) values after its header.
         unsafe {

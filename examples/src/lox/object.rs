@@ -120,9 +120,9 @@ pub struct ObjClass {
 ///
 /// The values start inside the object, right after this header, with room for as many
 /// slots as the class had assigned when the instance was made (V8's slack tracking,
-/// simplified), up to [`MAX_INLINE_FIELDS`]. A slot not yet set holds `Value::EMPTY`. An
-/// instance that needs a slot past its room moves its values to an array of its own.
-/// The header's upper half holds the inline room, which never changes.
+/// simplified), if they fit in [`MAX_INLINE_FIELDS`]. A slot not yet set holds
+/// `Value::EMPTY`. An instance that needs a slot past its room moves its values to an
+/// array of its own. The header's upper half holds the inline room, which never changes.
 #[repr(C)]
 pub struct ObjInstance {
     pub header: u64,
@@ -246,7 +246,7 @@ pub struct Layouts {
     strings: Vec<Layout>,
     /// Table entry arrays by log2 of capacity.
     entries: Vec<Layout>,
-    /// Instances by how many values they keep inline, 1 to `MAX_INLINE_FIELDS`.
+    /// Instances by how many values they keep inline, 0 to `MAX_INLINE_FIELDS`.
     inline_instances: [Layout; MAX_INLINE_FIELDS + 1],
 }
 
