@@ -192,7 +192,12 @@ impl MHeap {
     ///
     /// [`MCache::begin_mark`]: crate::MCache::begin_mark
     /// [`MCache::end_mark`]: crate::MCache::end_mark
-    pub fn set_alloc_black(&self, on: bool) {
+    ///
+    /// # Safety
+    /// Off only at the end of marking (or with no marking under way): objects allocated
+    /// while a collector marks and allocate-black is off are unmarked, and the next
+    /// [`MHeap::start_sweep_cycle`] frees them while they are in use.
+    pub unsafe fn set_alloc_black(&self, on: bool) {
         self.alloc_black.store(on, Ordering::Release);
     }
 
@@ -465,7 +470,13 @@ impl MHeap {
     /// sweeping still be open, this finishes it first; but marks set meanwhile may have been
     /// swept away: finish first.) Every mcache must
     /// [`release_all`](crate::MCache::release_all) before it allocates again.
-    pub fn start_sweep_cycle(&self) {
+    ///
+    /// # Safety
+    /// Every object that anyone will use again is marked: the sweep frees every unmarked
+    /// one, and reading a freed object is reading memory the heap hands out again. A
+    /// collector calls this at mark termination; code that allocates from an `MHeap`
+    /// directly marks what it keeps first.
+    pub unsafe fn start_sweep_cycle(&self) {
         self.finish_sweep();
         self.sweep_cursor.store(0, Ordering::Relaxed);
         self.sweep.sweepgen.fetch_add(2, Ordering::AcqRel);

@@ -30,7 +30,8 @@ fn zero_size_objects_share_zerobase_and_are_never_freed() {
         None,
         "not a heap object"
     );
-    heap.start_sweep_cycle();
+    // SAFETY: every object used after this sweep cycle was marked before it.
+    unsafe { heap.start_sweep_cycle() };
     c.release_all();
     heap.finish_sweep();
     // SAFETY: zerobase is a valid address for zero-size access; reading the static word
@@ -102,7 +103,8 @@ fn exhausting_the_address_space_is_out_of_memory_and_recoverable() {
     assert!(n >= 4, "1 GiB holds at least four 200 MiB objects, got {n}");
     assert!(matches!(err, AllocError::OutOfMemory { .. }), "{err:?}");
     // Free everything (nothing marked); the space is usable again.
-    heap.start_sweep_cycle();
+    // SAFETY: every object used after this sweep cycle was marked before it.
+    unsafe { heap.start_sweep_cycle() };
     c.release_all();
     heap.finish_sweep();
     assert!(c.alloc(&chunk).is_ok());

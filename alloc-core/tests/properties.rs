@@ -236,7 +236,8 @@ impl Model {
             obj.try_mark();
         }
         prop_assert!(self.heap.sweep_done());
-        self.heap.start_sweep_cycle();
+        // SAFETY: every object used after this sweep cycle was marked before it.
+        unsafe { self.heap.start_sweep_cycle() };
         for c in &mut self.caches {
             c.release_all();
         }

@@ -178,7 +178,8 @@ impl Collector {
                 host.clone().map(|h| h as StdArc<dyn RootJobs>),
             )
         });
-        heap.set_alloc_black(true);
+        // SAFETY: turning it on is always sound (objects allocated marked survive).
+        unsafe { heap.set_alloc_black(true) };
         let mut grey = Vec::new();
         for st in states.iter_mut() {
             st.cache.begin_mark();
@@ -368,11 +369,16 @@ impl Collector {
         for st in states.iter_mut() {
             black += st.cache.end_mark();
         }
-        heap.set_alloc_black(false);
+        // SAFETY: marking is over (the queue is closed, no marker marks after this), and
+        // every mcache ended its marking above.
+        unsafe { heap.set_alloc_black(false) };
         let marked = q.marked_bytes() + black;
         heap.set_heap_live(marked);
         self.mprof.next_cycle(heap);
-        heap.start_sweep_cycle();
+        // SAFETY: marking is complete: every object reachable from the roots (and from
+        // the write barrier's buffers, shaded above) is marked, and so is everything
+        // allocated during the cycle; the mutators are stopped (the caller's contract).
+        unsafe { heap.start_sweep_cycle() };
         for st in states.iter_mut() {
             st.cache.release_all();
             st.queue = None;
@@ -619,7 +625,9 @@ impl Collector {
         if let Some(c) = cur.take() {
             c.queue.finish();
             *self.queue.lock() = None;
-            self.heap.set_alloc_black(false);
+            // SAFETY: the collector is closed, so no sweep cycle ever starts again: the
+            // objects allocated unmarked from now on are never freed.
+            unsafe { self.heap.set_alloc_black(false) };
             self.phase.set(GcPhase::Off);
             if let Some(w) = &self.workers {
                 w.end();

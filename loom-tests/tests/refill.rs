@@ -40,7 +40,8 @@ fn two_ps_refill_one_class_while_a_sweeper_sweeps() {
             // SAFETY: one thread, no span allocated or freed while marking.
             unsafe { heap.find_object_unlocked(s) }.unwrap().try_mark();
         }
-        heap.start_sweep_cycle();
+        // SAFETY: every object used after this sweep cycle was marked before it.
+        unsafe { heap.start_sweep_cycle() };
         assert_eq!(
             heap.central_counts(spc),
             [0, 0, 0, 2],

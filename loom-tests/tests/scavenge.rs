@@ -26,7 +26,8 @@ fn page_allocation_races_the_scavenger() {
         c.alloc(&big).unwrap();
         c.alloc(&big).unwrap();
         heap.finish_sweep();
-        heap.start_sweep_cycle();
+        // SAFETY: every object used after this sweep cycle was marked before it.
+        unsafe { heap.start_sweep_cycle() };
         c.release_all();
         heap.finish_sweep();
         let (_, free_before, released_before) = heap.page_summary();
@@ -51,7 +52,8 @@ fn page_allocation_races_the_scavenger() {
         unsafe { heap.find_object_unlocked(y as usize) }
             .unwrap()
             .try_mark();
-        heap.start_sweep_cycle();
+        // SAFETY: every object used after this sweep cycle was marked before it.
+        unsafe { heap.start_sweep_cycle() };
         c.release_all();
         heap.finish_sweep();
         let w = c.alloc(&big).unwrap().as_ptr();

@@ -33,7 +33,8 @@ fn a_special_attached_during_a_sweep_is_not_lost() {
         heap.finish_sweep();
         // SAFETY: the collector's stop: P is the only mutator and sweeping is finished.
         unsafe { heap.find_object_unlocked(b) }.unwrap().try_mark();
-        heap.start_sweep_cycle();
+        // SAFETY: every object used after this sweep cycle was marked before it.
+        unsafe { heap.start_sweep_cycle() };
 
         let h = heap.clone();
         let sweeper = thread::spawn(move || while h.sweep_one() {});
@@ -43,7 +44,8 @@ fn a_special_attached_during_a_sweep_is_not_lost() {
         assert_eq!(heap.take_freed_specials(), [1], "A's free, once; B lives");
 
         // The next cycle marks nothing: B dies.
-        heap.start_sweep_cycle();
+        // SAFETY: every object used after this sweep cycle was marked before it.
+        unsafe { heap.start_sweep_cycle() };
         heap.finish_sweep();
         assert_eq!(heap.take_freed_specials(), [2], "B's special was lost");
     });

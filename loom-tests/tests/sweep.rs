@@ -42,7 +42,8 @@ fn lazy_sweeping_races_the_background_sweeper() {
         heap.finish_sweep();
         let survivors = vec![old[4], old[8], old[9]];
         mark(&heap, &survivors);
-        heap.start_sweep_cycle();
+        // SAFETY: every object used after this sweep cycle was marked before it.
+        unsafe { heap.start_sweep_cycle() };
 
         let h = heap.clone();
         let sweeper = thread::spawn(move || {
@@ -56,7 +57,8 @@ fn lazy_sweeping_races_the_background_sweeper() {
         // The collector's end of the next cycle, on P's thread (the world is P).
         heap.finish_sweep();
         mark(&heap, &held);
-        heap.start_sweep_cycle();
+        // SAFETY: every object used after this sweep cycle was marked before it.
+        unsafe { heap.start_sweep_cycle() };
         c.release_all();
         let last = c.alloc(&layout).unwrap().as_ptr() as usize;
         sweeper.join().unwrap();

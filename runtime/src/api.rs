@@ -247,7 +247,14 @@ impl Runtime {
         Builder::default().build()
     }
 
-    /// The collector (statistics and cycle history, before or after a run).
+    /// The collector (statistics and cycle history, before or after a run). Its steps
+    /// that could free objects in use are `unsafe`: a run's heap cannot be swept from
+    /// outside its collector in safe code.
+    ///
+    /// ```compile_fail,E0133
+    /// let rt = minigo_runtime::Runtime::new().unwrap();
+    /// rt.collector().heap().start_sweep_cycle(); // would free every unmarked object
+    /// ```
     pub fn collector(&self) -> &Arc<Collector> {
         &self.sched.collector
     }
