@@ -82,6 +82,10 @@ pub use config::{EnvError, GcConfig, DEFAULT_MEM_PROFILE_RATE};
 pub use cycle::{CycleRoots, MarkHost};
 pub use heap::{Heap, Mutator};
 pub use mark::RootJobs;
+/// The allocator underneath, whole: the advanced layer (spans, mcaches, the page heap),
+/// for embedders building their own collector or measuring the allocator. Its steps that
+/// could free objects in use are `unsafe` (`MHeap::start_sweep_cycle`,
+/// `MHeap::set_alloc_black`).
 pub use minigo_alloc_core as alloc_core;
 pub use minigo_alloc_core::{AllocError, Layout, MemStats};
 pub use mprof::{Frame, MemProfileRecord, SampleStack};
