@@ -22,6 +22,7 @@ use minigo_gc::{Liveness, Tracer};
 use crate::barrier;
 use crate::global_handle::assert_owned;
 use crate::sched::{current, Sched};
+use crate::slots::Slots;
 use crate::typed_heap::{Gc, GcPointer};
 
 type Func = Box<dyn FnOnce() + Send>;
@@ -35,8 +36,7 @@ struct Pending {
 
 #[derive(Default)]
 struct Table {
-    pending: Vec<Option<Pending>>,
-    free: Vec<usize>,
+    pending: Slots<Pending>,
     ready: Vec<Func>,
     next_id: u64,
 }
@@ -58,7 +58,7 @@ impl Cleanups {
     /// layout is the compiler's).
     pub(crate) fn trace(&self, t: &mut Tracer<'_>) {
         let table = self.table.lock();
-        let funcs = table.pending.iter().flatten().map(|p| &p.f);
+        let funcs = table.pending.iter().map(|(_, p)| &p.f);
         for f in funcs.chain(table.ready.iter()) {
             let (lo, hi) = bytes(f);
             // SAFETY: the closure's bytes, alive while the table holds it (it is locked).
@@ -70,13 +70,15 @@ impl Cleanups {
     /// list (called from `Roots::clear_weak`, between marking and sweeping).
     pub(crate) fn clear_dead(&self, live: &Liveness<'_>) {
         let mut table = self.table.lock();
-        let table = &mut *table;
-        for (i, slot) in table.pending.iter_mut().enumerate() {
-            if slot.as_ref().is_some_and(|p| !live.is_live(p.obj)) {
-                let p = slot.take().expect("checked above");
-                table.ready.push(p.f);
-                table.free.push(i);
-            }
+        let dead: Vec<usize> = table
+            .pending
+            .iter()
+            .filter(|(_, p)| !live.is_live(p.obj))
+            .map(|(i, _)| i)
+            .collect();
+        for i in dead {
+            let p = table.pending.remove(i).expect("a slot found taken above");
+            table.ready.push(p.f);
         }
     }
 
@@ -111,13 +113,12 @@ impl Cleanup {
     /// `Cleanup.Stop`).
     pub fn stop(self) {
         let mut table = self.sched.cleanups.table.lock();
-        let table = &mut *table;
-        if table.pending[self.index]
-            .as_ref()
+        if table
+            .pending
+            .get(self.index)
             .is_some_and(|p| p.id == self.id)
         {
-            let p = table.pending[self.index].take().expect("checked above");
-            table.free.push(self.index);
+            let p = table.pending.remove(self.index).expect("checked above");
             let (lo, hi) = bytes(&p.f);
             // SAFETY: the closure's bytes; its captures leave a root area (see the module
             // comment), and the table is locked, so no cleanup runs meanwhile.
@@ -183,17 +184,7 @@ pub fn add_cleanup<T>(obj: Gc<T>, cleanup: impl FnOnce() + Send + 'static) -> Cl
     let mut table = sched.cleanups.table.lock();
     table.next_id += 1;
     let id = table.next_id;
-    let entry = Some(Pending { obj: addr, id, f });
-    let index = match table.free.pop() {
-        Some(i) => {
-            table.pending[i] = entry;
-            i
-        }
-        None => {
-            table.pending.push(entry);
-            table.pending.len() - 1
-        }
-    };
+    let index = table.pending.add(Pending { obj: addr, id, f });
     drop(table);
     Cleanup { sched, index, id }
 }

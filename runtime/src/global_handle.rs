@@ -10,54 +10,43 @@ use minigo_gc::Tracer;
 
 use crate::barrier;
 use crate::sched::{current, Sched};
+use crate::slots::Slots;
 use crate::typed_heap::{Gc, GcPointer};
 
-/// The table of global roots: one word per live handle (0 in free slots).
+/// The table of global roots: one object address per live handle.
 #[derive(Default)]
 pub(crate) struct Globals {
-    slots: Mutex<(Vec<usize>, Vec<usize>)>,
+    slots: Mutex<Slots<usize>>,
 }
 
 impl Globals {
     fn add(&self, addr: usize) -> usize {
-        let mut t = self.slots.lock();
-        match t.1.pop() {
-            Some(i) => {
-                t.0[i] = addr;
-                i
-            }
-            None => {
-                t.0.push(addr);
-                t.0.len() - 1
-            }
-        }
+        self.slots.lock().add(addr)
     }
 
     fn get(&self, i: usize) -> usize {
-        self.slots.lock().0[i]
+        *self.slots.lock().get(i).expect("a live handle's slot")
     }
 
     /// A root table the collector scans once a cycle: what leaves it while a cycle marks
     /// is shaded (`barrier.rs`).
     fn set(&self, sched: &Sched, i: usize, addr: usize) {
-        let old = std::mem::replace(&mut self.slots.lock().0[i], addr);
+        let old = std::mem::replace(
+            self.slots.lock().get_mut(i).expect("a live handle's slot"),
+            addr,
+        );
         barrier::shade_words(sched, &[old]);
     }
 
     fn remove(&self, sched: &Sched, i: usize) {
-        let mut t = self.slots.lock();
-        let old = std::mem::replace(&mut t.0[i], 0);
-        t.1.push(i);
-        drop(t);
+        let old = self.slots.lock().remove(i).expect("a live handle's slot");
         barrier::shade_words(sched, &[old]);
     }
 
     /// Reports every handle's object.
     pub(crate) fn trace(&self, t: &mut Tracer<'_>) {
-        for &a in &self.slots.lock().0 {
-            if a != 0 {
-                t.mark(a);
-            }
+        for (_, &a) in self.slots.lock().iter() {
+            t.mark(a);
         }
     }
 }

@@ -94,6 +94,8 @@ mod sched;
 #[cfg(not(loom))]
 mod signal;
 #[cfg(not(loom))]
+mod slots;
+#[cfg(not(loom))]
 mod spill;
 #[cfg(not(loom))]
 mod stack;

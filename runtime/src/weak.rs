@@ -23,40 +23,21 @@ use crate::barrier;
 use crate::global_handle::assert_owned;
 use crate::preempt::NoPreemptHere;
 use crate::sched::{current, Sched};
+use crate::slots::Slots;
 use crate::typed_heap::{Gc, GcPointer};
 
-/// The weak slots of a runtime: one word per live `Weak` (0 once cleared, and in free
-/// slots), and the free slots' indices.
+/// The weak slots of a runtime: one word per live `Weak`, its object's address or 0 once
+/// cleared.
 #[derive(Default)]
 pub(crate) struct Weaks {
-    slots: Mutex<(Vec<usize>, Vec<usize>)>,
+    slots: Mutex<Slots<usize>>,
 }
 
 impl Weaks {
-    fn add(&self, addr: usize) -> usize {
-        let mut t = self.slots.lock();
-        match t.1.pop() {
-            Some(i) => {
-                t.0[i] = addr;
-                i
-            }
-            None => {
-                t.0.push(addr);
-                t.0.len() - 1
-            }
-        }
-    }
-
-    fn remove(&self, i: usize) {
-        let mut t = self.slots.lock();
-        t.0[i] = 0;
-        t.1.push(i);
-    }
-
     /// Clears every slot whose object this collection found unreachable (called from
     /// `Roots::clear_weak`, between marking and sweeping).
     pub(crate) fn clear_dead(&self, live: &Liveness<'_>) {
-        for a in self.slots.lock().0.iter_mut() {
+        for a in self.slots.lock().values_mut() {
             if *a != 0 && !live.is_live(*a) {
                 *a = 0;
             }
@@ -98,7 +79,7 @@ impl<T> Weak<T> {
         let sched = current().sched().arc();
         let addr = obj.to_word();
         assert_owned(&sched, addr, "Weak::new");
-        let index = sched.weaks.add(addr);
+        let index = sched.weaks.slots.lock().add(addr);
         Weak {
             sched,
             index,
@@ -110,7 +91,13 @@ impl<T> Weak<T> {
     /// the object is shaded first, so it survives the cycle (the read barrier).
     pub fn get(&self) -> Option<Gc<T>> {
         let _np = NoPreemptHere::new();
-        let addr = self.sched.weaks.slots.lock().0[self.index];
+        let addr = *self
+            .sched
+            .weaks
+            .slots
+            .lock()
+            .get(self.index)
+            .expect("a live Weak's slot");
         if addr == 0 {
             return None;
         }
@@ -123,6 +110,6 @@ impl<T> Weak<T> {
 
 impl<T> Drop for Weak<T> {
     fn drop(&mut self) {
-        self.sched.weaks.remove(self.index);
+        self.sched.weaks.slots.lock().remove(self.index);
     }
 }
