@@ -96,8 +96,11 @@ impl MutatorState {
     ///
     /// # Safety
     /// `slot` is an aligned word of a live heap object of this state's heap that its layout
-    /// calls a pointer, and `value` is null, a heap object of the same heap, or an address
-    /// outside every heap.
+    /// calls a pointer. `value` may be any word: every reader of pointer words (the
+    /// barrier's shade, the markers) looks it up with `find_object` and treats it as a
+    /// pointer only if it lies inside an allocated object (which it then keeps alive).
+    /// Precise embedders store null, a heap object of this heap, or a word outside every
+    /// heap; verify mode reports any other word inside the heap as a dangling pointer.
     #[inline(always)]
     pub unsafe fn write(&mut self, slot: *mut usize, value: usize) {
         if self.queue.is_some() {

@@ -16,8 +16,9 @@
 //! other value is a word no heap can hold: immediates are below the first page, numbers
 //! are at or above 2^49, and heaps are mapped below 2^47 (checked when a VM starts, see
 //! `heap::LoxHeap::new`). The collector ignores such words (`Tracer::mark` and the
-//! marker skip addresses outside the heap), which is exactly the contract of
-//! `Mutator::write`: "null, a heap object of this heap, or an address outside every heap".
+//! marker skip addresses outside the heap), which is the precise use of `Mutator::write`:
+//! "null, a heap object of this heap, or a word outside every heap", so that verify mode
+//! can check every pointer word.
 //! clox's encoding puts tag bits on top of object pointers, which the marker could not
 //! follow without a decoding hook.
 //!

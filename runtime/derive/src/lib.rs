@@ -12,8 +12,11 @@
 //!    may be a pointer in one variant and a number in another. So an enum with a pointer in
 //!    any variant has every word marked as a pointer word: the collector then treats its
 //!    scalar words as it treats a goroutine stack's, as candidate addresses (one that
-//!    lands inside an allocated object keeps it alive; any other is ignored). An enum
-//!    without pointers is a scalar.
+//!    lands inside an allocated object keeps it alive; any other is ignored). The price is
+//!    precision: a number that falls inside the heap's range may keep an object alive,
+//!    and verify mode may report one that falls between objects as a dangling pointer
+//!    (`docs/embedding.md`, the value-encoding contract). An enum without pointers is a
+//!    scalar.
 //! 3. **Generic types** get the bounds their fields need (`FieldType: GcField`), and a
 //!    layout computed once per instantiation and found by `TypeId` (a read-locked map
 //!    lookup per allocation); non-generic types keep theirs in a `static`.
