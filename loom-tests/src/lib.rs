@@ -25,6 +25,7 @@
 //! | 9. a late marker races mark termination (the queue's close) | `tests/close.rs` | `late_marker` |
 //! | 10. a heap-profile special is attached while its span is swept | `tests/specials.rs` | `special_flag_early` |
 //! | 11. an asynchronously preempted goroutine stops in place; a mark worker takes its stack | `tests/preempt.rs` | `scan_claim_racy` |
+//! | 12. a weak reference's read barrier races a mark worker | `tests/weak.rs` | `shade_noop` |
 //!
 //! Run: `.ci/loom` (bounded, as CI), or
 //! `RUSTFLAGS="--cfg loom -C debug-assertions=on" LOOM_MAX_PREEMPTIONS=2 cargo test -p
@@ -68,4 +69,19 @@ pub fn model<F: Fn() + Sync + Send + 'static>(f: F) {
 #[cfg(loom)]
 pub fn four_per_span() -> minigo_alloc_core::Layout {
     minigo_alloc_core::Layout::noscan(18_000)
+}
+
+/// The standalone heap the marking models drive: no mark workers or sweeper of its own
+/// (the model's loom thread is the marker), no pacer (cycles start when the model says),
+/// and verify mode as asked.
+#[cfg(loom)]
+pub fn model_heap(verify: bool) -> minigo_gc::Heap {
+    minigo_gc::Heap::new(minigo_gc::GcConfig {
+        mark_workers: 0,
+        background_sweep: false,
+        verify,
+        gogc: None,
+        ..minigo_gc::GcConfig::default()
+    })
+    .expect("a model heap")
 }

@@ -22,8 +22,8 @@
 
 use loom::thread;
 use minigo_gc::mark::GcWork;
-use minigo_gc::{GcConfig, Heap, Layout, Roots, Tracer};
-use minigo_loom_tests::model;
+use minigo_gc::{Layout, Roots, Tracer};
+use minigo_loom_tests::{model, model_heap};
 
 /// The mutator's roots: addresses it holds.
 struct Held(Vec<usize>);
@@ -39,14 +39,7 @@ impl Roots for Held {
 #[test]
 fn a_store_racing_a_marker_loses_nothing() {
     model(|| {
-        let heap = Heap::new(GcConfig {
-            mark_workers: 0,
-            background_sweep: false,
-            verify: true,
-            gogc: None,
-            ..GcConfig::default()
-        })
-        .unwrap();
+        let heap = model_heap(true);
         let mut m = heap.mutator().unwrap();
         let node = Layout::pointers(2);
         let mut roots = Held(vec![]);

@@ -18,8 +18,8 @@
 
 use loom::thread;
 use minigo_gc::mark::GcWork;
-use minigo_gc::{GcConfig, Heap, Layout, Liveness, Roots, Tracer};
-use minigo_loom_tests::model;
+use minigo_gc::{Layout, Liveness, Roots, Tracer};
+use minigo_loom_tests::{model, model_heap};
 
 /// The mutator's roots and its weak table.
 struct Vm {
@@ -46,14 +46,7 @@ impl Roots for Vm {
 #[test]
 fn a_weak_read_racing_a_marker_keeps_what_it_took() {
     model(|| {
-        let heap = Heap::new(GcConfig {
-            mark_workers: 0,
-            background_sweep: false,
-            verify: true,
-            gogc: None,
-            ..GcConfig::default()
-        })
-        .unwrap();
+        let heap = model_heap(true);
         let mut m = heap.mutator().unwrap();
         let node = Layout::pointers(2);
         let mut vm = Vm {
