@@ -169,18 +169,17 @@ pub fn add_cleanup<T>(obj: Gc<T>, cleanup: impl FnOnce() + Send + 'static) -> Cl
     assert_owned(&sched, addr, "add_cleanup");
     let f: Func = Box::new(cleanup);
     let (lo, hi) = bytes(&f);
-    let size = std::mem::size_of::<T>().max(1);
-    let mut w = lo;
-    while w + 8 <= hi {
-        // SAFETY: a word of the closure's bytes, which `f` owns.
-        let word = unsafe { std::ptr::read_unaligned(w as *const usize) };
-        assert!(
-            !(addr..addr + size).contains(&word),
-            "add_cleanup: the cleanup captures its own object ({addr:#x}), which would keep \
-             it reachable forever"
-        );
-        w += 8;
-    }
+    // The words the collector will scan while the cleanup waits, read the same way.
+    let object = addr..addr + std::mem::size_of::<T>().max(1);
+    let mut captures_object = false;
+    let mut sink = |word: usize, _| captures_object |= object.contains(&word);
+    // SAFETY: the closure's bytes, which `f` owns.
+    unsafe { Tracer::new(&mut sink).scan_conservative(lo, hi) };
+    assert!(
+        !captures_object,
+        "add_cleanup: the cleanup captures its own object ({addr:#x}), which would keep it \
+         reachable forever"
+    );
     let mut table = sched.cleanups.table.lock();
     table.next_id += 1;
     let id = table.next_id;
