@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# minigo (concurrent, and with GODEBUG=gcstoptheworld=1) side by side with Go and Boehm GC
-# (issues 8, 12): installs the peers' toolchains when missing (Go 1.23 and libgc-dev, with
-# apt), builds minigo in release and the peers (benches/peers/go/workloads,
-# benches/peers/boehm/workloads.c), then hands over to the `compare` binary
-# (benches/src/bin/compare/), which runs, measures and reports.
+# minigo (concurrent, and with GODEBUG=gcstoptheworld=1) side by side with Go, Boehm GC and
+# Box+mimalloc (issues 8, 12, 17): installs the peers' toolchains when missing (Go 1.23 and
+# libgc-dev, with apt), builds minigo in release and the peers (benches/peers/go/workloads,
+# benches/peers/boehm/workloads.c, benches/peers/mimalloc), then hands over to the `compare`
+# binary (benches/src/bin/compare/), which runs, measures and reports.
 #
 #   benches/compare.sh            the full comparison (6-20 minutes on 2 cores)
 #   benches/compare.sh --quick    under a minute: small sizes, 2 rounds, procs 2
@@ -69,11 +69,17 @@ say "building the Go peer ($("$GO" version | awk '{print $3}'))"
 say "building the Boehm GC peer"
 cc -O2 -Wall -pthread benches/peers/boehm/workloads.c -o "$PEERS/boehm-workloads" -lgc -lm
 
+say "building the Box+mimalloc peer"
+cargo build --release --quiet --manifest-path benches/peers/mimalloc/Cargo.toml --target-dir "$PEERS/mimalloc"
+mimalloc_version="$(sed -n '/^name = "libmimalloc-sys"/{n;s/^version = "\(.*\)"/\1/p}' benches/peers/mimalloc/Cargo.lock)"
+
 boehm_version="$(pkg-config --modversion bdw-gc 2>/dev/null || dpkg-query -W -f='${Version}' libgc-dev 2>/dev/null || echo '?')"
 exec "$TARGET/release/compare" \
   --minigo "$TARGET/release/minigo" \
   --go "$PEERS/go-workloads" \
   --boehm "$PEERS/boehm-workloads" \
+  --mimalloc "$PEERS/mimalloc/release/workloads" \
+  --mimalloc-version "${mimalloc_version:-?}" \
   --go-version "$("$GO" version | awk '{print $3}' | sed 's/^go//')" \
   --boehm-version "$boehm_version" \
   "$@"

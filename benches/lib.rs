@@ -1,5 +1,6 @@
 //! minigo-benches: criterion benchmarks of minigo, grouped by layer, and the side-by-side
-//! comparison with Go and Boehm GC (`peers/`, `compare.sh`, `src/bin/compare/`).
+//! comparison with Go, Boehm GC and Box+mimalloc (`peers/`, `compare.sh`,
+//! `src/bin/compare/`).
 //!
 //! - `benches/alloc.rs` — `alloc`: the mcache path for tiny, small (scan and noscan) and
 //!   large objects, each beside the system allocator's malloc+free of the same size.
@@ -8,6 +9,9 @@
 //!   pause as the live heap grows; binary-trees on the standalone heap).
 //! - `benches/runtime.rs` — `scheduler` (spawn + exit, context switch, stop-the-world with
 //!   10,000 parked goroutines) and `channels` (unbuffered ping-pong on one P and across two).
+//! - `src/bin/fastpath.rs` — `fastpath`: allocates N 32-byte scan objects through one layer
+//!   (mcache, standalone heap, runtime), for counting the fast path's instructions under
+//!   callgrind.
 //!
 //! Run: `cargo bench -p minigo-benches` (one group: `cargo bench -p minigo-benches --bench
 //! gc -- mark`). Numbers worth quoting come from these release builds, never from tests.

@@ -1,7 +1,7 @@
 //! One contender on one case: the command line and environment each program gets for
 //! "workload W, procs N", what it reports about itself (minigo's `--json`, the peers'
 //! `peer-gc:` stderr line), and its output with the measured figures masked, which must
-//! then read the same for all three.
+//! then read the same for all of them.
 
 use std::process::Command;
 
@@ -32,6 +32,8 @@ pub(crate) fn run_one(c: &Config, kind: Kind, case: &Case, cpus: &[usize]) -> Ru
         }
         Kind::Go => _ = cmd.env("GOMAXPROCS", case.procs.to_string()),
         Kind::Boehm => _ = cmd.env("GC_MARKERS", case.procs.to_string()),
+        // Its threads are its parallelism: pinning below gives it N CPUs.
+        Kind::Mimalloc => {}
     }
     // Boehm's threads are OS threads and Go and minigo keep helper threads besides their
     // Ps: "procs N" gives every contender the same N CPUs.
@@ -64,7 +66,7 @@ pub(crate) fn run_one(c: &Config, kind: Kind, case: &Case, cpus: &[usize]) -> Ru
                 Err(_) => {}
             }
         }
-        Kind::Go | Kind::Boehm => {
+        Kind::Go | Kind::Boehm | Kind::Mimalloc => {
             run.output = mask(&stdout);
             if let Some(line) = stderr.lines().find(|l| l.starts_with("peer-gc:")) {
                 let f: Vec<&str> = line.split_whitespace().collect();

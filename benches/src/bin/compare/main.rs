@@ -1,5 +1,5 @@
-//! `compare`: the side-by-side comparison of minigo with Go and Boehm GC (what
-//! `benches/compare.sh` runs once it has built the three programs). Owns the run plan
+//! `compare`: the side-by-side comparison of minigo with Go, Boehm GC and Box+mimalloc
+//! (what `benches/compare.sh` runs once it has built the four programs). Owns the run plan
 //! (workload sizes, procs, rounds), measuring each run from outside the process the same
 //! way for every contender, checking that their outputs agree, and the reports: a
 //! Markdown table of medians on stdout, and CSV, SVG and the table under `--out`.
@@ -51,15 +51,16 @@ fn run(c: &Config) -> Result<bool, String> {
     std::fs::create_dir_all(&c.out)
         .map_err(|e| format!("cannot create {}: {e}", c.out.display()))?;
     let (load_before, started) = (loadavg(), Instant::now());
-    let total = cases.len() * c.runs * Kind::ALL.len();
+    let total: usize = cases.iter().map(|k| c.runs * k.contenders.len()).sum();
     let mut all: Vec<(usize, Kind, usize, Run)> = Vec::new();
     let mut n = 0;
     for (ci, case) in cases.iter().enumerate() {
         for round in 0..c.runs {
             // A B C D, then B C D A, ...: each contender takes each place in the order in
             // turn, so whatever one run leaves behind (page cache, a hot CPU) is shared.
-            for j in 0..Kind::ALL.len() {
-                let kind = Kind::ALL[(round + j) % Kind::ALL.len()];
+            let who = &case.contenders;
+            for j in 0..who.len() {
+                let kind = who[(round + j) % who.len()];
                 n += 1;
                 let r = run_one(c, kind, case, &cpus);
                 eprintln!(
@@ -84,7 +85,7 @@ fn run(c: &Config) -> Result<bool, String> {
     }
 
     let mut rows = Vec::new();
-    for ci in 0..cases.len() {
+    for (ci, case) in cases.iter().enumerate() {
         let of = |k: Kind| -> Vec<Run> {
             all.iter()
                 .filter(|(i, kind, _, _)| *i == ci && *kind == k)
@@ -93,7 +94,7 @@ fn run(c: &Config) -> Result<bool, String> {
         };
         let mine = of(Kind::Minigo);
         let reference = mine.iter().find(|r| r.ok).map(|r| r.output.clone());
-        for k in Kind::ALL {
+        for &k in &case.contenders {
             rows.push(summarize(
                 ci,
                 k,
@@ -108,9 +109,10 @@ fn run(c: &Config) -> Result<bool, String> {
     }
 
     let versions = format!(
-        "minigo (this tree, release), Go {}, Boehm GC {}",
+        "minigo (this tree, release), Go {}, Boehm GC {}, Box+mimalloc (libmimalloc-sys {})",
         c.versions.get(&Kind::Go).map_or("?", String::as_str),
-        c.versions.get(&Kind::Boehm).map_or("?", String::as_str)
+        c.versions.get(&Kind::Boehm).map_or("?", String::as_str),
+        c.versions.get(&Kind::Mimalloc).map_or("?", String::as_str)
     );
     let mut md = format!(
         "Machine: {}. {versions}. Medians of {} runs per contender, alternating; {} in all, \
@@ -125,7 +127,9 @@ fn run(c: &Config) -> Result<bool, String> {
            (wait4). Max pause: the longest stop-the-world pause. minigo and Go mark concurrently \
            and stop the world only for short phases (minigo's CycleRecord pauses, Go's \
            MemStats.PauseNs); minigo STW (GODEBUG=gcstoptheworld=1) and Boehm stop it for \
-           the whole collection (Boehm: GC_EVENT_START..END). procs N: --procs N / GOMAXPROCS=N / GC_MARKERS=N, and the \
+           the whole collection (Boehm: GC_EVENT_START..END). Box+mimalloc frees each object \
+           by hand and has no collector; it runs the allocation workloads only. procs N: \
+           --procs N / GOMAXPROCS=N / GC_MARKERS=N (Box+mimalloc: its threads), and the \
            process pinned to N CPUs when N is below the machine's count. Ratios are minigo \
            over the peer: below 1, minigo is faster or smaller. check: the program verified \
            its result and printed the same lines as minigo (figures masked).\n";

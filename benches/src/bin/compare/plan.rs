@@ -1,17 +1,19 @@
 //! The run plan: the command line (`Config`), who is measured (`Kind`), the five workloads
 //! and the sizes they run at in the full comparison and in `--quick`, and the list of
-//! cases (workload x procs) that `main` runs in order.
+//! cases (workload x procs) that `main` runs in order, each with its contenders.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) const USAGE: &str = "\
-usage: compare --minigo BIN --go BIN --boehm BIN [options]
+usage: compare --minigo BIN --go BIN --boehm BIN --mimalloc BIN [options]
 
 Runs minigo's workloads and their Go and Boehm GC counterparts (benches/peers/) several
 times each, alternating contenders, and prints a table of medians. minigo runs twice per
-round: as it is (concurrent marking) and as minigo STW (GODEBUG=gcstoptheworld=1).
+round: as it is (concurrent marking) and as minigo STW (GODEBUG=gcstoptheworld=1). The
+allocation workloads (binary-trees, gcbench, churn) also run as Rust programs that free
+by hand, on mimalloc (Box+mimalloc): what allocation costs with no tracing at all.
 
 options:
   --quick               small sizes, 2 rounds, procs 2 only (under a minute)
@@ -23,6 +25,7 @@ options:
   --timeout SECS        kill a run that takes longer (default 900)
   --go-version S        shown in the table's header
   --boehm-version S     shown in the table's header
+  --mimalloc-version S  shown in the table's header
   --help                this text
 ";
 
@@ -35,10 +38,19 @@ pub(crate) enum Kind {
     MinigoStw,
     Go,
     Boehm,
+    /// Box + mimalloc: the workload in Rust, freeing each object by hand (dropping its
+    /// Box) on mimalloc. Only for the workloads that are about allocation.
+    Mimalloc,
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 4] = [Kind::Minigo, Kind::MinigoStw, Kind::Go, Kind::Boehm];
+    pub(crate) const ALL: [Kind; 5] = [
+        Kind::Minigo,
+        Kind::MinigoStw,
+        Kind::Go,
+        Kind::Boehm,
+        Kind::Mimalloc,
+    ];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -46,6 +58,17 @@ impl Kind {
             Kind::MinigoStw => "minigo STW",
             Kind::Go => "Go",
             Kind::Boehm => "Boehm",
+            Kind::Mimalloc => "Box+mimalloc",
+        }
+    }
+
+    /// The command-line flag that names this contender's binary.
+    fn flag(self) -> &'static str {
+        match self {
+            Kind::Minigo | Kind::MinigoStw => "--minigo",
+            Kind::Go => "--go",
+            Kind::Boehm => "--boehm",
+            Kind::Mimalloc => "--mimalloc",
         }
     }
 }
@@ -60,6 +83,9 @@ pub(crate) struct Workload {
     pub(crate) quick: &'static [&'static str],
     /// Procs it runs with by default: 1 and 2 where parallelism changes the picture.
     pub(crate) procs: &'static [usize],
+    /// Whether Box+mimalloc runs it: a workload about allocation and reclamation, which a
+    /// manual allocator can do without a collector (not the pause or scheduler ones).
+    pub(crate) manual: bool,
 }
 
 pub(crate) const WORKLOADS: &[Workload] = &[
@@ -68,30 +94,35 @@ pub(crate) const WORKLOADS: &[Workload] = &[
         full: &["19"],
         quick: &["16"],
         procs: &[1, 2],
+        manual: true,
     },
     Workload {
         name: "gcbench",
         full: &["18"],
         quick: &["14"],
         procs: &[1, 2],
+        manual: true,
     },
     Workload {
         name: "churn",
         full: &["100000000"],
         quick: &["10000000"],
         procs: &[1, 2],
+        manual: true,
     },
     Workload {
         name: "latency",
         full: &["1GiB"],
         quick: &["64MiB"],
         procs: &[2],
+        manual: false,
     },
     Workload {
         name: "pipeline",
         full: &["1000000"],
         quick: &["100000"],
         procs: &[1, 2],
+        manual: false,
     },
 ];
 
@@ -141,8 +172,10 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Option<Config>, String> {
             "--minigo" => _ = c.bins.insert(Kind::Minigo, value()?.into()),
             "--go" => _ = c.bins.insert(Kind::Go, value()?.into()),
             "--boehm" => _ = c.bins.insert(Kind::Boehm, value()?.into()),
+            "--mimalloc" => _ = c.bins.insert(Kind::Mimalloc, value()?.into()),
             "--go-version" => _ = c.versions.insert(Kind::Go, value()?),
             "--boehm-version" => _ = c.versions.insert(Kind::Boehm, value()?),
+            "--mimalloc-version" => _ = c.versions.insert(Kind::Mimalloc, value()?),
             "--quick" if inline.is_none() => c.quick = true,
             "--runs" => c.runs = number("--runs", value()?, 1, 100)? as usize,
             "--timeout" => {
@@ -177,7 +210,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Option<Config>, String> {
     }
     for k in Kind::ALL {
         match c.bins.get(&k) {
-            None => return Err(format!("--{} BIN is required", k.name().to_lowercase())),
+            None => return Err(format!("{} BIN is required", k.flag())),
             Some(p) if !p.is_file() => {
                 return Err(format!(
                     "{} binary {} does not exist",
@@ -200,6 +233,8 @@ pub(crate) struct Case {
     pub(crate) workload: &'static str,
     pub(crate) args: Vec<String>,
     pub(crate) procs: usize,
+    /// Who runs it, in `Kind::ALL`'s order.
+    pub(crate) contenders: Vec<Kind>,
 }
 
 impl Case {
@@ -226,6 +261,10 @@ pub(crate) fn plan(c: &Config) -> Vec<Case> {
                     .map(|s| s.to_string())
                     .collect(),
                 procs,
+                contenders: Kind::ALL
+                    .into_iter()
+                    .filter(|&k| k != Kind::Mimalloc || w.manual)
+                    .collect(),
             });
         }
     }

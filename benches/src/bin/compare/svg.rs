@@ -28,6 +28,7 @@ pub(crate) fn chart(cases: &[Case], rows: &[Row]) -> String {
         (Kind::MinigoStw, "#9ecae1"),
         (Kind::Go, "#2ca02c"),
         (Kind::Boehm, "#ff7f0e"),
+        (Kind::Mimalloc, "#7f7f7f"),
     ];
     let (bar, gap, left, panel_h, top) = (18.0, 26.0, 60.0, 240.0, 60.0);
     let group_w = colours.len() as f64 * bar + gap;
@@ -38,7 +39,7 @@ pub(crate) fn chart(cases: &[Case], rows: &[Row]) -> String {
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
          font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{left}\" y=\"24\" font-size=\"16\">minigo vs minigo STW vs Go vs Boehm GC: medians, relative to minigo (= 1)</text>\n"
+         <text x=\"{left}\" y=\"24\" font-size=\"16\">minigo vs minigo STW vs Go vs Boehm GC vs Box+mimalloc: medians, relative to minigo (= 1)</text>\n"
     );
     for (i, (k, col)) in colours.iter().enumerate() {
         let x = left + i as f64 * 110.0;
