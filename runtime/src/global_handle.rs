@@ -1,55 +1,16 @@
 //! Global roots: handles that keep a heap object alive from anywhere (a `Vec` on the Rust
 //! heap, a struct of the embedding program, another thread), reported to the collector
-//! precisely. The `Gc` a handle gives back follows the usual rules.
+//! precisely from the runtime's `RootTable` (`root_table.rs`). The `Gc` a handle gives
+//! back follows the usual rules.
 
 use std::marker::PhantomData;
 
-use minigo_alloc_core::sync::{Arc, Mutex};
+use minigo_alloc_core::sync::Arc;
 use minigo_alloc_core::zerobase;
-use minigo_gc::Tracer;
 
 use crate::barrier;
 use crate::sched::{current, Sched};
-use crate::slots::Slots;
 use crate::typed_heap::{Gc, GcPointer};
-
-/// The table of global roots: one object address per live handle.
-#[derive(Default)]
-pub(crate) struct Globals {
-    slots: Mutex<Slots<usize>>,
-}
-
-impl Globals {
-    fn add(&self, addr: usize) -> usize {
-        self.slots.lock().add(addr)
-    }
-
-    fn get(&self, i: usize) -> usize {
-        *self.slots.lock().get(i).expect("a live handle's slot")
-    }
-
-    /// A root table the collector scans once a cycle: what leaves it while a cycle marks
-    /// is shaded (`barrier.rs`).
-    fn set(&self, sched: &Sched, i: usize, addr: usize) {
-        let old = std::mem::replace(
-            self.slots.lock().get_mut(i).expect("a live handle's slot"),
-            addr,
-        );
-        barrier::shade_words(sched, &[old]);
-    }
-
-    fn remove(&self, sched: &Sched, i: usize) {
-        let old = self.slots.lock().remove(i).expect("a live handle's slot");
-        barrier::shade_words(sched, &[old]);
-    }
-
-    /// Reports every handle's object.
-    pub(crate) fn trace(&self, t: &mut Tracer<'_>) {
-        for (_, &a) in self.slots.lock().iter() {
-            t.mark(a);
-        }
-    }
-}
 
 /// Keeps a heap object alive until dropped, wherever the handle itself is kept.
 ///
@@ -111,7 +72,10 @@ impl<T> Global<T> {
     pub fn set(&self, obj: Gc<T>) {
         let addr = obj.to_word();
         assert_owned(&self.sched, addr, "Global::set");
-        self.sched.globals.set(&self.sched, self.index, addr);
+        let sched = &self.sched;
+        sched
+            .globals
+            .set(self.index, addr, |old| barrier::shade_words(sched, &[old]));
     }
 }
 
@@ -129,6 +93,9 @@ pub(crate) fn assert_owned(sched: &Sched, addr: usize, what: &str) {
 
 impl<T> Drop for Global<T> {
     fn drop(&mut self) {
-        self.sched.globals.remove(&self.sched, self.index);
+        let sched = &self.sched;
+        sched
+            .globals
+            .remove(self.index, |old| barrier::shade_words(sched, &[old]));
     }
 }

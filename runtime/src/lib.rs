@@ -82,6 +82,7 @@ mod global_handle;
 mod malloc;
 #[cfg(not(loom))]
 mod preempt;
+mod root_table;
 #[cfg(not(loom))]
 mod roots;
 mod runq;
@@ -93,7 +94,6 @@ mod sched;
 mod sched;
 #[cfg(not(loom))]
 mod signal;
-#[cfg(not(loom))]
 mod slots;
 #[cfg(not(loom))]
 mod spill;
@@ -137,6 +137,8 @@ pub use minigo_gc::MemStats;
 #[cfg(not(loom))]
 pub use preempt::async_preemption_enabled;
 // For the loom models and the benches, not for embedders.
+#[doc(hidden)]
+pub use root_table::RootTable;
 #[doc(hidden)]
 pub use runq::{GlobalQueue, LocalQueue, RUNQ_SIZE};
 #[doc(hidden)]

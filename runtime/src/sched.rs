@@ -121,7 +121,7 @@ pub(crate) struct Sched {
     /// in neither place is still being woken.
     pub(crate) wakers: AtomicUsize,
     stack_size: usize,
-    pub(crate) globals: crate::global_handle::Globals,
+    pub(crate) globals: crate::root_table::RootTable,
     pub(crate) weaks: crate::weak::Weaks,
     pub(crate) cleanups: crate::cleanup::Cleanups,
     pub(crate) chans: crate::chan::Registry,
