@@ -11,87 +11,29 @@
 //! 3. Once the world runs again (`Sched::cycle_ended`, or after a stopped collection), the
 //!    ready list is handed to a new goroutine, which runs the cleanups one after another.
 //!    A cleanup that leaves the table is shaded first: a cycle marking meanwhile may not
-//!    have scanned the table yet.
+//!    have scanned the table yet (`cleanup_table.rs`, loom model 14).
 //!
 //! As in Go, cleanups are not guaranteed to run: not before `run` returns, and not for an
 //! object still reachable when the program ends.
 
-use minigo_alloc_core::sync::{Arc, Mutex};
-use minigo_gc::{Liveness, Tracer};
+use minigo_alloc_core::sync::Arc;
+use minigo_gc::Tracer;
 
 use crate::barrier;
+use crate::cleanup_table::{closure_bytes, CleanupTable, Func};
 use crate::global_handle::assert_owned;
 use crate::sched::{current, Sched};
-use crate::slots::Slots;
 use crate::typed_heap::{Gc, GcPointer};
 
-type Func = Box<dyn FnOnce() + Send>;
-
-/// A cleanup waiting for its object.
-struct Pending {
-    obj: usize,
-    id: u64,
-    f: Func,
-}
-
-#[derive(Default)]
-struct Table {
-    pending: Slots<Pending>,
-    ready: Vec<Func>,
-    next_id: u64,
-}
-
-/// A runtime's cleanups.
-#[derive(Default)]
-pub(crate) struct Cleanups {
-    table: Mutex<Table>,
-}
-
-/// The bytes of a boxed closure: its captures.
-fn bytes(f: &Func) -> (usize, usize) {
-    let lo = &**f as *const (dyn FnOnce() + Send) as *const u8 as usize;
-    (lo, lo + std::mem::size_of_val(&**f))
-}
-
-impl Cleanups {
-    /// Reports every waiting and ready cleanup's captures (conservatively: a closure's
-    /// layout is the compiler's).
-    pub(crate) fn trace(&self, t: &mut Tracer<'_>) {
-        let table = self.table.lock();
-        let funcs = table.pending.iter().map(|(_, p)| &p.f);
-        for f in funcs.chain(table.ready.iter()) {
-            let (lo, hi) = bytes(f);
-            // SAFETY: the closure's bytes, alive while the table holds it (it is locked).
-            unsafe { t.scan_conservative(lo, hi) };
-        }
-    }
-
-    /// Moves the cleanups of the objects this collection found unreachable to the ready
-    /// list (called from `Roots::clear_weak`, between marking and sweeping).
-    pub(crate) fn clear_dead(&self, live: &Liveness<'_>) {
-        let mut table = self.table.lock();
-        let dead: Vec<usize> = table
-            .pending
-            .iter()
-            .filter(|(_, p)| !live.is_live(p.obj))
-            .map(|(i, _)| i)
-            .collect();
-        for i in dead {
-            let p = table.pending.remove(i).expect("a slot found taken above");
-            table.ready.push(p.f);
-        }
-    }
-
+impl CleanupTable {
     /// Starts a goroutine for the ready cleanups, if there are any. With the world running.
     pub(crate) fn run_ready(&self, sched: &Arc<Sched>) {
-        let ready = std::mem::take(&mut self.table.lock().ready);
+        let ready = self.take_ready(|lo, hi| {
+            // SAFETY: the closure's bytes, owned by the list being taken.
+            unsafe { barrier::shade_range(sched, lo, hi) }
+        });
         if ready.is_empty() {
             return;
-        }
-        for f in &ready {
-            let (lo, hi) = bytes(f);
-            // SAFETY: the closure's bytes, owned by `ready` here.
-            unsafe { barrier::shade_range(sched, lo, hi) };
         }
         sched.spawn(Box::new(move || {
             for f in ready {
@@ -112,18 +54,12 @@ impl Cleanup {
     /// Cancels the cleanup if it has not been handed to its goroutine yet (Go's
     /// `Cleanup.Stop`).
     pub fn stop(self) {
-        let mut table = self.sched.cleanups.table.lock();
-        if table
-            .pending
-            .get(self.index)
-            .is_some_and(|p| p.id == self.id)
-        {
-            let p = table.pending.remove(self.index).expect("checked above");
-            let (lo, hi) = bytes(&p.f);
-            // SAFETY: the closure's bytes; its captures leave a root area (see the module
-            // comment), and the table is locked, so no cleanup runs meanwhile.
-            unsafe { barrier::shade_range(&self.sched, lo, hi) };
-        }
+        let sched = &self.sched;
+        sched.cleanups.stop(self.index, self.id, |lo, hi| {
+            // SAFETY: the closure's bytes, alive until `stop` drops them after this; their
+            // captures leave a root area (see `cleanup_table.rs`).
+            unsafe { barrier::shade_range(sched, lo, hi) }
+        });
     }
 }
 
@@ -168,7 +104,7 @@ pub fn add_cleanup<T>(obj: Gc<T>, cleanup: impl FnOnce() + Send + 'static) -> Cl
     let addr = obj.to_word();
     assert_owned(&sched, addr, "add_cleanup");
     let f: Func = Box::new(cleanup);
-    let (lo, hi) = bytes(&f);
+    let (lo, hi) = closure_bytes(&f);
     // The words the collector will scan while the cleanup waits, read the same way.
     let object = addr..addr + std::mem::size_of::<T>().max(1);
     let mut captures_object = false;
@@ -180,10 +116,6 @@ pub fn add_cleanup<T>(obj: Gc<T>, cleanup: impl FnOnce() + Send + 'static) -> Cl
         "add_cleanup: the cleanup captures its own object ({addr:#x}), which would keep it \
          reachable forever"
     );
-    let mut table = sched.cleanups.table.lock();
-    table.next_id += 1;
-    let id = table.next_id;
-    let index = table.pending.add(Pending { obj: addr, id, f });
-    drop(table);
+    let (index, id) = sched.cleanups.add(addr, f);
     Cleanup { sched, index, id }
 }

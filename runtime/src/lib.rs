@@ -72,6 +72,7 @@ mod checkdead;
 mod checked;
 #[cfg(not(loom))]
 mod cleanup;
+mod cleanup_table;
 #[cfg(not(loom))]
 mod g;
 #[cfg(not(loom))]
@@ -137,6 +138,8 @@ pub use minigo_gc::MemStats;
 #[cfg(not(loom))]
 pub use preempt::async_preemption_enabled;
 // For the loom models and the benches, not for embedders.
+#[doc(hidden)]
+pub use cleanup_table::CleanupTable;
 #[doc(hidden)]
 pub use root_table::RootTable;
 #[doc(hidden)]

@@ -123,7 +123,7 @@ pub(crate) struct Sched {
     stack_size: usize,
     pub(crate) globals: crate::root_table::RootTable,
     pub(crate) weaks: crate::weak::Weaks,
-    pub(crate) cleanups: crate::cleanup::Cleanups,
+    pub(crate) cleanups: crate::cleanup_table::CleanupTable,
     pub(crate) chans: crate::chan::Registry,
     pub(crate) timers: crate::time::Timers,
     /// Goroutines in `gc()` waiting for a cycle to finish: (cycles finished they wait for,
