@@ -19,6 +19,8 @@ use crate::sched::{
 };
 
 /// Allocates a zeroed array of `len` elements of `layout` from the running goroutine.
+/// Inlined into the typed constructors, which then get the pointer in a register.
+#[inline]
 pub(crate) fn alloc(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
     if len == 1 {
         if let Some(p) = alloc_fast(layout) {

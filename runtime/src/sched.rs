@@ -181,6 +181,21 @@ thread_local! {
     static M_P: Cell<Option<usize>> = const { Cell::new(None) };
     /// This M's kernel thread id (0 until it runs a goroutine), for preemption signals.
     static M_TID: Cell<i32> = const { Cell::new(0) };
+    /// The mutator state the allocation fast path uses: the P's, while goroutine code runs
+    /// on this M holding a P; null otherwise, and always in gc-stress mode (`set_m_alloc`).
+    static M_ALLOC: Cell<*mut MutatorState> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Points the allocation fast path at P `p`'s state, or at none. Called where goroutine
+/// code starts or stops running on this M, and where its P changes under it (`blocking`,
+/// `preempt_yield`), so that the pointer is set exactly while a goroutine runs here with
+/// that P.
+fn set_m_alloc(sched: &Sched, p: Option<usize>) {
+    let st = match p {
+        Some(p) if !sched.stress => sched.ps[p].state.get(),
+        _ => std::ptr::null_mut(),
+    };
+    M_ALLOC.with(|c| c.set(st));
 }
 
 impl Cur {
@@ -215,22 +230,23 @@ pub(crate) fn current() -> Cur {
         .expect("this minigo function must be called from a goroutine of a running minigo runtime")
 }
 
-/// Allocation's fast path, from the running goroutine's P's mcache: the thread-locals in
-/// one call (not inlined: see `try_current`), which is never preempted asynchronously
-/// (it holds the P's state). `None` when the slow path must run (and always in gc-stress
-/// mode, where every allocation takes the slow path).
+/// Allocation's fast path, from the running goroutine's P's mcache: two thread-locals
+/// (the lock count, then the P's state) in one call (not inlined: see `try_current`),
+/// which is never preempted asynchronously (it holds the P's state). `None` when the slow
+/// path must run: outside a goroutine, and always in gc-stress mode.
 #[inline(never)]
 pub(crate) fn alloc_fast(layout: &minigo_alloc_core::Layout) -> Option<std::ptr::NonNull<u8>> {
-    let sched = CUR.with(|c| c.get())?.sched();
-    if sched.stress {
-        return None;
-    }
+    // Counted before the state is read: a preemption in between could give the P away.
     minigo_alloc_core::sync::acquirem_inline();
-    let r = M_P.with(|p| p.get()).and_then(|p| {
-        // SAFETY: this M holds P `p` until the goroutine parks, and the fast path does not
-        // park (nor can it be preempted: the count above).
-        unsafe { sched.state(p) }.alloc_fast(layout)
-    });
+    let st = M_ALLOC.with(|c| c.get());
+    let r = if st.is_null() {
+        None
+    } else {
+        // SAFETY: non-null only while a goroutine runs on this M holding the P whose state
+        // this is (`set_m_alloc`); this M keeps the P until the goroutine parks or is
+        // preempted, and neither can happen before the count goes down.
+        unsafe { (*st).alloc_fast(layout) }
+    };
     // SAFETY: ends the region `acquirem_inline` began above, on this thread (no park).
     unsafe { minigo_alloc_core::sync::releasem_inline() };
     r
@@ -354,6 +370,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         g.status.store(SYSCALL, Ordering::Release);
         let p = current_p();
         M_P.with(|c| c.set(None));
+        set_m_alloc(sched, None);
         sched.in_blocking.fetch_add(1, Ordering::AcqRel);
         // Go's handoffp: goroutines queued on the P must not wait for this call to end.
         sched.give_up_p(p);
@@ -365,6 +382,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         let p = sched.world.acquire_p();
         sched.in_blocking.fetch_sub(1, Ordering::AcqRel);
         M_P.with(|c| c.set(Some(p)));
+        set_m_alloc(sched, Some(p));
         sched.note_running(p);
         // Its stack above `sp` is still frozen here: a cycle that began meanwhile scans it
         // before the goroutine runs on.
@@ -658,6 +676,7 @@ impl Sched {
             g.saved_sp.store(sp, Ordering::Release);
             g.status.store(SYSCALL, Ordering::Release);
             M_P.with(|c| c.set(None));
+            set_m_alloc(self, None);
             self.in_blocking.fetch_add(1, Ordering::AcqRel);
             let slot = Arc::new(MSlot {
                 p: Mutex::new(None),
@@ -679,6 +698,7 @@ impl Sched {
                 return false;
             };
             M_P.with(|c| c.set(Some(p)));
+            set_m_alloc(self, Some(p));
             if self.world.stopping() {
                 self.world.stop_self(p);
             }
@@ -994,6 +1014,7 @@ impl Sched {
             Ordering::Relaxed,
         );
         CUR.with(|c| c.set(Some(Cur { sched: self, g })));
+        set_m_alloc(self, M_P.with(|c| c.get()));
         self.note_running(p);
         signal::set_running(Some((
             gr.guard(),
@@ -1010,6 +1031,7 @@ impl Sched {
         self.running.fetch_sub(1, Ordering::Release);
         signal::set_running(None);
         CUR.with(|c| c.set(None));
+        set_m_alloc(self, None);
         let p = M_P.with(|c| c.get()).unwrap_or(p);
         match r {
             corosensei::CoroutineResult::Yield(Park::Yield) => {

@@ -7,15 +7,20 @@
 //! - `gc`: `Mutator::alloc` on the standalone heap, its collections included;
 //! - `runtime`: `Gc::new` of a `#[derive(HeapType)]` struct in a goroutine.
 //!
-//! Instructions are counted from outside, by the difference of two runs, so that setup
-//! cancels out (run under valgrind, which counts exactly and ignores the machine's noise):
+//! Instructions are counted under valgrind, which counts exactly and ignores the
+//! machine's noise. For `mcache` and `gc`, by the difference of two runs, so that setup
+//! cancels out:
 //!
 //! ```sh
 //! for n in 1000000 11000000; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-//!     target/release/fastpath runtime $n 2>&1 | grep refs
+//!     target/release/fastpath gc $n 2>&1 | grep refs
 //! done   # (second - first) / 10,000,000 = instructions per allocation
 //! ```
+//!
+//! For `runtime`, whose other threads (the monitor, the mark workers) run for as long as
+//! valgrind makes the run last, from the goroutine's own cost: the inclusive count of its
+//! closure (`callgrind_annotate --inclusive=yes`, the `FnOnce::call_once` line), over N.
 
 use std::hint::black_box;
 use std::process::ExitCode;
