@@ -24,19 +24,20 @@ use loom::thread;
 use minigo_gc::mark::GcWork;
 use minigo_gc::{Layout, Liveness, Roots, Tracer};
 use minigo_loom_tests::{model, model_heap};
-use minigo_runtime::CleanupTable;
+use minigo_runtime::{closure_bytes, CleanupTable};
 
 type Func = Box<dyn FnOnce() + Send>;
 
-/// The words of a boxed closure's bytes.
-fn closure_words(f: &Func) -> Vec<usize> {
-    let lo = &**f as *const (dyn FnOnce() + Send) as *const u8 as usize;
-    let n = std::mem::size_of_val(&**f) / std::mem::size_of::<usize>();
-    // SAFETY: the closure's bytes, alive while `f` is; a closure of usize captures is
-    // word-aligned.
-    (0..n)
-        .map(|k| unsafe { std::ptr::read((lo as *const usize).add(k)) })
-        .collect()
+/// The words in `[lo, hi)`.
+///
+/// # Safety
+/// The range is readable: a closure's bytes, alive meanwhile.
+unsafe fn words(lo: usize, hi: usize) -> impl Iterator<Item = usize> {
+    (lo..hi)
+        .step_by(std::mem::size_of::<usize>())
+        .filter(move |p| p + std::mem::size_of::<usize>() <= hi)
+        // SAFETY: inside the caller's range; a closure of usize captures is word-aligned.
+        .map(|p| unsafe { std::ptr::read(p as *const usize) })
 }
 
 /// The mutator's roots: the cleanup table while it is traced with the other roots (the
@@ -55,7 +56,9 @@ impl Roots for Vm {
         }
         if self.taken_are_traced {
             for f in &self.taken {
-                for w in closure_words(f) {
+                let (lo, hi) = closure_bytes(f);
+                // SAFETY: the bytes of a closure `taken` owns.
+                for w in unsafe { words(lo, hi) } {
                     t.mark(w);
                 }
             }
@@ -104,11 +107,9 @@ fn ready_cleanups_taken_while_their_table_is_scanned_keep_their_captures() {
         });
 
         let taken = vm.table.take_ready(|lo, hi| {
-            let mut p = lo;
-            while p + std::mem::size_of::<usize>() <= hi {
-                // SAFETY: the bytes of a closure the list being taken owns.
-                m.shade(unsafe { std::ptr::read(p as *const usize) });
-                p += std::mem::size_of::<usize>();
+            // SAFETY: the bytes of a closure the list being taken owns.
+            for w in unsafe { words(lo, hi) } {
+                m.shade(w);
             }
         });
         assert_eq!(taken.len(), 1);

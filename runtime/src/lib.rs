@@ -139,7 +139,7 @@ pub use minigo_gc::MemStats;
 pub use preempt::async_preemption_enabled;
 // For the loom models and the benches, not for embedders.
 #[doc(hidden)]
-pub use cleanup_table::CleanupTable;
+pub use cleanup_table::{closure_bytes, CleanupTable};
 #[doc(hidden)]
 pub use root_table::RootTable;
 #[doc(hidden)]

@@ -187,8 +187,8 @@ thread_local! {
 }
 
 /// Points the allocation fast path at P `p`'s state, or at none. Called where goroutine
-/// code starts or stops running on this M, and where its P changes under it (`blocking`,
-/// `preempt_yield`), so that the pointer is set exactly while a goroutine runs here with
+/// code starts or stops running on this M, and (through `set_goroutine_p`) where its P
+/// changes under it, so that the pointer is set exactly while a goroutine runs here with
 /// that P.
 fn set_m_alloc(sched: &Sched, p: Option<usize>) {
     let st = match p {
@@ -196,6 +196,14 @@ fn set_m_alloc(sched: &Sched, p: Option<usize>) {
         _ => std::ptr::null_mut(),
     };
     M_ALLOC.with(|c| c.set(st));
+}
+
+/// Gives the running goroutine's M the P `p`, or takes its P away (`blocking`,
+/// `preempt_yield`): the P it holds and the state its allocation fast path uses change
+/// together.
+fn set_goroutine_p(sched: &Sched, p: Option<usize>) {
+    M_P.with(|c| c.set(p));
+    set_m_alloc(sched, p);
 }
 
 impl Cur {
@@ -369,8 +377,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         g.saved_sp.store(sp, Ordering::Release);
         g.status.store(SYSCALL, Ordering::Release);
         let p = current_p();
-        M_P.with(|c| c.set(None));
-        set_m_alloc(sched, None);
+        set_goroutine_p(sched, None);
         sched.in_blocking.fetch_add(1, Ordering::AcqRel);
         // Go's handoffp: goroutines queued on the P must not wait for this call to end.
         sched.give_up_p(p);
@@ -381,8 +388,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let p = sched.world.acquire_p();
         sched.in_blocking.fetch_sub(1, Ordering::AcqRel);
-        M_P.with(|c| c.set(Some(p)));
-        set_m_alloc(sched, Some(p));
+        set_goroutine_p(sched, Some(p));
         sched.note_running(p);
         // Its stack above `sp` is still frozen here: a cycle that began meanwhile scans it
         // before the goroutine runs on.
@@ -675,8 +681,7 @@ impl Sched {
         with_spilled_registers(|sp| {
             g.saved_sp.store(sp, Ordering::Release);
             g.status.store(SYSCALL, Ordering::Release);
-            M_P.with(|c| c.set(None));
-            set_m_alloc(self, None);
+            set_goroutine_p(self, None);
             self.in_blocking.fetch_add(1, Ordering::AcqRel);
             let slot = Arc::new(MSlot {
                 p: Mutex::new(None),
@@ -697,8 +702,7 @@ impl Sched {
             let Some(p) = got else {
                 return false;
             };
-            M_P.with(|c| c.set(Some(p)));
-            set_m_alloc(self, Some(p));
+            set_goroutine_p(self, Some(p));
             if self.world.stopping() {
                 self.world.stop_self(p);
             }
