@@ -11,6 +11,7 @@ use std::io;
 
 #[cfg(loom)]
 use crate::arena::ARENA_BYTES;
+use crate::cards::{CardMarker, CardTable, CARD_BYTES};
 use crate::central::{MCentral, SpanCtx, SweepState, SWEEP_DRAINED};
 use crate::heapbits::HeapBits;
 use crate::pageheap::PageHeap;
@@ -157,6 +158,8 @@ impl std::fmt::Debug for ObjectRef<'_> {
 pub struct MHeap {
     pub(crate) pages: PageHeap,
     pub(crate) bits: HeapBits,
+    /// The remembered set of minor cycles (`cards.rs`).
+    cards: CardTable,
     pub(crate) central: Box<[MCentral]>,
     pub(crate) sweep: SweepState,
     /// Where the background sweeper looks next.
@@ -174,6 +177,7 @@ impl MHeap {
         let pages = PageHeap::new(config.address_space, config.max_heap)?;
         Ok(Arc::new(MHeap {
             bits: HeapBits::new(pages.base(), pages.len())?,
+            cards: CardTable::new(pages.base(), pages.len())?,
             pages,
             central: (0..NUM_SPAN_CLASSES)
                 .map(|i| MCentral::new(SpanClass(i as u8)))
@@ -477,7 +481,20 @@ impl MHeap {
     /// collector calls this at mark termination; code that allocates from an `MHeap`
     /// directly marks what it keeps first.
     pub unsafe fn start_sweep_cycle(&self) {
+        // SAFETY: the caller's contract.
+        unsafe { self.start_sweep_cycle_keeping_marks(false) }
+    }
+
+    /// [`MHeap::start_sweep_cycle`], keeping every mark bit if `keep` (sticky marks: the
+    /// marked objects are the old generation of the minor cycle that comes next, see
+    /// [`MHeap::scan_dirty_cards`]). Mark bits stay set until a sweep cycle that does not
+    /// keep them, or [`MHeap::clear_marks`].
+    ///
+    /// # Safety
+    /// As for [`MHeap::start_sweep_cycle`].
+    pub unsafe fn start_sweep_cycle_keeping_marks(&self, keep: bool) {
         self.finish_sweep();
+        self.sweep.keep_marks.store(keep, Ordering::Relaxed);
         self.sweep_cursor.store(0, Ordering::Relaxed);
         self.sweep.sweepgen.fetch_add(2, Ordering::AcqRel);
         // Reopen, keeping the count of any sweeper still registered (none, unless a bug).
@@ -490,5 +507,79 @@ impl MHeap {
     /// full swept, full unswept]`.
     pub fn central_counts(&self, spc: crate::SpanClass) -> [usize; 4] {
         self.central(spc).counts(self.sweepgen())
+    }
+}
+
+/// Generational collection's support (sticky mark bits and the card table): what stays
+/// marked across a minor cycle is old, and old objects that may point at young ones are on
+/// dirty cards.
+impl MHeap {
+    /// What the write barrier uses to dirty the card of a pointer store.
+    pub fn card_marker(&self) -> CardMarker {
+        self.cards.marker()
+    }
+
+    /// Cards of the heap as it is now (the card table's extent to scan).
+    pub fn cards(&self) -> usize {
+        self.cards.cards_below(self.pages.grown_end())
+    }
+
+    /// Cleans the dirty cards among cards `[from, to)` (see [`MHeap::cards`]) and calls `f`
+    /// with the address of every pointer word of a marked (old) object on them: a minor cycle's
+    /// roots besides the embedder's. Unmarked objects on dirty cards are young, and traced
+    /// if reachable. Mutators may run and allocate meanwhile: the words are read with
+    /// atomic loads by the caller, and an object marked meanwhile may be reported too.
+    ///
+    /// # Safety
+    /// As for [`MHeap::find_object_unlocked`]: no span is freed or swept while this runs
+    /// (a collector marks).
+    pub unsafe fn scan_dirty_cards(&self, from: usize, to: usize, mut f: impl FnMut(usize)) {
+        self.cards.take_dirty(from, to, |card| {
+            let end = card + CARD_BYTES;
+            // A span is in the page table only once whole (see `find_object_unlocked`).
+            let Some(span) = self.pages.span_of(card) else {
+                return;
+            };
+            span.info(|i| {
+                if i.spc.noscan() || card >= i.limit || end <= i.base {
+                    return;
+                }
+                let first = MSpan::obj_index(i, card.max(i.base));
+                let last = MSpan::obj_index(i, (end - 1).min(i.limit - 1));
+                // The card's objects' mark bits, a word at a time: most dirty cards hold
+                // only young objects (stores into objects just made), skipped here.
+                for mw in first / 64..=last / 64 {
+                    let lo = (mw * 64).max(first) - mw * 64;
+                    let hi = (mw * 64 + 63).min(last) - mw * 64;
+                    let in_card = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
+                    let mut marked = i.mark_word(mw).load(Ordering::Relaxed) & in_card;
+                    while marked != 0 {
+                        let index = mw * 64 + marked.trailing_zeros() as usize;
+                        marked &= marked - 1;
+                        let base = i.base + index * i.elemsize;
+                        let from = (card.max(base) - base) / 8;
+                        let to = (end - base) / 8;
+                        for w in PointerWords::of(&self.bits, span, base).restrict(from, to) {
+                            if w >= card {
+                                f(w);
+                            }
+                        }
+                    }
+                }
+            });
+        });
+    }
+
+    /// Clears the mark bits of every span in use: a major cycle after a sweep that kept
+    /// them (a forced collection).
+    ///
+    /// # Safety
+    /// The world is stopped, sweeping is drained ([`MHeap::finish_sweep`]) and no cycle
+    /// marks.
+    pub unsafe fn clear_marks(&self) {
+        self.pages.for_each_in_use(|s| {
+            // SAFETY: the caller's contract.
+            unsafe { s.clear_marks() }
+        });
     }
 }

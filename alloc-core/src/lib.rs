@@ -43,7 +43,7 @@
 //!
 //! ```text
 //! leaves (os, sync, sizeclass, layout, error, stats) -> pages (page bitmap and summaries)
-//!   -> heapbits -> span -> special (per-object records the sweeper reports)
+//!   -> heapbits, cards (the card table) -> span -> special (per-object records the sweeper reports)
 //!   -> arena (address -> span) -> pointers (reads heap bits)
 //!   -> pageheap (span alloc/free, grow, scavenge, max_heap)
 //!   -> central (mcentral lists, and span sweeping beside them)
@@ -56,6 +56,7 @@
 
 mod arena;
 mod cache;
+mod cards;
 mod central;
 mod error;
 mod heap;
@@ -74,6 +75,7 @@ pub mod sync;
 
 pub use arena::{ARENA_BYTES, ARENA_PAGES};
 pub use cache::{zerobase, MCache};
+pub use cards::{CardMarker, CARD_BYTES, CARD_SHIFT};
 pub use error::{AllocError, LayoutError};
 pub use heap::{HeapConfig, MHeap, ObjectInfo, ObjectRef, DEFAULT_ADDRESS_SPACE};
 pub use layout::Layout;

@@ -105,6 +105,11 @@ impl PageHeap {
         Some(self.max_heap.load(Ordering::Relaxed)).filter(|&m| m != usize::MAX)
     }
 
+    /// End of the part of the address space the heap has grown into.
+    pub(crate) fn grown_end(&self) -> usize {
+        self.grown_end.load(Ordering::Acquire)
+    }
+
     /// True when `addr` lies in the part of the address space the heap has grown into.
     #[inline(always)]
     pub(crate) fn contains(&self, addr: usize) -> bool {
@@ -215,6 +220,16 @@ impl PageHeap {
 
     /// Runs `f` holding the page heap's lock, so that no span is allocated or freed
     /// meanwhile.
+    /// Calls `f` with every span in use, holding the heap lock.
+    pub(crate) fn for_each_in_use(&self, mut f: impl FnMut(&MSpan)) {
+        let h = self.locked.lock();
+        for s in &h.all_spans {
+            if s.state.load(Ordering::Acquire) == SPAN_IN_USE {
+                f(s);
+            }
+        }
+    }
+
     pub(crate) fn locked<R>(&self, f: impl FnOnce() -> R) -> R {
         let _h = self.locked.lock();
         f()

@@ -406,6 +406,18 @@ impl MSpan {
         })
     }
 
+    /// Clears every mark bit of the span.
+    ///
+    /// # Safety
+    /// Nobody marks or sweeps the span meanwhile (the world is stopped, sweeping drained).
+    pub(crate) unsafe fn clear_marks(&self) {
+        self.info(|info| {
+            for w in 0..info.words as usize {
+                info.mark_word(w).store(0, Ordering::Relaxed);
+            }
+        })
+    }
+
     /// Whether slot `i` is marked.
     #[inline]
     pub fn is_marked(&self, i: usize) -> bool {

@@ -34,9 +34,9 @@ pub trait MutatorContext {
     /// [`Collector::start_cycle`](crate::Collector::start_cycle).
     fn start_cycle(&mut self);
 
-    /// Runs a whole cycle and waits for its end: stress mode, and the last try before
-    /// out-of-memory.
-    fn collect(&mut self);
+    /// Runs a whole cycle and waits for its end: stress mode, and (`full`: a major cycle,
+    /// whatever the generational policy says) the last try before out-of-memory.
+    fn collect(&mut self, full: bool);
 
     /// While the heap marks: ends the cycle now if marking looks done and this mutator is
     /// the one to end it (the standalone heap; the runtime's workers end its cycles).
@@ -63,7 +63,7 @@ pub fn alloc_slow<C: MutatorContext + ?Sized>(
         (c.config.stress, !c.config.stress && c.should_start())
     };
     if stress {
-        cx.collect();
+        cx.collect(false);
     } else if start {
         cx.start_cycle();
     }
@@ -72,7 +72,7 @@ pub fn alloc_slow<C: MutatorContext + ?Sized>(
     }
     let r = match cx.state().cache.alloc_array(layout, len) {
         Err(AllocError::OutOfMemory { .. }) => {
-            cx.collect();
+            cx.collect(true);
             cx.state().cache.alloc_array(layout, len)
         }
         r => r,

@@ -10,10 +10,11 @@ use minigo_alloc_core::{HeapConfig, MHeap, MemStats};
 
 use crate::config::GcConfig;
 use crate::cycle::{Cycle, Deferred};
+use crate::generations::Generations;
 use crate::mark::{MarkCpu, MarkQueue};
 use crate::mprof::{MemProfile, MemProfileRecord};
 use crate::pacer::{assist_work_per_byte, Estimates, Limiter, Pacer};
-use crate::phase::{GcPhase, Phase};
+use crate::phase::{BarrierHold, GcPhase, Phase};
 use crate::stats::{gctrace_line, CycleRecord, GcStats};
 use crate::workers::Workers;
 
@@ -59,6 +60,10 @@ pub struct Collector {
     pub(crate) deferred: Mutex<Deferred>,
     /// The heap profile's records.
     pub(crate) mprof: MemProfile,
+    /// Generational mode's state between cycles.
+    pub(crate) gen: Generations,
+    /// Generational mode: every store takes the barrier's path, to dirty its card.
+    _card_barrier: Option<BarrierHold>,
 }
 
 impl Collector {
@@ -115,6 +120,8 @@ impl Collector {
             workers,
             deferred: Mutex::new(Deferred::default()),
             mprof: MemProfile::default(),
+            gen: Generations::default(),
+            _card_barrier: config.generational.then(BarrierHold::new),
             config,
         }))
     }
@@ -161,6 +168,14 @@ impl Collector {
     pub fn should_start(&self) -> bool {
         self.heap.heap_live() >= self.trigger.load(Ordering::Relaxed)
             && self.phase.get() == GcPhase::Off
+    }
+
+    /// True when the next cycle, unless forced, is a minor one (generational mode, see
+    /// `generations.rs`): the embedder runs it with the world stopped
+    /// ([`Collector::collect_stopped`]), not as a concurrent cycle.
+    #[inline]
+    pub fn next_cycle_minor(&self) -> bool {
+        self.config.generational && self.gen.next_minor()
     }
 
     /// The cycle under way's mark queue, while one marks.
@@ -318,7 +333,12 @@ impl Collector {
                 Some(out) => {
                     let _ = writeln!(out, "{line}");
                 }
-                None => eprintln!("{line}"),
+                // Not `eprintln!`, which panics when stderr is a closed pipe (`| head`):
+                // inside a stop, on a thread that holds the world, that panic hung the
+                // process. Go ignores a failed trace write too.
+                None => {
+                    let _ = writeln!(io::stderr(), "{line}");
+                }
             }
         }
         r

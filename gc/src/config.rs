@@ -27,6 +27,12 @@ pub struct GcConfig {
     /// Go's `GODEBUG=gcstoptheworld=1`: mark with the world stopped, the whole cycle in one
     /// pause, as before marking was concurrent (for comparison and debugging).
     pub stop_the_world: bool,
+    /// Generational collection (`GODEBUG=gcgen=1`; Go has none): between major cycles,
+    /// minor ones with the world stopped mark only what was allocated since the last
+    /// cycle, from the roots and from the old objects the write barrier's card table says
+    /// were written to; mark bits stay set across them (sticky), so old objects are not
+    /// marked again. See `gc/src/generations.rs` for the policy. Default off.
+    pub generational: bool,
     /// Go's `GODEBUG=gccheckmark=1`: after each mark, re-mark from the roots
     /// single-threaded and panic with the path if anything reachable was left unmarked.
     pub verify: bool,
@@ -58,6 +64,7 @@ impl Default for GcConfig {
             max_heap: None,
             mark_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             stop_the_world: false,
+            generational: false,
             verify: false,
             trace: false,
             stress: false,
@@ -95,7 +102,7 @@ impl GcConfig {
     /// The defaults with the process environment applied, as Go reads it: `GOGC` (a
     /// percentage or `off`), `GOMEMLIMIT` (bytes with an optional `B`, `KiB`, `MiB`, `GiB`,
     /// `TiB` suffix, or `off`), `GODEBUG` (`gctrace=1`, `gccheckmark=1`,
-    /// `gcstoptheworld=1`, `memprofilerate=N`).
+    /// `gcstoptheworld=1`, `gcgen=1`, `memprofilerate=N`).
     pub fn from_env() -> Result<GcConfig, EnvError> {
         let get = |k| std::env::var(k).ok();
         GcConfig::default().with_env(get("GOGC"), get("GOMEMLIMIT"), get("GODEBUG"))
@@ -133,6 +140,7 @@ impl GcConfig {
                     Some(("gctrace", n)) => self.trace = n.trim() != "0",
                     Some(("gccheckmark", n)) => self.verify = n.trim() != "0",
                     Some(("gcstoptheworld", n)) => self.stop_the_world = n.trim() != "0",
+                    Some(("gcgen", n)) => self.generational = n.trim() != "0",
                     Some(("memprofilerate", n)) => {
                         self.mem_profile_rate = n.trim().parse().map_err(|_| EnvError {
                             var: "GODEBUG",
@@ -195,7 +203,7 @@ mod tests {
             .with_env(
                 Some("50".into()),
                 Some("off".into()),
-                Some("gccheckmark=1, gcstoptheworld=1,memprofilerate=1".into()),
+                Some("gccheckmark=1, gcstoptheworld=1,memprofilerate=1,gcgen=1".into()),
             )
             .unwrap();
         assert_eq!(c.mem_profile_rate, 1);
@@ -204,7 +212,8 @@ mod tests {
             .with_env(None, None, Some("memprofilerate=lots".into()))
             .is_err());
         assert_eq!((c.gogc, c.memory_limit, c.verify), (Some(50), None, true));
-        assert!(c.stop_the_world);
+        assert!(c.stop_the_world && c.generational);
+        assert!(!GcConfig::default().generational);
         assert_eq!(parse_size("1024"), Some(1024));
         assert_eq!(parse_size("3GiB"), Some(3 << 30));
         assert_eq!(parse_size("3GB"), None, "Go's units are binary");

@@ -31,6 +31,7 @@ use std::time::Instant;
 
 use minigo_alloc_core::sync::{spin_loop, Arc, Ordering};
 
+use crate::generations::MinorRoots;
 use crate::mark::{drain_stopped, Drained, GcWork, MarkCpu, MarkQueue, RootJobs};
 use crate::mutator::MutatorState;
 use crate::phase::GcPhase;
@@ -107,6 +108,8 @@ pub(crate) struct Cycle {
     stopped_mark_cpu_ns: u64,
     workers: usize,
     concurrent: bool,
+    /// A minor cycle (generational mode): its roots included the dirty cards' old objects.
+    minor: bool,
 }
 
 impl Collector {
@@ -162,22 +165,27 @@ impl Collector {
         let heap_before = heap.heap_live();
         heap.finish_sweep();
 
-        let concurrent = !self.config.stop_the_world;
         let (host, mut now) = match roots {
             CycleRoots::Now(r) => (None, Some(r)),
             CycleRoots::Jobs(h) => (Some(h), None),
         };
+        let minor = self.next_cycle_minor() && !forced;
+        if self.gen.begin(minor) {
+            // SAFETY: the mutators are stopped (the caller's contract), sweeping was just
+            // drained, and no cycle marks (`cur` is None).
+            unsafe { heap.clear_marks() };
+        }
+        let concurrent = !self.config.stop_the_world;
         let exclusive = !concurrent && self.stopped_mark_threads(heap_before) == 1;
+        let mut jobs = host.clone().map(|h| h as StdArc<dyn RootJobs>);
+        if minor {
+            // The old objects on dirty cards are roots too, scanned by the markers.
+            jobs = Some(StdArc::new(MinorRoots::new(self.heap.clone(), jobs)));
+        }
         // SAFETY: sweeping was just drained (`finish_sweep`) and restarts only in mark
         // termination, after the queue is closed; an exclusive queue is a stopped mark's
         // on one thread, with every mutator stopped.
-        let q = Arc::new(unsafe {
-            MarkQueue::new(
-                self.heap.clone(),
-                exclusive,
-                host.clone().map(|h| h as StdArc<dyn RootJobs>),
-            )
-        });
+        let q = Arc::new(unsafe { MarkQueue::new(self.heap.clone(), exclusive, jobs) });
         // SAFETY: turning it on is always sound (objects allocated marked survive).
         unsafe { heap.set_alloc_black(true) };
         let mut grey = Vec::new();
@@ -230,6 +238,7 @@ impl Collector {
             stopped_mark_cpu_ns: 0,
             workers,
             concurrent,
+            minor,
         });
         true
     }
@@ -356,7 +365,7 @@ impl Collector {
             let number = self.stats.lock().num_gc + 1;
             match verify::verify(heap, roots) {
                 Err(report) => panic!("minigo gc verify (cycle {number}): {report}"),
-                Ok(reachable) if !c.concurrent && reachable != q.marked_objects() => panic!(
+                Ok(reachable) if !c.concurrent && !c.minor && reachable != q.marked_objects() => panic!(
                     "minigo gc verify (cycle {number}): marked {} objects but {reachable} are reachable",
                     q.marked_objects()
                 ),
@@ -372,13 +381,25 @@ impl Collector {
         // SAFETY: marking is over (the queue is closed, no marker marks after this), and
         // every mcache ended its marking above.
         unsafe { heap.set_alloc_black(false) };
-        let marked = q.marked_bytes() + black;
+        let pacer = *self.pacer.lock();
+        let mut marked = q.marked_bytes() + black;
+        let mut objects_live = q.marked_objects();
+        let mut goal = pacer.goal(marked, q.root_bytes(), self.overhead());
+        let mut keep_marks = false;
+        if self.config.generational {
+            let o = self
+                .gen
+                .end(c.minor, marked, objects_live, q.scan_work(), goal);
+            (marked, objects_live, goal, keep_marks) = (o.live, o.objects, o.goal, o.keep_marks);
+        }
         heap.set_heap_live(marked);
         self.mprof.next_cycle(heap);
         // SAFETY: marking is complete: every object reachable from the roots (and from
         // the write barrier's buffers, shaded above) is marked, and so is everything
-        // allocated during the cycle; the mutators are stopped (the caller's contract).
-        unsafe { heap.start_sweep_cycle() };
+        // allocated during the cycle; in a minor cycle, every old object that may point at
+        // a young one was on a dirty card and had its pointers shaded; the mutators are
+        // stopped (the caller's contract).
+        unsafe { heap.start_sweep_cycle_keeping_marks(keep_marks) };
         for st in states.iter_mut() {
             st.cache.release_all();
             st.queue = None;
@@ -406,8 +427,6 @@ impl Collector {
         } else {
             self.estimates.lock().last_scan_work = q.scan_work();
         }
-        let pacer = *self.pacer.lock();
-        let goal = pacer.goal(marked, q.root_bytes(), self.overhead());
         let runway = self.estimates.lock().runway();
         let trigger = if c.concurrent {
             pacer.trigger(marked, goal, runway)
@@ -450,7 +469,7 @@ impl Collector {
             heap_before: c.heap_before,
             heap_at_term,
             heap_live: marked,
-            objects_live: q.marked_objects(),
+            objects_live,
             root_bytes: q.root_bytes(),
             goal: c.goal,
             next_goal: goal,
@@ -458,6 +477,7 @@ impl Collector {
             workers: c.workers,
             forced: c.forced,
             concurrent: c.concurrent,
+            minor: c.minor,
         };
         *cur = None;
         drop(cur);

@@ -116,10 +116,10 @@ impl MutatorContext for Standalone<'_> {
         c.resume();
     }
 
-    fn collect(&mut self) {
+    fn collect(&mut self, full: bool) {
         let c = self.state.collector().clone();
         // SAFETY: the heap's only mutator state (`Heap::mutator`), the caller's.
-        unsafe { c.collect_here(&mut [&mut *self.state], self.roots, false) };
+        unsafe { c.collect_here(&mut [&mut *self.state], self.roots, full) };
     }
 
     fn sample_stack(&mut self, stack: &mut crate::mprof::SampleStack) {
@@ -196,14 +196,16 @@ impl Mutator {
 
     /// Starts a cycle now, without waiting for it (it ends in a later allocation, or
     /// [`Mutator::poll`]): its roots are traced now, marking runs beside this mutator.
-    /// False if a cycle is already under way.
+    /// False if a cycle is already under way. The cycle is the one the pacer would have
+    /// started, only earlier: not forced, so in generational mode a minor one when the last
+    /// sweep kept the marks (a forced, major cycle is [`Mutator::collect`]).
     pub fn start_cycle(&mut self, roots: &mut dyn Roots) -> bool {
         let c = self.state.collector().clone();
         c.heap().sweep_all();
         // SAFETY: this is the heap's only mutator state (`Heap::mutator`).
         let started =
             // SAFETY: the heap's only mutator state (`Heap::mutator`), the caller's.
-            unsafe { c.start_cycle(&mut [&mut self.state], CycleRoots::Now(roots), true) };
+            unsafe { c.start_cycle(&mut [&mut self.state], CycleRoots::Now(roots), false) };
         c.resume();
         started
     }

@@ -33,6 +33,11 @@
 //! writes them as the profile.proto file `go tool pprof` reads
 //! ([`Collector::write_heap_profile`]).
 //!
+//! `GcConfig::generational` (`GODEBUG=gcgen=1`) adds minor cycles between these: with
+//! the world stopped, they mark only the young objects reachable from the roots and from
+//! old objects the write barrier's card table remembers, keeping mark bits across cycles
+//! (`generations.rs`).
+//!
 //! `GcConfig::stop_the_world` (Go's `GODEBUG=gcstoptheworld=1`) runs 1-3 in one stop,
 //! marking on every processor. Verify mode (Go's `gccheckmark`) re-marks from the roots at
 //! mark termination and fails loudly if anything reachable was not marked (`verify.rs`).
@@ -58,6 +63,7 @@ mod alloc;
 mod collector;
 pub mod config;
 pub mod cycle;
+mod generations;
 mod heap;
 // Marking's internals (`GcWork`, `MarkQueue`): for the loom models and the model tests.
 #[doc(hidden)]

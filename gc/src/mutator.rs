@@ -18,6 +18,10 @@
 //!   table ([`MutatorState::shade`]), a value moved between goroutines, a stack scanned
 //!   before its goroutine resumes ([`MutatorState::shade_conservative`]).
 //!
+//! - **The card mark** (generational mode): every pointer store also dirties the card of
+//!   its slot, so that a minor cycle finds the old objects that may now point at young
+//!   ones (`alloc-core/src/cards.rs`).
+//!
 //! The state knows the cycle's [`MarkQueue`] while its heap marks: the collector gives it
 //! at the start of marking and takes it back at mark termination, both with the mutator
 //! stopped. So "is the barrier on?" is one load of the state's own field.
@@ -26,7 +30,7 @@ use std::ptr::NonNull;
 use std::time::Instant;
 
 use minigo_alloc_core::sync::{load_word, store_word, Arc};
-use minigo_alloc_core::{Layout, MCache};
+use minigo_alloc_core::{CardMarker, Layout, MCache};
 
 use crate::mark::{GcWork, MarkQueue};
 use crate::wbbuf::WbBuf;
@@ -42,6 +46,8 @@ pub struct MutatorState {
     /// Go's `gcAssistBytes`: bytes this mutator may still allocate during marking before it
     /// owes scan work (negative: in debt).
     pub(crate) credit: i64,
+    /// The heap's card table, in generational mode.
+    cards: Option<CardMarker>,
     collector: Arc<Collector>,
 }
 
@@ -67,6 +73,10 @@ impl MutatorState {
             wb: WbBuf::default(),
             gcw: GcWork::new(),
             credit: 0,
+            cards: collector
+                .config
+                .generational
+                .then(|| collector.heap().card_marker()),
             collector: collector.clone(),
         }
     }
@@ -90,8 +100,8 @@ impl MutatorState {
     }
 
     /// Stores a pointer into a heap object: the one function every such store goes through.
-    /// While the heap marks, the overwritten pointer is recorded for shading first. The
-    /// store is atomic (relaxed, word-sized: a plain `mov` on x86-64), so a marker or a
+    /// While the heap marks, the overwritten pointer is recorded for shading first; in
+    /// generational mode the slot's card is dirtied. The store is atomic (relaxed, word-sized: a plain `mov` on x86-64), so a marker or a
     /// goroutine on another thread may read the word meanwhile.
     ///
     /// # Safety
@@ -106,6 +116,11 @@ impl MutatorState {
         if self.queue.is_some() {
             // SAFETY: the caller's contract.
             unsafe { self.write_barrier(slot as usize) };
+        }
+        if let Some(cards) = self.cards {
+            // SAFETY: the caller's contract: the slot is in this state's heap, which the
+            // state's collector keeps alive.
+            unsafe { cards.mark(slot as usize) };
         }
         // SAFETY: the caller's contract: an aligned word of a live object.
         unsafe { store_word(slot as usize, value) };

@@ -31,8 +31,9 @@ pub enum GcPhase {
 /// atomics cannot live in statics, and the models drive one heap's own flag.)
 static BARRIERS_ON: StdAtomicUsize = StdAtomicUsize::new(0);
 
-/// True when some heap of the process has its write barrier on: the one test a pointer
-/// store without its mutator state makes before it looks for it.
+/// True when some heap of the process has its write barrier on (it marks, or it is
+/// generational and every store dirties a card): the one test a pointer store without its
+/// mutator state makes before it looks for it.
 #[inline(always)]
 pub fn any_barrier_on() -> bool {
     BARRIERS_ON.load(Ordering::Relaxed) != 0
@@ -80,5 +81,22 @@ impl Drop for Phase {
     fn drop(&mut self) {
         // A heap dropped in the middle of a cycle takes its barrier with it.
         self.set(GcPhase::Off);
+    }
+}
+
+/// Keeps [`any_barrier_on`] true for as long as it lives: a generational heap's pointer
+/// stores dirty cards in every phase, so they must always find their mutator state.
+pub(crate) struct BarrierHold(());
+
+impl BarrierHold {
+    pub(crate) fn new() -> BarrierHold {
+        BARRIERS_ON.fetch_add(1, Ordering::AcqRel);
+        BarrierHold(())
+    }
+}
+
+impl Drop for BarrierHold {
+    fn drop(&mut self) {
+        BARRIERS_ON.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -69,6 +69,8 @@ pub struct CycleRecord {
     pub forced: bool,
     /// Marked beside the mutators (false: with the world stopped).
     pub concurrent: bool,
+    /// A minor cycle (generational mode): it marked only young objects.
+    pub minor: bool,
 }
 
 impl CycleRecord {
@@ -204,6 +206,9 @@ pub(crate) fn gctrace_line(r: &CycleRecord, cpu_percent: u64, procs: usize) -> S
     );
     if r.forced {
         let _ = write!(s, " (forced)");
+    }
+    if r.minor {
+        let _ = write!(s, " (minor)");
     }
     s
 }

@@ -2,7 +2,7 @@
 //!
 //! Every model runs the production types — `MCache`, `MCentral` (through the mcache), the
 //! page heap and its scavenger, the sweeper and its specials, the mark workers, the write barrier and
-//! black allocation, the global handles' root table and the cleanups' table, the run queues, the world stop, the stack-scan claim, channels and
+//! black allocation, the global handles' root table and the cleanups' table, the card table of minor cycles, the run queues, the world stop, the stack-scan claim, channels and
 //! the park/wake status handshake — compiled with loom's
 //! primitives through the crates' `sync` shims (`--cfg loom`). Sizes are the real ones,
 //! chosen so that state stays small: 18 KiB objects (four to a span), 1 MiB arenas, a
@@ -28,6 +28,7 @@
 //! | 12. a weak reference's read barrier races a mark worker | `tests/weak.rs` | `shade_noop` |
 //! | 13. a global handle's root slot changes while a mark worker scans the root table | `tests/roots.rs` | `root_set_no_shade` |
 //! | 14. ready cleanups leave their table while a mark worker scans it | `tests/cleanups.rs` | `cleanup_ready_no_shade` |
+//! | 15. a minor cycle's card table, with a store moving a young object between old ones while a mark worker scans the cards | `tests/remset.rs` | `card_not_marked` |
 //!
 //! Run: `.ci/loom` (bounded, as CI), or
 //! `RUSTFLAGS="--cfg loom -C debug-assertions=on" LOOM_MAX_PREEMPTIONS=2 cargo test -p

@@ -77,6 +77,7 @@ pub struct Builder {
     gctrace: Option<bool>,
     verify: Option<bool>,
     stop_the_world: Option<bool>,
+    generational: Option<bool>,
     mem_profile_rate: Option<usize>,
     stress: bool,
     stack_size: Option<usize>,
@@ -125,6 +126,15 @@ impl Builder {
     /// concurrent marking.
     pub fn stop_the_world(mut self, on: bool) -> Self {
         self.stop_the_world = Some(on);
+        self
+    }
+
+    /// Generational collection (`GODEBUG=gcgen=1`): minor cycles between major ones mark
+    /// only what was allocated since the last cycle and is still reachable (see
+    /// `minigo_gc::GcConfig::generational`). Default: the environment's `GODEBUG`, else
+    /// off.
+    pub fn generational(mut self, on: bool) -> Self {
+        self.generational = Some(on);
         self
     }
 
@@ -194,6 +204,9 @@ impl Builder {
         }
         if let Some(s) = self.stop_the_world {
             gc.stop_the_world = s;
+        }
+        if let Some(g) = self.generational {
+            gc.generational = g;
         }
         if let Some(r) = self.mem_profile_rate {
             gc.mem_profile_rate = r;

@@ -5,7 +5,8 @@
 //! "some heap's barrier is on" count, and when it is set, the running goroutine's P's
 //! mutator state does the store with its barrier (Go: the compiled test of
 //! `writeBarrier.enabled`, then `gcWriteBarrier` on `getg().m.p`'s buffer). So a store
-//! costs nothing extra between cycles, and each heap's own phase decides during one.
+//! costs nothing extra between cycles, and each heap's own phase decides during one. (A
+//! generational heap keeps the count up for its whole life: its stores dirty cards.)
 //!
 //! What a store needs, while a cycle marks, is the deletion half of Go's hybrid barrier:
 //! the overwritten pointer is recorded. Its insertion half (shade the new pointer while
@@ -22,7 +23,7 @@ use minigo_alloc_core::sync::store_word;
 use minigo_gc::{any_barrier_on, GcPhase, MutatorState};
 
 use crate::preempt::NoPreemptHere;
-use crate::sched::{try_current, try_current_state, Sched};
+use crate::sched::{m_state, try_current, try_current_state, Sched};
 
 /// Stores `value` into the pointer word `slot` of a heap object, with the barrier of the
 /// running goroutine's heap while it marks.
@@ -40,12 +41,25 @@ use crate::sched::{try_current, try_current_state, Sched};
 /// as runtime code (`preempt.rs`); everything it runs is inlined into it (the test and
 /// the store are `#[inline(always)]`), but for `write_slow`, which decides again under
 /// the thread's lock count.
+///
+/// A generational heap keeps the test true between cycles (every store dirties a card):
+/// then the P's state comes from the one thread-local the allocation fast path reads, and
+/// the card mark and the store are inlined here, with no call in between.
 #[inline(never)]
 #[link_section = "minigo_nopreempt"]
 pub(crate) unsafe fn write(slot: *mut usize, value: usize) {
     if any_barrier_on() {
-        // SAFETY: the caller's contract.
-        unsafe { write_slow(slot, value) };
+        let st = m_state();
+        // SAFETY: non-null only while a goroutine runs on this M holding the P whose state
+        // this is; nothing here can park or be preempted asynchronously (this section)
+        // before the store, so the P stays ours.
+        match unsafe { st.as_mut() } {
+            // Its heap does not mark: `write` only dirties a card and stores, inlined.
+            // SAFETY: the caller's contract; the slot is of the running goroutine's heap.
+            Some(st) if !st.marking() => unsafe { st.write(slot, value) },
+            // SAFETY: the caller's contract.
+            _ => unsafe { write_slow(slot, value) },
+        }
     } else {
         // SAFETY: the caller's contract.
         unsafe { store_word(slot as usize, value) };

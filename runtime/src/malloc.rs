@@ -57,7 +57,8 @@ impl MutatorContext for Goroutine {
         start_cycle(false);
     }
 
-    fn collect(&mut self) {
+    fn collect(&mut self, _full: bool) {
+        // Always forced, so major.
         gc();
     }
 }

@@ -198,6 +198,14 @@ fn set_m_alloc(sched: &Sched, p: Option<usize>) {
     M_ALLOC.with(|c| c.set(st));
 }
 
+/// The running goroutine's P's mutator state, or null (see `M_ALLOC`): for code in the
+/// `minigo_nopreempt` section that uses it without a call in between (`barrier::write`),
+/// where neither a park nor an asynchronous preemption can move the P.
+#[inline(always)]
+pub(crate) fn m_state() -> *mut MutatorState {
+    M_ALLOC.with(|c| c.get())
+}
+
 /// Gives the running goroutine's M the P `p`, or takes its P away (`blocking`,
 /// `preempt_yield`): the P it holds and the state its allocation fast path uses change
 /// together.

@@ -19,7 +19,7 @@
 use super::{MCentral, SpanCtx};
 use crate::heapbits::HeapBits;
 use crate::span::{PtrMask, SpanInfo, SpanRef};
-use crate::sync::{AtomicU32, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, Ordering};
 
 /// The bits of slots `[64w, 64w + 64)` that lie below `limit`.
 fn word_mask(w: usize, limit: usize) -> u64 {
@@ -60,6 +60,9 @@ pub(crate) struct SweepState {
     pub(crate) sweepgen: AtomicU32,
     /// Sweeps in progress (Go's `sweepers`), and the drained bit.
     pub(crate) sweepers: AtomicU32,
+    /// This sweep cycle keeps mark bits (sticky: the next cycle is a minor one, and what
+    /// stays marked is its old generation). Set only while sweeping is drained.
+    pub(crate) keep_marks: AtomicBool,
 }
 
 /// Counts a sweep in progress for as long as it lives.
@@ -76,6 +79,7 @@ impl SweepState {
         SweepState {
             sweepgen: AtomicU32::new(0),
             sweepers: AtomicU32::new(0),
+            keep_marks: AtomicBool::new(false),
         }
     }
 
@@ -141,8 +145,9 @@ impl SweepState {
 }
 
 impl MCentral {
-    /// Sweeps a span the caller claimed (`sweepgen == sg - 1`): mark bits become alloc bits,
-    /// the frees are counted, and the span is filed in its mcentral as swept or, if nothing
+    /// Sweeps a span the caller claimed (`sweepgen == sg - 1`): mark bits become alloc bits
+    /// (and are cleared, unless this sweep cycle keeps them for a minor cycle), the frees
+    /// are counted, and the span is filed in its mcentral as swept or, if nothing
     /// in it survived, returned to the page heap. With `preserve` the caller keeps the span
     /// instead (an mcache about to allocate from it). Returns whether the span is still in
     /// use.
@@ -152,10 +157,13 @@ impl MCentral {
         debug_assert_eq!(s.sweepgen.load(Ordering::Relaxed), sg.wrapping_sub(1));
         let (spc, nelems, words, elemsize) =
             s.info(|i| (i.spc, i.nelems, i.words as usize, i.elemsize));
+        let keep_marks = cx.sweep.keep_marks.load(Ordering::Relaxed);
         s.info(|i| cx.specials.sweep(s, i, |slot| s.is_marked(slot)));
         if spc.size_class() == 0 {
             if s.is_marked(0) {
-                s.info(|i| i.mark_word(0).store(0, Ordering::Relaxed));
+                if !keep_marks {
+                    s.info(|i| i.mark_word(0).store(0, Ordering::Relaxed));
+                }
                 if preserve {
                     s.sweepgen.store(sg, Ordering::Release);
                 } else {
@@ -193,7 +201,9 @@ impl MCentral {
                     clear_slots(cx.bits, bitmap, i, w, freed);
                 }
                 i.alloc_word(w).store(mark, Ordering::Relaxed);
-                i.mark_word(w).store(0, Ordering::Relaxed);
+                if !keep_marks {
+                    i.mark_word(w).store(0, Ordering::Relaxed);
+                }
             }
         });
         // Every slot below the first free one is allocated: start `freeindex` there (Go

@@ -1,0 +1,232 @@
+//! Generational collection with sticky mark bits (`GcConfig::generational`, `GODEBUG=gcgen=1`):
+//! a non-moving collector's young generation, as MMTk's sticky-mark-bit plans and Ruby's
+//! RGenGC build it. Go has none: every Go cycle marks the whole heap.
+//!
+//! 1. **Old is marked.** A sweep may keep the mark bits instead of clearing them
+//!    ([`MHeap::start_sweep_cycle_keeping_marks`]): what survived stays marked, and is the
+//!    old generation. Objects allocated afterwards are unmarked (allocation is black only
+//!    while a cycle marks): the young generation.
+//! 2. **The remembered set is the card table.** Every pointer store through
+//!    [`MutatorState::write`](crate::MutatorState::write) dirties its slot's card. A young
+//!    object reachable only through an old one was stored into it after the old one was
+//!    marked, so that store's card is dirty.
+//! 3. **A minor cycle** is an ordinary cycle (concurrent, with the runtime's root jobs and
+//!    all) but for two things: in its first stop, besides the roots, it shades what the
+//!    pointer words of the marked objects on dirty cards hold, cleaning the cards
+//!    ([`MHeap::scan_dirty_cards`]); and marking stops at every marked (old) object, so
+//!    old objects are not marked again. The snapshot the hybrid barrier keeps is the
+//!    same as a major cycle's: a young object reachable when marking begins is reached
+//!    from a root, from a young object, or from an old one on a dirty card. Its sweep
+//!    frees the young that were not reached, and keeps the marks again. A card dirtied
+//!    while it marks is taken now or left for the next minor cycle, whichever the scan
+//!    meets: either way what it points at is old by then (shading it again costs a
+//!    mark-bit test).
+//! 4. **A major cycle** is an ordinary one: the sweep before it cleared the marks, or, for
+//!    a forced collection after a sweep that kept them, it clears them in its first stop
+//!    ([`MHeap::clear_marks`]). It leaves the cards dirty (cleaning them would lengthen a
+//!    stop by a walk of the table): the next minor cycle takes them, finding their objects
+//!    old and what they point at old too.
+//!
+//! **Policy.** The heap goal is set by each major cycle, by the pacer's rule (GOGC applied
+//! to what the major found live, the memory limit respected), and minor cycles keep it:
+//! a minor runs when the heap reaches the pacer's trigger for that goal, and the next
+//! cycle is major once the old generation has grown past the middle of the room the goal
+//! left (old objects that died since the major are counted as live until it). So peak
+//! heap stays near what it would be without generations, and a program whose young
+//! objects die pays for marking only what survives. A minor cycle whose scan work (the
+//! young it marked, the old objects of dirty cards) reached half the last major cycle's
+//! was not worth it: the next four cycles are major (a small heap, or old objects written
+//! all over, as in `churn`'s window). A forced collection (`gc()`,
+//! `Mutator::collect`, the last try before out-of-memory) is always major.
+//!
+//! [`MHeap::start_sweep_cycle_keeping_marks`]: minigo_alloc_core::MHeap::start_sweep_cycle_keeping_marks
+//! [`MHeap::scan_dirty_cards`]: minigo_alloc_core::MHeap::scan_dirty_cards
+//! [`MHeap::clear_marks`]: minigo_alloc_core::MHeap::clear_marks
+
+use std::sync::Arc as StdArc;
+
+use minigo_alloc_core::sync::{load_word, Arc, AtomicBool, Mutex, Ordering};
+use minigo_alloc_core::MHeap;
+
+use crate::mark::RootJobs;
+use crate::roots::Tracer;
+
+/// Cards a minor cycle's root job scans (32 MiB of heap): jobs enough to share among
+/// markers, few enough that claiming them costs nothing.
+const CARDS_PER_JOB: usize = 1 << 16;
+
+/// A minor cycle is worth it while its scan work is under 1/this of a major cycle's.
+const MINOR_WORK_RATIO: u64 = 2;
+
+/// Major cycles run after a minor cycle that was not worth it, before minor ones are tried
+/// again.
+const SKIP_MINORS: u32 = 4;
+
+/// What the generational policy knows between cycles.
+#[derive(Default)]
+pub(crate) struct Generations {
+    /// The last sweep cycle kept the mark bits: the next cycle may be minor, and a major
+    /// one must clear them first.
+    sticky: AtomicBool,
+    sizes: Mutex<Sizes>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Sizes {
+    /// Scan work of the last major cycle.
+    major_work: u64,
+    /// Major cycles to run before minor ones are tried again, after a minor cycle that
+    /// cost too much of what a major one does.
+    skip_minors: u32,
+    /// Bytes and objects marked now: the old generation (an over-estimate once old objects
+    /// die, until the next major).
+    old_bytes: u64,
+    old_objects: u64,
+    /// What the last major cycle found live, and the goal it set.
+    major_live: u64,
+    major_goal: u64,
+}
+
+/// What a cycle's end decides for the next one.
+pub(crate) struct Outcome {
+    /// Bytes and objects live (old and young marked).
+    pub(crate) live: u64,
+    pub(crate) objects: u64,
+    /// The heap goal for the next cycle.
+    pub(crate) goal: u64,
+    /// The sweep keeps the marks: the next cycle is minor.
+    pub(crate) keep_marks: bool,
+}
+
+impl Generations {
+    /// The next cycle, unless forced, is minor: the last sweep kept the marks.
+    pub(crate) fn next_minor(&self) -> bool {
+        self.sticky.load(Ordering::Acquire)
+    }
+
+    /// A cycle begins (world stopped); returns whether the marks left by the last sweep
+    /// must be cleared because this one is major.
+    pub(crate) fn begin(&self, minor: bool) -> bool {
+        let sticky = self.sticky.swap(false, Ordering::AcqRel);
+        sticky && !minor
+    }
+
+    /// A cycle ends (world stopped): `marked` bytes and `objects` newly marked by it, with
+    /// `work` bytes of scan work; for a major one, `goal` is the pacer's goal for what it
+    /// found live. Decides whether the next is minor.
+    pub(crate) fn end(
+        &self,
+        minor: bool,
+        marked: u64,
+        objects: u64,
+        work: u64,
+        goal: u64,
+    ) -> Outcome {
+        let mut s = self.sizes.lock();
+        if minor {
+            s.old_bytes += marked;
+            s.old_objects += objects;
+            if work * MINOR_WORK_RATIO > s.major_work {
+                // Marking the young and the cards cost a good part of marking everything:
+                // the old generation is small or written all over (a young generation
+                // that does not die young). Minor cycles buy nothing for a while.
+                s.skip_minors = SKIP_MINORS;
+            }
+        } else {
+            *s = Sizes {
+                old_bytes: marked,
+                old_objects: objects,
+                major_live: marked,
+                major_goal: goal,
+                major_work: work,
+                skip_minors: s.skip_minors.saturating_sub(1),
+            };
+        }
+        let room = s.major_goal.saturating_sub(s.major_live);
+        let promoted = s.old_bytes.saturating_sub(s.major_live);
+        let keep_marks = s.skip_minors == 0 && promoted <= room / 2;
+        self.sticky.store(keep_marks, Ordering::Release);
+        Outcome {
+            live: s.old_bytes,
+            objects: s.old_objects,
+            goal: s.major_goal,
+            keep_marks,
+        }
+    }
+}
+
+/// A minor cycle's root jobs: the embedder's (if any), then the card table in slices of
+/// [`CARDS_PER_JOB`], scanned by the markers while the mutators run.
+pub(crate) struct MinorRoots {
+    host: Option<StdArc<dyn RootJobs>>,
+    host_jobs: usize,
+    heap: Arc<MHeap>,
+    cards: usize,
+}
+
+impl MinorRoots {
+    /// The jobs of a minor cycle starting now (world stopped: the card table's extent is
+    /// the heap's now; cards of spans made later hold only black objects).
+    pub(crate) fn new(heap: Arc<MHeap>, host: Option<StdArc<dyn RootJobs>>) -> MinorRoots {
+        MinorRoots {
+            host_jobs: host.as_ref().map_or(0, |h| h.count()),
+            host,
+            cards: heap.cards(),
+            heap,
+        }
+    }
+}
+
+impl RootJobs for MinorRoots {
+    fn count(&self) -> usize {
+        self.host_jobs + self.cards.div_ceil(CARDS_PER_JOB)
+    }
+
+    fn scan(&self, job: usize, tracer: &mut Tracer<'_>) {
+        if job < self.host_jobs {
+            if let Some(h) = &self.host {
+                h.scan(job, tracer);
+            }
+            return;
+        }
+        let from = (job - self.host_jobs) * CARDS_PER_JOB;
+        let to = (from + CARDS_PER_JOB).min(self.cards);
+        // SAFETY: root jobs run while the cycle marks (before its queue closes), when no
+        // span is freed or swept; each word is a pointer word of an allocated object.
+        unsafe {
+            self.heap
+                .scan_dirty_cards(from, to, |w| tracer.mark(load_word(w)))
+        };
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn majors_come_once_half_the_room_is_promoted() {
+        let g = Generations::default();
+        assert!(!g.next_minor());
+        assert!(!g.begin(false));
+        // A major finds 100 live and sets the goal at 200: minors until 150 is old.
+        let o = g.end(false, 100, 10, 1000, 200);
+        assert!(o.keep_marks && g.next_minor());
+        assert_eq!((o.live, o.goal), (100, 200));
+        assert!(!g.begin(true));
+        let o = g.end(true, 30, 3, 100, 0);
+        assert_eq!(
+            (o.live, o.objects, o.goal, o.keep_marks),
+            (130, 13, 200, true)
+        );
+        assert!(!g.begin(true));
+        let o = g.end(true, 30, 3, 100, 0);
+        assert_eq!((o.live, o.keep_marks), (160, false));
+        assert!(!g.next_minor());
+        // The major after it starts from marks the sweep cleared.
+        assert!(!g.begin(false));
+        // A forced major after a sweep that kept marks clears them itself.
+        g.end(false, 100, 10, 1000, 200);
+        assert!(g.begin(false));
+    }
+}
