@@ -198,7 +198,10 @@ fn one_workload_prints_exactly_its_output_and_a_summary_on_stderr() {
         e.contains("--- minigo binary-trees 10: 2 procs, GOGC=50"),
         "{e}"
     );
-    assert!(e.contains("collections, pause total"), "{e}");
+    assert!(
+        e.contains(" collections (") && e.contains(" minor), pause total"),
+        "{e}"
+    );
     assert!(e.contains("check: ok"), "{e}");
 }
 

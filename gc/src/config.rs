@@ -27,11 +27,12 @@ pub struct GcConfig {
     /// Go's `GODEBUG=gcstoptheworld=1`: mark with the world stopped, the whole cycle in one
     /// pause, as before marking was concurrent (for comparison and debugging).
     pub stop_the_world: bool,
-    /// Generational collection (`GODEBUG=gcgen=1`; Go has none): between major cycles,
+    /// Generational collection (`GODEBUG=gcgen=0` turns it off; Go has none): between
+    /// major cycles,
     /// minor ones with the world stopped mark only what was allocated since the last
     /// cycle, from the roots and from the old objects the write barrier's card table says
     /// were written to; mark bits stay set across them (sticky), so old objects are not
-    /// marked again. See `gc/src/generations.rs` for the policy. Default off.
+    /// marked again. See `gc/src/generations.rs` for the policy. Default on.
     pub generational: bool,
     /// Go's `GODEBUG=gccheckmark=1`: after each mark, re-mark from the roots
     /// single-threaded and panic with the path if anything reachable was left unmarked.
@@ -64,7 +65,7 @@ impl Default for GcConfig {
             max_heap: None,
             mark_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             stop_the_world: false,
-            generational: false,
+            generational: true,
             verify: false,
             trace: false,
             stress: false,
@@ -213,7 +214,11 @@ mod tests {
             .is_err());
         assert_eq!((c.gogc, c.memory_limit, c.verify), (Some(50), None, true));
         assert!(c.stop_the_world && c.generational);
-        assert!(!GcConfig::default().generational);
+        assert!(GcConfig::default().generational);
+        let off = GcConfig::default()
+            .with_env(None, None, Some("gcgen=0".into()))
+            .unwrap();
+        assert!(!off.generational);
         assert_eq!(parse_size("1024"), Some(1024));
         assert_eq!(parse_size("3GiB"), Some(3 << 30));
         assert_eq!(parse_size("3GB"), None, "Go's units are binary");

@@ -1,6 +1,7 @@
-//! Generational collection with sticky mark bits (`GcConfig::generational`, `GODEBUG=gcgen=1`):
-//! a non-moving collector's young generation, as MMTk's sticky-mark-bit plans and Ruby's
-//! RGenGC build it. Go has none: every Go cycle marks the whole heap.
+//! Generational collection with sticky mark bits (`GcConfig::generational`, on unless
+//! `GODEBUG=gcgen=0`): a non-moving collector's young generation, as MMTk's
+//! sticky-mark-bit plans and Ruby's RGenGC build it. Go has none: every Go cycle marks
+//! the whole heap.
 //!
 //! 1. **Old is marked.** A sweep may keep the mark bits instead of clearing them
 //!    ([`MHeap::start_sweep_cycle_keeping_marks`]): what survived stays marked, and is the

@@ -33,10 +33,10 @@
 //! writes them as the profile.proto file `go tool pprof` reads
 //! ([`Collector::write_heap_profile`]).
 //!
-//! `GcConfig::generational` (`GODEBUG=gcgen=1`) adds minor cycles between these: with
-//! the world stopped, they mark only the young objects reachable from the roots and from
-//! old objects the write barrier's card table remembers, keeping mark bits across cycles
-//! (`generations.rs`).
+//! `GcConfig::generational` (on unless `GODEBUG=gcgen=0`) puts minor cycles between
+//! these: the same phases, but marking only the young objects reachable from the roots and
+//! from old objects the write barrier's card table remembers, with mark bits kept across
+//! cycles (`generations.rs`).
 //!
 //! `GcConfig::stop_the_world` (Go's `GODEBUG=gcstoptheworld=1`) runs 1-3 in one stop,
 //! marking on every processor. Verify mode (Go's `gccheckmark`) re-marks from the roots at

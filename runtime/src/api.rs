@@ -129,10 +129,10 @@ impl Builder {
         self
     }
 
-    /// Generational collection (`GODEBUG=gcgen=1`): minor cycles between major ones mark
-    /// only what was allocated since the last cycle and is still reachable (see
-    /// `minigo_gc::GcConfig::generational`). Default: the environment's `GODEBUG`, else
-    /// off.
+    /// Generational collection (`GODEBUG=gcgen=0` turns it off): minor cycles between
+    /// major ones mark only what was allocated since the last cycle and is still
+    /// reachable (see `minigo_gc::GcConfig::generational`). Default: the environment's
+    /// `GODEBUG`, else on.
     pub fn generational(mut self, on: bool) -> Self {
         self.generational = Some(on);
         self

@@ -48,6 +48,8 @@ pub struct Summary {
     pub memlimit: Option<u64>,
     /// Cycles mark with the world stopped (`GODEBUG=gcstoptheworld=1`).
     pub stop_the_world: bool,
+    /// Minor collections between major ones (off with `GODEBUG=gcgen=0`).
+    pub generational: bool,
     /// From the start of the main goroutine to the end of the job (what `--memprofile` and
     /// `--memstats` do after it is not counted).
     pub wall: Duration,
@@ -79,6 +81,11 @@ impl Summary {
     /// Number of collections.
     pub fn collections(&self) -> usize {
         self.cycles.len()
+    }
+
+    /// How many of them were minor (generational mode).
+    pub fn minor_collections(&self) -> usize {
+        self.cycles.iter().filter(|c| c.minor).count()
     }
 
     /// All pauses added up. A pause is a stop of the world by the collector, from the
@@ -174,9 +181,15 @@ pub fn measure(
     let rt = b.build()?;
     let collector = rt.collector().clone();
     let first_goal = collector.mem_stats().next_gc;
-    let (procs, gogc, memlimit, stop_the_world) = {
+    let (procs, gogc, memlimit, stop_the_world, generational) = {
         let c = collector.config();
-        (c.mark_workers, c.gogc, c.memory_limit, c.stop_the_world)
+        (
+            c.mark_workers,
+            c.gogc,
+            c.memory_limit,
+            c.stop_the_world,
+            c.generational,
+        )
     };
 
     let rss_reset = reset_peak_rss();
@@ -238,6 +251,7 @@ pub fn measure(
         gogc,
         memlimit,
         stop_the_world,
+        generational,
         wall,
         cpu,
         cycles,

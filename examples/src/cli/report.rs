@@ -94,8 +94,8 @@ pub fn summary(s: &Summary) -> String {
     let pauses = s.pauses_sorted();
     let gogc = s.gogc.map_or("off".to_string(), |g| g.to_string());
     let mut out = format!(
-        "--- minigo {}: {} procs, GOGC={gogc}{}{}\n\
-         wall {}, CPU {}; {} collections, pause total {}, max {}, p99 {}\n\
+        "--- minigo {}: {} procs, GOGC={gogc}{}{}{}\n\
+         wall {}, CPU {}; {} collections ({} minor), pause total {}, max {}, p99 {}\n\
          GC CPU {:.0}%, of which assists {}; longest assist {}\n\
          peak heap in use {}, peak RSS {}; check: {}\n",
         s.workload,
@@ -107,9 +107,11 @@ pub fn summary(s: &Summary) -> String {
         } else {
             ""
         },
+        if s.generational { "" } else { ", gcgen=0" },
         secs(s.wall),
         secs(s.cpu),
         s.collections(),
+        s.minor_collections(),
         millis(s.pause_total()),
         millis(s.pause_max()),
         millis(Duration::from_nanos(quantile(&pauses, 0.99))),
@@ -137,10 +139,12 @@ pub fn json(s: &Summary) -> Value {
         "wall_s": s.wall.as_secs_f64(),
         "cpu_s": s.cpu.as_secs_f64(),
         "collections": s.collections(),
+        "minor_collections": s.minor_collections(),
         "pause_total_ms": s.pause_total().as_secs_f64() * 1e3,
         "pause_max_ms": s.pause_max().as_secs_f64() * 1e3,
         "pause_p99_ms": quantile(&pauses, 0.99) as f64 / 1e6,
         "stop_the_world": s.stop_the_world,
+        "generational": s.generational,
         "gc_cpu_fraction": s.gc_cpu_fraction(),
         "assist_total_ms": s.assist_total().as_secs_f64() * 1e3,
         "longest_assist_ms": s.longest_assist().as_secs_f64() * 1e3,

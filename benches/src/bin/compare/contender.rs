@@ -26,6 +26,10 @@ pub(crate) fn run_one(c: &Config, kind: Kind, case: &Case, cpus: &[usize]) -> Ru
     }
     match kind {
         Kind::Minigo => _ = cmd.arg("--procs").arg(case.procs.to_string()).arg("--json"),
+        Kind::MinigoNoGen => {
+            cmd.arg("--procs").arg(case.procs.to_string()).arg("--json");
+            cmd.env("GODEBUG", "gcgen=0");
+        }
         Kind::MinigoStw => {
             cmd.arg("--procs").arg(case.procs.to_string()).arg("--json");
             cmd.env("GODEBUG", "gcstoptheworld=1");
@@ -48,7 +52,7 @@ pub(crate) fn run_one(c: &Config, kind: Kind, case: &Case, cpus: &[usize]) -> Ru
         }
     };
     match kind {
-        Kind::Minigo | Kind::MinigoStw => {
+        Kind::Minigo | Kind::MinigoNoGen | Kind::MinigoStw => {
             match serde_json::from_str::<serde_json::Value>(stdout.trim()) {
                 Ok(v) => {
                     run.output = mask(v["output"].as_str().unwrap_or(""));

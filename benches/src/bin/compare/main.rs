@@ -126,7 +126,8 @@ fn run(c: &Config) -> Result<bool, String> {
     md += "\nWall, CPU (user + system) and peak RSS are measured from outside each process \
            (wait4). Max pause: the longest stop-the-world pause. minigo and Go mark concurrently \
            and stop the world only for short phases (minigo's CycleRecord pauses, Go's \
-           MemStats.PauseNs); minigo STW (GODEBUG=gcstoptheworld=1) and Boehm stop it for \
+           MemStats.PauseNs); minigo gcgen=0 is minigo without minor collections; minigo STW \
+           (GODEBUG=gcstoptheworld=1) and Boehm stop it for \
            the whole collection (Boehm: GC_EVENT_START..END). Box+mimalloc frees each object \
            by hand and has no collector; it runs the allocation workloads only. procs N: \
            --procs N / GOMAXPROCS=N / GC_MARKERS=N (Box+mimalloc: its threads), and the \

@@ -11,7 +11,8 @@ usage: compare --minigo BIN --go BIN --boehm BIN --mimalloc BIN [options]
 
 Runs minigo's workloads and their Go and Boehm GC counterparts (benches/peers/) several
 times each, alternating contenders, and prints a table of medians. minigo runs twice per
-round: as it is (concurrent marking) and as minigo STW (GODEBUG=gcstoptheworld=1). The
+round: as it is (concurrent marking), without minor collections (GODEBUG=gcgen=0), and as
+minigo STW (GODEBUG=gcstoptheworld=1). The
 allocation workloads (binary-trees, gcbench, churn) also run as Rust programs that free
 by hand, on mimalloc (Box+mimalloc): what allocation costs with no tracing at all.
 
@@ -33,6 +34,9 @@ options:
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
     Minigo,
+    /// The same minigo binary with `GODEBUG=gcgen=0`: every cycle is a major one, as
+    /// before generational collection.
+    MinigoNoGen,
     /// The same minigo binary with `GODEBUG=gcstoptheworld=1`: every cycle marks with the
     /// world stopped, as minigo did before concurrent marking (the "before" column).
     MinigoStw,
@@ -44,8 +48,9 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    pub(crate) const ALL: [Kind; 5] = [
+    pub(crate) const ALL: [Kind; 6] = [
         Kind::Minigo,
+        Kind::MinigoNoGen,
         Kind::MinigoStw,
         Kind::Go,
         Kind::Boehm,
@@ -55,6 +60,7 @@ impl Kind {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Minigo => "minigo",
+            Kind::MinigoNoGen => "minigo gcgen=0",
             Kind::MinigoStw => "minigo STW",
             Kind::Go => "Go",
             Kind::Boehm => "Boehm",
@@ -65,7 +71,7 @@ impl Kind {
     /// The command-line flag that names this contender's binary.
     fn flag(self) -> &'static str {
         match self {
-            Kind::Minigo | Kind::MinigoStw => "--minigo",
+            Kind::Minigo | Kind::MinigoNoGen | Kind::MinigoStw => "--minigo",
             Kind::Go => "--go",
             Kind::Boehm => "--boehm",
             Kind::Mimalloc => "--mimalloc",
@@ -206,6 +212,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Option<Config>, String> {
         }
     }
     if let Some(m) = c.bins.get(&Kind::Minigo).cloned() {
+        c.bins.insert(Kind::MinigoNoGen, m.clone());
         c.bins.insert(Kind::MinigoStw, m);
     }
     for k in Kind::ALL {

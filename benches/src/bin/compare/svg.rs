@@ -25,7 +25,8 @@ pub(crate) fn chart(cases: &[Case], rows: &[Row]) -> String {
     ];
     let colours = [
         (Kind::Minigo, "#1f77b4"),
-        (Kind::MinigoStw, "#9ecae1"),
+        (Kind::MinigoNoGen, "#6baed6"),
+        (Kind::MinigoStw, "#c6dbef"),
         (Kind::Go, "#2ca02c"),
         (Kind::Boehm, "#ff7f0e"),
         (Kind::Mimalloc, "#7f7f7f"),
@@ -39,7 +40,7 @@ pub(crate) fn chart(cases: &[Case], rows: &[Row]) -> String {
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" \
          font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{left}\" y=\"24\" font-size=\"16\">minigo vs minigo STW vs Go vs Boehm GC vs Box+mimalloc: medians, relative to minigo (= 1)</text>\n"
+         <text x=\"{left}\" y=\"24\" font-size=\"16\">minigo vs minigo gcgen=0 vs minigo STW vs Go vs Boehm GC vs Box+mimalloc: medians, relative to minigo (= 1)</text>\n"
     );
     for (i, (k, col)) in colours.iter().enumerate() {
         let x = left + i as f64 * 110.0;
