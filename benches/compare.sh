@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# minigo (concurrent, and with GODEBUG=gcstoptheworld=1) side by side with Go, Boehm GC and
+# minigo (as it is, with GODEBUG=gcgen=0 and with GODEBUG=gcstoptheworld=1) side by side with Go, Boehm GC and
 # Box+mimalloc (issues 8, 12, 17): installs the peers' toolchains when missing (Go 1.23 and
 # libgc-dev, with apt), builds minigo in release and the peers (benches/peers/go/workloads,
 # benches/peers/boehm/workloads.c, benches/peers/mimalloc), then hands over to the `compare`

@@ -37,7 +37,8 @@
 //! objects die pays for marking only what survives. A minor cycle whose scan work (the
 //! young it marked, the old objects of dirty cards) reached half the last major cycle's
 //! was not worth it: the next four cycles are major (a small heap, or old objects written
-//! all over, as in `churn`'s window). A forced collection (`gc()`,
+//! all over, as in `churn`'s window), then eight if the next try is not worth it either,
+//! and so on up to 64. A forced collection (`gc()`,
 //! `Mutator::collect`, the last try before out-of-memory) is always major.
 //!
 //! [`MHeap::start_sweep_cycle_keeping_marks`]: minigo_alloc_core::MHeap::start_sweep_cycle_keeping_marks
@@ -60,8 +61,9 @@ const CARDS_PER_JOB: usize = 1 << 16;
 const MINOR_WORK_RATIO: u64 = 2;
 
 /// Major cycles run after a minor cycle that was not worth it, before minor ones are tried
-/// again.
+/// again; doubled, up to `MAX_SKIP_MINORS`, while the tries are not worth it either.
 const SKIP_MINORS: u32 = 4;
+const MAX_SKIP_MINORS: u32 = 64;
 
 /// What the generational policy knows between cycles.
 #[derive(Default)]
@@ -77,8 +79,10 @@ struct Sizes {
     /// Scan work of the last major cycle.
     major_work: u64,
     /// Major cycles to run before minor ones are tried again, after a minor cycle that
-    /// cost too much of what a major one does.
+    /// cost too much of what a major one does; and how many the next such minor cycle
+    /// sets (doubled each time one in a row was not worth it).
     skip_minors: u32,
+    next_skip: u32,
     /// Bytes and objects marked now: the old generation (an over-estimate once old objects
     /// die, until the next major).
     old_bytes: u64,
@@ -131,7 +135,10 @@ impl Generations {
                 // Marking the young and the cards cost a good part of marking everything:
                 // the old generation is small or written all over (a young generation
                 // that does not die young). Minor cycles buy nothing for a while.
-                s.skip_minors = SKIP_MINORS;
+                s.skip_minors = s.next_skip.max(SKIP_MINORS);
+                s.next_skip = (s.skip_minors * 2).min(MAX_SKIP_MINORS);
+            } else {
+                s.next_skip = SKIP_MINORS;
             }
         } else {
             *s = Sizes {
@@ -141,6 +148,7 @@ impl Generations {
                 major_goal: goal,
                 major_work: work,
                 skip_minors: s.skip_minors.saturating_sub(1),
+                next_skip: s.next_skip,
             };
         }
         let room = s.major_goal.saturating_sub(s.major_live);
@@ -229,5 +237,23 @@ mod tests {
         // A forced major after a sweep that kept marks clears them itself.
         g.end(false, 100, 10, 1000, 200);
         assert!(g.begin(false));
+        g.end(false, 100, 10, 1000, 200);
+        assert!(!g.begin(true));
+        // A minor cycle that did half a major's work: four majors before the next, then
+        // eight after another such one.
+        for skip in [SKIP_MINORS, 2 * SKIP_MINORS] {
+            let o = g.end(true, 10, 1, 600, 0);
+            assert!(!o.keep_marks);
+            for k in 0..skip {
+                assert!(!g.begin(false));
+                assert_eq!(g.end(false, 100, 10, 1000, 200).keep_marks, k + 1 == skip);
+            }
+            assert!(!g.begin(true));
+        }
+        // One worth it starts the count over.
+        assert!(g.end(true, 10, 1, 100, 0).keep_marks);
+        assert!(!g.begin(true));
+        assert!(!g.end(true, 10, 1, 600, 0).keep_marks);
+        assert_eq!(g.sizes.lock().skip_minors, SKIP_MINORS);
     }
 }
