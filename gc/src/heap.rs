@@ -222,6 +222,18 @@ impl Mutator {
         self.state.collector().cycles_finished() != before
     }
 
+    /// Stores a pointer into an object just allocated, before the next allocation: no
+    /// barrier, no card (see [`MutatorState::init`]). For constructors.
+    ///
+    /// # Safety
+    /// As [`MutatorState::init`]: as for [`Mutator::write`], and the object came from this
+    /// mutator's last allocation.
+    #[inline(always)]
+    pub unsafe fn init(&mut self, slot: *mut usize, value: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { self.state.init(slot, value) }
+    }
+
     /// Stores a pointer into a heap object: the one function every such store goes through
     /// (see [`MutatorState::write`]: while the heap marks, the write barrier records the
     /// pointer overwritten).

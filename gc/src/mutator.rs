@@ -126,6 +126,22 @@ impl MutatorState {
         unsafe { store_word(slot as usize, value) };
     }
 
+    /// Stores a pointer into an object this mutator has just allocated, with no safepoint
+    /// (allocation) since: a plain store, no barrier and no card. While a cycle marks, the
+    /// object is black and the value is reachable from what the cycle's snapshot holds or
+    /// is new (black); between cycles the object is young, and the first cycle that finds
+    /// it reachable traces it, stores and all. (Go's stores into a new object skip the
+    /// barrier the same way.)
+    ///
+    /// # Safety
+    /// As for [`MutatorState::write`], and the object was allocated through this state
+    /// with no allocation since.
+    #[inline(always)]
+    pub unsafe fn init(&mut self, slot: *mut usize, value: usize) {
+        // SAFETY: the caller's contract: an aligned word of a live object.
+        unsafe { store_word(slot as usize, value) };
+    }
+
     /// Go's `gcWriteBarrier`: records the pointer a store to `slot` overwrites (the new
     /// value needs nothing: see the module comment).
     ///

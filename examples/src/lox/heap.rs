@@ -214,7 +214,7 @@ impl LoxHeap {
             // The compiler's limits keep both far below 2^32 (255 parameters, 256 locals).
             (*c).arity = (*function).arity as u32;
             (*c).max_stack = (*function).max_stack as u32;
-            self.write_ptr(&raw mut (*c).function, function);
+            self.init_ptr(&raw mut (*c).function, function);
         }
         c
     }
@@ -226,7 +226,7 @@ impl LoxHeap {
         unsafe {
             set_header(u as *mut u8, Kind::Upvalue, 0);
             (*u).location = slot;
-            self.write_value(&raw mut (*u).closed, Value::NIL);
+            self.init_value(&raw mut (*u).closed, Value::NIL);
         }
         u
     }
@@ -240,7 +240,7 @@ impl LoxHeap {
         // SAFETY: a fresh class; the caller keeps `name` live.
         unsafe {
             set_header(c as *mut u8, Kind::Class, self.next_class_id - 1);
-            self.write_ptr(&raw mut (*c).name, name);
+            self.init_ptr(&raw mut (*c).name, name);
         }
         c
     }
@@ -256,13 +256,14 @@ impl LoxHeap {
         // leave 32 cleared words behind.
         let room = if count <= MAX_INLINE_FIELDS { count } else { 0 };
         let i = alloc(&mut self.m, self.layouts.inline_instance(room), st) as *mut ObjInstance;
-        // SAFETY: a fresh instance with `room` zeroed (empty) values after its header.
+        // SAFETY: a fresh instance with `room` zeroed (empty) values after its header, the
+        // heap's last allocation.
         unsafe {
             set_header(i as *mut u8, Kind::Instance, room as u32);
-            self.write_ptr(&raw mut (*i).class, class);
+            self.init_ptr(&raw mut (*i).class, class);
             if room > 0 {
                 (*i).capacity = room;
-                self.write_ptr(&raw mut (*i).values, instance_inline_values(i));
+                self.init_ptr(&raw mut (*i).values, instance_inline_values(i));
             }
         }
         i
@@ -376,8 +377,8 @@ impl LoxHeap {
         // SAFETY: a fresh bound method; the caller keeps both parts live.
         unsafe {
             set_header(b as *mut u8, Kind::BoundMethod, 0);
-            self.write_value(&raw mut (*b).receiver, receiver);
-            self.write_ptr(&raw mut (*b).method, method);
+            self.init_value(&raw mut (*b).receiver, receiver);
+            self.init_ptr(&raw mut (*b).method, method);
         }
         b
     }
@@ -462,6 +463,27 @@ impl LoxHeap {
     pub unsafe fn write_ptr<T>(&mut self, slot: *mut *mut T, p: *mut T) {
         // SAFETY: the caller's contract is `Mutator::write`'s.
         unsafe { self.m.write(slot as *mut usize, p as usize) }
+    }
+
+    /// [`LoxHeap::write_ptr`] into the object just allocated, before the next allocation:
+    /// a plain store (`Mutator::init`), for constructors.
+    ///
+    /// # Safety
+    /// As for [`LoxHeap::write_ptr`], and the object is the heap's last allocation.
+    #[inline(always)]
+    unsafe fn init_ptr<T>(&mut self, slot: *mut *mut T, p: *mut T) {
+        // SAFETY: the caller's contract is `Mutator::init`'s.
+        unsafe { self.m.init(slot as *mut usize, p as usize) }
+    }
+
+    /// [`LoxHeap::write_value`] into the object just allocated (see [`LoxHeap::init_ptr`]).
+    ///
+    /// # Safety
+    /// As for [`LoxHeap::init_ptr`].
+    #[inline(always)]
+    unsafe fn init_value(&mut self, slot: *mut Value, v: Value) {
+        // SAFETY: the caller's contract is `Mutator::init`'s.
+        unsafe { self.m.init(slot as *mut usize, v.bits() as usize) }
     }
 
     /// Collects now and returns the statistics afterwards.
