@@ -31,6 +31,7 @@ pub(crate) struct CardTable {
     map: Reservation,
     table: *mut u8,
     heap_base: usize,
+    heap_len: usize,
 }
 
 // SAFETY: `table` points into `map`, which lives as long as `self`; every access through it
@@ -43,21 +44,28 @@ unsafe impl Sync for CardTable {}
 /// base, so that the card of `slot` is `biased + (slot >> CARD_SHIFT)`.
 #[derive(Clone, Copy, Debug)]
 pub struct CardMarker {
-    /// Non-zero, so that an `Option<CardMarker>` (a barrier with cards off) is one word.
+    /// Non-zero, so that an `Option<CardMarker>` (a barrier with cards off) is no larger.
     biased: NonZeroUsize,
+    heap_base: usize,
+    heap_len: usize,
 }
 
 impl CardMarker {
-    /// Dirties the card holding `slot`.
+    /// Dirties the card holding `slot`; does nothing for a slot outside the heap's
+    /// reservation (a store into another heap's object: its own barrier's business, and
+    /// no byte outside the table is ever written).
     ///
     /// # Safety
-    /// `slot` lies in the heap's reservation, and the heap (which owns the table) is alive.
+    /// The heap (which owns the table) is alive.
     #[inline(always)]
     pub unsafe fn mark(self, slot: usize) {
+        if slot.wrapping_sub(self.heap_base) >= self.heap_len {
+            return;
+        }
         let card = self.biased.get().wrapping_add(slot >> CARD_SHIFT) as *const AtomicU8;
         #[cfg(not(loom_mutant = "card_not_marked"))]
-        // SAFETY: the caller's contract: a slot in the reservation has a card in the table,
-        // which is mapped readable and writable for the heap's lifetime.
+        // SAFETY: a slot in the reservation (tested above) has a card in the table, which
+        // is mapped readable and writable for the heap's lifetime (the caller's contract).
         unsafe {
             (*card).store(1, Ordering::Relaxed)
         };
@@ -77,6 +85,7 @@ impl CardTable {
             map,
             table,
             heap_base,
+            heap_len,
         })
     }
 
@@ -86,6 +95,8 @@ impl CardTable {
             // The table is mapped above the heap's base >> 9 in any address space this
             // runs in (the table's address is at least the heap's base / 512 away).
             biased: NonZeroUsize::new(biased).expect("a card table biased to zero"),
+            heap_base: self.heap_base,
+            heap_len: self.heap_len,
         }
     }
 
@@ -129,6 +140,12 @@ mod tests {
         }
         let n = t.cards_below(base + (1 << 20));
         assert_eq!(n, (1 << 20) / CARD_BYTES);
+        // SAFETY: as above. Outside the heap: ignored, nothing written.
+        unsafe {
+            m.mark(base - 8);
+            m.mark(base + (1 << 20));
+            m.mark(usize::MAX - 7);
+        }
         let mut got = Vec::new();
         t.take_dirty(1, n - 1, |c| got.push(c - base));
         assert_eq!(got, vec![5 * CARD_BYTES]);

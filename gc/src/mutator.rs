@@ -118,8 +118,7 @@ impl MutatorState {
             unsafe { self.write_barrier(slot as usize) };
         }
         if let Some(cards) = self.cards {
-            // SAFETY: the caller's contract: the slot is in this state's heap, which the
-            // state's collector keeps alive.
+            // SAFETY: the state's collector keeps the heap, and so its card table, alive.
             unsafe { cards.mark(slot as usize) };
         }
         // SAFETY: the caller's contract: an aligned word of a live object.

@@ -76,7 +76,8 @@ pub fn four_per_span() -> minigo_alloc_core::Layout {
 
 /// The standalone heap the marking models drive: no mark workers or sweeper of its own
 /// (the model's loom thread is the marker), no pacer (cycles start when the model says),
-/// and verify mode as asked.
+/// major cycles only (model 15 makes its own generational heap: in a minor cycle, the
+/// objects these models race over would be old already), and verify mode as asked.
 #[cfg(loom)]
 pub fn model_heap(verify: bool) -> minigo_gc::Heap {
     minigo_gc::Heap::new(minigo_gc::GcConfig {
@@ -84,6 +85,7 @@ pub fn model_heap(verify: bool) -> minigo_gc::Heap {
         background_sweep: false,
         verify,
         gogc: None,
+        generational: false,
         ..minigo_gc::GcConfig::default()
     })
     .expect("a model heap")
