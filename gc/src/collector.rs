@@ -62,8 +62,10 @@ pub struct Collector {
     pub(crate) mprof: MemProfile,
     /// Generational mode's state between cycles.
     pub(crate) gen: Generations,
-    /// Generational mode: every store takes the barrier's path, to dirty its card.
-    _card_barrier: Option<BarrierHold>,
+    /// Generational mode, while the next cycle is minor: every store takes the barrier's
+    /// path, to dirty its card. (When the next cycle is major, cards are moot: it marks
+    /// everything.) Set and cleared at mark termination, with the mutators stopped.
+    pub(crate) card_barrier: Mutex<Option<BarrierHold>>,
 }
 
 impl Collector {
@@ -121,7 +123,7 @@ impl Collector {
             deferred: Mutex::new(Deferred::default()),
             mprof: MemProfile::default(),
             gen: Generations::default(),
-            _card_barrier: config.generational.then(BarrierHold::new),
+            card_barrier: Mutex::new(None),
             config,
         }))
     }

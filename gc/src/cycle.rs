@@ -34,7 +34,7 @@ use minigo_alloc_core::sync::{spin_loop, Arc, Ordering};
 use crate::generations::MinorRoots;
 use crate::mark::{drain_stopped, Drained, GcWork, MarkCpu, MarkQueue, RootJobs};
 use crate::mutator::MutatorState;
-use crate::phase::GcPhase;
+use crate::phase::{BarrierHold, GcPhase};
 use crate::roots::{Liveness, Roots, Tracer};
 use crate::stats::CycleRecord;
 use crate::verify;
@@ -391,6 +391,12 @@ impl Collector {
                 .gen
                 .end(c.minor, marked, objects_live, q.scan_work(), goal);
             (marked, objects_live, goal, keep_marks) = (o.live, o.objects, o.goal, o.keep_marks);
+            let mut hold = self.card_barrier.lock();
+            match (keep_marks, hold.is_some()) {
+                (true, false) => *hold = Some(BarrierHold::new()),
+                (false, true) => *hold = None,
+                _ => {}
+            }
         }
         heap.set_heap_live(marked);
         self.mprof.next_cycle(heap);
@@ -414,7 +420,11 @@ impl Collector {
         let background = q.cpu(MarkCpu::Background);
         let idle = q.cpu(MarkCpu::Idle);
         let mark_cpu = assist + background + idle + c.stopped_mark_cpu_ns;
-        if c.concurrent && mark_ns > 0 {
+        if c.minor {
+            // The pacer's estimates stay the last major cycle's: a trigger set from a minor
+            // cycle's short mark would start the next major too late (binary-trees 19
+            // overshot its goal by 30%), and a minor cycle is paced well enough by them.
+        } else if c.concurrent && mark_ns > 0 {
             let procs = self.config.mark_workers.max(1) as f64;
             let span = mark_ns as f64 * procs;
             let u = ((background + assist) as f64 / span).min(0.95);
