@@ -14,7 +14,7 @@ use crate::generations::Generations;
 use crate::mark::{MarkCpu, MarkQueue};
 use crate::mprof::{MemProfile, MemProfileRecord};
 use crate::pacer::{assist_work_per_byte, Estimates, Limiter, Pacer};
-use crate::phase::{BarrierHold, GcPhase, Phase};
+use crate::phase::{GcPhase, Phase};
 use crate::stats::{gctrace_line, CycleRecord, GcStats};
 use crate::workers::Workers;
 
@@ -62,10 +62,6 @@ pub struct Collector {
     pub(crate) mprof: MemProfile,
     /// Generational mode's state between cycles.
     pub(crate) gen: Generations,
-    /// Generational mode, while the next cycle is minor: every store takes the barrier's
-    /// path, to dirty its card. (When the next cycle is major, cards are moot: it marks
-    /// everything.) Set and cleared at mark termination, with the mutators stopped.
-    pub(crate) card_barrier: Mutex<Option<BarrierHold>>,
 }
 
 impl Collector {
@@ -123,7 +119,6 @@ impl Collector {
             deferred: Mutex::new(Deferred::default()),
             mprof: MemProfile::default(),
             gen: Generations::default(),
-            card_barrier: Mutex::new(None),
             config,
         }))
     }
@@ -170,14 +165,6 @@ impl Collector {
     pub fn should_start(&self) -> bool {
         self.heap.heap_live() >= self.trigger.load(Ordering::Relaxed)
             && self.phase.get() == GcPhase::Off
-    }
-
-    /// True when the next cycle, unless forced, is a minor one (generational mode, see
-    /// `generations.rs`): the embedder runs it with the world stopped
-    /// ([`Collector::collect_stopped`]), not as a concurrent cycle.
-    #[inline]
-    pub fn next_cycle_minor(&self) -> bool {
-        self.config.generational && self.gen.next_minor()
     }
 
     /// The cycle under way's mark queue, while one marks.

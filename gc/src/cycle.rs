@@ -34,7 +34,7 @@ use minigo_alloc_core::sync::{spin_loop, Arc, Ordering};
 use crate::generations::MinorRoots;
 use crate::mark::{drain_stopped, Drained, GcWork, MarkCpu, MarkQueue, RootJobs};
 use crate::mutator::MutatorState;
-use crate::phase::{BarrierHold, GcPhase};
+use crate::phase::GcPhase;
 use crate::roots::{Liveness, Roots, Tracer};
 use crate::stats::CycleRecord;
 use crate::verify;
@@ -169,8 +169,9 @@ impl Collector {
             CycleRoots::Now(r) => (None, Some(r)),
             CycleRoots::Jobs(h) => (Some(h), None),
         };
-        let minor = self.next_cycle_minor() && !forced;
-        if self.gen.begin(minor) {
+        let gen = self.gen.begin(forced);
+        let minor = gen.minor;
+        if gen.clear_marks {
             // SAFETY: the mutators are stopped (the caller's contract), sweeping was just
             // drained, and no cycle marks (`cur` is None).
             unsafe { heap.clear_marks() };
@@ -391,12 +392,6 @@ impl Collector {
                 .gen
                 .end(c.minor, marked, objects_live, q.scan_work(), goal);
             (marked, objects_live, goal, keep_marks) = (o.live, o.objects, o.goal, o.keep_marks);
-            let mut hold = self.card_barrier.lock();
-            match (keep_marks, hold.is_some()) {
-                (true, false) => *hold = Some(BarrierHold::new()),
-                (false, true) => *hold = None,
-                _ => {}
-            }
         }
         heap.set_heap_live(marked);
         self.mprof.next_cycle(heap);

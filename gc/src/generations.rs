@@ -47,10 +47,11 @@
 
 use std::sync::Arc as StdArc;
 
-use minigo_alloc_core::sync::{load_word, Arc, AtomicBool, Mutex, Ordering};
+use minigo_alloc_core::sync::{load_word, Arc, Mutex};
 use minigo_alloc_core::MHeap;
 
 use crate::mark::RootJobs;
+use crate::phase::BarrierHold;
 use crate::roots::Tracer;
 
 /// Cards a minor cycle's root job scans (32 MiB of heap): jobs enough to share among
@@ -68,9 +69,12 @@ const MAX_SKIP_MINORS: u32 = 64;
 /// What the generational policy knows between cycles.
 #[derive(Default)]
 pub(crate) struct Generations {
-    /// The last sweep cycle kept the mark bits: the next cycle may be minor, and a major
-    /// one must clear them first.
-    sticky: AtomicBool,
+    /// Held while the last sweep cycle kept the mark bits: the next cycle may be minor (a
+    /// major one must clear them first), so every pointer store must take the barrier's
+    /// path and dirty its card ([`crate::any_barrier_on`]). Taken and given back only with
+    /// the mutators stopped, in the stops that begin and end a cycle (while one marks, the
+    /// phase holds the barrier on).
+    sticky: Mutex<Option<BarrierHold>>,
     sizes: Mutex<Sizes>,
 }
 
@@ -103,17 +107,29 @@ pub(crate) struct Outcome {
     pub(crate) keep_marks: bool,
 }
 
+/// What a cycle's start decides.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Begin {
+    /// The cycle is minor: the last sweep kept the marks and it is not forced.
+    pub(crate) minor: bool,
+    /// The last sweep kept the marks but the cycle is major: clear them first.
+    pub(crate) clear_marks: bool,
+}
+
 impl Generations {
     /// The next cycle, unless forced, is minor: the last sweep kept the marks.
-    pub(crate) fn next_minor(&self) -> bool {
-        self.sticky.load(Ordering::Acquire)
+    #[cfg(test)]
+    fn next_minor(&self) -> bool {
+        self.sticky.lock().is_some()
     }
 
-    /// A cycle begins (world stopped); returns whether the marks left by the last sweep
-    /// must be cleared because this one is major.
-    pub(crate) fn begin(&self, minor: bool) -> bool {
-        let sticky = self.sticky.swap(false, Ordering::AcqRel);
-        sticky && !minor
+    /// A cycle begins (world stopped, before its phase turns the barrier on).
+    pub(crate) fn begin(&self, forced: bool) -> Begin {
+        let sticky = self.sticky.lock().take().is_some();
+        Begin {
+            minor: sticky && !forced,
+            clear_marks: sticky && forced,
+        }
     }
 
     /// A cycle ends (world stopped): `marked` bytes and `objects` newly marked by it, with
@@ -154,7 +170,12 @@ impl Generations {
         let room = s.major_goal.saturating_sub(s.major_live);
         let promoted = s.old_bytes.saturating_sub(s.major_live);
         let keep_marks = s.skip_minors == 0 && promoted <= room / 2;
-        self.sticky.store(keep_marks, Ordering::Release);
+        let mut sticky = self.sticky.lock();
+        match (keep_marks, sticky.is_some()) {
+            (true, false) => *sticky = Some(BarrierHold::new()),
+            (false, true) => *sticky = None,
+            _ => {}
+        }
         Outcome {
             live: s.old_bytes,
             objects: s.old_objects,
@@ -213,46 +234,59 @@ impl RootJobs for MinorRoots {
 mod tests {
     use super::*;
 
+    const MAJOR: Begin = Begin {
+        minor: false,
+        clear_marks: false,
+    };
+    const MINOR: Begin = Begin {
+        minor: true,
+        clear_marks: false,
+    };
+    const FORCED_AFTER_MINOR: Begin = Begin {
+        minor: false,
+        clear_marks: true,
+    };
+
     #[test]
     fn majors_come_once_half_the_room_is_promoted() {
         let g = Generations::default();
         assert!(!g.next_minor());
-        assert!(!g.begin(false));
+        assert_eq!(g.begin(false), MAJOR);
         // A major finds 100 live and sets the goal at 200: minors until 150 is old.
         let o = g.end(false, 100, 10, 1000, 200);
         assert!(o.keep_marks && g.next_minor());
         assert_eq!((o.live, o.goal), (100, 200));
-        assert!(!g.begin(true));
+        assert_eq!(g.begin(false), MINOR);
         let o = g.end(true, 30, 3, 100, 0);
         assert_eq!(
             (o.live, o.objects, o.goal, o.keep_marks),
             (130, 13, 200, true)
         );
-        assert!(!g.begin(true));
+        assert_eq!(g.begin(false), MINOR);
         let o = g.end(true, 30, 3, 100, 0);
         assert_eq!((o.live, o.keep_marks), (160, false));
         assert!(!g.next_minor());
         // The major after it starts from marks the sweep cleared.
-        assert!(!g.begin(false));
+        assert_eq!(g.begin(false), MAJOR);
         // A forced major after a sweep that kept marks clears them itself.
         g.end(false, 100, 10, 1000, 200);
-        assert!(g.begin(false));
+        assert_eq!(g.begin(true), FORCED_AFTER_MINOR);
         g.end(false, 100, 10, 1000, 200);
-        assert!(!g.begin(true));
+        assert_eq!(g.begin(false), MINOR);
         // A minor cycle that did half a major's work: four majors before the next, then
         // eight after another such one.
         for skip in [SKIP_MINORS, 2 * SKIP_MINORS] {
             let o = g.end(true, 10, 1, 600, 0);
             assert!(!o.keep_marks);
             for k in 0..skip {
-                assert!(!g.begin(false));
+                assert_eq!(g.begin(false), MAJOR);
                 assert_eq!(g.end(false, 100, 10, 1000, 200).keep_marks, k + 1 == skip);
             }
-            assert!(!g.begin(true));
+            assert_eq!(g.begin(false), MINOR);
         }
         // One worth it starts the count over.
         assert!(g.end(true, 10, 1, 100, 0).keep_marks);
-        assert!(!g.begin(true));
+        assert_eq!(g.begin(false), MINOR);
         assert!(!g.end(true, 10, 1, 600, 0).keep_marks);
         assert_eq!(g.sizes.lock().skip_minors, SKIP_MINORS);
     }
