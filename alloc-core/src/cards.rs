@@ -22,10 +22,10 @@ use crate::os::Reservation;
 
 /// log2 of the bytes a card covers (Go has no card table; 512 is the size HotSpot and
 /// most card-marking collectors use: 64 words, one word of the pointer bitmap).
-pub const CARD_SHIFT: usize = 9;
+pub(crate) const CARD_SHIFT: usize = 9;
 
 /// Bytes a card covers.
-pub const CARD_BYTES: usize = 1 << CARD_SHIFT;
+pub(crate) const CARD_BYTES: usize = 1 << CARD_SHIFT;
 
 pub(crate) struct CardTable {
     map: Reservation,
