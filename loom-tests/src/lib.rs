@@ -76,17 +76,36 @@ pub fn four_per_span() -> minigo_alloc_core::Layout {
 
 /// The standalone heap the marking models drive: no mark workers or sweeper of its own
 /// (the model's loom thread is the marker), no pacer (cycles start when the model says),
-/// major cycles only (model 15 makes its own generational heap: in a minor cycle, the
-/// objects these models race over would be old already), and verify mode as asked.
+/// major cycles only (in a minor cycle, the objects models 8-14 race over would be old
+/// already), and verify mode as asked.
 #[cfg(loom)]
 pub fn model_heap(verify: bool) -> minigo_gc::Heap {
+    model_heap_with(verify, false)
+}
+
+/// [`model_heap`], generational if asked (model 15: minor cycles between forced majors).
+#[cfg(loom)]
+pub fn model_heap_with(verify: bool, generational: bool) -> minigo_gc::Heap {
     minigo_gc::Heap::new(minigo_gc::GcConfig {
         mark_workers: 0,
         background_sweep: false,
         verify,
         gogc: None,
-        generational: false,
+        generational,
         ..minigo_gc::GcConfig::default()
     })
     .expect("a model heap")
+}
+
+/// A model mutator's roots: the addresses it holds.
+#[cfg(loom)]
+pub struct Held(pub Vec<usize>);
+
+#[cfg(loom)]
+impl minigo_gc::Roots for Held {
+    fn trace(&mut self, t: &mut minigo_gc::Tracer<'_>) {
+        for &a in &self.0 {
+            t.mark(a);
+        }
+    }
 }

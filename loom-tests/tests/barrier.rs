@@ -22,19 +22,8 @@
 
 use loom::thread;
 use minigo_gc::mark::GcWork;
-use minigo_gc::{Layout, Roots, Tracer};
-use minigo_loom_tests::{model, model_heap};
-
-/// The mutator's roots: addresses it holds.
-struct Held(Vec<usize>);
-
-impl Roots for Held {
-    fn trace(&mut self, t: &mut Tracer<'_>) {
-        for &a in &self.0 {
-            t.mark(a);
-        }
-    }
-}
+use minigo_gc::Layout;
+use minigo_loom_tests::{model, model_heap, Held};
 
 #[test]
 fn a_store_racing_a_marker_loses_nothing() {

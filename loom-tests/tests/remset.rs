@@ -22,32 +22,13 @@
 
 use loom::thread;
 use minigo_gc::mark::GcWork;
-use minigo_gc::{GcConfig, Heap, Layout, Roots, Tracer};
-use minigo_loom_tests::model;
-
-/// The mutator's roots: addresses it holds.
-struct Held(Vec<usize>);
-
-impl Roots for Held {
-    fn trace(&mut self, t: &mut Tracer<'_>) {
-        for &a in &self.0 {
-            t.mark(a);
-        }
-    }
-}
+use minigo_gc::Layout;
+use minigo_loom_tests::{model, model_heap_with, Held};
 
 #[test]
 fn a_young_object_held_by_an_old_one_survives_a_minor_cycle() {
     model(|| {
-        let heap = Heap::new(GcConfig {
-            mark_workers: 0,
-            background_sweep: false,
-            verify: true,
-            gogc: None,
-            generational: true,
-            ..GcConfig::default()
-        })
-        .expect("a model heap");
+        let heap = model_heap_with(true, true);
         let mut m = heap.mutator().unwrap();
         let node = Layout::pointers(2);
         let mut roots = Held(vec![]);
