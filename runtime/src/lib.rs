@@ -81,6 +81,7 @@ mod gfree;
 mod global_handle;
 #[cfg(not(loom))]
 mod malloc;
+mod mslot;
 #[cfg(not(loom))]
 mod preempt;
 mod root_table;
@@ -140,6 +141,8 @@ pub use preempt::async_preemption_enabled;
 // For the loom models and the benches, not for embedders.
 #[doc(hidden)]
 pub use cleanup_table::{closure_bytes, CleanupTable};
+#[doc(hidden)]
+pub use mslot::{IdleMs, MSlot};
 #[doc(hidden)]
 pub use root_table::RootTable;
 #[doc(hidden)]

@@ -35,6 +35,7 @@ use minigo_gc::{Collector, MutatorState};
 pub(crate) use crate::barrier::shade_value;
 use crate::g::{GRef, Outcome, Park, G, RUNNABLE, RUNNING, SYSCALL};
 use crate::gfree::{GlobalFree, LocalFree};
+use crate::mslot::{IdleMs, MSlot};
 use crate::preempt::{NoPreempt, NoPreemptHere};
 use crate::runq::{GlobalQueue, LocalQueue};
 use crate::signal;
@@ -81,12 +82,6 @@ pub(crate) enum Finish {
     },
 }
 
-/// What an M waits on while it has no P.
-struct MSlot {
-    p: Mutex<Option<usize>>,
-    cv: Condvar,
-}
-
 /// A runtime's scheduler state, shared by its Ms.
 pub(crate) struct Sched {
     pub(crate) collector: Arc<Collector>,
@@ -97,7 +92,7 @@ pub(crate) struct Sched {
     /// The Ps' states and the stop-the-world handshake.
     pub(crate) world: World,
     /// Ms without a P, waiting for `wakep` to hand them one.
-    idle_ms: Mutex<Vec<Arc<MSlot>>>,
+    idle_ms: IdleMs,
     pub(crate) stw_running: AtomicBool,
     pub(crate) worlds_stopped: AtomicU64,
     next_goid: AtomicU64,
@@ -432,7 +427,7 @@ impl Sched {
             collector,
             global: GlobalQueue::default(),
             world: World::new(procs),
-            idle_ms: Mutex::new(Vec::new()),
+            idle_ms: IdleMs::default(),
             stw_running: AtomicBool::new(false),
             worlds_stopped: AtomicU64::new(0),
             next_goid: AtomicU64::new(1),
@@ -592,12 +587,9 @@ impl Sched {
             self.nmspinning.fetch_sub(1, Ordering::AcqRel);
             return;
         };
-        let m = self.idle_ms.lock().pop();
+        let m = self.idle_ms.pop();
         match m {
-            Some(m) => {
-                *m.p.lock() = Some(p);
-                m.cv.notify_one();
-            }
+            Some(m) => m.hand(p),
             None => self.start_m(p),
         }
     }
@@ -691,10 +683,7 @@ impl Sched {
             g.status.store(SYSCALL, Ordering::Release);
             set_goroutine_p(self, None);
             self.in_blocking.fetch_add(1, Ordering::AcqRel);
-            let slot = Arc::new(MSlot {
-                p: Mutex::new(None),
-                cv: Condvar::new(),
-            });
+            let slot = MSlot::new();
             {
                 let mut w = self.preempt_waiters.lock();
                 w.push_back((slot.clone(), std::time::Instant::now()));
@@ -732,7 +721,12 @@ impl Sched {
             }
             if self.shutdown.load(Ordering::Acquire) {
                 drop(got);
-                self.forget_waiter(slot);
+                if !self.forget_waiter(slot) {
+                    // `handoff_to_preempted` took it off the queue: its P is on the way
+                    // (`mslot.rs`).
+                    let p = slot.wait_handed();
+                    self.give_up_p(p);
+                }
                 return None;
             }
             if !self.work_waiting_besides_preempted()
@@ -795,8 +789,7 @@ impl Sched {
         };
         self.spill_woken(p);
         M_P.with(|c| c.set(None));
-        *slot.p.lock() = Some(p);
-        slot.cv.notify_one();
+        slot.hand(p);
         self.wakep_if_work();
         true
     }
@@ -808,12 +801,17 @@ impl Sched {
         // SAFETY: raises the count: nothing runs on this thread yet.
         unsafe { minigo_alloc_core::sync::set_m_locks(1) };
         let _altstack = signal::ensure_altstack();
-        let slot = Arc::new(MSlot {
-            p: Mutex::new(None),
-            cv: Condvar::new(),
-        });
+        let slot = MSlot::new();
         loop {
             if self.shutdown.load(Ordering::Acquire) {
+                match p.take() {
+                    // Started by a `wakep`, which counted it as spinning.
+                    Some(pid) => {
+                        self.nmspinning.fetch_sub(1, Ordering::AcqRel);
+                        self.give_up_p(pid);
+                    }
+                    None => self.m_exit(&slot),
+                }
                 return;
             }
             let pid = match p.take() {
@@ -825,6 +823,8 @@ impl Sched {
                             break pid;
                         }
                         if self.shutdown.load(Ordering::Acquire) {
+                            drop(got);
+                            self.m_exit(&slot);
                             return;
                         }
                         // An idle M is where a deadlock shows: look twice, RECHECK apart.
@@ -842,7 +842,17 @@ impl Sched {
             };
             // Every M gets its P from `wakep`, which counted it as spinning.
             self.schedule(pid, true);
-            self.idle_ms.lock().push(slot.clone());
+            self.idle_ms.push(slot.clone());
+        }
+    }
+
+    /// An idle M leaving at the end of the run (`mslot.rs`): off the idle list, and the P
+    /// a `wakep` that took it off first is handing it goes back.
+    fn m_exit(&self, slot: &Arc<MSlot>) {
+        if let Some(p) = self.idle_ms.leave(slot) {
+            // `wakep` counted this M as spinning.
+            self.nmspinning.fetch_sub(1, Ordering::AcqRel);
+            self.give_up_p(p);
         }
     }
 
@@ -1153,9 +1163,7 @@ impl Sched {
         let f = fin.take().expect("checked");
         drop(fin);
         self.shutdown.store(true, Ordering::SeqCst);
-        for m in self.idle_ms.lock().iter() {
-            m.cv.notify_one();
-        }
+        self.idle_ms.notify_all();
         self.timers.shutdown();
         // Go ends the program when main returns. A goroutine still running stops at its
         // next safepoint or park (its M finds the run over and never resumes it) and one in
