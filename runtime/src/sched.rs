@@ -87,6 +87,9 @@ pub(crate) struct Sched {
     pub(crate) collector: Arc<Collector>,
     /// The collector's gc-stress mode (every allocation collects), read on every allocation.
     stress: bool,
+    /// The collector's verify mode: parking goroutines clear their dead stack
+    /// (`stack::clear_dead`), and recycled stacks start empty.
+    pub(crate) clear_stacks: bool,
     pub(crate) ps: Box<[P]>,
     pub(crate) global: GlobalQueue<G>,
     /// The Ps' states and the stop-the-world handshake.
@@ -294,6 +297,7 @@ pub(crate) fn park(reason: Park) {
     let locks = unsafe { minigo_alloc_core::sync::set_m_locks(1) };
     with_spilled_registers(|sp| {
         g.saved_sp.store(sp, Ordering::Release);
+        cur.sched().clear_dead_stack(g);
         crate::spill::clear_switch_registers();
         // SAFETY: set when the coroutine started; this is that coroutine.
         unsafe { (*g.yielder.get()).suspend(reason) };
@@ -378,6 +382,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     let g = cur.g();
     let r = with_spilled_registers(|sp| {
         g.saved_sp.store(sp, Ordering::Release);
+        sched.clear_dead_stack(g);
         g.status.store(SYSCALL, Ordering::Release);
         let p = current_p();
         set_goroutine_p(sched, None);
@@ -411,6 +416,7 @@ impl Sched {
     ) -> Sched {
         Sched {
             stress: collector.config().stress,
+            clear_stacks: collector.config().verify,
             ps: (0..procs)
                 .map(|_| P {
                     runq: LocalQueue::default(),
@@ -647,10 +653,23 @@ impl Sched {
     pub(crate) fn stop_in_place(&self, g: &G, p: usize) {
         with_spilled_registers(|sp| {
             g.saved_sp.store(sp, Ordering::Release);
+            self.clear_dead_stack(g);
             self.world.stop_self(p);
             self.ensure_scanned(g, p);
             g.saved_sp.store(0, Ordering::Release);
         });
+    }
+
+    /// In verify mode, as goroutine `g` (the caller's) stops with its registers spilled:
+    /// clears its stack below the caller's frames (`stack::clear_dead`).
+    #[inline]
+    fn clear_dead_stack(&self, g: &G) {
+        if self.clear_stacks {
+            crate::stack::clear_dead(
+                g.stack_lo.load(Ordering::Relaxed),
+                g.stack_top.load(Ordering::Relaxed),
+            );
+        }
     }
 
     /// Lets P `p` go (to `blocking` or a preemption's yield): the sleepers it woke go to
@@ -680,6 +699,7 @@ impl Sched {
     pub(crate) fn preempt_yield(&self, g: &G, p: usize) -> bool {
         with_spilled_registers(|sp| {
             g.saved_sp.store(sp, Ordering::Release);
+            self.clear_dead_stack(g);
             g.status.store(SYSCALL, Ordering::Release);
             set_goroutine_p(self, None);
             self.in_blocking.fetch_add(1, Ordering::AcqRel);
@@ -1016,7 +1036,15 @@ impl Sched {
         if unsafe { gr.co() }.is_none() {
             // SAFETY: this M holds P `p`.
             let stack = match unsafe { self.local_free(p) }.get_stack(&self.free) {
-                Some(s) => Ok(s),
+                Some(s) => {
+                    // A goroutine started while a cycle marks is not among those it
+                    // scans: in verify mode its stack must not start with the stale
+                    // words of the dead one's (`stack::clear_dead`).
+                    if self.clear_stacks {
+                        s.release();
+                    }
+                    Ok(s)
+                }
                 None => GoStack::new(self.stack_size),
             };
             match stack {

@@ -47,7 +47,7 @@ fn spill(regs: &mut [usize; SAVED]) {
 
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn stack_pointer() -> usize {
+pub(crate) fn stack_pointer() -> usize {
     let sp: usize;
     // SAFETY: reads rsp.
     unsafe {
@@ -76,7 +76,7 @@ fn spill(regs: &mut [usize; SAVED]) {
 
 #[cfg(target_arch = "aarch64")]
 #[inline(always)]
-fn stack_pointer() -> usize {
+pub(crate) fn stack_pointer() -> usize {
     let sp: usize;
     // SAFETY: reads sp.
     unsafe { std::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
