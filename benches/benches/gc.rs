@@ -2,8 +2,12 @@
 //!
 //! - `mark/tree_64B/{1,2}`: marking a 256 MiB complete binary tree of 64-byte nodes (two
 //!   pointers, six scalars), 1 and 2 workers; throughput in bytes marked.
+//! - `mark/list_32B/{1,2}`: marking a 256 MiB linked list of 32-byte nodes (one pointer),
+//!   linked in allocation order; throughput in bytes.
 //! - `mark/pointer_arrays/{1,2}`: marking 256 MiB of 128 KiB arrays whose every word points
 //!   into another array; throughput in bytes.
+//! - Each `mark` benchmark again with `_noprefetch`: the markers' prefetch FIFO off
+//!   (`GcConfig::mark_prefetch`, `GODEBUG=gcprefetch=0`).
 //! - `sweep/{empty,half}`: sweeping 64 MiB of 64-byte objects after a collection that kept
 //!   none or every other one; throughput in spans.
 //! - `gc_cycle/pause/{16,64,256,1024}`: a full collection's stop-the-world pause as the live
@@ -33,6 +37,22 @@ fn quiet(workers: usize) -> GcConfig {
     }
 }
 
+/// `quiet`, with the markers' prefetching on or off.
+fn quiet_prefetch(workers: usize, prefetch: bool) -> GcConfig {
+    GcConfig {
+        mark_prefetch: prefetch,
+        ..quiet(workers)
+    }
+}
+
+/// The benchmark's name with `_noprefetch` when prefetching is off.
+fn named(name: &str, prefetch: bool) -> String {
+    match prefetch {
+        true => name.to_string(),
+        false => format!("{name}_noprefetch"),
+    }
+}
+
 /// Times `iters` forced collections of whatever `roots` hold; returns the mark time.
 fn mark_time(m: &mut Mutator, roots: &mut Stack, iters: u64) -> Duration {
     (0..iters)
@@ -44,21 +64,39 @@ fn bench_mark(c: &mut Criterion) {
     let mut g = c.benchmark_group("mark");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     let node = Layout::new(64, &[0, 1]).unwrap();
-    for workers in [1, 2] {
-        let heap = Heap::new(quiet(workers)).unwrap();
+    for (prefetch, workers) in [(true, 1), (false, 1), (true, 2), (false, 2)] {
+        let heap = Heap::new(quiet_prefetch(workers, prefetch)).unwrap();
         let mut m = heap.mutator().unwrap();
         let mut roots = Stack(vec![]);
         let root = tree(&mut m, &node, 21, &mut roots);
         roots.0.push(root);
         let live = m.collect(&mut roots).heap_live;
         g.throughput(Throughput::Bytes(live));
-        g.bench_function(BenchmarkId::new("tree_64B", workers), |b| {
-            b.iter_custom(|iters| mark_time(&mut m, &mut roots, iters))
-        });
+        g.bench_function(
+            BenchmarkId::new(named("tree_64B", prefetch), workers),
+            |b| b.iter_custom(|iters| mark_time(&mut m, &mut roots, iters)),
+        );
+    }
+    let link = Layout::new(32, &[0]).unwrap();
+    for (prefetch, workers) in [(true, 1), (false, 1), (true, 2), (false, 2)] {
+        let heap = Heap::new(quiet_prefetch(workers, prefetch)).unwrap();
+        let mut m = heap.mutator().unwrap();
+        let mut roots = Stack(vec![0]);
+        for _ in 0..(256 << 20) / 32 {
+            let p = m.alloc(&link, &mut roots).unwrap().as_ptr() as usize;
+            store(&mut m, p, roots.0[0]);
+            roots.0[0] = p;
+        }
+        let live = m.collect(&mut roots).heap_live;
+        g.throughput(Throughput::Bytes(live));
+        g.bench_function(
+            BenchmarkId::new(named("list_32B", prefetch), workers),
+            |b| b.iter_custom(|iters| mark_time(&mut m, &mut roots, iters)),
+        );
     }
     let elems = 16 * 1024;
-    for workers in [1, 2] {
-        let heap = Heap::new(quiet(workers)).unwrap();
+    for (prefetch, workers) in [(true, 1), (false, 1), (true, 2), (false, 2)] {
+        let heap = Heap::new(quiet_prefetch(workers, prefetch)).unwrap();
         let mut m = heap.mutator().unwrap();
         let mut roots = Stack(vec![]);
         let arrays: Vec<usize> = (0..2048)
@@ -85,9 +123,10 @@ fn bench_mark(c: &mut Criterion) {
         roots.0.truncate(1);
         let live = m.collect(&mut roots).heap_live;
         g.throughput(Throughput::Bytes(live));
-        g.bench_function(BenchmarkId::new("pointer_arrays", workers), |b| {
-            b.iter_custom(|iters| mark_time(&mut m, &mut roots, iters))
-        });
+        g.bench_function(
+            BenchmarkId::new(named("pointer_arrays", prefetch), workers),
+            |b| b.iter_custom(|iters| mark_time(&mut m, &mut roots, iters)),
+        );
     }
     g.finish();
 }

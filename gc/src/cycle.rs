@@ -186,7 +186,11 @@ impl Collector {
         // SAFETY: sweeping was just drained (`finish_sweep`) and restarts only in mark
         // termination, after the queue is closed; an exclusive queue is a stopped mark's
         // on one thread, with every mutator stopped.
-        let q = Arc::new(unsafe { MarkQueue::new(self.heap.clone(), exclusive, jobs) });
+        let q = unsafe { MarkQueue::new(self.heap.clone(), exclusive, jobs) };
+        let q = Arc::new(match self.config.mark_prefetch {
+            true => q,
+            false => q.without_prefetch(),
+        });
         // SAFETY: turning it on is always sound (objects allocated marked survive).
         unsafe { heap.set_alloc_black(true) };
         let mut grey = Vec::new();

@@ -103,6 +103,8 @@ pub struct MarkQueue {
     /// One marker and the world stopped: mark bits may be set without an atomic
     /// read-modify-write.
     exclusive: bool,
+    /// Markers prefetch grey objects through their FIFO (`GcWork::drain_loop`).
+    prefetch: bool,
     /// The root jobs' source until marking ends. Let go of then: it is the embedder's (a
     /// runtime's scheduler), and mutator states that still point at this queue must not
     /// keep it alive (a scheduler owning them would never be dropped).
@@ -172,6 +174,7 @@ impl MarkQueue {
             active: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             exclusive,
+            prefetch: true,
             roots: Mutex::new(roots),
             root_total,
             root_next: AtomicUsize::new(0),
@@ -188,6 +191,15 @@ impl MarkQueue {
             cpu: std::array::from_fn(|_| AtomicU64::new(0)),
             longest_assist: AtomicU64::new(0),
             finished: AtomicBool::new(false),
+        }
+    }
+
+    /// The queue with its markers scanning each grey object as they take it, without the
+    /// prefetch FIFO (`GcConfig::mark_prefetch`: to measure what prefetching gains).
+    pub fn without_prefetch(self) -> MarkQueue {
+        MarkQueue {
+            prefetch: false,
+            ..self
         }
     }
 
@@ -555,6 +567,8 @@ impl GcWork {
     /// marker's work in hand: it does not stop until the FIFO is empty.
     fn drain_loop(&mut self, q: &MarkQueue, limit: u64) -> bool {
         let mut fifo: [Option<Grey>; PREFETCH] = [None; PREFETCH];
+        // Without prefetching, a FIFO of one: each object is scanned as the next is taken.
+        let depth = if q.prefetch { PREFETCH } else { 1 };
         let mut at = 0;
         let mut in_hand = 0;
         let start = Instant::now();
@@ -582,7 +596,9 @@ impl GcWork {
             };
             match next {
                 Some(g) => {
-                    prefetch(g.base + g.from * 8);
+                    if q.prefetch {
+                        prefetch(g.base + g.from * 8);
+                    }
                     in_hand += 1;
                 }
                 None if in_hand == 0 => {
@@ -598,7 +614,10 @@ impl GcWork {
                     self.give_half(q);
                 }
             }
-            at = (at + 1) % PREFETCH;
+            at += 1;
+            if at == depth {
+                at = 0;
+            }
         }
         self.busy += start.elapsed();
         empty

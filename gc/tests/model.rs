@@ -438,7 +438,7 @@ impl Model {
     }
 }
 
-fn run(default_seed: u64, ops: usize, threaded: bool, generational: bool) {
+fn run(default_seed: u64, ops: usize, threaded: bool, generational: bool, prefetch: bool) {
     let seed = std::env::var("MINIGO_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -458,6 +458,7 @@ fn run(default_seed: u64, ops: usize, threaded: bool, generational: bool) {
         mark_workers: if threaded { 2 } else { 0 },
         address_space: 16 << 30,
         generational,
+        mark_prefetch: prefetch,
         ..GcConfig::default()
     })
     .unwrap();
@@ -537,22 +538,23 @@ fn run(default_seed: u64, ops: usize, threaded: bool, generational: bool) {
 
 #[test]
 fn model_stepped_seed_1() {
-    run(1, 50_000, false, false);
+    run(1, 50_000, false, false, true);
 }
 
 #[test]
 fn model_stepped_seed_2() {
-    run(2, 50_000, false, false);
+    run(2, 50_000, false, false, true);
 }
 
 #[test]
 fn model_threaded_seed_3() {
-    run(3, 50_000, true, false);
+    run(3, 50_000, true, false, true);
 }
 
+/// With the markers' prefetch FIFO off (`GODEBUG=gcprefetch=0`): a FIFO of one.
 #[test]
-fn model_threaded_seed_4() {
-    run(4, 50_000, true, false);
+fn model_threaded_seed_4_without_prefetch() {
+    run(4, 50_000, true, false, false);
 }
 
 /// Generational mode: minor cycles (pacer-started, concurrent, their roots including the
@@ -561,10 +563,10 @@ fn model_threaded_seed_4() {
 /// reported by verify at that cycle's end.
 #[test]
 fn model_generational_stepped_seed_5() {
-    run(5, 100_000, false, true);
+    run(5, 100_000, false, true, true);
 }
 
 #[test]
 fn model_generational_threaded_seed_6() {
-    run(6, 100_000, true, true);
+    run(6, 100_000, true, true, true);
 }
