@@ -69,6 +69,13 @@ fn prefetch(addr: usize) {
     let _ = addr;
 }
 
+/// Whether `g` is (part of) a large object: one of its own span.
+#[inline(always)]
+fn is_large(g: Grey) -> bool {
+    // SAFETY: span structs outlive their heap's queue; `g` came from an ObjectRef.
+    unsafe { g.span.as_ref() }.span_class().size_class() == 0
+}
+
 /// A grey object, or one oblet of a large one: words from `from` on.
 #[derive(Clone, Copy)]
 pub struct Grey {
@@ -595,6 +602,15 @@ impl GcWork {
                 None
             };
             match next {
+                Some(g) if is_large(g) => {
+                    // A large object or an oblet: a prefetch of its first line buys
+                    // nothing, and deferring it only keeps it from the other markers.
+                    self.scan(q, g);
+                    if q.should_balance(self.stack.len()) {
+                        self.give_half(q);
+                    }
+                    continue;
+                }
                 Some(g) => {
                     if q.prefetch {
                         prefetch(g.base + g.from * 8);
@@ -605,7 +621,16 @@ impl GcWork {
                     empty = self.scan_work < self.limit;
                     break;
                 }
-                None => {}
+                None => {
+                    // Nothing new: the oldest in hand is scanned now, not after a walk
+                    // through the empty slots before it. A list's next node (the one grey
+                    // object there is) waited a whole round of the FIFO, each step a look
+                    // at the shared queue: marking a list ran 2.1x slower than without
+                    // the FIFO.
+                    while fifo[at].is_none() {
+                        at = if at + 1 == depth { 0 } else { at + 1 };
+                    }
+                }
             }
             if let Some(g) = std::mem::replace(&mut fifo[at], next) {
                 in_hand -= 1;
