@@ -29,9 +29,9 @@ pub struct GcConfig {
     pub stop_the_world: bool,
     /// Generational collection (`GODEBUG=gcgen=0` turns it off; Go has none): between
     /// major cycles, minor ones (concurrent, as major ones) mark only what was allocated
-    /// since the last cycle, from the roots and from the old objects the write barrier's card table says
-    /// were written to; mark bits stay set across them (sticky), so old objects are not
-    /// marked again. See `gc/src/generations.rs` for the policy. Default on.
+    /// since the last cycle, from the roots and from the old objects the write barrier's
+    /// card table says were written to; mark bits stay set across them (sticky), so old
+    /// objects are not marked again. See `gc/src/generations.rs` for the policy. Default on.
     pub generational: bool,
     /// Markers prefetch the grey objects they are about to scan, through a FIFO of 16
     /// (`GODEBUG=gcprefetch=0` turns it off, to measure what it gains; Go has none).

@@ -571,7 +571,10 @@ impl GcWork {
     /// straight to `scan`: they pass through a FIFO of `PREFETCH` slots, prefetched as they
     /// enter, scanned as they leave, which keeps that many misses in flight (Boehm's and
     /// Cher, Hosking and Vijaykumar's prefetch-on-grey, 2004). The FIFO's objects are this
-    /// marker's work in hand: it does not stop until the FIFO is empty.
+    /// marker's work in hand: it does not stop until the FIFO is empty. Large objects and
+    /// oblets are scanned as they are taken (a prefetch of one line is nothing to them);
+    /// with nothing new to take, the oldest in hand is scanned at once (a list has one
+    /// grey object at a time). `GcConfig::mark_prefetch` off makes the FIFO one deep.
     fn drain_loop(&mut self, q: &MarkQueue, limit: u64) -> bool {
         let mut fifo: [Option<Grey>; PREFETCH] = [None; PREFETCH];
         // Without prefetching, a FIFO of one: each object is scanned as the next is taken.
@@ -603,8 +606,7 @@ impl GcWork {
             };
             match next {
                 Some(g) if is_large(g) => {
-                    // A large object or an oblet: a prefetch of its first line buys
-                    // nothing, and deferring it only keeps it from the other markers.
+                    // Deferred, it would only be kept from the other markers.
                     self.scan(q, g);
                     if q.should_balance(self.stack.len()) {
                         self.give_half(q);
@@ -622,11 +624,9 @@ impl GcWork {
                     break;
                 }
                 None => {
-                    // Nothing new: the oldest in hand is scanned now, not after a walk
-                    // through the empty slots before it. A list's next node (the one grey
-                    // object there is) waited a whole round of the FIFO, each step a look
-                    // at the shared queue: marking a list ran 2.1x slower than without
-                    // the FIFO.
+                    // Not after a walk through the empty slots before it: a list's next
+                    // node waited a whole round of the FIFO, each step a look at the
+                    // shared queue (marking a list ran 2.1x slower than without the FIFO).
                     while fifo[at].is_none() {
                         at = if at + 1 == depth { 0 } else { at + 1 };
                     }

@@ -11,7 +11,9 @@
 //! 2. Left in the slot, that P would stay "running" for good, and the next stop of the
 //!    world (a mark worker ending its cycle while the run winds down) would wait for it
 //!    forever, and `run` for the worker (1 run in about 1,000 of `binary-trees 14
-//!    --verify` hung so). Loom model 16 (`loom-tests/tests/mslot.rs`) checks it.
+//!    --verify` hung so). Loom model 16 (`loom-tests/tests/mslot.rs`) checks the idle
+//!    list's side; the preempted queue's (`Sched::wait_for_p`) has the same shape over
+//!    its own list.
 
 use minigo_alloc_core::sync::{Arc, Condvar, Mutex};
 

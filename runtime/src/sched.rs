@@ -825,11 +825,7 @@ impl Sched {
         loop {
             if self.shutdown.load(Ordering::Acquire) {
                 match p.take() {
-                    // Started by a `wakep`, which counted it as spinning.
-                    Some(pid) => {
-                        self.nmspinning.fetch_sub(1, Ordering::AcqRel);
-                        self.give_up_p(pid);
-                    }
+                    Some(pid) => self.decline_p(pid),
                     None => self.m_exit(&slot),
                 }
                 return;
@@ -870,10 +866,15 @@ impl Sched {
     /// a `wakep` that took it off first is handing it goes back.
     fn m_exit(&self, slot: &Arc<MSlot>) {
         if let Some(p) = self.idle_ms.leave(slot) {
-            // `wakep` counted this M as spinning.
-            self.nmspinning.fetch_sub(1, Ordering::AcqRel);
-            self.give_up_p(p);
+            self.decline_p(p);
         }
+    }
+
+    /// Gives back P `p`, which a `wakep` handed this M (and counted it spinning for), at
+    /// the end of the run.
+    fn decline_p(&self, p: usize) {
+        self.nmspinning.fetch_sub(1, Ordering::AcqRel);
+        self.give_up_p(p);
     }
 
     /// Runs goroutines on `p` until there is nothing to run; then releases `p`. `spinning`:
