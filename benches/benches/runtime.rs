@@ -31,7 +31,7 @@ fn in_runtime(
             .procs(procs)
             .build()
             .unwrap()
-            .run(move || {
+            .run(move |_| {
                 setup();
                 while let Ok(n) = blocking(|| req_rx.recv()) {
                     resp_tx.send(f(n)).unwrap();

@@ -380,17 +380,19 @@ fn resolve_stack(
         .unwrap_or(0);
     frames[0].lines.drain(..keep_from);
     // Then the user's frames, up to where the runtime (or a thread, or the process)
-    // called them, less the closure-calling glue there.
+    // called them, less the glue there: closure-calling frames, and the runtime's own
+    // wrapper closures (`run` calls main through one that makes the `Mutation`).
+    let glue_or_internal = |l: &SourceLine| is_glue(l) || is_internal(l);
     let mut end = frames
         .iter()
         .position(|f| f.lines.last().is_some_and(is_boundary))
         .unwrap_or(frames.len());
-    while end > 1 && frames[end - 1].lines.iter().all(is_glue) {
+    while end > 1 && frames[end - 1].lines.iter().all(glue_or_internal) {
         end -= 1;
     }
     frames.truncate(end);
     if let Some(last) = frames.last_mut() {
-        while last.lines.len() > 1 && last.lines.last().is_some_and(is_glue) {
+        while last.lines.len() > 1 && last.lines.last().is_some_and(glue_or_internal) {
             last.lines.pop();
         }
     }

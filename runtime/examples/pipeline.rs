@@ -6,27 +6,32 @@
 //!
 //! `cargo run --release -p minigo-runtime --example pipeline -- [JOBS=2000] [DEPTH=12] [WORKERS=8]`
 
-use minigo_runtime::{gc, go, read_mem_stats, Chan, Gc, GcCell, HeapType, Runtime, WaitGroup};
+use minigo_runtime::{
+    gc, go, read_mem_stats, Chan, Gc, GcCell, HeapType, Mutation, Runtime, WaitGroup,
+};
 
 /// A tree node: two children that are set after the node is made (so `GcCell`s, whose
 /// stores go through the write barrier) and a scalar.
 #[derive(HeapType)]
-struct Node {
-    left: GcCell<Option<Gc<Node>>>,
-    right: GcCell<Option<Gc<Node>>>,
+struct Node<'gc> {
+    left: GcCell<Option<Gc<'gc, Node<'gc>>>>,
+    right: GcCell<Option<Gc<'gc, Node<'gc>>>>,
     depth: u64,
 }
 
-fn build(depth: u64) -> Gc<Node> {
-    let n = Gc::new(Node {
-        left: GcCell::new(None),
-        right: GcCell::new(None),
-        depth,
-    })
+fn build(mu: Mutation<'_>, depth: u64) -> Gc<'_, Node<'_>> {
+    let n = Gc::new(
+        mu,
+        Node {
+            left: GcCell::new(None),
+            right: GcCell::new(None),
+            depth,
+        },
+    )
     .expect("the heap has no max_heap here");
     if depth > 0 {
-        n.left.set(Some(build(depth - 1)));
-        n.right.set(Some(build(depth - 1)));
+        n.left.set(Some(build(mu, depth - 1)));
+        n.right.set(Some(build(mu, depth - 1)));
     }
     n
 }
@@ -45,7 +50,7 @@ fn main() {
     Runtime::builder()
         .build()
         .expect("a runtime")
-        .run(move || {
+        .run(move |mu| {
             let work: Chan<u64> = Chan::new(16);
             let results: Chan<u64> = Chan::new(16);
 
@@ -61,9 +66,10 @@ fn main() {
             for _ in 0..workers {
                 wg.add(1);
                 let (work, results, wg) = (work.clone(), results.clone(), wg.clone());
-                go(move || {
+                // `mu.go`: the goroutine allocates, with the run's token.
+                mu.go(move || {
                     for d in work.iter() {
-                        let tree = build(d);
+                        let tree = build(mu, d);
                         assert_eq!(tree.depth, d);
                         results.send(count(tree));
                     }

@@ -22,7 +22,7 @@ fn main() {
         .procs(procs)
         .build()
         .expect("a runtime")
-        .run(move || {
+        .run(move |_| {
             let wg = WaitGroup::new();
             let mut seed = 0x9e37_79b9_7f4a_7c15u64;
             for _ in 0..n {

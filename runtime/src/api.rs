@@ -9,6 +9,7 @@ use minigo_gc::{Collector, EnvError, GcConfig, MemProfileRecord, MemStats};
 
 use crate::sched::{current, with_world_stopped, Finish, Sched};
 use crate::stack::DEFAULT_STACK_SIZE;
+use crate::typed_heap::Mutation;
 
 /// How a run went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -227,7 +228,7 @@ impl Builder {
 ///
 /// ```
 /// use minigo_runtime::{go, Chan, Runtime};
-/// let r = Runtime::builder().procs(2).build().unwrap().run(|| {
+/// let r = Runtime::builder().procs(2).build().unwrap().run(|_| {
 ///     let ch = Chan::new(0);
 ///     let tx = ch.clone();
 ///     go(move || tx.send(6 * 7));
@@ -240,7 +241,7 @@ impl Builder {
 ///
 /// ```
 /// use minigo_runtime::{Chan, RunError, Runtime};
-/// let r = Runtime::new().unwrap().run(|| {
+/// let r = Runtime::new().unwrap().run(|_| {
 ///     Chan::<u8>::new(0).recv(); // no sender will ever come
 /// });
 /// assert!(matches!(r, Err(RunError::Deadlock { .. })));
@@ -282,8 +283,15 @@ impl Runtime {
     /// returns; one in a loop without safepoints is preempted asynchronously and stops
     /// there. `run` returns once they all have, so no goroutine of the run executes after
     /// it; their stacks are freed without unwinding (no destructors run), as Go's are.
-    pub fn run<F: FnOnce() + Send + 'static>(self, main: F) -> Result<(), RunError> {
-        self.sched.spawn(Box::new(main));
+    ///
+    /// `main` gets the run's [`Mutation`] token, whose brand `'gc` every handle it
+    /// allocates carries. `main` is a closure for every `'gc`, so nothing outside the run
+    /// can name the brand, and no handle outlives the run.
+    pub fn run<F>(self, main: F) -> Result<(), RunError>
+    where
+        F: for<'gc> FnOnce(Mutation<'gc>) + Send + 'static,
+    {
+        self.sched.spawn(Box::new(move || main(Mutation::new())));
         self.sched.start();
         match self.sched.wait_finish() {
             Finish::Main(Ok(())) => Ok(()),
@@ -304,10 +312,41 @@ pub fn async_preemptions() -> u64 {
     current().sched().async_preemptions.load(Ordering::Relaxed)
 }
 
-/// Starts a goroutine running `f` (Go's `go f()`); returns its id.
+/// Starts a goroutine running `f` (Go's `go f()`); returns its id. A closure that captures
+/// handles (`Gc`, `Global`, ...) starts with [`Mutation::go`].
 pub fn go<F: FnOnce() + Send + 'static>(f: F) -> u64 {
     let sched = current().sched().arc();
     sched.spawn(Box::new(f))
+}
+
+impl<'gc> Mutation<'gc> {
+    /// Starts a goroutine running `f`, which may capture this run's handles (Go's
+    /// `go f()`); returns its id. [`go`] starts one that captures none.
+    ///
+    /// ```
+    /// use minigo_runtime::{gc, Chan, Gc, HeapType, Runtime};
+    /// #[derive(HeapType)]
+    /// struct Entry { key: u64 }
+    /// Runtime::new().unwrap().run(|mu| {
+    ///     let e = Gc::new(mu, Entry { key: 7 }).unwrap();
+    ///     let done = Chan::new(0);
+    ///     let tx = done.clone();
+    ///     mu.go(move || {
+    ///         gc(); // `e` lives: the closure holds it, then this goroutine's stack
+    ///         tx.send(e.key);
+    ///     });
+    ///     assert_eq!(done.recv(), Some(7));
+    /// }).unwrap();
+    /// ```
+    pub fn go<F: FnOnce() + Send + 'gc>(self, f: F) -> u64 {
+        let f: Box<dyn FnOnce() + Send + 'gc> = Box::new(f);
+        // SAFETY: the closure outlives its brand only as a box the scheduler holds: it
+        // runs, if at all, on a goroutine of this run, and no goroutine of a run executes
+        // after `run` returns (`Runtime::run`); one that never started is forgotten with
+        // its G, not dropped (`Sched`'s drop). So nothing it captures is used after `'gc`.
+        let f: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(f) };
+        current().sched().arc().spawn(f)
+    }
 }
 
 /// Goroutines that exist now (Go's `runtime.NumGoroutine`).

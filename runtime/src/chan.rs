@@ -135,7 +135,7 @@ impl<T> Drop for Inner<T> {
 ///
 /// ```
 /// use minigo_runtime::{go, Chan, Runtime};
-/// Runtime::new().unwrap().run(|| {
+/// Runtime::new().unwrap().run(|_| {
 ///     let ch = Chan::new(4);
 ///     let tx = ch.clone();
 ///     go(move || {
@@ -181,7 +181,7 @@ fn me() -> GPtr {
     current_gptr()
 }
 
-impl<T: Send + 'static> Chan<T> {
+impl<T: Send> Chan<T> {
     /// A channel with room for `cap` values (0: unbuffered), created from a goroutine.
     pub fn new(cap: usize) -> Chan<T> {
         let sched = current_sched();
@@ -196,7 +196,11 @@ impl<T: Send + 'static> Chan<T> {
             sched,
         });
         let key = &*inner as *const Inner<T> as usize;
-        let scan: *const dyn ScanBuffer = &*inner;
+        let scan: *const (dyn ScanBuffer + '_) = &*inner;
+        // SAFETY: only the trait object's lifetime bound changes. The registry holds the
+        // pointer while `inner` lives (its drop unregisters it), and `T` (a run's
+        // handles, say) lives at least as long as `inner`.
+        let scan: *const (dyn ScanBuffer + 'static) = unsafe { std::mem::transmute(scan) };
         inner.sched.chans.chans.lock().insert(key, RawScan(scan));
         Chan { inner }
     }

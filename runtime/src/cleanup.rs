@@ -16,6 +16,8 @@
 //! As in Go, cleanups are not guaranteed to run: not before `run` returns, and not for an
 //! object still reachable when the program ends.
 
+use std::marker::PhantomData;
+
 use minigo_alloc_core::sync::Arc;
 use minigo_gc::Tracer;
 
@@ -23,7 +25,7 @@ use crate::barrier;
 use crate::cleanup_table::{closure_bytes, CleanupTable, Func};
 use crate::global_handle::assert_owned;
 use crate::sched::{current, Sched};
-use crate::typed_heap::{Gc, GcPointer};
+use crate::typed_heap::{Gc, GcPointer, Mutation};
 
 impl CleanupTable {
     /// Starts a goroutine for the ready cleanups, if there are any. With the world running.
@@ -43,14 +45,16 @@ impl CleanupTable {
     }
 }
 
-/// A registered cleanup; [`Cleanup::stop`] cancels it.
-pub struct Cleanup {
+/// A registered cleanup; [`Cleanup::stop`] cancels it. Branded as the handles its
+/// closure may capture: stopping drops the closure, which must happen within the run.
+pub struct Cleanup<'gc> {
     sched: Arc<Sched>,
     index: usize,
     id: u64,
+    _brand: PhantomData<Mutation<'gc>>,
 }
 
-impl Cleanup {
+impl Cleanup<'_> {
     /// Cancels the cleanup if it has not been handed to its goroutine yet (Go's
     /// `Cleanup.Stop`).
     pub fn stop(self) {
@@ -66,24 +70,25 @@ impl Cleanup {
 /// Runs `cleanup` on a goroutine of its own some time after `obj` has become unreachable
 /// (Go 1.24's `runtime.AddCleanup`). Several cleanups may wait on one object.
 ///
-/// What `cleanup` captures stays alive until it has run. It must not capture `obj`
+/// What `cleanup` captures stays alive until it has run; it may capture the run's
+/// handles. It must not capture `obj`
 /// itself, which would then never become unreachable; nor anything through which `obj`
 /// is reachable, for the same reason (that is not detected).
 ///
 /// ```
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::sync::Arc;
-/// use minigo_runtime::{add_cleanup, gc, go, yield_now, Chan, Gc, HeapType, Runtime};
+/// use minigo_runtime::{add_cleanup, gc, yield_now, Chan, Gc, HeapType, Runtime};
 /// #[derive(HeapType)]
 /// struct File { fd: u64 }
-/// Runtime::new().unwrap().run(|| {
+/// Runtime::new().unwrap().run(|mu| {
 ///     let closed = Arc::new(AtomicBool::new(false));
 ///     let c = closed.clone();
 ///     // The object is made and dropped by a goroutine that has ended (no stack keeps it).
 ///     let done = Chan::new(1);
 ///     let d = done.clone();
-///     go(move || {
-///         let f = Gc::new(File { fd: 3 }).unwrap();
+///     mu.go(move || {
+///         let f = Gc::new(mu, File { fd: 3 }).unwrap();
 ///         let fd = f.fd;
 ///         add_cleanup(f, move || c.store(fd == 3, Ordering::SeqCst));
 ///         d.send(());
@@ -99,11 +104,16 @@ impl Cleanup {
 /// # Panics
 /// Outside a goroutine; when `obj` is not an object of this runtime's heap; when
 /// `cleanup` captures `obj`.
-pub fn add_cleanup<T>(obj: Gc<T>, cleanup: impl FnOnce() + Send + 'static) -> Cleanup {
+pub fn add_cleanup<'gc, T>(obj: Gc<'gc, T>, cleanup: impl FnOnce() + Send + 'gc) -> Cleanup<'gc> {
     let sched = current().sched().arc();
     let addr = obj.to_word();
     assert_owned(&sched, addr, "add_cleanup");
-    let f: Func = Box::new(cleanup);
+    let f: Box<dyn FnOnce() + Send + 'gc> = Box::new(cleanup);
+    // SAFETY: the closure runs, if at all, on a goroutine of this run (no goroutine runs
+    // after `run` returns), is dropped by `Cleanup::stop` (branded: within the run), or is
+    // forgotten with the table (`CleanupTable`'s drop): nothing it captures is used after
+    // `'gc`.
+    let f: Func = unsafe { std::mem::transmute(f) };
     let (lo, hi) = closure_bytes(&f);
     // The words the collector will scan while the cleanup waits, read the same way.
     let object = addr..addr + std::mem::size_of::<T>().max(1);
@@ -117,5 +127,10 @@ pub fn add_cleanup<T>(obj: Gc<T>, cleanup: impl FnOnce() + Send + 'static) -> Cl
          reachable forever"
     );
     let (index, id) = sched.cleanups.add(addr, f);
-    Cleanup { sched, index, id }
+    Cleanup {
+        sched,
+        index,
+        id,
+        _brand: PhantomData,
+    }
 }

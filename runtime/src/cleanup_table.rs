@@ -110,3 +110,13 @@ impl CleanupTable {
         }
     }
 }
+
+impl Drop for CleanupTable {
+    /// Cleanups still in the table when the runtime ends never run, and are forgotten,
+    /// not dropped: a closure may capture handles branded with a run that is over, and its
+    /// captures' destructors would read them after it (as `Sched`'s drop forgets
+    /// goroutines that never started).
+    fn drop(&mut self) {
+        std::mem::forget(std::mem::take(&mut *self.table.lock()));
+    }
+}

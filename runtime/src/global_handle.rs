@@ -14,16 +14,17 @@ use crate::typed_heap::{Gc, GcPointer};
 
 /// Keeps a heap object alive until dropped, wherever the handle itself is kept.
 ///
-/// A `Global` shares its object as a [`Gc`] does: it is `Send` and `Sync` only when
-/// `Gc<T>` is, that is when `T` is `Sync`. An object with a `Cell` cannot be reached from
-/// two threads through one:
+/// It carries its run's brand, as the `Gc` it was made from: it may be kept anywhere but
+/// past the run. It shares its object as a [`Gc`] does: it is `Send` and `Sync` only
+/// when `Gc<T>` is, that is when `T` is `Sync`. An object with a `Cell` cannot be reached
+/// from two threads through one:
 ///
 /// ```compile_fail
 /// use minigo_runtime::{Gc, Global, HeapType};
 /// #[derive(HeapType)]
 /// struct Counter { n: std::cell::Cell<u64> }
 /// fn needs_send<T: Send>(_: T) {}
-/// fn share(g: Global<Counter>) { needs_send(g) }
+/// fn share(g: Global<'_, Counter>) { needs_send(g) }
 /// ```
 ///
 /// With an atomic it can:
@@ -33,21 +34,21 @@ use crate::typed_heap::{Gc, GcPointer};
 /// #[derive(HeapType)]
 /// struct Counter { n: std::sync::atomic::AtomicU64 }
 /// fn needs_send<T: Send>(_: T) {}
-/// fn share(g: Global<Counter>) { needs_send(g) }
+/// fn share(g: Global<'_, Counter>) { needs_send(g) }
 /// ```
-pub struct Global<T> {
+pub struct Global<'gc, T> {
     sched: Arc<Sched>,
     index: usize,
-    _t: PhantomData<Gc<T>>,
+    _t: PhantomData<Gc<'gc, T>>,
 }
 
-impl<T> Global<T> {
+impl<'gc, T> Global<'gc, T> {
     /// A handle on `obj`, from a goroutine of the runtime that owns `obj`.
     ///
     /// # Panics
     /// Outside a goroutine, and when `obj` is not an object of this runtime's heap (a `Gc`
     /// kept from another runtime, or from this one past a collection that freed it).
-    pub fn new(obj: Gc<T>) -> Global<T> {
+    pub fn new(obj: Gc<'gc, T>) -> Global<'gc, T> {
         let sched = current().sched().arc();
         let addr = obj.to_word();
         assert_owned(&sched, addr, "Global::new");
@@ -60,7 +61,7 @@ impl<T> Global<T> {
     }
 
     /// The object.
-    pub fn get(&self) -> Gc<T> {
+    pub fn get(&self) -> Gc<'gc, T> {
         // SAFETY: the slot holds a word stored from a Gc<T>.
         unsafe { Gc::from_word(self.sched.globals.get(self.index)) }
     }
@@ -69,7 +70,7 @@ impl<T> Global<T> {
     ///
     /// # Panics
     /// As [`Global::new`], when `obj` is not an object of the handle's runtime.
-    pub fn set(&self, obj: Gc<T>) {
+    pub fn set(&self, obj: Gc<'gc, T>) {
         let addr = obj.to_word();
         assert_owned(&self.sched, addr, "Global::set");
         let sched = &self.sched;
@@ -91,7 +92,7 @@ pub(crate) fn assert_owned(sched: &Sched, addr: usize, what: &str) {
     );
 }
 
-impl<T> Drop for Global<T> {
+impl<T> Drop for Global<'_, T> {
     fn drop(&mut self) {
         let sched = &self.sched;
         sched

@@ -38,7 +38,9 @@
 //! ## Rules for users
 //!
 //! - A `Gc` lives on goroutine stacks, in heap objects, in `Global`s and channels, never in
-//!   Rust-heap containers, thread-locals or foreign threads (see [`Gc`]).
+//!   Rust-heap containers, thread-locals or foreign threads (see [`Gc`]). It is branded
+//!   with its run (`Gc<'gc, T>`, from the [`Mutation`] token `run` hands main), so it
+//!   cannot leave the run: that much the compiler checks.
 //! - A goroutine may resume on another OS thread after any park (a channel operation,
 //!   `yield_now`, `sleep`, an allocation): never keep a reference to thread-local state
 //!   across one. The runtime re-reads its own thread-locals after every park.
@@ -160,7 +162,7 @@ pub use time::sleep;
 #[cfg(not(loom))]
 pub use typed_heap::{
     all_words_mask, cached_layout, layout_of, may_hold_pointers, shift_mask, Gc, GcCell, GcField,
-    GcPointer, GcScalar, GcSlice, GcStr, HeapType,
+    GcPointer, GcScalar, GcSlice, GcStr, HeapType, Mutation,
 };
 #[cfg(not(loom))]
 pub use waitgroup::WaitGroup;

@@ -1272,6 +1272,12 @@ impl Drop for Sched {
             // mapping freed with it by dropping the stack it is built on.
             unsafe {
                 let g = Box::from_raw(g.0.as_ptr());
+                // A goroutine that never started is forgotten too: its closure may
+                // capture handles branded with the run that is over (`Mutation::go`),
+                // which its captures' destructors would read.
+                if let Some(entry) = g.entry.lock().take() {
+                    std::mem::forget(entry);
+                }
                 if let Some(co) = (*g.co()).take() {
                     let (lo, hi) = (g.guard().0, g.stack_top.load(Ordering::Relaxed));
                     std::mem::forget(co);

@@ -1,16 +1,24 @@
-//! Typed pointers into the heap: `Gc<T>` for objects of `#[derive(HeapType)]` structs,
-//! `GcSlice<T>` and `GcStr` for arrays and strings, `GcCell` for pointer fields that change.
+//! Typed pointers into the heap: `Gc<'gc, T>` for objects of `#[derive(HeapType)]` types,
+//! `GcSlice<'gc, T>` and `GcStr<'gc>` for arrays and strings, `GcCell` for pointer fields
+//! that change.
 //!
-//! Where a `Gc` may live (the collector finds it there):
-//! - on a goroutine's stack (locals, arguments, anything the goroutine's frames hold):
-//!   stacks are scanned conservatively while their goroutines are parked;
-//! - inside heap objects (fields of derived types, slice elements): scanned precisely;
-//! - in a [`Global`](crate::Global) handle, in a channel's buffer, in a goroutine's closure
-//!   before it starts.
-//!
-//! Where it may not: anywhere else — a `Vec`, `Box` or `HashMap` on the Rust heap, a
-//! thread-local, a static, a thread that is not one of the runtime's. The collector cannot
-//! see those, and the object is freed under them. Keep such references as `Global`s.
+//! 1. **The brand.** Every handle carries `'gc`, the lifetime of the [`Mutation`] token
+//!    that `Runtime::run` hands its main goroutine (gc-arena's technique). `run` takes a
+//!    closure for *every* `'gc` (`for<'gc> FnOnce(Mutation<'gc>)`), so no caller can name
+//!    one: a handle cannot be returned out of `run`, stored in a `static`, a
+//!    `thread_local!`, a `'static` channel or a `Box<dyn Any>`, or mixed with another
+//!    runtime's handles. Allocation needs the token, so no handle exists without a brand.
+//!    The brand is invariant: `'gc` can neither grow nor shrink.
+//! 2. **Where a handle may live** (the collector finds it there): on a goroutine's stack
+//!    (locals, arguments, anything the goroutine's frames hold), scanned conservatively
+//!    while the goroutine is parked; inside heap objects (fields of derived types, slice
+//!    elements), scanned precisely; in a [`Global`](crate::Global), in a channel's buffer,
+//!    in a goroutine's closure before it starts, in a cleanup's closure.
+//! 3. **Where the type system cannot stop it**: a `Vec`, `Box` or `HashMap` on the Rust
+//!    heap, or an OS thread of a `std::thread::scope` — places the brand allows (they end
+//!    within `run`) and the collector does not look at. The object is freed under them.
+//!    Keep such references as `Global`s. The checked mode (`checked.rs`) reports a read
+//!    through such a handle.
 //!
 //! Objects never run destructors (derived types may not need `Drop`) and fields are written
 //! once, at `Gc::new`, except through `GcCell` (pointers) and atomics (scalars), which are
@@ -65,9 +73,9 @@ pub const fn shift_mask(mask: u64, words: usize) -> u64 {
 /// ```
 /// use minigo_runtime::{Gc, GcStr, HeapType};
 /// #[derive(HeapType, Clone, Copy)]
-/// enum Value { Nil, Int(i64), Str(GcStr), Cons(Gc<Cons>) }
+/// enum Value<'gc> { Nil, Int(i64), Str(GcStr<'gc>), Cons(Gc<'gc, Cons<'gc>>) }
 /// #[derive(HeapType)]
-/// struct Cons { car: Value, cdr: Value }
+/// struct Cons<'gc> { car: Value<'gc>, cdr: Value<'gc> }
 /// #[derive(HeapType)]
 /// struct Tagged<T> { tag: u32, value: T }
 /// ```
@@ -113,21 +121,28 @@ pub const fn all_words_mask(size: usize) -> u64 {
     }
 }
 
-/// The layout of a generic derived type, computed on its first allocation and kept per
-/// `TypeId` (a `static` in a generic function is one for every instantiation).
+/// The layout of a derived type with type parameters, computed on its first allocation
+/// and kept per instantiation (a `static` in a generic function is one for them all).
+///
+/// The key is the instantiation's `pointer_words` function and size, not its `TypeId`:
+/// heap types carry the non-`'static` brand, and `TypeId` needs `'static`. The key is
+/// sound either way the compiler lays out code: a layout is exactly a size and what
+/// `pointer_words` pushes, so two instantiations that share the function's code and the
+/// size share the layout.
 #[doc(hidden)]
-pub fn cached_layout<T: GcField + 'static>() -> &'static Layout {
-    use std::any::TypeId;
+pub fn cached_layout<T: GcField>() -> &'static Layout {
     use std::collections::HashMap;
     use std::sync::{OnceLock, RwLock};
-    static CACHE: OnceLock<RwLock<HashMap<TypeId, &'static Layout>>> = OnceLock::new();
+    type Key = (usize, usize);
+    static CACHE: OnceLock<RwLock<HashMap<Key, &'static Layout>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let id = TypeId::of::<T>();
-    if let Some(l) = cache.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+    let words: fn(usize, &mut Vec<usize>) = T::pointer_words;
+    let key = (words as usize, std::mem::size_of::<T>());
+    if let Some(l) = cache.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return l;
     }
     let mut w = cache.write().unwrap_or_else(|e| e.into_inner());
-    w.entry(id)
+    w.entry(key)
         .or_insert_with(|| Box::leak(Box::new(layout_of::<T>())))
 }
 
@@ -148,7 +163,7 @@ pub fn layout_of<T: GcField>() -> Layout {
 /// ```compile_fail
 /// use minigo_runtime::{Gc, HeapType};
 /// #[derive(HeapType)]
-/// struct Node { next: std::cell::Cell<Option<Gc<Node>>> }
+/// struct Node<'gc> { next: std::cell::Cell<Option<Gc<'gc, Node<'gc>>>> }
 /// ```
 ///
 /// while a `Cell` of a scalar and a `GcCell` of a pointer are:
@@ -156,7 +171,7 @@ pub fn layout_of<T: GcField>() -> Layout {
 /// ```
 /// use minigo_runtime::{Gc, GcCell, HeapType};
 /// #[derive(HeapType)]
-/// struct Node { visits: std::cell::Cell<u64>, next: GcCell<Option<Gc<Node>>> }
+/// struct Node<'gc> { visits: std::cell::Cell<u64>, next: GcCell<Option<Gc<'gc, Node<'gc>>>> }
 /// ```
 ///
 /// Sealed: implemented for the primitive scalars and arrays of them.
@@ -239,17 +254,87 @@ unsafe impl<T: GcField, const N: usize> GcField for [T; N] {
     }
 }
 
-/// A pointer to a heap object. `Copy`; null is `Option<Gc<T>>::None` (same size).
+/// The brand of a run's handles: a zero-size, `Copy` token that `Runtime::run` hands its
+/// main goroutine, needed to allocate (`Gc::new(mu, ...)`) and to start a goroutine that
+/// captures handles ([`Mutation::go`]). Every `Gc<'gc, T>`, `GcSlice<'gc, T>` and
+/// `GcStr<'gc>` is valid for the `'gc` of the token that made it, and `'gc` ends with
+/// `run` (see the module comment, step 1).
+///
+/// A handle cannot leave its run:
+///
+/// ```compile_fail,E0521
+/// use minigo_runtime::{Gc, HeapType, Runtime};
+/// #[derive(HeapType)]
+/// struct Entry { key: u64 }
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// Runtime::new().unwrap().run(move |mu| {
+///     tx.send(Gc::new(mu, Entry { key: 1 }).unwrap()).unwrap(); // `'gc` is not `'static`
+/// }).unwrap();
+/// let kept = rx.recv().unwrap();
+/// ```
+///
+/// nor be kept in a `static` or a `thread_local!`:
+///
+/// ```compile_fail,E0521
+/// use std::sync::Mutex;
+/// use minigo_runtime::{Gc, HeapType, Runtime};
+/// #[derive(HeapType)]
+/// struct Entry { key: u64 }
+/// static KEPT: Mutex<Option<Gc<'static, Entry>>> = Mutex::new(None);
+/// Runtime::new().unwrap().run(|mu| {
+///     *KEPT.lock().unwrap() = Some(Gc::new(mu, Entry { key: 1 }).unwrap());
+/// }).unwrap();
+/// ```
+///
+/// nor be given to a goroutine of another runtime:
+///
+/// ```compile_fail,E0521
+/// use minigo_runtime::{Gc, HeapType, Runtime};
+/// #[derive(HeapType)]
+/// struct Entry { key: u64 }
+/// Runtime::new().unwrap().run(|mu| {
+///     let e = Gc::new(mu, Entry { key: 1 }).unwrap();
+///     Runtime::new().unwrap().run(move |_| assert_eq!(e.key, 1)).unwrap();
+/// }).unwrap();
+/// ```
+#[derive(Clone, Copy)]
+pub struct Mutation<'gc> {
+    _brand: Brand<'gc>,
+}
+
+/// Invariant in `'gc`: a brand neither coerces to a longer lifetime (escaping the run)
+/// nor to a shorter one shared with another brand.
+type Brand<'gc> = PhantomData<fn(&'gc ()) -> &'gc ()>;
+
+impl Mutation<'_> {
+    /// The token of a run; only `Runtime::run` makes one, for a `'gc` its caller cannot
+    /// name.
+    pub(crate) fn new() -> Self {
+        Mutation {
+            _brand: PhantomData,
+        }
+    }
+}
+
+impl std::fmt::Debug for Mutation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mutation")
+    }
+}
+
+/// A pointer to a heap object, valid for the run that allocated it (`'gc`). `Copy`; null
+/// is `Option<Gc<T>>::None` (same size).
 ///
 /// ```
 /// use minigo_runtime::{gc, Gc, GcCell, GcSlice, GcStr, HeapType, Runtime};
 /// #[derive(HeapType)]
-/// struct Node { value: u64, name: GcStr, next: GcCell<Option<Gc<Node>>> }
-/// Runtime::new().unwrap().run(|| {
-///     let a = Gc::new(Node { value: 1, name: GcStr::new("a").unwrap(), next: GcCell::new(None) }).unwrap();
-///     let b = Gc::new(Node { value: 2, name: GcStr::new("b").unwrap(), next: GcCell::new(None) }).unwrap();
+/// struct Node<'gc> { value: u64, name: GcStr<'gc>, next: GcCell<Option<Gc<'gc, Node<'gc>>>> }
+/// Runtime::new().unwrap().run(|mu| {
+///     let node = |value, name| Node { value, name: GcStr::new(mu, name).unwrap(), next: GcCell::new(None) };
+///     let a = Gc::new(mu, node(1, "a")).unwrap();
+///     let b = Gc::new(mu, node(2, "b")).unwrap();
 ///     b.next.set(Some(a)); // through the write barrier
-///     let all = GcSlice::new(2, None::<Gc<Node>>).unwrap();
+///     let all = GcSlice::new(mu, 2, None::<Gc<Node>>).unwrap();
 ///     all.set(0, Some(b));
 ///     gc(); // `a` and `b` live on: `b` is on this goroutine's stack, `a` reached from it
 ///     assert_eq!(b.next.get().unwrap().name.as_str(), "a");
@@ -257,40 +342,40 @@ unsafe impl<T: GcField, const N: usize> GcField for [T; N] {
 /// }).unwrap();
 /// ```
 #[repr(transparent)]
-pub struct Gc<T> {
+pub struct Gc<'gc, T> {
     ptr: NonNull<T>,
-    _t: PhantomData<T>,
+    _brand: PhantomData<(T, Brand<'gc>)>,
 }
 
-impl<T> Clone for Gc<T> {
+impl<T> Clone for Gc<'_, T> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<T> Copy for Gc<T> {}
+impl<T> Copy for Gc<'_, T> {}
 
-impl<T> PartialEq for Gc<T> {
+impl<T> PartialEq for Gc<'_, T> {
     fn eq(&self, other: &Self) -> bool {
         self.ptr == other.ptr
     }
 }
-impl<T> Eq for Gc<T> {}
+impl<T> Eq for Gc<'_, T> {}
 
-impl<T> std::fmt::Debug for Gc<T> {
+impl<T> std::fmt::Debug for Gc<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Gc({:p})", self.ptr)
     }
 }
 
 // SAFETY: a Gc is an address the collector keeps alive wherever the rules above allow it to
-// be; sharing it between goroutines (on any of the runtime's threads) shares `&T`, which is
-// sound when T is Sync.
-unsafe impl<T: Sync> Send for Gc<T> {}
+// be, for as long as its brand (within the run); sharing it between goroutines (on any of
+// the runtime's threads) shares `&T`, which is sound when T is Sync.
+unsafe impl<T: Sync> Send for Gc<'_, T> {}
 // SAFETY: as above.
-unsafe impl<T: Sync> Sync for Gc<T> {}
+unsafe impl<T: Sync> Sync for Gc<'_, T> {}
 
 // SAFETY: one pointer word.
-unsafe impl<T> GcField for Gc<T> {
+unsafe impl<T> GcField for Gc<'_, T> {
     const MASK: u64 = 1;
     fn pointer_words(offset: usize, out: &mut Vec<usize>) {
         out.push(offset / 8);
@@ -298,17 +383,17 @@ unsafe impl<T> GcField for Gc<T> {
 }
 
 // SAFETY: Option<Gc<T>> has Gc's representation (null = None): one pointer word.
-unsafe impl<T> GcField for Option<Gc<T>> {
+unsafe impl<T> GcField for Option<Gc<'_, T>> {
     const MASK: u64 = 1;
     fn pointer_words(offset: usize, out: &mut Vec<usize>) {
         out.push(offset / 8);
     }
 }
 
-impl<T: HeapType> Gc<T> {
-    /// Moves `value` into a new heap object. Fails only when the heap cannot hold it (after
-    /// a collection), under a `max_heap` limit.
-    pub fn new(value: T) -> Result<Gc<T>, AllocError> {
+impl<'gc, T: HeapType + 'gc> Gc<'gc, T> {
+    /// Moves `value` into a new heap object. Fails outside a goroutine of the run, and
+    /// when the heap cannot hold it (after a collection) under a `max_heap` limit.
+    pub fn new(_: Mutation<'gc>, value: T) -> Result<Gc<'gc, T>, AllocError> {
         let p = alloc(T::layout(), 1)?.cast::<T>();
         // SAFETY: a fresh, zeroed, properly sized and aligned object that no one else can
         // reach yet; the write is its initialisation. A collector marking meanwhile never
@@ -323,41 +408,44 @@ impl<T: HeapType> Gc<T> {
         unsafe { p.as_ptr().write(value) };
         Ok(Gc {
             ptr: p,
-            _t: PhantomData,
+            _brand: PhantomData,
         })
     }
 }
 
-impl<T> Gc<T> {
+impl<'gc, T> Gc<'gc, T> {
     /// The object's address.
     pub fn as_ptr(self) -> *const T {
         self.ptr.as_ptr()
     }
 
     /// Whether two pointers point at the same object.
-    pub fn ptr_eq(a: Gc<T>, b: Gc<T>) -> bool {
+    pub fn ptr_eq(a: Gc<'gc, T>, b: Gc<'gc, T>) -> bool {
         a.ptr == b.ptr
     }
 
     /// A `Gc` from an address.
     ///
     /// # Safety
-    /// `ptr` is a live heap object of type `T` allocated by this runtime.
-    pub unsafe fn from_raw(ptr: *const T) -> Gc<T> {
+    /// `ptr` is a live heap object of type `T` allocated by this runtime, kept alive (as
+    /// the module comment says) for as long as the returned handle is used.
+    pub unsafe fn from_raw(_: Mutation<'gc>, ptr: *const T) -> Gc<'gc, T> {
         Gc {
             ptr: NonNull::new(ptr as *mut T).expect("Gc::from_raw(null)"),
-            _t: PhantomData,
+            _brand: PhantomData,
         }
     }
 }
 
-impl<T> std::ops::Deref for Gc<T> {
+impl<T> std::ops::Deref for Gc<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
         checked::check_read(self.ptr.as_ptr() as usize, "Gc");
-        // SAFETY: a Gc held where the rules allow keeps its object alive (the checked mode
-        // reports one that is not), and objects are immutable but for atomics and GcCells.
+        // SAFETY: a Gc held where the rules allow keeps its object alive, and its brand
+        // keeps it from outliving the run, whose heap it points into (the checked mode
+        // reports one held where the collector does not look); objects are immutable but
+        // for atomics and GcCells.
         unsafe { self.ptr.as_ref() }
     }
 }
@@ -381,26 +469,26 @@ pub trait GcPointer: Copy + GcField {
     unsafe fn from_word(w: usize) -> Self;
 }
 
-impl<T> GcPointer for Gc<T> {
+impl<T> GcPointer for Gc<'_, T> {
     fn to_word(self) -> usize {
         self.ptr.as_ptr() as usize
     }
     unsafe fn from_word(w: usize) -> Self {
         Gc {
             ptr: NonNull::new(w as *mut T).expect("a Gc word is never 0"),
-            _t: PhantomData,
+            _brand: PhantomData,
         }
     }
 }
 
-impl<T> GcPointer for Option<Gc<T>> {
+impl<T> GcPointer for Option<Gc<'_, T>> {
     fn to_word(self) -> usize {
         self.map_or(0, |g| g.ptr.as_ptr() as usize)
     }
     unsafe fn from_word(w: usize) -> Self {
         NonNull::new(w as *mut T).map(|ptr| Gc {
             ptr,
-            _t: PhantomData,
+            _brand: PhantomData,
         })
     }
 }
@@ -440,38 +528,39 @@ impl<T: GcPointer> GcCell<T> {
 /// An array in the heap: a `Copy` pair of a pointer to the elements and their number (Go's
 /// slice header, without a capacity). Elements are word-sized multiples so that a
 /// concurrent read can tear only between words, never inside one.
-pub struct GcSlice<T> {
+pub struct GcSlice<'gc, T> {
     ptr: Option<NonNull<T>>,
     len: usize,
+    _brand: Brand<'gc>,
 }
 
-impl<T> std::fmt::Debug for GcSlice<T> {
+impl<T> std::fmt::Debug for GcSlice<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "GcSlice({:?}, len {})", self.ptr, self.len)
     }
 }
 
-impl<T> Clone for GcSlice<T> {
+impl<T> Clone for GcSlice<'_, T> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<T> Copy for GcSlice<T> {}
+impl<T> Copy for GcSlice<'_, T> {}
 
 // SAFETY: as for Gc.
-unsafe impl<T: Sync> Send for GcSlice<T> {}
+unsafe impl<T: Sync> Send for GcSlice<'_, T> {}
 // SAFETY: as for Gc.
-unsafe impl<T: Sync> Sync for GcSlice<T> {}
+unsafe impl<T: Sync> Sync for GcSlice<'_, T> {}
 
 // SAFETY: a pointer word, then the length (a scalar).
-unsafe impl<T> GcField for GcSlice<T> {
+unsafe impl<T> GcField for GcSlice<'_, T> {
     const MASK: u64 = 1;
     fn pointer_words(offset: usize, out: &mut Vec<usize>) {
         out.push(offset / 8);
     }
 }
 
-impl<T: GcField + Copy> GcSlice<T> {
+impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
     const WORDS: usize = {
         assert!(
             std::mem::size_of::<T>().is_multiple_of(8),
@@ -485,10 +574,14 @@ impl<T: GcField + Copy> GcSlice<T> {
     };
 
     /// A new array of `len` copies of `init`.
-    pub fn new(len: usize, init: T) -> Result<GcSlice<T>, AllocError> {
+    pub fn new(_: Mutation<'gc>, len: usize, init: T) -> Result<GcSlice<'gc, T>, AllocError> {
         let layout = elem_layout::<T>();
         let p = alloc(&layout, len)?.cast::<T>();
-        let s = GcSlice { ptr: Some(p), len };
+        let s = GcSlice {
+            ptr: Some(p),
+            len,
+            _brand: PhantomData,
+        };
         for i in 0..len {
             s.set(i, init);
         }
@@ -557,29 +650,34 @@ impl<T: GcField + Copy> GcSlice<T> {
 
 /// An immutable UTF-8 string in the heap (a noscan object), as a `Copy` pointer and length.
 #[derive(Clone, Copy)]
-pub struct GcStr {
+pub struct GcStr<'gc> {
     ptr: Option<NonNull<u8>>,
     len: usize,
+    _brand: Brand<'gc>,
 }
 
 // SAFETY: an immutable byte array.
-unsafe impl Send for GcStr {}
+unsafe impl Send for GcStr<'_> {}
 // SAFETY: as above.
-unsafe impl Sync for GcStr {}
+unsafe impl Sync for GcStr<'_> {}
 
 // SAFETY: a pointer word, then the length.
-unsafe impl GcField for GcStr {
+unsafe impl GcField for GcStr<'_> {
     const MASK: u64 = 1;
     fn pointer_words(offset: usize, out: &mut Vec<usize>) {
         out.push(offset / 8);
     }
 }
 
-impl GcStr {
+impl<'gc> GcStr<'gc> {
     /// Copies `s` into the heap.
-    pub fn new(s: &str) -> Result<GcStr, AllocError> {
+    pub fn new(_: Mutation<'gc>, s: &str) -> Result<GcStr<'gc>, AllocError> {
         if s.is_empty() {
-            return Ok(GcStr { ptr: None, len: 0 });
+            return Ok(GcStr {
+                ptr: None,
+                len: 0,
+                _brand: PhantomData,
+            });
         }
         let p = alloc(&Layout::noscan(1), s.len())?;
         // SAFETY: a fresh object of s.len() bytes.
@@ -587,6 +685,7 @@ impl GcStr {
         Ok(GcStr {
             ptr: Some(p),
             len: s.len(),
+            _brand: PhantomData,
         })
     }
 
@@ -605,13 +704,13 @@ impl GcStr {
     }
 }
 
-impl std::fmt::Debug for GcStr {
+impl std::fmt::Debug for GcStr<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{:?}", self.as_str())
     }
 }
 
-impl PartialEq for GcStr {
+impl PartialEq for GcStr<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
     }

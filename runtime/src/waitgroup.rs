@@ -21,7 +21,7 @@ struct Inner {
 /// use std::sync::atomic::{AtomicU64, Ordering};
 /// use std::sync::Arc;
 /// use minigo_runtime::{go, Runtime, WaitGroup};
-/// Runtime::new().unwrap().run(|| {
+/// Runtime::new().unwrap().run(|_| {
 ///     let (wg, total) = (WaitGroup::new(), Arc::new(AtomicU64::new(0)));
 ///     for i in 1..=10 {
 ///         wg.add(1);

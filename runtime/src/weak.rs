@@ -50,32 +50,32 @@ impl Weaks {
 /// it unreachable on.
 ///
 /// Like [`Global`](crate::Global), it may be kept anywhere (a `Vec`, a cache, another
-/// thread) and is `Send`/`Sync` only when `Gc<T>` is.
+/// thread) within its run, and is `Send`/`Sync` only when `Gc<T>` is.
 ///
 /// ```
 /// use minigo_runtime::{gc, Gc, Global, HeapType, Runtime, Weak};
 /// #[derive(HeapType)]
 /// struct Entry { key: u64 }
-/// Runtime::new().unwrap().run(|| {
-///     let strong = Global::new(Gc::new(Entry { key: 7 }).unwrap());
+/// Runtime::new().unwrap().run(|mu| {
+///     let strong = Global::new(Gc::new(mu, Entry { key: 7 }).unwrap());
 ///     let weak = Weak::new(strong.get());
 ///     gc();
 ///     assert_eq!(weak.get().map(|e| e.key), Some(7)); // still reachable through `strong`
 /// }).unwrap();
 /// ```
-pub struct Weak<T> {
+pub struct Weak<'gc, T> {
     sched: Arc<Sched>,
     index: usize,
-    _t: PhantomData<Gc<T>>,
+    _t: PhantomData<Gc<'gc, T>>,
 }
 
-impl<T> Weak<T> {
+impl<'gc, T> Weak<'gc, T> {
     /// A weak pointer to `obj`, from a goroutine of the runtime that owns `obj`.
     ///
     /// # Panics
     /// Outside a goroutine, and when `obj` is not an object of this runtime's heap (as
     /// [`Global::new`](crate::Global::new)).
-    pub fn new(obj: Gc<T>) -> Weak<T> {
+    pub fn new(obj: Gc<'gc, T>) -> Weak<'gc, T> {
         let sched = current().sched().arc();
         let addr = obj.to_word();
         assert_owned(&sched, addr, "Weak::new");
@@ -89,7 +89,7 @@ impl<T> Weak<T> {
 
     /// The object, if no collection has found it unreachable yet. While a cycle marks,
     /// the object is shaded first, so it survives the cycle (the read barrier).
-    pub fn get(&self) -> Option<Gc<T>> {
+    pub fn get(&self) -> Option<Gc<'gc, T>> {
         let _np = NoPreemptHere::new();
         let addr = *self
             .sched
@@ -108,7 +108,7 @@ impl<T> Weak<T> {
     }
 }
 
-impl<T> Drop for Weak<T> {
+impl<T> Drop for Weak<'_, T> {
     fn drop(&mut self) {
         self.sched.weaks.slots.lock().remove(self.index);
     }

@@ -1,7 +1,8 @@
 //! Channels and select: Go's semantics, values kept alive in buffers, fairness.
 
 use minigo_runtime::{
-    gc, go, select, try_select, Chan, Gc, HeapType, Runtime, SelectCase, TryRecvError, TrySendError,
+    gc, select, try_select, Chan, Gc, HeapType, Mutation, Runtime, SelectCase, TryRecvError,
+    TrySendError,
 };
 
 #[derive(HeapType)]
@@ -10,7 +11,7 @@ struct Payload {
     pad: [u64; 5],
 }
 
-fn run(f: impl FnOnce() + Send + 'static) {
+fn run(f: impl for<'gc> FnOnce(Mutation<'gc>) + Send + 'static) {
     Runtime::builder()
         .procs(2)
         .verify(true)
@@ -22,16 +23,16 @@ fn run(f: impl FnOnce() + Send + 'static) {
 
 #[test]
 fn buffered_gc_values_survive_collections_in_the_buffer() {
-    run(|| {
+    run(|mu| {
         let ch: Chan<Gc<Payload>> = Chan::new(1000);
         for n in 0..1000 {
-            ch.send(Gc::new(Payload { n, pad: [n; 5] }).unwrap());
+            ch.send(Gc::new(mu, Payload { n, pad: [n; 5] }).unwrap());
         }
         // Only the buffer holds them now.
         for _ in 0..3 {
             gc();
             for _ in 0..10_000 {
-                Gc::new(Payload { n: 0, pad: [0; 5] }).unwrap();
+                Gc::new(mu, Payload { n: 0, pad: [0; 5] }).unwrap();
             }
         }
         for n in 0..1000 {
@@ -43,10 +44,10 @@ fn buffered_gc_values_survive_collections_in_the_buffer() {
 
 #[test]
 fn unbuffered_hand_off_and_ping_pong() {
-    run(|| {
+    run(|mu| {
         let (ping, pong): (Chan<u64>, Chan<u64>) = (Chan::new(0), Chan::new(0));
         let (a, b) = (ping.clone(), pong.clone());
-        go(move || {
+        mu.go(move || {
             while let Some(v) = a.recv() {
                 b.send(v + 1);
             }
@@ -65,7 +66,7 @@ fn unbuffered_hand_off_and_ping_pong() {
 
 #[test]
 fn close_semantics() {
-    run(|| {
+    run(|mu| {
         let ch: Chan<u32> = Chan::new(3);
         ch.send(1);
         ch.send(2);
@@ -83,7 +84,7 @@ fn close_semantics() {
         let done: Chan<bool> = Chan::new(0);
         for _ in 0..3 {
             let (ch, done) = (ch.clone(), done.clone());
-            go(move || done.send(ch.recv().is_none()));
+            mu.go(move || done.send(ch.recv().is_none()));
         }
         minigo_runtime::sleep(std::time::Duration::from_millis(10));
         ch.close();
@@ -95,14 +96,14 @@ fn close_semantics() {
 
 #[test]
 fn send_on_closed_channel_panics_and_ends_the_run() {
-    let r = Runtime::builder().procs(1).build().unwrap().run(|| {
+    let r = Runtime::builder().procs(1).build().unwrap().run(|_| {
         let ch: Chan<u32> = Chan::new(1);
         ch.close();
         ch.send(1);
     });
     let e = r.unwrap_err();
     assert!(e.to_string().contains("send on closed channel"), "{e}");
-    let r = Runtime::builder().procs(1).build().unwrap().run(|| {
+    let r = Runtime::builder().procs(1).build().unwrap().run(|_| {
         let ch: Chan<u32> = Chan::new(1);
         ch.close();
         ch.close();
@@ -115,7 +116,7 @@ fn send_on_closed_channel_panics_and_ends_the_run() {
 
 #[test]
 fn select_is_fair_between_ready_cases() {
-    run(|| {
+    run(|_| {
         let (a, b): (Chan<u8>, Chan<u8>) = (Chan::new(1), Chan::new(1));
         let mut picks = [0u32; 2];
         for _ in 0..10_000 {
@@ -149,7 +150,7 @@ fn select_picks_uniformly_among_any_ready_subset() {
         (8, vec![6, 7], 15.1),
         (8, vec![0, 1, 2, 7], 21.1),
     ] {
-        run(move || {
+        run(move |_| {
             let chans: Vec<Chan<u8>> = (0..n).map(|_| Chan::new(1)).collect();
             let mut picks = vec![0u32; n];
             for _ in 0..100_000 {
@@ -177,11 +178,11 @@ fn select_picks_uniformly_among_any_ready_subset() {
 
 #[test]
 fn select_waits_for_any_case_and_sends_too() {
-    run(|| {
+    run(|mu| {
         let (a, b, out): (Chan<u32>, Chan<u32>, Chan<u32>) =
             (Chan::new(0), Chan::new(0), Chan::new(0));
         let b2 = b.clone();
-        go(move || {
+        mu.go(move || {
             minigo_runtime::sleep(std::time::Duration::from_millis(5));
             b2.send(7);
         });
@@ -197,7 +198,7 @@ fn select_waits_for_any_case_and_sends_too() {
         let o2 = out.clone();
         let got: Chan<u32> = Chan::new(1);
         let g2 = got.clone();
-        go(move || g2.send(o2.recv().unwrap()));
+        mu.go(move || g2.send(o2.recv().unwrap()));
         let mut s = out.send_case(42);
         let mut ra = a.recv_case();
         assert_eq!(select(&mut [&mut ra as &mut dyn SelectCase, &mut s]), 1);
@@ -212,12 +213,12 @@ fn select_waits_for_any_case_and_sends_too() {
 
 #[test]
 fn many_selects_racing_many_senders_lose_nothing() {
-    run(|| {
+    run(|mu| {
         let (a, b): (Chan<u64>, Chan<u64>) = (Chan::new(0), Chan::new(0));
         let total: Chan<u64> = Chan::new(0);
         for k in 0..4 {
             let (a, b, total) = (a.clone(), b.clone(), total.clone());
-            go(move || {
+            mu.go(move || {
                 let mut sum = 0;
                 for _ in 0..500 {
                     let mut ra = a.recv_case();
@@ -231,7 +232,7 @@ fn many_selects_racing_many_senders_lose_nothing() {
         }
         for s in 0..2 {
             let (a, b) = (a.clone(), b.clone());
-            go(move || {
+            mu.go(move || {
                 for v in 1..=1000u64 {
                     if (v + s) % 2 == 0 {
                         a.send(v)

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use minigo_runtime::{
-    add_cleanup, gc, go, goroutine_id, yield_now, Chan, Cleanup, Gc, Global, HeapType, Runtime,
+    add_cleanup, gc, goroutine_id, yield_now, Chan, Cleanup, Gc, Global, HeapType, Mutation,
+    Runtime,
 };
 
 #[derive(HeapType)]
@@ -15,17 +16,21 @@ struct Res {
     pad: [u64; 3],
 }
 
-fn res(id: u64) -> Gc<Res> {
-    Gc::new(Res { id, pad: [id; 3] }).unwrap()
+fn res(mu: Mutation<'_>, id: u64) -> Gc<'_, Res> {
+    Gc::new(mu, Res { id, pad: [id; 3] }).unwrap()
 }
 
 /// Made, registered and kept only by a `Global`, on a goroutine that has ended: no stack
 /// holds the object's address.
-fn registered(id: u64, f: impl FnOnce() + Send + 'static) -> (Global<Res>, Cleanup) {
+fn registered<'gc>(
+    mu: Mutation<'gc>,
+    id: u64,
+    f: impl FnOnce() + Send + 'static,
+) -> (Global<'gc, Res>, Cleanup<'gc>) {
     let ch = Chan::new(1);
     let tx = ch.clone();
-    go(move || {
-        let r = res(id);
+    mu.go(move || {
+        let r = res(mu, id);
         let c = add_cleanup(r, f);
         tx.send((Global::new(r), c));
     });
@@ -52,15 +57,15 @@ fn a_cleanup_runs_once_after_its_object_is_unreachable_on_another_goroutine() {
         .verify(true)
         .build()
         .unwrap()
-        .run(|| {
+        .run(|mu| {
             let ran = Arc::new(AtomicU64::new(0));
             let on = Arc::new(AtomicU64::new(0));
             let (r, o) = (ran.clone(), on.clone());
-            let (kept, _c) = registered(7, move || {
+            let (kept, _c) = registered(mu, 7, move || {
                 on_store(&o);
                 r.fetch_add(1, Ordering::SeqCst);
             });
-            let (stays, _c2) = registered(8, || panic!("a reachable object's cleanup ran"));
+            let (stays, _c2) = registered(mu, 8, || panic!("a reachable object's cleanup ran"));
             for _ in 0..3 {
                 gc();
             }
@@ -91,8 +96,8 @@ fn on_store(o: &AtomicU64) {
 fn a_stopped_cleanup_never_runs() {
     Runtime::new()
         .unwrap()
-        .run(|| {
-            let (kept, c) = registered(1, || panic!("a stopped cleanup ran"));
+        .run(|mu| {
+            let (kept, c) = registered(mu, 1, || panic!("a stopped cleanup ran"));
             c.stop();
             drop(kept);
             for _ in 0..3 {
@@ -114,16 +119,16 @@ fn what_a_cleanup_captures_lives_until_it_runs() {
         .verify(true)
         .build()
         .unwrap()
-        .run(|| {
+        .run(|mu| {
             let ran = Arc::new(AtomicU64::new(0));
             let mut kept = Vec::new();
             for id in 0..200u64 {
                 let r = ran.clone();
                 let ch = Chan::new(1);
                 let tx = ch.clone();
-                go(move || {
-                    let captured = res(1000 + id);
-                    let obj = res(id);
+                mu.go(move || {
+                    let captured = res(mu, 1000 + id);
+                    let obj = res(mu, id);
                     add_cleanup(obj, move || {
                         assert_eq!(captured.pad, [1000 + id; 3], "a capture was freed");
                         r.fetch_add(1, Ordering::SeqCst);
@@ -132,7 +137,7 @@ fn what_a_cleanup_captures_lives_until_it_runs() {
                 });
                 kept.push(ch.recv().unwrap());
                 for _ in 0..200 {
-                    std::hint::black_box(res(id));
+                    std::hint::black_box(res(mu, id));
                 }
                 if id % 2 == 0 {
                     kept.remove(0);
@@ -147,8 +152,8 @@ fn what_a_cleanup_captures_lives_until_it_runs() {
 
 #[test]
 fn a_cleanup_that_captures_its_object_is_refused() {
-    let r = Runtime::new().unwrap().run(|| {
-        let r = res(1);
+    let r = Runtime::new().unwrap().run(|mu| {
+        let r = res(mu, 1);
         add_cleanup(r, move || assert_eq!(r.id, 1));
     });
     assert!(

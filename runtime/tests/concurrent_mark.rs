@@ -6,29 +6,32 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use minigo_runtime::{
-    gc, go, read_mem_stats, yield_now, Chan, Gc, GcCell, GcSlice, Global, HeapType, Runtime,
+    gc, read_mem_stats, yield_now, Chan, Gc, GcCell, GcSlice, Global, HeapType, Mutation, Runtime,
     WaitGroup,
 };
 
 /// A token: its id and a check word derived from it.
 #[derive(HeapType)]
-struct Token {
+struct Token<'gc> {
     id: u64,
     check: u64,
     /// Garbage hangs here now and then, so that cycles have something to free.
-    next: GcCell<Option<Gc<Token>>>,
+    next: GcCell<Option<Gc<'gc, Token<'gc>>>>,
 }
 
 fn check_of(id: u64) -> u64 {
     id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xdead_beef
 }
 
-fn token(id: u64) -> Gc<Token> {
-    Gc::new(Token {
-        id,
-        check: check_of(id),
-        next: GcCell::new(None),
-    })
+fn token(mu: Mutation<'_>, id: u64) -> Gc<'_, Token<'_>> {
+    Gc::new(
+        mu,
+        Token {
+            id,
+            check: check_of(id),
+            next: GcCell::new(None),
+        },
+    )
     .unwrap()
 }
 
@@ -47,27 +50,31 @@ impl Rng {
 /// while to reach the last cells (a list is marked one node after another), and
 /// goroutines move tokens out of cells the markers have not reached into cells they have.
 #[derive(HeapType)]
-struct Cell {
-    next: Option<Gc<Cell>>,
-    slot: GcCell<Option<Gc<Token>>>,
+struct Cell<'gc> {
+    next: Option<Gc<'gc, Cell<'gc>>>,
+    slot: GcCell<Option<Gc<'gc, Token<'gc>>>>,
 }
 
 /// The board: the list's head in a global handle, and the cells' addresses kept on the
 /// side for random access (not roots: the list keeps the cells alive).
-struct Board {
-    _head: Global<Cell>,
+struct Board<'gc> {
+    _head: Global<'gc, Cell<'gc>>,
     cells: Vec<usize>,
+    mu: Mutation<'gc>,
 }
 
-impl Board {
-    fn new(n: usize) -> Board {
+impl<'gc> Board<'gc> {
+    fn new(mu: Mutation<'gc>, n: usize) -> Board<'gc> {
         let mut head: Option<Gc<Cell>> = None;
         let mut cells = vec![0; n];
         for i in (0..n).rev() {
-            let c = Gc::new(Cell {
-                next: head,
-                slot: GcCell::new(None),
-            })
+            let c = Gc::new(
+                mu,
+                Cell {
+                    next: head,
+                    slot: GcCell::new(None),
+                },
+            )
             .unwrap();
             cells[i] = c.as_ptr() as usize;
             head = Some(c);
@@ -75,19 +82,20 @@ impl Board {
         Board {
             _head: Global::new(head.expect("n > 0")),
             cells,
+            mu,
         }
     }
 
-    fn cell(&self, i: usize) -> Gc<Cell> {
+    fn cell(&self, i: usize) -> Gc<'gc, Cell<'gc>> {
         // SAFETY: every cell is on the list, which the global handle keeps alive.
-        unsafe { Gc::from_raw(self.cells[i] as *const Cell) }
+        unsafe { Gc::from_raw(self.mu, self.cells[i] as *const Cell) }
     }
 
-    fn get(&self, i: usize) -> Option<Gc<Token>> {
+    fn get(&self, i: usize) -> Option<Gc<'gc, Token<'gc>>> {
         self.cell(i).slot.get()
     }
 
-    fn set(&self, i: usize, t: Option<Gc<Token>>) {
+    fn set(&self, i: usize, t: Option<Gc<'gc, Token<'gc>>>) {
         self.cell(i).slot.set(t)
     }
 }
@@ -115,10 +123,10 @@ fn tokens_moved_between_goroutines_survive_concurrent_cycles() {
         .build()
         .unwrap();
     let collector = rt.collector().clone();
-    rt.run(move || {
-        let board = std::sync::Arc::new(Board::new(CELLS));
+    rt.run(move |mu| {
+        let board = std::sync::Arc::new(Board::new(mu, CELLS));
         for id in 0..TOKENS {
-            board.set(id as usize * (CELLS / TOKENS as usize), Some(token(id)));
+            board.set(id as usize * (CELLS / TOKENS as usize), Some(token(mu, id)));
         }
         let handoff: Chan<Gc<Token>> = Chan::new(0);
         let buffered: Chan<Gc<Token>> = Chan::new(4);
@@ -128,7 +136,7 @@ fn tokens_moved_between_goroutines_survive_concurrent_cycles() {
             wg.add(1);
             let (wg, board, handoff, buffered) =
                 (wg.clone(), board.clone(), handoff.clone(), buffered.clone());
-            go(move || {
+            mu.go(move || {
                 let mut rng = Rng(0x1234_5678 + g as u64);
                 while Instant::now() < deadline {
                     if let Ok(t) = buffered.try_recv() {
@@ -156,7 +164,7 @@ fn tokens_moved_between_goroutines_survive_concurrent_cycles() {
                         0 => yield_now(),
                         1 => {
                             // Garbage, hung off the token for a moment, then dropped.
-                            t.next.set(Some(token(u64::MAX)));
+                            t.next.set(Some(token(mu, u64::MAX)));
                             t.next.set(None);
                         }
                         2 => {
@@ -184,7 +192,7 @@ fn tokens_moved_between_goroutines_survive_concurrent_cycles() {
         relay_done.add(1);
         {
             let (done, board, handoff) = (relay_done.clone(), board.clone(), handoff.clone());
-            go(move || {
+            mu.go(move || {
                 let mut rng = Rng(77);
                 while let Some(t) = handoff.recv() {
                     put_back(&board, &mut rng, MOVERS, OWNERS, t);
@@ -196,10 +204,10 @@ fn tokens_moved_between_goroutines_survive_concurrent_cycles() {
         for _ in 0..2 {
             wg.add(1);
             let wg = wg.clone();
-            go(move || {
+            mu.go(move || {
                 while Instant::now() < deadline {
                     for i in 0..1000 {
-                        let _ = token(u64::MAX - i);
+                        let _ = token(mu, u64::MAX - i);
                     }
                     yield_now();
                 }
@@ -208,7 +216,7 @@ fn tokens_moved_between_goroutines_survive_concurrent_cycles() {
         }
         wg.add(1);
         let w = wg.clone();
-        go(move || {
+        mu.go(move || {
             while Instant::now() < deadline {
                 gc();
                 yield_now();
@@ -244,7 +252,13 @@ fn tokens_moved_between_goroutines_survive_concurrent_cycles() {
 
 /// Puts `t` into a free cell of owner `g` (cells `i` with `i % owners == g`; each owner
 /// has more cells than there are tokens, so one is free).
-fn put_back(board: &Board, rng: &mut Rng, g: usize, owners: usize, t: Gc<Token>) {
+fn put_back<'gc>(
+    board: &Board<'gc>,
+    rng: &mut Rng,
+    g: usize,
+    owners: usize,
+    t: Gc<'gc, Token<'gc>>,
+) {
     let mine = board.cells.len() / owners;
     loop {
         let to = g + owners * rng.below(mine as u64) as usize;
@@ -258,18 +272,18 @@ fn put_back(board: &Board, rng: &mut Rng, g: usize, owners: usize, t: Gc<Token>)
 #[test]
 fn gc_returns_after_a_whole_cycle_and_its_sweep() {
     let rt = Runtime::builder().procs(2).build().unwrap();
-    rt.run(|| {
-        let keep = GcSlice::new(1000, None::<Gc<Token>>).unwrap();
+    rt.run(|mu| {
+        let keep = GcSlice::new(mu, 1000, None::<Gc<Token>>).unwrap();
         for i in 0..1000 {
-            keep.set(i, Some(token(i as u64)));
+            keep.set(i, Some(token(mu, i as u64)));
         }
         // Garbage made on a goroutine that has ended: no stack word of it remains.
         let wg = WaitGroup::new();
         wg.add(1);
         let w = wg.clone();
-        go(move || {
+        mu.go(move || {
             for _ in 0..5000 {
-                let _ = token(u64::MAX);
+                let _ = token(mu, u64::MAX);
             }
             w.done();
         });
@@ -299,10 +313,10 @@ fn stop_the_world_mode_marks_in_one_pause() {
         .build()
         .unwrap();
     let collector = rt.collector().clone();
-    rt.run(|| {
+    rt.run(|mu| {
         let mut list: Option<Gc<Token>> = None;
         for i in 0..200_000u64 {
-            let t = token(i);
+            let t = token(mu, i);
             if i % 10 == 0 {
                 t.next.set(list);
                 list = Some(t);
@@ -339,10 +353,10 @@ fn a_runtime_ended_while_marking_lets_go_of_its_heap() {
         let rt = Runtime::builder().procs(2).build().unwrap();
         let collector = rt.collector().clone();
         let c = collector.clone();
-        rt.run(move || {
-            let board = Board::new(200_000);
+        rt.run(move |mu| {
+            let board = Board::new(mu, 200_000);
             while c.phase() == GcPhase::Off {
-                let _ = token(1);
+                let _ = token(mu, 1);
             }
             drop(board);
         })

@@ -12,7 +12,7 @@ use minigo_runtime::{
 fn run(procs: usize, f: impl FnOnce() + Send + 'static) -> (Result<(), RunError>, Duration) {
     let rt = Runtime::builder().procs(procs).build().unwrap();
     let t0 = Instant::now();
-    let r = rt.run(f);
+    let r = rt.run(move |_| f());
     (r, t0.elapsed())
 }
 
@@ -100,7 +100,7 @@ fn under_abort_on_panic_a_deadlock_exits_like_go() {
             .abort_on_panic(true)
             .build()
             .unwrap()
-            .run(|| {
+            .run(|_| {
                 let never: Chan<u8> = Chan::new(0);
                 never.recv();
             });

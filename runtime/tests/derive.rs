@@ -1,21 +1,21 @@
 //! `#[derive(HeapType)]` beyond plain structs: enums (an interpreter's tagged values),
 //! generic structs, and `#[minigo(crate = "...")]` for a renamed runtime crate.
 
-use minigo_runtime::{gc, Gc, GcField, GcStr, Global, HeapType, Layout, Runtime};
+use minigo_runtime::{gc, Gc, GcField, GcStr, Global, HeapType, Layout, Mutation, Runtime};
 
 /// A tagged value, as an interpreter's: numbers inline, objects by pointer.
 #[derive(HeapType, Clone, Copy)]
-enum Value {
+enum Value<'gc> {
     Nil,
     Int(i64),
-    Pair(Gc<Pair>),
-    Str(GcStr),
+    Pair(Gc<'gc, Pair<'gc>>),
+    Str(GcStr<'gc>),
 }
 
 #[derive(HeapType)]
-struct Pair {
-    car: Value,
-    cdr: Value,
+struct Pair<'gc> {
+    car: Value<'gc>,
+    cdr: Value<'gc>,
 }
 
 /// No pointer in any variant: a scalar.
@@ -26,9 +26,9 @@ enum Color {
 }
 
 #[derive(HeapType)]
-struct Node<T> {
+struct Node<'gc, T> {
     value: T,
-    next: Option<Gc<Node<T>>>,
+    next: Option<Gc<'gc, Node<'gc, T>>>,
 }
 
 mod renamed {
@@ -37,8 +37,8 @@ mod renamed {
 
 #[derive(HeapType)]
 #[minigo(crate = "renamed::rt")]
-struct ThroughARename {
-    pair: renamed::rt::Gc<Pair>,
+struct ThroughARename<'gc> {
+    pair: renamed::rt::Gc<'gc, Pair<'gc>>,
     n: u64,
 }
 
@@ -71,20 +71,20 @@ fn layouts_of_enums_generics_and_renamed_crates() {
     );
 }
 
-fn list(n: i64) -> Value {
+fn list(mu: Mutation<'_>, n: i64) -> Value<'_> {
     let mut l = Value::Nil;
     for i in 0..n {
         let car = if i % 3 == 0 {
-            Value::Str(GcStr::new(&format!("s{i}")).unwrap())
+            Value::Str(GcStr::new(mu, &format!("s{i}")).unwrap())
         } else {
             Value::Int(i)
         };
-        l = Value::Pair(Gc::new(Pair { car, cdr: l }).unwrap());
+        l = Value::Pair(Gc::new(mu, Pair { car, cdr: l }).unwrap());
     }
     l
 }
 
-fn sum(mut l: Value) -> (i64, usize) {
+fn sum(mut l: Value<'_>) -> (i64, usize) {
     let (mut ints, mut strs) = (0, 0);
     while let Value::Pair(p) = l {
         match p.car {
@@ -109,21 +109,24 @@ fn enum_and_generic_objects_survive_collections() {
         .verify(true)
         .build()
         .unwrap()
-        .run(|| {
-            let Value::Pair(head) = list(3000) else {
+        .run(|mu| {
+            let Value::Pair(head) = list(mu, 3000) else {
                 unreachable!()
             };
             let kept = Global::new(head);
             let mut strings: Option<Gc<Node<GcStr>>> = None;
             for i in 0..2000 {
-                std::hint::black_box(list(50)); // garbage
+                std::hint::black_box(list(mu, 50)); // garbage
                 if i % 10 == 0 {
-                    let value = GcStr::new(&format!("n{i}")).unwrap();
+                    let value = GcStr::new(mu, &format!("n{i}")).unwrap();
                     strings = Some(
-                        Gc::new(Node {
-                            value,
-                            next: strings,
-                        })
+                        Gc::new(
+                            mu,
+                            Node {
+                                value,
+                                next: strings,
+                            },
+                        )
                         .unwrap(),
                     );
                 }
@@ -139,7 +142,7 @@ fn enum_and_generic_objects_survive_collections() {
                 strings = node.next;
             }
             assert_eq!(n, 200);
-            let c = Gc::new(Color::Rgb(1, 2, 3)).unwrap();
+            let c = Gc::new(mu, Color::Rgb(1, 2, 3)).unwrap();
             assert_eq!(*c, Color::Rgb(1, 2, 3));
             assert_ne!(*c, Color::Red);
         })

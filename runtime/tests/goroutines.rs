@@ -4,13 +4,13 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use minigo_runtime::{
-    go, goroutine_id, num_goroutine, read_mem_stats, yield_now, Chan, Gc, GcCell, HeapType,
-    Runtime, WaitGroup,
+    goroutine_id, num_goroutine, read_mem_stats, yield_now, Chan, Gc, GcCell, HeapType, Runtime,
+    WaitGroup,
 };
 
 #[derive(HeapType)]
-struct Node {
-    next: GcCell<Option<Gc<Node>>>,
+struct Node<'gc> {
+    next: GcCell<Option<Gc<'gc, Node<'gc>>>>,
     value: u64,
 }
 
@@ -18,30 +18,39 @@ struct Node {
 fn ten_thousand_goroutines_churn_allocations_in_verify_mode() {
     let rt = Runtime::builder().procs(2).verify(true).build().unwrap();
     let collector = rt.collector().clone();
-    rt.run(|| {
+    rt.run(|mu| {
         let results: Chan<(u64, u64)> = Chan::new(10_000);
         let wg = WaitGroup::new();
         for g in 0..10_000u64 {
             wg.add(1);
             let (wg, results) = (wg.clone(), results.clone());
-            go(move || {
+            mu.go(move || {
                 // A list of 50 nodes, with garbage between them; the list must survive.
-                let head = Gc::new(Node {
-                    next: GcCell::new(None),
-                    value: 0,
-                })
+                let head = Gc::new(
+                    mu,
+                    Node {
+                        next: GcCell::new(None),
+                        value: 0,
+                    },
+                )
                 .unwrap();
                 let mut tail = head;
                 for i in 1..50 {
-                    let _garbage = Gc::new(Node {
-                        next: GcCell::new(None),
-                        value: u64::MAX,
-                    })
+                    let _garbage = Gc::new(
+                        mu,
+                        Node {
+                            next: GcCell::new(None),
+                            value: u64::MAX,
+                        },
+                    )
                     .unwrap();
-                    let n = Gc::new(Node {
-                        next: GcCell::new(None),
-                        value: g * 100 + i,
-                    })
+                    let n = Gc::new(
+                        mu,
+                        Node {
+                            next: GcCell::new(None),
+                            value: g * 100 + i,
+                        },
+                    )
                     .unwrap();
                     tail.next.set(Some(n));
                     tail = n;
@@ -97,13 +106,13 @@ fn goroutines_migrate_between_threads_and_keep_their_identity() {
     let rt = Runtime::builder().procs(2).build().unwrap();
     let threads = Arc::new(Mutex::new(HashSet::new()));
     let t = threads.clone();
-    rt.run(move || {
+    rt.run(move |mu| {
         let wg = WaitGroup::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         for _ in 0..8 {
             wg.add(1);
             let (wg, t) = (wg.clone(), t.clone());
-            go(move || {
+            mu.go(move || {
                 let me = goroutine_id();
                 let first = thread_now();
                 let mut i = 0u64;
@@ -113,10 +122,13 @@ fn goroutines_migrate_between_threads_and_keep_their_identity() {
                     yield_now();
                     assert_eq!(goroutine_id(), me, "the runtime lost track after park {i}");
                     if i.is_multiple_of(100) {
-                        let n = Gc::new(Node {
-                            next: GcCell::new(None),
-                            value: i,
-                        })
+                        let n = Gc::new(
+                            mu,
+                            Node {
+                                next: GcCell::new(None),
+                                value: i,
+                            },
+                        )
                         .unwrap();
                         yield_now();
                         assert_eq!(n.value, i, "an object held across a migration");
@@ -143,7 +155,7 @@ fn goroutines_migrate_between_threads_and_keep_their_identity() {
 #[test]
 fn recycled_goroutines_get_fresh_ids_and_their_own_roots() {
     let rt = Runtime::builder().procs(2).verify(true).build().unwrap();
-    rt.run(|| {
+    rt.run(|mu| {
         let ids: Chan<u64> = Chan::new(64);
         let mut seen = HashSet::new();
         for wave in 0..40u64 {
@@ -151,19 +163,25 @@ fn recycled_goroutines_get_fresh_ids_and_their_own_roots() {
             for k in 0..500u64 {
                 wg.add(1);
                 let (wg, ids) = (wg.clone(), ids.clone());
-                go(move || {
-                    let n = Gc::new(Node {
-                        next: GcCell::new(None),
-                        value: wave * 1000 + k,
-                    })
+                mu.go(move || {
+                    let n = Gc::new(
+                        mu,
+                        Node {
+                            next: GcCell::new(None),
+                            value: wave * 1000 + k,
+                        },
+                    )
                     .unwrap();
                     // Garbage enough to trigger collections while `n` lives only on this
                     // (possibly recycled) stack.
                     for _ in 0..20 {
-                        Gc::new(Node {
-                            next: GcCell::new(None),
-                            value: 0,
-                        })
+                        Gc::new(
+                            mu,
+                            Node {
+                                next: GcCell::new(None),
+                                value: 0,
+                            },
+                        )
                         .unwrap();
                     }
                     yield_now();
@@ -208,12 +226,12 @@ fn sleepers_woken_while_every_p_goes_idle_are_never_stranded() {
         }
     });
     let rt = Runtime::builder().procs(2).build().unwrap();
-    rt.run(|| {
+    rt.run(|mu| {
         let wg = WaitGroup::new();
         for _ in 0..4 {
             wg.add(1);
             let wg = wg.clone();
-            go(move || {
+            mu.go(move || {
                 for _ in 0..300 {
                     minigo_runtime::sleep(std::time::Duration::from_micros(20));
                 }
@@ -247,7 +265,7 @@ fn a_hundred_thousand_goroutines_park_at_once() {
     // under the default vm.max_map_count of 65,530.
     const N: usize = 100_000;
     let rt = Runtime::builder().procs(2).build().unwrap();
-    rt.run(|| {
+    rt.run(|mu| {
         let before = (mappings(), rss_bytes());
         let release: Chan<()> = Chan::new(0);
         let parked = WaitGroup::new();
@@ -256,7 +274,7 @@ fn a_hundred_thousand_goroutines_park_at_once() {
             let (release, parked, done) = (release.clone(), parked.clone(), done.clone());
             parked.add(1);
             done.add(1);
-            go(move || {
+            mu.go(move || {
                 parked.done();
                 assert_eq!(release.recv(), None, "released by close");
                 done.done();
@@ -292,17 +310,20 @@ fn no_goroutine_runs_after_run_returns() {
         .procs(2)
         .build()
         .unwrap()
-        .run(move || {
+        .run(move |mu| {
             // One goroutine yields in a loop, one allocates in a loop; main leaves.
-            go(move || loop {
+            mu.go(move || loop {
                 s.fetch_add(1, Ordering::Relaxed);
                 yield_now();
             });
-            go(move || loop {
-                let n = Gc::new(Node {
-                    next: GcCell::new(None),
-                    value: 1,
-                })
+            mu.go(move || loop {
+                let n = Gc::new(
+                    mu,
+                    Node {
+                        next: GcCell::new(None),
+                        value: 1,
+                    },
+                )
                 .unwrap();
                 a.fetch_add(n.value, Ordering::Relaxed);
             });

@@ -6,7 +6,9 @@ use std::io::Read;
 
 use minigo_runtime::gc_crate::pprof::{build_heap_profile, proto};
 use minigo_runtime::gc_crate::{MemProfileRecord, DEFAULT_MEM_PROFILE_RATE};
-use minigo_runtime::{gc, mem_profile, write_heap_profile, Gc, GcSlice, HeapType, Runtime};
+use minigo_runtime::{
+    gc, mem_profile, write_heap_profile, Gc, GcSlice, HeapType, Mutation, Runtime,
+};
 use prost::Message;
 
 /// 768 bytes: a size class of its own.
@@ -22,19 +24,25 @@ struct Small {
 }
 
 #[inline(never)]
-fn kept_site(keep: &GcSlice<Option<Gc<Big>>>, i: usize) {
-    let b = Gc::new(Big {
-        words: [i as u64; 96],
-    })
+fn kept_site<'gc>(mu: Mutation<'gc>, keep: &GcSlice<'gc, Option<Gc<'gc, Big>>>, i: usize) {
+    let b = Gc::new(
+        mu,
+        Big {
+            words: [i as u64; 96],
+        },
+    )
     .unwrap();
     keep.set(i % keep.len(), Some(b));
 }
 
 #[inline(never)]
-fn dying_site(i: usize) -> u64 {
-    let s = Gc::new(Small {
-        words: [i as u64; 32],
-    })
+fn dying_site(mu: Mutation<'_>, i: usize) -> u64 {
+    let s = Gc::new(
+        mu,
+        Small {
+            words: [i as u64; 32],
+        },
+    )
     .unwrap();
     std::hint::black_box(s).words[3]
 }
@@ -60,12 +68,12 @@ fn profile(rate: usize, n: usize, keep: usize) -> (Vec<MemProfileRecord>, Vec<u8
         .unwrap();
     let out = std::sync::Arc::new(std::sync::Mutex::new(None));
     let o = out.clone();
-    rt.run(move || {
-        let ring = GcSlice::new(keep, None::<Gc<Big>>).unwrap();
+    rt.run(move |mu| {
+        let ring = GcSlice::new(mu, keep, None::<Gc<Big>>).unwrap();
         let mut sum = 0;
         for i in 0..n {
-            kept_site(&ring, i);
-            sum += dying_site(i);
+            kept_site(mu, &ring, i);
+            sum += dying_site(mu, i);
         }
         assert!(sum > 0);
         scrub_stack();

@@ -8,13 +8,17 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use minigo_runtime::{
-    async_preemption_enabled, gc, gc_cycles, go, read_mem_stats, yield_now, Chan, Gc, HeapType,
-    Runtime, WaitGroup,
+    async_preemption_enabled, gc, gc_cycles, read_mem_stats, yield_now, Chan, Gc, HeapType,
+    Mutation, Runtime, WaitGroup,
 };
 
 /// Runs `main` on a runtime of `procs` Ps on another thread; fails the test if the run
 /// has not ended within `limit` (without preemption these runs never end).
-fn run_within(procs: usize, limit: Duration, main: impl FnOnce() + Send + 'static) {
+fn run_within(
+    procs: usize,
+    limit: Duration,
+    main: impl for<'gc> FnOnce(Mutation<'gc>) + Send + 'static,
+) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let rt = Runtime::builder().procs(procs).build().unwrap();
@@ -45,14 +49,14 @@ struct Block {
 
 #[test]
 fn a_spinner_does_not_hold_up_collections() {
-    run_within(2, Duration::from_secs(120), || {
+    run_within(2, Duration::from_secs(120), |mu| {
         assert!(async_preemption_enabled(), "x86-64 Linux preempts");
         let stop = Arc::new(AtomicBool::new(false));
         let rounds = Arc::new(AtomicU64::new(0));
         let done: Chan<()> = Chan::new(1);
         {
             let (stop, rounds, done) = (stop.clone(), rounds.clone(), done.clone());
-            go(move || {
+            mu.go(move || {
                 spin(&stop, &rounds);
                 done.send(());
             });
@@ -64,9 +68,12 @@ fn a_spinner_does_not_hold_up_collections() {
         let before = gc_cycles().len();
         let mut keep = Vec::new();
         for i in 0..(1usize << 30) / 128 {
-            let b = Gc::new(Block {
-                words: [i as u64; 16],
-            })
+            let b = Gc::new(
+                mu,
+                Block {
+                    words: [i as u64; 16],
+                },
+            )
             .unwrap();
             if i % 100_000 == 0 {
                 keep.push(b.words[0]);
@@ -83,13 +90,13 @@ fn a_spinner_does_not_hold_up_collections() {
 
 #[test]
 fn on_one_p_a_spinner_and_a_ping_pong_pair_all_make_progress() {
-    run_within(1, Duration::from_secs(60), || {
+    run_within(1, Duration::from_secs(60), |mu| {
         let stop = Arc::new(AtomicBool::new(false));
         let rounds = Arc::new(AtomicU64::new(0));
         let spinner_done: Chan<()> = Chan::new(1);
         {
             let (stop, rounds, d) = (stop.clone(), rounds.clone(), spinner_done.clone());
-            go(move || {
+            mu.go(move || {
                 spin(&stop, &rounds);
                 d.send(());
             });
@@ -101,7 +108,7 @@ fn on_one_p_a_spinner_and_a_ping_pong_pair_all_make_progress() {
         wg.add(1);
         {
             let (ping, pong, wg) = (ping.clone(), pong.clone(), wg.clone());
-            go(move || {
+            mu.go(move || {
                 while let Some(v) = ping.recv() {
                     pong.send(v + 1);
                 }
@@ -122,11 +129,11 @@ fn on_one_p_a_spinner_and_a_ping_pong_pair_all_make_progress() {
 
 #[test]
 fn a_spinner_does_not_keep_run_from_returning() {
-    run_within(2, Duration::from_secs(30), || {
+    run_within(2, Duration::from_secs(30), |mu| {
         let rounds = Arc::new(AtomicU64::new(0));
         {
             let rounds = rounds.clone();
-            go(move || spin(&AtomicBool::new(false), &rounds));
+            mu.go(move || spin(&AtomicBool::new(false), &rounds));
         }
         while rounds.load(Ordering::Relaxed) == 0 {
             yield_now();
@@ -140,10 +147,13 @@ const PATTERN: u64 = 0x0123_4567_89ab_cdef;
 
 /// A new block's address, disguised so that no word anywhere holds the pointer.
 #[inline(never)]
-fn new_block_masked() -> usize {
-    let b = Gc::new(Block {
-        words: [PATTERN; 16],
-    })
+fn new_block_masked(mu: Mutation<'_>) -> usize {
+    let b = Gc::new(
+        mu,
+        Block {
+            words: [PATTERN; 16],
+        },
+    )
     .unwrap();
     (Gc::as_ptr(b) as usize) ^ MASK
 }
@@ -187,14 +197,14 @@ fn hold_in_register(masked: usize, stop: &AtomicBool, spinning: &AtomicBool) -> 
 
 #[test]
 fn a_pointer_only_in_a_register_survives_preemption_and_collections() {
-    run_within(2, Duration::from_secs(120), || {
+    run_within(2, Duration::from_secs(120), |mu| {
         let stop = Arc::new(AtomicBool::new(false));
         let spinning = Arc::new(AtomicBool::new(false));
         let result: Chan<bool> = Chan::new(1);
         {
             let (stop, spinning, result) = (stop.clone(), spinning.clone(), result.clone());
-            go(move || {
-                let masked = new_block_masked();
+            mu.go(move || {
+                let masked = new_block_masked(mu);
                 scrub_stack();
                 let masked = hold_in_register(masked, &stop, &spinning);
                 let b = (masked ^ MASK) as *const Block;
@@ -213,7 +223,7 @@ fn a_pointer_only_in_a_register_survives_preemption_and_collections() {
         for _ in 0..4 {
             gc();
             for i in 0..200_000u64 {
-                black_box(Gc::new(Block { words: [i; 16] }).unwrap());
+                black_box(Gc::new(mu, Block { words: [i; 16] }).unwrap());
             }
         }
         assert!(read_mem_stats().num_gc >= cycles + 4);
@@ -232,12 +242,12 @@ fn godebug_asyncpreemptoff_turns_it_off() {
             .procs(1)
             .build()
             .unwrap()
-            .run(|| {
+            .run(|mu| {
                 assert!(!async_preemption_enabled());
                 // Cooperative safepoints still work: this loop yields.
                 let done: Chan<()> = Chan::new(1);
                 let d = done.clone();
-                go(move || d.send(()));
+                mu.go(move || d.send(()));
                 for _ in 0..3 {
                     yield_now();
                 }
@@ -268,13 +278,13 @@ fn godebug_asyncpreemptoff_turns_it_off() {
 fn on_one_p_two_spinners_waiting_on_each_other_take_turns() {
     // Each spins, without a safepoint, until it is its turn; only a preemption that gives
     // the P to the other lets either go on.
-    run_within(1, Duration::from_secs(60), || {
+    run_within(1, Duration::from_secs(60), |mu| {
         const ROUNDS: u64 = 10;
         let turn = Arc::new(AtomicU64::new(0));
         let done: Chan<()> = Chan::new(2);
         for me in 0..2u64 {
             let (turn, done) = (turn.clone(), done.clone());
-            go(move || {
+            mu.go(move || {
                 for round in 0..ROUNDS {
                     while turn.load(Ordering::Acquire) != 2 * round + me {
                         std::hint::spin_loop();

@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use minigo_runtime::{gc, go, Gc, HeapType, Runtime, WaitGroup};
+use minigo_runtime::{gc, Gc, HeapType, Mutation, Runtime, WaitGroup};
 
 #[derive(HeapType)]
 struct Cell {
@@ -15,14 +15,17 @@ struct Cell {
 /// Collects, then allocates enough objects of the same size class to reuse (and clear) any
 /// slot the collection freed.
 #[inline(never)]
-fn collect_and_churn() {
+fn collect_and_churn(mu: Mutation<'_>) {
     gc();
     for i in 0..20_000 {
         black_box(
-            Gc::new(Cell {
-                value: -i,
-                pad: [0; 3],
-            })
+            Gc::new(
+                mu,
+                Cell {
+                    value: -i,
+                    pad: [0; 3],
+                },
+            )
             .unwrap(),
         );
     }
@@ -35,18 +38,21 @@ const KEY: usize = 0x5a5a_5a5a_5a5a_5a5a;
 /// register, which the compiler keeps in a callee-saved one because it is needed after the
 /// call. Only the park's register spill can keep the object alive.
 #[inline(never)]
-fn hidden_survives(v: i64) -> i64 {
+fn hidden_survives(mu: Mutation<'_>, v: i64) -> i64 {
     let masked = black_box(
-        Gc::new(Cell {
-            value: v,
-            pad: [7; 3],
-        })
+        Gc::new(
+            mu,
+            Cell {
+                value: v,
+                pad: [7; 3],
+            },
+        )
         .unwrap()
         .as_ptr() as usize
             ^ KEY,
     );
     let addr = masked ^ KEY;
-    collect_and_churn();
+    collect_and_churn(mu);
     // SAFETY: the test's claim: the object is still alive.
     unsafe { (*(addr as *const Cell)).value }
 }
@@ -54,16 +60,16 @@ fn hidden_survives(v: i64) -> i64 {
 #[test]
 fn pointers_only_in_frames_and_registers_survive_collections_on_every_p() {
     let rt = Runtime::builder().procs(2).build().unwrap();
-    rt.run(|| {
+    rt.run(|mu| {
         let wg = WaitGroup::new();
         for g in 0..8i64 {
             wg.add(1);
             let wg = wg.clone();
-            go(move || {
+            mu.go(move || {
                 for round in 0..25 {
                     let v = g * 1000 + round;
                     assert_eq!(
-                        hidden_survives(v),
+                        hidden_survives(mu, v),
                         v,
                         "goroutine {g} round {round}: object freed"
                     );
@@ -79,15 +85,18 @@ fn pointers_only_in_frames_and_registers_survive_collections_on_every_p() {
 #[test]
 fn a_local_gc_survives_a_park_on_another_thread() {
     let rt = Runtime::builder().procs(2).verify(true).build().unwrap();
-    rt.run(|| {
-        let keep = Gc::new(Cell {
-            value: 99,
-            pad: [1, 2, 3],
-        })
+    rt.run(|mu| {
+        let keep = Gc::new(
+            mu,
+            Cell {
+                value: 99,
+                pad: [1, 2, 3],
+            },
+        )
         .unwrap();
         for _ in 0..50 {
             minigo_runtime::yield_now();
-            collect_and_churn();
+            collect_and_churn(mu);
         }
         assert_eq!((keep.value, keep.pad), (99, [1, 2, 3]));
     })

@@ -13,7 +13,7 @@ fn stack_inuse_counts_resident_stack_pages() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     const N: usize = 1000;
     let rt = Runtime::builder().procs(2).build().unwrap();
-    rt.run(|| {
+    rt.run(|_| {
         let base = read_mem_stats().stack_inuse;
         let release: Chan<()> = Chan::new(0);
         let (parked, done) = (WaitGroup::new(), WaitGroup::new());
@@ -73,7 +73,7 @@ fn parked_stacks_shrink_at_a_collection() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     const N: usize = 1000;
     let rt = Runtime::builder().procs(2).build().unwrap();
-    rt.run(|| {
+    rt.run(|_| {
         let base = read_mem_stats().stack_inuse;
         let release: Chan<()> = Chan::new(0);
         let (parked, done) = (WaitGroup::new(), WaitGroup::new());

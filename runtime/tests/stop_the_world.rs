@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use minigo_runtime::{blocking, gc, go, read_mem_stats, yield_now, Gc, HeapType, Runtime};
+use minigo_runtime::{blocking, gc, read_mem_stats, yield_now, Gc, HeapType, Runtime};
 
 #[derive(HeapType)]
 struct Box3 {
@@ -16,12 +16,12 @@ struct Box3 {
 #[test]
 fn the_world_stops_for_spinners_and_not_for_blocking() {
     let rt = Runtime::builder().procs(2).verify(true).build().unwrap();
-    rt.run(|| {
+    rt.run(|mu| {
         let stop = Arc::new(AtomicBool::new(false));
         let spins = Arc::new(AtomicU64::new(0));
         for _ in 0..3 {
             let (stop, spins) = (stop.clone(), spins.clone());
-            go(move || {
+            mu.go(move || {
                 while !stop.load(Ordering::Relaxed) {
                     spins.fetch_add(1, Ordering::Relaxed);
                     yield_now();
@@ -32,8 +32,8 @@ fn the_world_stops_for_spinners_and_not_for_blocking() {
         let released = Arc::new(AtomicBool::new(false));
         {
             let (in_blocking, released) = (in_blocking.clone(), released.clone());
-            go(move || {
-                let mine = Gc::new(Box3 { a: 1, b: 2, c: 3 }).unwrap();
+            mu.go(move || {
+                let mine = Gc::new(mu, Box3 { a: 1, b: 2, c: 3 }).unwrap();
                 blocking(|| {
                     in_blocking.store(true, Ordering::SeqCst);
                     while !released.load(Ordering::SeqCst) {

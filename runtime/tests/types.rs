@@ -1,24 +1,24 @@
 //! The typed API: layouts from `#[derive(HeapType)]`, slices, strings, cells, globals.
 
 use minigo_runtime::{
-    gc, go, layout_of, Chan, Gc, GcCell, GcField, GcSlice, GcStr, Global, HeapType, Runtime,
+    gc, layout_of, Chan, Gc, GcCell, GcField, GcSlice, GcStr, Global, HeapType, Runtime,
 };
 
 #[derive(HeapType)]
-struct Leaf {
+struct Leaf<'gc> {
     a: u64,
-    b: Option<Gc<Leaf>>,
+    b: Option<Gc<'gc, Leaf<'gc>>>,
 }
 
 #[derive(HeapType)]
-struct Mixed {
+struct Mixed<'gc> {
     x: u32,
     y: u32,
-    first: Gc<Leaf>,
-    inner: Leaf,
-    cells: [GcCell<Option<Gc<Leaf>>>; 2],
-    name: GcStr,
-    items: GcSlice<u64>,
+    first: Gc<'gc, Leaf<'gc>>,
+    inner: Leaf<'gc>,
+    cells: [GcCell<Option<Gc<'gc, Leaf<'gc>>>>; 2],
+    name: GcStr<'gc>,
+    items: GcSlice<'gc, u64>,
     z: f64,
 }
 
@@ -60,42 +60,48 @@ fn derived_layouts_name_exactly_the_pointer_words() {
 #[test]
 fn objects_slices_strings_cells_and_globals_survive_collections() {
     let rt = Runtime::builder().procs(2).verify(true).build().unwrap();
-    rt.run(|| {
-        let leaf = Gc::new(Leaf { a: 1, b: None }).unwrap();
-        let m = Gc::new(Mixed {
-            x: 1,
-            y: 2,
-            first: leaf,
-            inner: Leaf {
-                a: 3,
-                b: Some(Gc::new(Leaf { a: 4, b: None }).unwrap()),
+    rt.run(|mu| {
+        let leaf = Gc::new(mu, Leaf { a: 1, b: None }).unwrap();
+        let m = Gc::new(
+            mu,
+            Mixed {
+                x: 1,
+                y: 2,
+                first: leaf,
+                inner: Leaf {
+                    a: 3,
+                    b: Some(Gc::new(mu, Leaf { a: 4, b: None }).unwrap()),
+                },
+                cells: [GcCell::new(None), GcCell::new(Some(leaf))],
+                name: GcStr::new(mu, "minigo heap string").unwrap(),
+                items: GcSlice::new(mu, 1000, 7u64).unwrap(),
+                z: 2.5,
             },
-            cells: [GcCell::new(None), GcCell::new(Some(leaf))],
-            name: GcStr::new("minigo heap string").unwrap(),
-            items: GcSlice::new(1000, 7u64).unwrap(),
-            z: 2.5,
-        })
+        )
         .unwrap();
-        m.cells[0].set(Some(Gc::new(Leaf { a: 5, b: None }).unwrap()));
+        m.cells[0].set(Some(Gc::new(mu, Leaf { a: 5, b: None }).unwrap()));
         m.items.set(999, 42);
-        let pointers: GcSlice<Option<Gc<Leaf>>> = GcSlice::new(100, None).unwrap();
+        let pointers: GcSlice<Option<Gc<Leaf>>> = GcSlice::new(mu, 100, None).unwrap();
         for i in 0..100 {
             pointers.set(
                 i,
                 Some(
-                    Gc::new(Leaf {
-                        a: i as u64,
-                        b: None,
-                    })
+                    Gc::new(
+                        mu,
+                        Leaf {
+                            a: i as u64,
+                            b: None,
+                        },
+                    )
                     .unwrap(),
                 ),
             );
         }
-        let global = Global::new(Gc::new(Leaf { a: 77, b: None }).unwrap());
+        let global = Global::new(Gc::new(mu, Leaf { a: 77, b: None }).unwrap());
         for _ in 0..5 {
             gc();
             for _ in 0..10_000 {
-                Gc::new(Leaf { a: 0, b: None }).unwrap();
+                Gc::new(mu, Leaf { a: 0, b: None }).unwrap();
             }
         }
         assert_eq!(
@@ -115,10 +121,13 @@ fn objects_slices_strings_cells_and_globals_survive_collections() {
         let held: Vec<Global<Leaf>> = (0..10)
             .map(|i| {
                 Global::new(
-                    Gc::new(Leaf {
-                        a: 100 + i,
-                        b: None,
-                    })
+                    Gc::new(
+                        mu,
+                        Leaf {
+                            a: 100 + i,
+                            b: None,
+                        },
+                    )
                     .unwrap(),
                 )
             })
@@ -130,12 +139,12 @@ fn objects_slices_strings_cells_and_globals_survive_collections() {
             .all(|(i, g)| g.get().a == 100 + i as u64));
         // A goroutine's closure keeps what it captured until it runs.
         let out: Chan<u64> = Chan::new(1);
-        let captured = Gc::new(Leaf { a: 31337, b: None }).unwrap();
+        let captured = Gc::new(mu, Leaf { a: 31337, b: None }).unwrap();
         let o = out.clone();
-        go(move || o.send(captured.a));
+        mu.go(move || o.send(captured.a));
         gc();
         assert_eq!(out.recv(), Some(31337));
-        assert!(GcStr::new("").unwrap().as_str().is_empty());
+        assert!(GcStr::new(mu, "").unwrap().as_str().is_empty());
     })
     .unwrap();
 }

@@ -39,10 +39,10 @@ impl Roots for NoRoots {
 }
 
 #[derive(HeapType)]
-struct Node {
-    left: GcCell<Option<Gc<Node>>>,
+struct Node<'gc> {
+    left: GcCell<Option<Gc<'gc, Node<'gc>>>>,
     a: u64,
-    right: GcCell<Option<Gc<Node>>>,
+    right: GcCell<Option<Gc<'gc, Node<'gc>>>>,
     b: u64,
 }
 
@@ -78,15 +78,18 @@ fn main() -> ExitCode {
             }
         }
         "runtime" => {
-            let r = Runtime::new().expect("a runtime").run(move || {
+            let r = Runtime::new().expect("a runtime").run(move |mu| {
                 for _ in 0..n {
                     black_box(
-                        Gc::new(Node {
-                            left: GcCell::new(None),
-                            a: 1,
-                            right: GcCell::new(None),
-                            b: 2,
-                        })
+                        Gc::new(
+                            mu,
+                            Node {
+                                left: GcCell::new(None),
+                                a: 1,
+                                right: GcCell::new(None),
+                                b: 2,
+                            },
+                        )
                         .expect("memory"),
                     );
                 }

@@ -202,8 +202,8 @@ pub fn measure(
     let start = Instant::now();
     let run = {
         let (job, out, verdict, after) = (job.clone(), out.clone(), verdict.clone(), after.clone());
-        rt.run(move || {
-            let v = job.run(&out);
+        rt.run(move |mu| {
+            let v = job.run(mu, &out);
             let mut a = After {
                 end: Some((Instant::now(), cpu_time())),
                 ..After::default()

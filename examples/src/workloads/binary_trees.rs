@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use minigo_runtime::{go, Gc, HeapType, WaitGroup};
+use minigo_runtime::{Gc, HeapType, Mutation, WaitGroup};
 
 use super::{at_most, out_of_memory, parse_count_in, Out, Verdict};
 
@@ -38,12 +38,12 @@ impl Params {
 
 /// A tree node: both children or neither.
 #[derive(HeapType)]
-struct Node {
-    left: Option<Gc<Node>>,
-    right: Option<Gc<Node>>,
+struct Node<'gc> {
+    left: Option<Gc<'gc, Node<'gc>>>,
+    right: Option<Gc<'gc, Node<'gc>>>,
 }
 
-fn bottom_up_tree(depth: u32) -> Gc<Node> {
+fn bottom_up_tree(mu: Mutation<'_>, depth: u32) -> Gc<'_, Node<'_>> {
     let node = if depth == 0 {
         Node {
             left: None,
@@ -52,14 +52,14 @@ fn bottom_up_tree(depth: u32) -> Gc<Node> {
     } else {
         // Both children are on this goroutine's stack (which the collector scans) while
         // the other is built.
-        let left = bottom_up_tree(depth - 1);
-        let right = bottom_up_tree(depth - 1);
+        let left = bottom_up_tree(mu, depth - 1);
+        let right = bottom_up_tree(mu, depth - 1);
         Node {
             left: Some(left),
             right: Some(right),
         }
     };
-    Gc::new(node).unwrap_or_else(|e| out_of_memory("binary-trees", e))
+    Gc::new(mu, node).unwrap_or_else(|e| out_of_memory("binary-trees", e))
 }
 
 fn item_check(node: &Node) -> u64 {
@@ -102,7 +102,7 @@ pub fn expected_output(n: u32) -> String {
 }
 
 /// Runs the program (from a goroutine), printing its lines to `out`.
-pub fn run(p: &Params, out: &Out) -> Verdict {
+pub fn run(mu: Mutation<'_>, p: &Params, out: &Out) -> Verdict {
     let (max_depth, per_depth) = depths(p.n);
     let stretch = max_depth + 1;
     let mut printed = String::new();
@@ -112,10 +112,10 @@ pub fn run(p: &Params, out: &Out) -> Verdict {
         printed.push('\n');
     };
 
-    let check = item_check(&bottom_up_tree(stretch));
+    let check = item_check(&bottom_up_tree(mu, stretch));
     print(format!("stretch tree of depth {stretch}\t check: {check}"));
 
-    let long_lived = bottom_up_tree(max_depth);
+    let long_lived = bottom_up_tree(mu, max_depth);
 
     let per_depth: Vec<(u32, u64)> = per_depth.collect();
     let lines: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(vec![String::new(); per_depth.len()]));
@@ -123,10 +123,10 @@ pub fn run(p: &Params, out: &Out) -> Verdict {
     for (slot, &(depth, iterations)) in per_depth.iter().enumerate() {
         wg.add(1);
         let (wg, lines) = (wg.clone(), lines.clone());
-        go(move || {
+        mu.go(move || {
             let mut check = 0;
             for _ in 0..iterations {
-                check += item_check(&bottom_up_tree(depth));
+                check += item_check(&bottom_up_tree(mu, depth));
             }
             lines.lock().unwrap_or_else(|e| e.into_inner())[slot] =
                 format!("{iterations}\t trees of depth {depth}\t check: {check}");

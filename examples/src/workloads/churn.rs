@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use minigo_runtime::{GcSlice, HeapType};
+use minigo_runtime::{GcSlice, HeapType, Mutation};
 
 use super::{at_most, out_of_memory, parse_count_in, Out, Verdict};
 use minigo_runtime::Gc;
@@ -58,16 +58,16 @@ fn intact(o: &Obj, id: u64) -> bool {
 }
 
 /// Runs churn (from a goroutine), printing its result line to `out`.
-pub fn run(p: &Params, out: &Out) -> Verdict {
+pub fn run(mu: Mutation<'_>, p: &Params, out: &Out) -> Verdict {
     let window: GcSlice<Option<Gc<Obj>>> =
-        GcSlice::new(p.window as usize, None).unwrap_or_else(|e| out_of_memory("churn", e));
+        GcSlice::new(mu, p.window as usize, None).unwrap_or_else(|e| out_of_memory("churn", e));
     let w = p.window;
     let mut bad = None;
     let start = Instant::now();
     let (mut slot, mut evicted) = (0usize, 0u64);
     for id in 0..p.count {
         let (a, b, c) = words(id);
-        let obj = Gc::new(Obj { id, a, b, c }).unwrap_or_else(|e| out_of_memory("churn", e));
+        let obj = Gc::new(mu, Obj { id, a, b, c }).unwrap_or_else(|e| out_of_memory("churn", e));
         if id >= w {
             match window.get(slot) {
                 Some(old) if intact(&old, evicted) => {}

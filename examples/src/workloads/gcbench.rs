@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use minigo_runtime::{Gc, GcCell, GcSlice, HeapType};
+use minigo_runtime::{Gc, GcCell, GcSlice, HeapType, Mutation};
 
 use super::{at_most, out_of_memory, parse_count_in, Out, Verdict};
 
@@ -40,20 +40,27 @@ impl Params {
 
 /// GCBench's node: two children and two ints (24 bytes, as in the C version).
 #[derive(HeapType)]
-struct Node {
-    left: GcCell<Option<Gc<Node>>>,
-    right: GcCell<Option<Gc<Node>>>,
+struct Node<'gc> {
+    left: GcCell<Option<Gc<'gc, Node<'gc>>>>,
+    right: GcCell<Option<Gc<'gc, Node<'gc>>>>,
     i: i32,
     j: i32,
 }
 
-fn new_node(left: Option<Gc<Node>>, right: Option<Gc<Node>>) -> Gc<Node> {
-    Gc::new(Node {
-        left: GcCell::new(left),
-        right: GcCell::new(right),
-        i: 0,
-        j: 0,
-    })
+fn new_node<'gc>(
+    mu: Mutation<'gc>,
+    left: Option<Gc<'gc, Node<'gc>>>,
+    right: Option<Gc<'gc, Node<'gc>>>,
+) -> Gc<'gc, Node<'gc>> {
+    Gc::new(
+        mu,
+        Node {
+            left: GcCell::new(left),
+            right: GcCell::new(right),
+            i: 0,
+            j: 0,
+        },
+    )
     .unwrap_or_else(|e| out_of_memory("gcbench", e))
 }
 
@@ -66,25 +73,25 @@ fn num_iters(depth: u32, stretch: u32) -> u64 {
 }
 
 /// Builds the tree top-down: children are stored into `node` before they are populated.
-fn populate(depth: u32, node: Gc<Node>) {
+fn populate<'gc>(mu: Mutation<'gc>, depth: u32, node: Gc<'gc, Node<'gc>>) {
     if depth == 0 {
         return;
     }
-    let left = new_node(None, None);
+    let left = new_node(mu, None, None);
     node.left.set(Some(left));
-    let right = new_node(None, None);
+    let right = new_node(mu, None, None);
     node.right.set(Some(right));
-    populate(depth - 1, left);
-    populate(depth - 1, right);
+    populate(mu, depth - 1, left);
+    populate(mu, depth - 1, right);
 }
 
-fn make_tree(depth: u32) -> Gc<Node> {
+fn make_tree(mu: Mutation<'_>, depth: u32) -> Gc<'_, Node<'_>> {
     if depth == 0 {
-        new_node(None, None)
+        new_node(mu, None, None)
     } else {
-        let left = make_tree(depth - 1);
-        let right = make_tree(depth - 1);
-        new_node(Some(left), Some(right))
+        let left = make_tree(mu, depth - 1);
+        let right = make_tree(mu, depth - 1);
+        new_node(mu, Some(left), Some(right))
     }
 }
 
@@ -102,7 +109,7 @@ fn ms(since: Instant) -> u128 {
 }
 
 /// Runs GCBench (from a goroutine), printing its lines to `out`.
-pub fn run(p: &Params, out: &Out) -> Verdict {
+pub fn run(mu: Mutation<'_>, p: &Params, out: &Out) -> Verdict {
     let long_lived_depth = p.depth;
     let max_depth = p.depth;
     let stretch = p.depth + 2;
@@ -118,7 +125,7 @@ pub fn run(p: &Params, out: &Out) -> Verdict {
         " Stretching memory with a binary tree of depth {stretch}"
     ));
     let start = Instant::now();
-    let n = count(make_tree(stretch));
+    let n = count(make_tree(mu, stretch));
     if n != tree_size(stretch) {
         failures.push(format!("stretch tree has {n} nodes"));
     }
@@ -126,13 +133,14 @@ pub fn run(p: &Params, out: &Out) -> Verdict {
     out.line(format!(
         " Creating a long-lived binary tree of depth {long_lived_depth}"
     ));
-    let long_lived = new_node(None, None);
-    populate(long_lived_depth, long_lived);
+    let long_lived = new_node(mu, None, None);
+    populate(mu, long_lived_depth, long_lived);
 
     out.line(format!(
         " Creating a long-lived array of {ARRAY_SIZE} doubles"
     ));
-    let array = GcSlice::new(ARRAY_SIZE, 0.0f64).unwrap_or_else(|e| out_of_memory("gcbench", e));
+    let array =
+        GcSlice::new(mu, ARRAY_SIZE, 0.0f64).unwrap_or_else(|e| out_of_memory("gcbench", e));
     for i in 0..ARRAY_SIZE / 2 {
         array.set(i, 1.0 / i as f64);
     }
@@ -142,8 +150,8 @@ pub fn run(p: &Params, out: &Out) -> Verdict {
         out.line(format!("Creating {iters} trees of depth {depth}"));
         let t = Instant::now();
         for i in 0..iters {
-            let tree = new_node(None, None);
-            populate(depth, tree);
+            let tree = new_node(mu, None, None);
+            populate(mu, depth, tree);
             if i == 0 && count(tree) != tree_size(depth) {
                 failures.push(format!("a top-down tree of depth {depth} lost nodes"));
             }
@@ -151,7 +159,7 @@ pub fn run(p: &Params, out: &Out) -> Verdict {
         out.line(format!("\tTop down construction took {} msec", ms(t)));
         let t = Instant::now();
         for i in 0..iters {
-            let tree = make_tree(depth);
+            let tree = make_tree(mu, depth);
             if i == 0 && count(tree) != tree_size(depth) {
                 failures.push(format!("a bottom-up tree of depth {depth} lost nodes"));
             }

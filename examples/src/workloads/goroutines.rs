@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use minigo_runtime::{
-    async_preemptions, gc, gc_cycles, go, read_mem_stats, yield_now, Chan, Gc, HeapType, WaitGroup,
+    async_preemptions, gc, gc_cycles, go, read_mem_stats, yield_now, Chan, Gc, HeapType, Mutation,
+    WaitGroup,
 };
 
 use super::{at_most, out_of_memory, parse_count_in, Out, Verdict};
@@ -47,21 +48,21 @@ impl Params {
 const DEPTH: u32 = 8;
 
 #[derive(HeapType)]
-struct Node {
-    left: Option<Gc<Node>>,
-    right: Option<Gc<Node>>,
+struct Node<'gc> {
+    left: Option<Gc<'gc, Node<'gc>>>,
+    right: Option<Gc<'gc, Node<'gc>>>,
     id: u64,
 }
 
-fn tree(depth: u32, id: u64) -> Gc<Node> {
+fn tree(mu: Mutation<'_>, depth: u32, id: u64) -> Gc<'_, Node<'_>> {
     let (left, right) = match depth {
         1 => (None, None),
         _ => (
-            Some(tree(depth - 1, 2 * id)),
-            Some(tree(depth - 1, 2 * id + 1)),
+            Some(tree(mu, depth - 1, 2 * id)),
+            Some(tree(mu, depth - 1, 2 * id + 1)),
         ),
     };
-    Gc::new(Node { left, right, id }).unwrap_or_else(|e| out_of_memory("goroutines", e))
+    Gc::new(mu, Node { left, right, id }).unwrap_or_else(|e| out_of_memory("goroutines", e))
 }
 
 fn check(n: &Node, id: u64) -> u64 {
@@ -98,7 +99,7 @@ fn resident() -> (u64, u64) {
 }
 
 /// Runs the workload (from a goroutine), printing its lines to `out`.
-pub fn run(p: &Params, out: &Out) -> Verdict {
+pub fn run(mu: Mutation<'_>, p: &Params, out: &Out) -> Verdict {
     let n = p.n as usize;
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicU64::new(0));
@@ -128,10 +129,10 @@ pub fn run(p: &Params, out: &Out) -> Verdict {
     for i in 0..n as u64 {
         let (release, up, done, finished) =
             (release.clone(), up.clone(), done.clone(), finished.clone());
-        go(move || {
+        mu.go(move || {
             up.done();
             assert_eq!(release.recv(), None);
-            let t = tree(DEPTH, 1 + (i << DEPTH));
+            let t = tree(mu, DEPTH, 1 + (i << DEPTH));
             if check(&t, 1 + (i << DEPTH)) == (1 << DEPTH) - 1 {
                 finished.fetch_add(1, Ordering::Relaxed);
             }

@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use minigo_runtime::{gc_cycles, read_mem_stats, Gc, GcSlice, HeapType};
+use minigo_runtime::{gc_cycles, read_mem_stats, Gc, GcSlice, HeapType, Mutation};
 
 use super::{at_most, out_of_memory, parse_size, size_label, Out, Rng, Verdict};
 
@@ -51,23 +51,26 @@ impl Params {
 
 /// A list node: 32 bytes, one pointer.
 #[derive(HeapType)]
-struct Node {
-    next: Option<Gc<Node>>,
+struct Node<'gc> {
+    next: Option<Gc<'gc, Node<'gc>>>,
     list: u64,
     generation: u64,
     seq: u64,
 }
 
-fn build_list(list: u64, generation: u64) -> Gc<Node> {
+fn build_list(mu: Mutation<'_>, list: u64, generation: u64) -> Gc<'_, Node<'_>> {
     let mut head: Option<Gc<Node>> = None;
     for seq in (0..LIST).rev() {
         head = Some(
-            Gc::new(Node {
-                next: head,
-                list,
-                generation,
-                seq,
-            })
+            Gc::new(
+                mu,
+                Node {
+                    next: head,
+                    list,
+                    generation,
+                    seq,
+                },
+            )
             .unwrap_or_else(|e| out_of_memory("latency", e)),
         );
     }
@@ -75,7 +78,7 @@ fn build_list(list: u64, generation: u64) -> Gc<Node> {
 }
 
 /// The list's generation if it is whole and consistent.
-fn check_list(head: Gc<Node>, list: u64) -> Option<u64> {
+fn check_list<'gc>(head: Gc<'gc, Node<'gc>>, list: u64) -> Option<u64> {
     let generation = head.generation;
     let mut node = Some(head);
     for seq in 0..LIST {
@@ -102,15 +105,15 @@ pub fn quantile(sorted: &[u64], q: f64) -> u64 {
 }
 
 /// Runs latency (from a goroutine), printing its lines to `out`.
-pub fn run(p: &Params, out: &Out) -> Verdict {
+pub fn run(mu: Mutation<'_>, p: &Params, out: &Out) -> Verdict {
     let node_bytes = std::mem::size_of::<Node>() as u64;
     let lists = (p.size / (LIST * node_bytes)).max(1);
     let heads: GcSlice<Option<Gc<Node>>> =
-        GcSlice::new(lists as usize, None).unwrap_or_else(|e| out_of_memory("latency", e));
+        GcSlice::new(mu, lists as usize, None).unwrap_or_else(|e| out_of_memory("latency", e));
 
     let t = Instant::now();
     for i in 0..lists {
-        heads.set(i as usize, Some(build_list(i, 0)));
+        heads.set(i as usize, Some(build_list(mu, i, 0)));
     }
     out.line(format!(
         "latency: built {} live in {} lists of {LIST} nodes of {node_bytes} bytes in {:.3} s",
@@ -133,7 +136,7 @@ pub fn run(p: &Params, out: &Out) -> Verdict {
         for _ in 0..BATCH.min(replacements - made) {
             let i = rng.below(lists) as usize;
             generations[i] += 1;
-            heads.set(i, Some(build_list(i as u64, generations[i])));
+            heads.set(i, Some(build_list(mu, i as u64, generations[i])));
             made += 1;
         }
         let now = Instant::now();

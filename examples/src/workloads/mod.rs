@@ -14,6 +14,7 @@ pub mod goroutines;
 pub mod latency;
 pub mod pipeline;
 
+use minigo_runtime::Mutation;
 use std::sync::{Arc, Mutex};
 
 /// A workload's own judgement of its result: `Err` says what did not check out.
@@ -156,14 +157,14 @@ impl Job {
     }
 
     /// Runs the workload; must be called from a goroutine (the CLI's main goroutine).
-    pub fn run(&self, out: &Out) -> Verdict {
+    pub fn run(&self, mu: Mutation<'_>, out: &Out) -> Verdict {
         match self {
-            Job::BinaryTrees(p) => binary_trees::run(p, out),
-            Job::GcBench(p) => gcbench::run(p, out),
-            Job::Churn(p) => churn::run(p, out),
-            Job::Latency(p) => latency::run(p, out),
-            Job::Pipeline(p) => pipeline::run(p, out),
-            Job::Goroutines(p) => goroutines::run(p, out),
+            Job::BinaryTrees(p) => binary_trees::run(mu, p, out),
+            Job::GcBench(p) => gcbench::run(mu, p, out),
+            Job::Churn(p) => churn::run(mu, p, out),
+            Job::Latency(p) => latency::run(mu, p, out),
+            Job::Pipeline(p) => pipeline::run(mu, p, out),
+            Job::Goroutines(p) => goroutines::run(mu, p, out),
         }
     }
 }

@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use minigo_runtime::{go, Chan, Gc, GcSlice, HeapType, WaitGroup};
+use minigo_runtime::{Chan, Gc, GcSlice, HeapType, Mutation, WaitGroup};
 
 use super::{at_most, out_of_memory, parse_count_in, Out, Verdict};
 
@@ -51,17 +51,17 @@ impl Params {
 
 /// A message as one stage made it: `prev` is the message it was made from.
 #[derive(HeapType)]
-struct Msg {
+struct Msg<'gc> {
     id: u64,
     stage: u64,
-    payload: GcSlice<u64>,
-    prev: Option<Gc<Msg>>,
+    payload: GcSlice<'gc, u64>,
+    prev: Option<Gc<'gc, Msg<'gc>>>,
 }
 
 /// What a worker hands back: the message and its checksum.
 #[derive(HeapType)]
-struct Done {
-    msg: Gc<Msg>,
+struct Done<'gc> {
+    msg: Gc<'gc, Msg<'gc>>,
     sum: u64,
     ok: bool,
 }
@@ -70,22 +70,30 @@ fn word(id: u64, stage: u64, k: usize) -> u64 {
     (id ^ (stage << 48)).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ k as u64
 }
 
-fn message(id: u64, stage: u64, prev: Option<Gc<Msg>>) -> Gc<Msg> {
-    let payload = GcSlice::new(PAYLOAD, 0u64).unwrap_or_else(|e| out_of_memory("pipeline", e));
+fn message<'gc>(
+    mu: Mutation<'gc>,
+    id: u64,
+    stage: u64,
+    prev: Option<Gc<'gc, Msg<'gc>>>,
+) -> Gc<'gc, Msg<'gc>> {
+    let payload = GcSlice::new(mu, PAYLOAD, 0u64).unwrap_or_else(|e| out_of_memory("pipeline", e));
     for k in 0..PAYLOAD {
         payload.set(k, word(id, stage, k));
     }
-    Gc::new(Msg {
-        id,
-        stage,
-        payload,
-        prev,
-    })
+    Gc::new(
+        mu,
+        Msg {
+            id,
+            stage,
+            payload,
+            prev,
+        },
+    )
     .unwrap_or_else(|e| out_of_memory("pipeline", e))
 }
 
 /// Walks a message's chain back to the source's: `Some(checksum)` if every link is right.
-fn check_chain(last: Gc<Msg>, stages: u64) -> Option<u64> {
+fn check_chain<'gc>(last: Gc<'gc, Msg<'gc>>, stages: u64) -> Option<u64> {
     let id = last.id;
     let mut sum = 0u64;
     let mut msg = Some(last);
@@ -107,24 +115,24 @@ fn check_chain(last: Gc<Msg>, stages: u64) -> Option<u64> {
 }
 
 /// Runs the pipeline (from a goroutine), printing its result line to `out`.
-pub fn run(p: &Params, out: &Out) -> Verdict {
+pub fn run(mu: Mutation<'_>, p: &Params, out: &Out) -> Verdict {
     let start = Instant::now();
     let chans: Vec<Chan<Gc<Msg>>> = (0..=p.stages).map(|_| Chan::new(CAP)).collect();
     let results: Chan<Gc<Done>> = Chan::new(CAP);
 
     let (first, n) = (chans[0].clone(), p.messages);
-    go(move || {
+    mu.go(move || {
         for id in 0..n {
-            first.send(message(id, 0, None));
+            first.send(message(mu, id, 0, None));
         }
         first.close();
     });
     for stage in 1..=p.stages {
         let input = chans[stage as usize - 1].clone();
         let output = chans[stage as usize].clone();
-        go(move || {
+        mu.go(move || {
             while let Some(m) = input.recv() {
-                output.send(message(m.id, stage, Some(m)));
+                output.send(message(mu, m.id, stage, Some(m)));
             }
             output.close();
         });
@@ -138,14 +146,17 @@ pub fn run(p: &Params, out: &Out) -> Verdict {
             wg.clone(),
             p.stages,
         );
-        go(move || {
+        mu.go(move || {
             while let Some(m) = input.recv() {
                 let check = check_chain(m, stages);
-                let done = Gc::new(Done {
-                    msg: m,
-                    sum: check.unwrap_or(0),
-                    ok: check.is_some(),
-                })
+                let done = Gc::new(
+                    mu,
+                    Done {
+                        msg: m,
+                        sum: check.unwrap_or(0),
+                        ok: check.is_some(),
+                    },
+                )
                 .unwrap_or_else(|e| out_of_memory("pipeline", e));
                 results.send(done);
             }
@@ -154,7 +165,7 @@ pub fn run(p: &Params, out: &Out) -> Verdict {
     }
     {
         let results = results.clone();
-        go(move || {
+        mu.go(move || {
             wg.wait();
             results.close();
         });

@@ -1,4 +1,4 @@
-//! `#[derive(HeapType)]`: makes a struct or an enum allocatable in minigo's heap as `Gc<T>`.
+//! `#[derive(HeapType)]`: makes a struct or an enum allocatable in minigo's heap as `Gc<'gc, T>`.
 //!
 //! 1. **Structs** get an exact layout (their size and which 8-byte words are pointers)
 //!    from their fields: each field's type implements `minigo_runtime::GcField`, which says
@@ -17,10 +17,15 @@
 //!    and verify mode may report one that falls between objects as a dangling pointer
 //!    (`docs/embedding.md`, the value-encoding contract). An enum without pointers is a
 //!    scalar.
-//! 3. **Generic types** get the bounds their fields need (`FieldType: GcField`), and a
-//!    layout computed once per instantiation and found by `TypeId` (a read-locked map
-//!    lookup per allocation); non-generic types keep theirs in a `static`.
-//! 4. **`#[minigo(crate = "path")]`** names the runtime crate when it is renamed or
+//! 3. **The brand.** A type that holds handles has their lifetime, `'gc` by convention
+//!    (`struct Node<'gc> { next: Option<Gc<'gc, Node<'gc>>> }`): lifetimes are erased
+//!    before code is generated, so a type generic over lifetimes only keeps its layout in
+//!    a `static`, as a non-generic type does.
+//! 4. **Types with type parameters** get the bounds their fields need
+//!    (`FieldType: GcField`), and a layout computed once per instantiation and found by
+//!    its `pointer_words` function (a read-locked map lookup per allocation; not by
+//!    `TypeId`, which needs `'static`).
+//! 5. **`#[minigo(crate = "path")]`** names the runtime crate when it is renamed or
 //!    re-exported (default `::minigo_runtime`).
 //!
 //! Types that need `Drop` are rejected at compile time: the collector frees objects
@@ -128,18 +133,18 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         }
     };
 
-    let generic = !input.generics.params.is_empty();
+    let type_generic = input.generics.type_params().next().is_some()
+        || input.generics.const_params().next().is_some();
     let mut bounds: Vec<TokenStream2> = where_clause
         .map(|w| w.predicates.iter().map(|p| quote!(#p)).collect())
         .unwrap_or_default();
-    if generic {
+    // Only type parameters need the fields' bounds. A bound that names no type parameter
+    // is checked here, at the definition, where the field's error belongs; as a where
+    // clause it would only make the impl silently not apply.
+    if type_generic {
         bounds.extend(field_types.iter().map(|t| quote!(#t: #rt::GcField)));
     }
-    let mut heap_bounds = bounds.clone();
-    if generic {
-        heap_bounds.push(quote!(Self: 'static));
-    }
-    let layout = if generic {
+    let layout = if type_generic {
         quote!(#rt::cached_layout::<Self>())
     } else {
         quote! {
@@ -163,7 +168,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         // SAFETY: the layout is built from the GcField impl above, and the type has no
         // drop glue (checked at compile time below), so the collector may free it without
         // running code.
-        unsafe impl #impl_generics #rt::HeapType for #this where #(#heap_bounds),* {
+        unsafe impl #impl_generics #rt::HeapType for #this where #(#bounds),* {
             fn layout() -> &'static #rt::Layout {
                 const {
                     assert!(

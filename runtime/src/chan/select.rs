@@ -8,7 +8,7 @@ use minigo_alloc_core::sync::{AtomicU64, AtomicUsize, Ordering};
 use super::{me, Chan, Inner, State, TryRecvError, TrySendError, Waiter, Woken, NOT_FIRED};
 use crate::sched::{current, safepoint, wait_unlocking, GPtr};
 
-impl<T: Send + 'static> Chan<T> {
+impl<T: Send> Chan<T> {
     /// A receive case for [`select`].
     pub fn recv_case(&self) -> RecvCase<'_, T> {
         RecvCase {
@@ -88,7 +88,7 @@ pub struct SendCase<'a, T> {
     woken: Woken,
 }
 
-impl<T: Send + 'static> SelectCase for RecvCase<'_, T> {
+impl<T: Send> SelectCase for RecvCase<'_, T> {
     fn channel(&self) -> usize {
         &*self.ch.inner as *const Inner<T> as usize
     }
@@ -144,7 +144,7 @@ impl<T: Send + 'static> SelectCase for RecvCase<'_, T> {
     }
 }
 
-impl<T: Send + 'static> SelectCase for SendCase<'_, T> {
+impl<T: Send> SelectCase for SendCase<'_, T> {
     fn channel(&self) -> usize {
         &*self.ch.inner as *const Inner<T> as usize
     }
