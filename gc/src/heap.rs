@@ -138,6 +138,25 @@ impl MutatorContext for Standalone<'_> {
     }
 }
 
+/// The standalone mutator between collections (`Mutator::alloc_deferred`): the slow path
+/// refills and samples, and never starts or runs a cycle. With no cycle under way, none is
+/// marking, so there is nothing to end or assist either.
+struct Deferred<'a> {
+    state: &'a mut MutatorState,
+}
+
+impl MutatorContext for Deferred<'_> {
+    fn state(&mut self) -> &mut MutatorState {
+        self.state
+    }
+
+    fn safepoint(&mut self) {}
+
+    fn start_cycle(&mut self) {}
+
+    fn collect(&mut self, _full: bool) {}
+}
+
 impl Mutator {
     /// Allocates a zeroed object of `layout`. May start or end a cycle first (pacer,
     /// stress mode), and collects once more before failing with out-of-memory under
@@ -177,6 +196,40 @@ impl Mutator {
             &mut Standalone {
                 state: &mut self.state,
                 roots,
+            },
+            layout,
+            len,
+        )
+    }
+
+    /// Allocates a zeroed array of `len` elements of `layout` without starting, ending or
+    /// running a cycle, whatever the pacer says (it only counts): for an embedder that
+    /// collects between mutations, when no pointer lives outside its roots (the runtime
+    /// crate's `Arena`). [`Collector::should_start`] then says when a cycle is due; under
+    /// `max_heap`, a full heap is out-of-memory at once, with no collection first.
+    #[inline]
+    pub fn alloc_deferred(
+        &mut self,
+        layout: &Layout,
+        len: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        if len == 1 {
+            if let Some(p) = self.state.alloc_fast(layout) {
+                return Ok(p);
+            }
+        }
+        self.alloc_deferred_slow(layout, len)
+    }
+
+    #[cold]
+    fn alloc_deferred_slow(
+        &mut self,
+        layout: &Layout,
+        len: usize,
+    ) -> Result<NonNull<u8>, AllocError> {
+        alloc_slow(
+            &mut Deferred {
+                state: &mut self.state,
             },
             layout,
             len,

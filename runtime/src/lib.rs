@@ -66,6 +66,8 @@
 #[cfg(not(loom))]
 mod api;
 #[cfg(not(loom))]
+mod arena;
+#[cfg(not(loom))]
 mod barrier;
 mod chan;
 #[cfg(not(loom))]
@@ -122,6 +124,8 @@ pub use api::{
     read_mem_stats, write_heap_profile, BuildError, Builder, RunError, Runtime,
 };
 #[cfg(not(loom))]
+pub use arena::{Arena, ArenaMutation, Rootable};
+#[cfg(not(loom))]
 pub use chan::{select, try_select, RecvCase, SelectCase, SendCase};
 pub use chan::{Chan, TryRecvError, TrySendError};
 #[cfg(not(loom))]
@@ -161,8 +165,8 @@ pub use stack::stack_guards_are_markers;
 pub use time::sleep;
 #[cfg(not(loom))]
 pub use typed_heap::{
-    all_words_mask, cached_layout, layout_of, may_hold_pointers, shift_mask, Gc, GcCell, GcField,
-    GcPointer, GcScalar, GcSlice, GcStr, HeapType, Mutation,
+    all_words_mask, cached_layout, layout_of, may_hold_pointers, shift_mask, Allocator, Gc, GcCell,
+    GcField, GcPointer, GcScalar, GcSlice, GcStr, HeapType, Mutation,
 };
 #[cfg(not(loom))]
 pub use waitgroup::WaitGroup;

@@ -52,6 +52,24 @@ pub unsafe trait GcField {
 
     /// Pushes the word index of every pointer word, the value being at byte `offset`.
     fn pointer_words(offset: usize, out: &mut Vec<usize>);
+
+    /// Whether a value may carry bytes no field of it holds in a word the collector scans:
+    /// a derived enum with a pointer in some variant (every word of it is a pointer word),
+    /// or a type with such an enum inside.
+    #[doc(hidden)]
+    const SLACK: bool = false;
+
+    /// Rewrites the value at `p` so that the bytes no field holds are zero. A copy of an
+    /// enum carries in its padding, and in the room only other variants use, whatever
+    /// the registers or stack held, stale pointers included; the collector scans every
+    /// word of such an enum, so one stale word keeps a dead object alive, and that object's
+    /// own stale words the next (a list built of `Value::Int` cells kept every earlier list
+    /// alive). The derive rebuilds the active variant from its fields over zeroed bytes.
+    ///
+    /// # Safety
+    /// `p` points at a valid, writable value of the type.
+    #[doc(hidden)]
+    unsafe fn clear_slack(_p: *mut Self) {}
 }
 
 /// `mask` moved up by `words` words, dropping what passes word 63 (for `GcField::MASK` of
@@ -181,8 +199,9 @@ pub fn layout_of<T: GcField>() -> Layout {
 )]
 pub trait GcScalar: GcField + sealed::Scalar {}
 
-mod sealed {
+pub(crate) mod sealed {
     pub trait Scalar {}
+    pub trait Allocator {}
 }
 
 impl<T: GcScalar, const N: usize> sealed::Scalar for [T; N] {}
@@ -252,6 +271,13 @@ unsafe impl<T: GcField, const N: usize> GcField for [T; N] {
             T::pointer_words(offset + i * std::mem::size_of::<T>(), out);
         }
     }
+    const SLACK: bool = T::SLACK;
+    unsafe fn clear_slack(p: *mut Self) {
+        for i in 0..N {
+            // SAFETY: element i of the valid array at `p`.
+            unsafe { T::clear_slack(p.cast::<T>().add(i)) };
+        }
+    }
 }
 
 /// The brand of a run's handles: a zero-size, `Copy` token that `Runtime::run` hands its
@@ -304,7 +330,7 @@ pub struct Mutation<'gc> {
 
 /// Invariant in `'gc`: a brand neither coerces to a longer lifetime (escaping the run)
 /// nor to a shorter one shared with another brand.
-type Brand<'gc> = PhantomData<fn(&'gc ()) -> &'gc ()>;
+pub(crate) type Brand<'gc> = PhantomData<fn(&'gc ()) -> &'gc ()>;
 
 impl Mutation<'_> {
     /// The token of a run; only `Runtime::run` makes one, for a `'gc` its caller cannot
@@ -319,6 +345,25 @@ impl Mutation<'_> {
 impl std::fmt::Debug for Mutation<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Mutation")
+    }
+}
+
+/// Where handles of brand `'gc` are allocated: a run's [`Mutation`] (the running
+/// goroutine's P) or an [`ArenaMutation`](crate::ArenaMutation) (the arena's one mutator,
+/// by an explicit pointer). Sealed: the constructors (`Gc::new`, `GcSlice::new`,
+/// `GcStr::new`) take either.
+pub trait Allocator<'gc>: Copy + sealed::Allocator {
+    /// A zeroed array of `len` elements of `layout`.
+    #[doc(hidden)]
+    fn alloc(self, layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError>;
+}
+
+impl sealed::Allocator for Mutation<'_> {}
+
+impl<'gc> Allocator<'gc> for Mutation<'gc> {
+    #[inline(always)]
+    fn alloc(self, layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
+        alloc(layout, len)
     }
 }
 
@@ -391,10 +436,12 @@ unsafe impl<T> GcField for Option<Gc<'_, T>> {
 }
 
 impl<'gc, T: HeapType + 'gc> Gc<'gc, T> {
-    /// Moves `value` into a new heap object. Fails outside a goroutine of the run, and
-    /// when the heap cannot hold it (after a collection) under a `max_heap` limit.
-    pub fn new(_: Mutation<'gc>, value: T) -> Result<Gc<'gc, T>, AllocError> {
-        let p = alloc(T::layout(), 1)?.cast::<T>();
+    /// Moves `value` into a new heap object, of the run or the arena `mu` belongs to.
+    /// Fails outside a goroutine of the run, and when the heap cannot hold it (after a
+    /// collection, in a run) under a `max_heap` limit.
+    #[inline]
+    pub fn new(mu: impl Allocator<'gc>, value: T) -> Result<Gc<'gc, T>, AllocError> {
+        let p = mu.alloc(T::layout(), 1)?.cast::<T>();
         // SAFETY: a fresh, zeroed, properly sized and aligned object that no one else can
         // reach yet; the write is its initialisation. A collector marking meanwhile never
         // scans it (it is allocated black), so it does not read the words being written,
@@ -404,8 +451,12 @@ impl<'gc, T: HeapType + 'gc> Gc<'gc, T> {
         // greyed by its stack's scan: a marker may then read its words during the write.
         // Holding the preemption count across both made verify mode report a zeroed,
         // unmarked object reached from a stack, 4 runs in 30, for a reason not found yet;
-        // see the issue 14 notes.)
+        // see the issue 14 notes.) In an arena nothing marks while a mutation runs.
         unsafe { p.as_ptr().write(value) };
+        if T::SLACK {
+            // SAFETY: the value just written; no marker reads it (as above).
+            unsafe { T::clear_slack(p.as_ptr()) };
+        }
         Ok(Gc {
             ptr: p,
             _brand: PhantomData,
@@ -427,9 +478,10 @@ impl<'gc, T> Gc<'gc, T> {
     /// A `Gc` from an address.
     ///
     /// # Safety
-    /// `ptr` is a live heap object of type `T` allocated by this runtime, kept alive (as
-    /// the module comment says) for as long as the returned handle is used.
-    pub unsafe fn from_raw(_: Mutation<'gc>, ptr: *const T) -> Gc<'gc, T> {
+    /// `ptr` is a live heap object of type `T` of `mu`'s heap, kept alive (as the module
+    /// comment says) for as long as the returned handle is used.
+    pub unsafe fn from_raw(mu: impl Allocator<'gc>, ptr: *const T) -> Gc<'gc, T> {
+        let _ = mu;
         Gc {
             ptr: NonNull::new(ptr as *mut T).expect("Gc::from_raw(null)"),
             _brand: PhantomData,
@@ -574,9 +626,13 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
     };
 
     /// A new array of `len` copies of `init`.
-    pub fn new(_: Mutation<'gc>, len: usize, init: T) -> Result<GcSlice<'gc, T>, AllocError> {
+    pub fn new(
+        mu: impl Allocator<'gc>,
+        len: usize,
+        init: T,
+    ) -> Result<GcSlice<'gc, T>, AllocError> {
         let layout = elem_layout::<T>();
-        let p = alloc(&layout, len)?.cast::<T>();
+        let p = mu.alloc(&layout, len)?.cast::<T>();
         let s = GcSlice {
             ptr: Some(p),
             len,
@@ -633,6 +689,11 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
     pub fn set(&self, i: usize, v: T) {
         self.check();
         let n = Self::WORDS;
+        let mut v = v;
+        if T::SLACK {
+            // SAFETY: `v` is a valid value of T, ours.
+            unsafe { T::clear_slack(&mut v) };
+        }
         let src = &v as *const T as *const usize;
         for w in 0..n {
             // SAFETY: `src` points at `v`, n words long.
@@ -671,7 +732,7 @@ unsafe impl GcField for GcStr<'_> {
 
 impl<'gc> GcStr<'gc> {
     /// Copies `s` into the heap.
-    pub fn new(_: Mutation<'gc>, s: &str) -> Result<GcStr<'gc>, AllocError> {
+    pub fn new(mu: impl Allocator<'gc>, s: &str) -> Result<GcStr<'gc>, AllocError> {
         if s.is_empty() {
             return Ok(GcStr {
                 ptr: None,
@@ -679,7 +740,7 @@ impl<'gc> GcStr<'gc> {
                 _brand: PhantomData,
             });
         }
-        let p = alloc(&Layout::noscan(1), s.len())?;
+        let p = mu.alloc(&Layout::noscan(1), s.len())?;
         // SAFETY: a fresh object of s.len() bytes.
         unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), p.as_ptr(), s.len()) };
         Ok(GcStr {

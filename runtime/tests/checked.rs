@@ -104,3 +104,39 @@ fn handles_kept_in_a_vec_across_a_collection_are_reported() {
     });
     assert_eq!(r, Ok::<(), RunError>(()));
 }
+
+/// An arena's handles are valid on every thread while its mutation runs (nothing collects
+/// it meanwhile): the check lets them through, on the mutation's thread and on a scope's.
+#[test]
+fn an_arenas_handles_pass_the_check_on_any_thread_of_the_mutation() {
+    use minigo_runtime::gc_crate::GcConfig;
+    use minigo_runtime::{Arena, Rootable};
+    struct Root;
+    impl Rootable for Root {
+        type Root<'gc> = Entry;
+    }
+    let mut arena = Arena::<Root>::new(GcConfig::default(), |_| Entry {
+        key: 1,
+        pad: [1; 5],
+    })
+    .unwrap();
+    let sum = arena.mutate(|mu, root| {
+        let e = Gc::new(
+            mu,
+            Entry {
+                key: 2,
+                pad: [2; 5],
+            },
+        )
+        .unwrap();
+        let s = GcStr::new(mu, "in the arena").unwrap();
+        let there = std::thread::scope(|scope| {
+            scope
+                .spawn(|| e.key + root.key + s.as_str().len() as u64)
+                .join()
+                .unwrap()
+        });
+        there + e.key
+    });
+    assert_eq!(sum, 2 + 1 + 12 + 2);
+}

@@ -16,7 +16,9 @@
 //!    precision: a number that falls inside the heap's range may keep an object alive,
 //!    and verify mode may report one that falls between objects as a dangling pointer
 //!    (`docs/embedding.md`, the value-encoding contract). An enum without pointers is a
-//!    scalar.
+//!    scalar. And the words a variant does not use must not hold stale pointers, which a
+//!    copy leaves there: `clear_slack` rebuilds the active variant from its fields over
+//!    zeroed bytes when the value enters the heap (structs call their enum fields').
 //! 3. **The brand.** A type that holds handles has their lifetime, `'gc` by convention
 //!    (`struct Node<'gc> { next: Option<Gc<'gc, Node<'gc>>> }`): lifetimes are erased
 //!    before code is generated, so a type generic over lifetimes only keeps its layout in
@@ -95,7 +97,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let this = quote!(#name #ty_generics);
 
     // The field impls: exact for structs, every word for enums with a pointer anywhere.
-    let (field_types, mask, pointer_words) = match &input.data {
+    let (field_types, mask, pointer_words, slack, clear_slack) = match &input.data {
         Data::Struct(data) => {
             let (members, types): (Vec<_>, Vec<_>) = members(&data.fields).into_iter().unzip();
             let mask = quote! {
@@ -104,7 +106,17 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             let words = quote! {
                 #( <#types as #rt::GcField>::pointer_words(offset + ::core::mem::offset_of!(#this, #members), out); )*
             };
-            (types, mask, words)
+            // A struct's padding is in no pointer word; only its enum fields have slack.
+            let slack = quote!(false #( || <#types as #rt::GcField>::SLACK )*);
+            let clear = quote! {
+                #(
+                    if <#types as #rt::GcField>::SLACK {
+                        // SAFETY: the field of a valid, writable value (the caller's).
+                        unsafe { <#types as #rt::GcField>::clear_slack(::core::ptr::addr_of_mut!((*p).#members)) };
+                    }
+                )*
+            };
+            (types, mask, words, slack, clear)
         }
         Data::Enum(data) => {
             let types: Vec<Type> = data
@@ -123,7 +135,57 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     }
                 }
             };
-            (types, mask, words)
+            // Each variant rebuilt from its fields over zeroed bytes, then its fields'
+            // own slack cleared (see `GcField::clear_slack`).
+            let arms = data.variants.iter().map(|v| {
+                let vname = &v.ident;
+                let binds: Vec<syn::Ident> = (0..v.fields.len())
+                    .map(|i| quote::format_ident!("__f{i}"))
+                    .collect();
+                let tys: Vec<&Type> = v.fields.iter().map(|f| &f.ty).collect();
+                let (pat, build) = match &v.fields {
+                    Fields::Named(f) => {
+                        let names: Vec<_> = f.named.iter().map(|f| f.ident.clone()).collect();
+                        (
+                            quote!(Self::#vname { #( #names: #binds ),* }),
+                            quote!(Self::#vname { #( #names: #binds ),* }),
+                        )
+                    }
+                    Fields::Unnamed(_) => (
+                        quote!(Self::#vname( #( #binds ),* )),
+                        quote!(Self::#vname( #( #binds ),* )),
+                    ),
+                    Fields::Unit => (quote!(Self::#vname), quote!(Self::#vname)),
+                };
+                quote! {
+                    #pat => {
+                        // SAFETY: `p` is valid and writable (the caller's); its value was
+                        // moved out above and is written back whole, field by field.
+                        unsafe {
+                            ::core::ptr::write_bytes(p as *mut u8, 0, ::core::mem::size_of::<Self>());
+                            ::core::ptr::write(p, #build);
+                        }
+                        // SAFETY: `p` holds this variant again, just written.
+                        if let #pat = unsafe { &mut *p } {
+                            #(
+                                if <#tys as #rt::GcField>::SLACK {
+                                    // SAFETY: a field of the valid value at `p`.
+                                    unsafe { <#tys as #rt::GcField>::clear_slack(#binds as *mut #tys) };
+                                }
+                            )*
+                        }
+                    }
+                }
+            });
+            let clear = quote! {
+                if #any {
+                    // SAFETY: `p` is valid (the caller's); it is written back in every arm.
+                    match unsafe { ::core::ptr::read(p) } {
+                        #( #arms )*
+                    }
+                }
+            };
+            (types, mask, words, any, clear)
         }
         Data::Union(_) => {
             return Err(syn::Error::new_spanned(
@@ -160,8 +222,13 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         // that may hold one is a pointer word.
         unsafe impl #impl_generics #rt::GcField for #this where #(#bounds),* {
             const MASK: u64 = #mask;
+            const SLACK: bool = #slack;
             fn pointer_words(offset: usize, out: &mut ::std::vec::Vec<usize>) {
                 #pointer_words
+            }
+            #[allow(unused_variables, irrefutable_let_patterns, clippy::unnecessary_cast)]
+            unsafe fn clear_slack(p: *mut Self) {
+                #clear_slack
             }
         }
 
