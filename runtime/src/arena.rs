@@ -4,16 +4,17 @@
 //!
 //! 1. **Mutations.** Handles exist only inside [`Arena::mutate`]`(|mu, root| ...)`: `mu`
 //!    (an [`ArenaMutation`]) allocates from the arena's one mutator through an explicit
-//!    pointer (no thread-local), and `root` is the arena's root object, the one thing
-//!    that lasts from one mutation to the next. The brand (`'gc`, as in a run) keeps every
-//!    handle inside its mutation.
+//!    pointer (no thread-local), and `root` is the arena's root object. The brand (`'gc`,
+//!    as in a run) keeps every handle inside its mutation; what lasts from one mutation
+//!    to the next is what the root object reaches, and the unbranded handles of
+//!    `arena_handles.rs` (`ArenaGlobal`, `ArenaWeak`).
 //! 2. **No collection during a mutation.** An allocation never starts, ends or runs a
 //!    cycle (`minigo_gc::Mutator::alloc_deferred`). So a handle stays valid wherever it is
 //!    kept during its mutation — a local, a `Vec`, a thread of a `std::thread::scope` —
 //!    with no rooting, no stack scan and no checked mode: the runtime's rules about where
 //!    a `Gc` may live do not apply here.
 //! 3. **Collections between mutations.** When a mutation returns, no handle exists outside
-//!    the heap, so the root object is the only root. The arena collects then when the
+//!    the heap, so the root object and the `ArenaGlobal`s are the only roots. The arena collects then when the
 //!    pacer's trigger is passed (GOGC, GOMEMLIMIT), when an allocation ran out of memory
 //!    under `max_heap` (end the mutation, and the next one may retry), after every
 //!    mutation in gc-stress mode, and on [`Arena::collect`]. The cycle runs on the calling
@@ -35,8 +36,9 @@ use std::ptr::NonNull;
 
 use minigo_alloc_core::sync::Arc;
 use minigo_alloc_core::{AllocError, Layout, MemStats};
-use minigo_gc::{Collector, CycleRecord, GcConfig, Heap, Mutator, Tracer};
+use minigo_gc::{Collector, CycleRecord, GcConfig, Heap, Liveness, Mutator, Roots, Tracer};
 
+use crate::arena_handles::Handles;
 use crate::checked::ArenaScope;
 use crate::sched::try_current;
 use crate::typed_heap::{sealed, Allocator, Brand, Gc, HeapType};
@@ -60,11 +62,30 @@ pub trait Rootable: 'static {
     type Root<'gc>: HeapType + 'gc;
 }
 
-/// The arena's mutator and what a mutation's allocations tell the next collection.
+/// The arena's mutator, its persistent handles, and what a mutation's allocations tell
+/// the next collection.
 struct Inner {
     mutator: Mutator,
+    handles: Arc<Handles>,
     /// An allocation failed under `max_heap`: collect when the mutation ends.
     out_of_memory: bool,
+}
+
+/// A collection's roots: the root object and the strong handles; the weak ones cleared.
+struct ArenaRoots<'a> {
+    root: usize,
+    handles: &'a Handles,
+}
+
+impl Roots for ArenaRoots<'_> {
+    fn trace(&mut self, t: &mut Tracer<'_>) {
+        t.mark(self.root);
+        self.handles.trace(t);
+    }
+
+    fn clear_weak(&mut self, live: &Liveness<'_>) {
+        self.handles.clear_weak(live);
+    }
 }
 
 /// A heap with the typed handles and no goroutines (see the module comment). Its root
@@ -155,6 +176,14 @@ impl std::fmt::Debug for ArenaMutation<'_> {
     }
 }
 
+impl ArenaMutation<'_> {
+    /// The arena's table of persistent handles.
+    pub(crate) fn handles(self) -> Arc<Handles> {
+        // SAFETY: as in `alloc`; only a shared reference, for the length of this call.
+        unsafe { &*self.inner.as_ref().get() }.handles.clone()
+    }
+}
+
 impl sealed::Allocator for ArenaMutation<'_> {}
 
 impl<'gc> Allocator<'gc> for ArenaMutation<'gc> {
@@ -188,6 +217,7 @@ impl<R: Rootable> Arena<R> {
         let mut arena = Arena {
             inner: UnsafeCell::new(Inner {
                 mutator,
+                handles: Arc::default(),
                 out_of_memory: false,
             }),
             root: 0,
@@ -242,14 +272,19 @@ impl<R: Rootable> Arena<R> {
         })
     }
 
-    /// Collects now: a whole cycle from the root object, then the sweep, so that
-    /// statistics read next are exact (Go's `runtime.GC()`).
+    /// Collects now: a whole cycle from the root object and the [`ArenaGlobal`]s, then
+    /// the sweep, so that statistics read next are exact (Go's `runtime.GC()`).
+    ///
+    /// [`ArenaGlobal`]: crate::ArenaGlobal
     pub fn collect(&mut self) -> CycleRecord {
         let root = self.root;
         let inner = self.inner.get_mut();
         inner.out_of_memory = false;
-        let mut roots = |t: &mut Tracer<'_>| t.mark(root);
-        inner.mutator.collect(&mut roots)
+        let handles = inner.handles.clone();
+        inner.mutator.collect(&mut ArenaRoots {
+            root,
+            handles: &handles,
+        })
     }
 
     /// Memory statistics, with every allocation so far counted.

@@ -68,6 +68,8 @@ mod api;
 #[cfg(not(loom))]
 mod arena;
 #[cfg(not(loom))]
+mod arena_handles;
+#[cfg(not(loom))]
 mod barrier;
 mod chan;
 #[cfg(not(loom))]
@@ -125,6 +127,8 @@ pub use api::{
 };
 #[cfg(not(loom))]
 pub use arena::{Arena, ArenaMutation, Rootable};
+#[cfg(not(loom))]
+pub use arena_handles::{ArenaGlobal, ArenaWeak};
 #[cfg(not(loom))]
 pub use chan::{select, try_select, RecvCase, SelectCase, SendCase};
 pub use chan::{Chan, TryRecvError, TrySendError};

@@ -1,9 +1,13 @@
 //! Arenas (`runtime/src/arena.rs`): the typed handles on a standalone heap, collected
 //! between mutations from the root object, in verify mode; handles kept anywhere within a
-//! mutation; out-of-memory under `max_heap` as an error that loses nothing.
+//! mutation; out-of-memory under `max_heap` as an error that loses nothing; the handles that
+//! outlive mutations (`ArenaGlobal`, `ArenaWeak`).
 
 use minigo_runtime::gc_crate::GcConfig;
-use minigo_runtime::{AllocError, Arena, Gc, GcCell, GcSlice, GcStr, HeapType, Rootable, Runtime};
+use minigo_runtime::{
+    AllocError, Arena, ArenaGlobal, ArenaWeak, Gc, GcCell, GcSlice, GcStr, HeapType, Rootable,
+    Runtime,
+};
 
 /// An interpreter's value, tagged.
 #[derive(HeapType, Clone, Copy)]
@@ -212,4 +216,94 @@ fn mutate_on_a_goroutine_panics() {
         message.contains("Arena::mutate on a goroutine"),
         "{message}"
     );
+}
+
+/// A node, as `Rootable` for the persistent handles.
+struct PairK;
+impl Rootable for PairK {
+    type Root<'gc> = Pair<'gc>;
+}
+
+/// `ArenaGlobal`s keep their objects (and what those reach) alive across mutations and
+/// collections until dropped; `ArenaWeak`s give theirs back until a collection finds
+/// nothing else keeps them, then `None`.
+#[test]
+fn globals_keep_and_weak_pointers_follow_across_mutations() {
+    let mut arena = new_vm(config(100));
+    let (strong, weak_kept, weak_lost) = arena.mutate(|mu, _| {
+        let mut list = None;
+        for i in 0..1000 {
+            list = Some(
+                Gc::new(
+                    mu,
+                    Pair {
+                        car: Value::Int(i),
+                        cdr: list,
+                    },
+                )
+                .unwrap(),
+            );
+        }
+        let head = list.unwrap();
+        let lost = Gc::new(
+            mu,
+            Pair {
+                car: Value::Int(-1),
+                cdr: None,
+            },
+        )
+        .unwrap();
+        (
+            ArenaGlobal::<PairK>::new(mu, head),
+            ArenaWeak::<PairK>::new(mu, head),
+            ArenaWeak::<PairK>::new(mu, lost),
+        )
+    });
+    assert!(
+        arena.mutate(|mu, _| weak_lost.get(mu).is_some()),
+        "no collection yet"
+    );
+    for _ in 0..3 {
+        arena.collect();
+    }
+    assert_eq!(arena.mem_stats().heap_objects, 1 + 1000);
+    let (sum, same) = arena.mutate(|mu, _| {
+        let head = strong.get(mu);
+        (
+            sum(Some(head)).0,
+            weak_kept.get(mu).is_some_and(|w| Gc::ptr_eq(w, head)),
+        )
+    });
+    assert_eq!((sum, same), ((0..1000).sum(), true));
+    assert!(arena.mutate(|mu, _| weak_lost.get(mu).is_none()));
+    drop(strong);
+    arena.collect();
+    assert!(arena.mutate(|mu, _| weak_kept.get(mu).is_none()));
+    assert_eq!(arena.mem_stats().heap_objects, 1);
+}
+
+/// A handle names a slot of its own arena's table: with another arena's token it is
+/// refused with a message, not read.
+#[test]
+fn a_handle_of_another_arena_is_refused() {
+    let mut a = new_vm(config(100));
+    let mut b = new_vm(config(100));
+    let g = a.mutate(|mu, _| {
+        ArenaGlobal::<PairK>::new(
+            mu,
+            Gc::new(
+                mu,
+                Pair {
+                    car: Value::Int(1),
+                    cdr: None,
+                },
+            )
+            .unwrap(),
+        )
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        b.mutate(|mu, _| g.get(mu).cdr.is_none())
+    }));
+    let message = *r.unwrap_err().downcast::<String>().unwrap();
+    assert!(message.contains("a handle of another arena"), "{message}");
 }
