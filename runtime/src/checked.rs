@@ -99,7 +99,7 @@ fn check_slow(addr: usize, what: &'static str) {
         panic!(
             "minigo checked mode: {what} {addr:#x} is not an object of this runtime's heap: \
              freed by a collection (the handle was kept where the collector does not look: a \
-             Vec, a Box, another thread) or another runtime's (last cycle: {})",
+             Vec, a Box, another thread; keep it in a GcVec or a Global) (last cycle: {})",
             cur.sched().collector.cycles_finished()
         );
     }

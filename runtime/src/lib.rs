@@ -82,6 +82,8 @@ mod cleanup_table;
 #[cfg(not(loom))]
 mod g;
 #[cfg(not(loom))]
+mod gc_vec;
+#[cfg(not(loom))]
 mod gfree;
 #[cfg(not(loom))]
 mod global_handle;
@@ -134,6 +136,8 @@ pub use chan::{select, try_select, RecvCase, SelectCase, SendCase};
 pub use chan::{Chan, TryRecvError, TrySendError};
 #[cfg(not(loom))]
 pub use cleanup::{add_cleanup, Cleanup};
+#[cfg(not(loom))]
+pub use gc_vec::GcVec;
 #[cfg(not(loom))]
 pub use global_handle::Global;
 #[cfg(not(loom))]

@@ -17,8 +17,8 @@
 //! 3. **Where the type system cannot stop it**: a `Vec`, `Box` or `HashMap` on the Rust
 //!    heap, or an OS thread of a `std::thread::scope` — places the brand allows (they end
 //!    within `run`) and the collector does not look at. The object is freed under them.
-//!    Keep such references as `Global`s. The checked mode (`checked.rs`) reports a read
-//!    through such a handle.
+//!    Keep such references in a [`GcVec`](crate::GcVec) (a growable array in the heap) or
+//!    as `Global`s. The checked mode (`checked.rs`) reports a read through such a handle.
 //!
 //! Objects never run destructors (derived types may not need `Drop`) and fields are written
 //! once, at `Gc::new`, except through `GcCell` (pointers) and atomics (scalars), which are
@@ -652,6 +652,42 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
     /// True for an empty array.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The array's address (0 for an empty one made without allocating).
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr.map_or(0, |p| p.as_ptr() as usize)
+    }
+
+    /// The first `len` elements of the array at `addr`.
+    ///
+    /// # Safety
+    /// `addr` is an array of this brand's heap with at least `len` elements of `T`, live
+    /// while the handle is used (0 with `len` 0).
+    pub(crate) unsafe fn from_addr(addr: usize, len: usize) -> GcSlice<'gc, T> {
+        GcSlice {
+            ptr: NonNull::new(addr as *mut T),
+            len,
+            _brand: PhantomData,
+        }
+    }
+
+    /// Zeroes element `i` (pointer words through the write function), so that it keeps
+    /// nothing alive.
+    ///
+    /// # Safety
+    /// Element `i` is not read as a `T` again before it is `set` (zero words need not be
+    /// a valid `T`).
+    pub(crate) unsafe fn clear(&self, i: usize) {
+        for w in 0..Self::WORDS {
+            let slot = self.word(i, w);
+            if T::MASK >> w & 1 != 0 {
+                // SAFETY: a pointer word of a live heap array; 0 is null.
+                unsafe { barrier::write(slot.as_ptr(), 0) };
+            } else {
+                slot.store(0, Ordering::Relaxed);
+            }
+        }
     }
 
     /// The checked mode's test of the array handle (`checked.rs`).
