@@ -82,6 +82,8 @@ mod cleanup_table;
 #[cfg(not(loom))]
 mod g;
 #[cfg(not(loom))]
+mod gc_map;
+#[cfg(not(loom))]
 mod gc_vec;
 #[cfg(not(loom))]
 mod gfree;
@@ -136,6 +138,8 @@ pub use chan::{select, try_select, RecvCase, SelectCase, SendCase};
 pub use chan::{Chan, TryRecvError, TrySendError};
 #[cfg(not(loom))]
 pub use cleanup::{add_cleanup, Cleanup};
+#[cfg(not(loom))]
+pub use gc_map::GcMap;
 #[cfg(not(loom))]
 pub use gc_vec::GcVec;
 #[cfg(not(loom))]

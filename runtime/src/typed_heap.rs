@@ -17,8 +17,8 @@
 //! 3. **Where the type system cannot stop it**: a `Vec`, `Box` or `HashMap` on the Rust
 //!    heap, or an OS thread of a `std::thread::scope` — places the brand allows (they end
 //!    within `run`) and the collector does not look at. The object is freed under them.
-//!    Keep such references in a [`GcVec`](crate::GcVec) (a growable array in the heap) or
-//!    as `Global`s. The checked mode (`checked.rs`) reports a read through such a handle.
+//!    Keep such references in a [`GcVec`](crate::GcVec) or a [`GcMap`](crate::GcMap) (a
+//!    growable array and a hash map in the heap) or as `Global`s. The checked mode (`checked.rs`) reports a read through such a handle.
 //!
 //! Objects never run destructors (derived types may not need `Drop`) and fields are written
 //! once, at `Gc::new`, except through `GcCell` (pointers) and atomics (scalars), which are
@@ -405,6 +405,13 @@ impl<T> PartialEq for Gc<'_, T> {
     }
 }
 impl<T> Eq for Gc<'_, T> {}
+
+/// By address: objects never move, so a `Gc` keys a `GcMap` by identity.
+impl<T> std::hash::Hash for Gc<'_, T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.ptr.hash(state)
+    }
+}
 
 impl<T> std::fmt::Debug for Gc<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -810,6 +817,14 @@ impl std::fmt::Debug for GcStr<'_> {
 impl PartialEq for GcStr<'_> {
     fn eq(&self, other: &Self) -> bool {
         self.as_str() == other.as_str()
+    }
+}
+impl Eq for GcStr<'_> {}
+
+/// By contents, as `PartialEq` compares.
+impl std::hash::Hash for GcStr<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
     }
 }
 

@@ -39,7 +39,10 @@ fn a_vector_on_a_run_keeps_its_elements_through_collections() {
             .iter()
             .enumerate()
             .all(|(i, e)| e.key == i as u64 && e.pad == [e.key; 3]));
-        let last = Weak::new(v.get(19_999));
+        // Weak pointers to the entries about to be given up: the slots `pop` and
+        // `truncate` leave must not keep them (a few may be kept by stale words of this
+        // goroutine's stack, which is scanned conservatively).
+        let given_up: Vec<Weak<Entry>> = (10_000..20_000).map(|i| Weak::new(v.get(i))).collect();
         assert_eq!(v.pop().map(|e| e.key), Some(19_999));
         v.truncate(10_000);
         let before = read_mem_stats().heap_objects;
@@ -47,10 +50,8 @@ fn a_vector_on_a_run_keeps_its_elements_through_collections() {
         gc();
         let after = read_mem_stats().heap_objects;
         assert!(before - after >= 9_000, "{before} -> {after}");
-        assert!(
-            last.get().is_none(),
-            "a popped element is not kept by its old slot"
-        );
+        let kept = given_up.iter().filter(|w| w.get().is_some()).count();
+        assert!(kept < 100, "{kept} of 10,000 given-up entries kept");
         assert_eq!(v.iter().map(|e| e.key).sum::<u64>(), (0..10_000).sum());
     })
     .unwrap();
