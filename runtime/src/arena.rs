@@ -273,7 +273,10 @@ impl<R: Rootable> Arena<R> {
     }
 
     /// Collects now: a whole cycle from the root object and the [`ArenaGlobal`]s, then
-    /// the sweep, so that statistics read next are exact (Go's `runtime.GC()`).
+    /// the sweep, so that statistics read next are exact (Go's `runtime.GC()`); then the
+    /// cleanups of the objects it freed run, here. One that panics unwinds out of this
+    /// call (and out of `mutate`, when the collection ran there), and the cleanups after
+    /// it in that collection's list do not run.
     ///
     /// [`ArenaGlobal`]: crate::ArenaGlobal
     pub fn collect(&mut self) -> CycleRecord {
@@ -281,10 +284,14 @@ impl<R: Rootable> Arena<R> {
         let inner = self.inner.get_mut();
         inner.out_of_memory = false;
         let handles = inner.handles.clone();
-        inner.mutator.collect(&mut ArenaRoots {
+        let record = inner.mutator.collect(&mut ArenaRoots {
             root,
             handles: &handles,
-        })
+        });
+        for cleanup in handles.take_ready() {
+            cleanup();
+        }
+        record
     }
 
     /// Memory statistics, with every allocation so far counted.

@@ -1,5 +1,6 @@
 //! An arena's handles that outlive mutations: [`ArenaGlobal`] (a strong root beside the
-//! root object, gc-arena's `DynamicRoot`) and [`ArenaWeak`] (Go 1.24's `weak.Pointer`).
+//! root object, gc-arena's `DynamicRoot`), [`ArenaWeak`] (Go 1.24's `weak.Pointer`) and
+//! cleanups ([`ArenaMutation::add_cleanup`], Go 1.24's `runtime.AddCleanup`).
 //!
 //! 1. A handle is a slot in its arena's table (`Handles`), holding the object's address;
 //!    it names no brand, so it may be kept anywhere, and a mutation turns it back into a
@@ -10,6 +11,11 @@
 //!    marks while a mutation runs, so `ArenaWeak::get` needs no read barrier (the runtime's
 //!    `Weak` does).
 //! 3. A handle used with another arena's token panics: its slot means nothing there.
+//! 4. A cleanup holds its object weakly. The collection that finds the object dead moves
+//!    the cleanup to a ready list (with the weak slots, before the sweep), and once the
+//!    collection is over, the thread that ran it runs the ready cleanups, outside any
+//!    mutation. A cleanup is `'static`, so it holds no handle: it can neither keep its
+//!    object alive nor bring it back, which the runtime's cleanups check at run time.
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,11 +26,31 @@ use crate::arena::{ArenaMutation, Rootable};
 use crate::slots::Slots;
 use crate::typed_heap::{Gc, GcPointer};
 
-/// The persistent handles of one arena: strong and weak slots of addresses (0: cleared).
+/// The persistent handles of one arena: strong and weak slots of addresses (0: cleared),
+/// and the cleanups.
 #[derive(Default)]
 pub(crate) struct Handles {
     strong: Mutex<Slots<usize>>,
     weak: Mutex<Slots<usize>>,
+    cleanups: Mutex<Cleanups>,
+}
+
+/// A cleanup waiting for its object.
+struct Pending {
+    obj: usize,
+    id: u64,
+    f: Func,
+}
+
+/// A cleanup: a closure on the Rust heap, run by the thread that collected.
+type Func = Box<dyn FnOnce() + Send>;
+
+/// The cleanups of an arena: waiting for their objects, and ready to run.
+#[derive(Default)]
+struct Cleanups {
+    pending: Slots<Pending>,
+    ready: Vec<Func>,
+    next_id: u64,
 }
 
 fn lock(m: &Mutex<Slots<usize>>) -> MutexGuard<'_, Slots<usize>> {
@@ -39,13 +65,34 @@ impl Handles {
         }
     }
 
-    /// Zeroes the weak slots of objects this collection found dead, before its sweep.
+    /// Zeroes the weak slots of objects this collection found dead, and readies their
+    /// cleanups, before its sweep.
     pub(crate) fn clear_weak(&self, live: &Liveness<'_>) {
         for a in lock(&self.weak).values_mut() {
             if *a != 0 && !live.is_live(*a) {
                 *a = 0;
             }
         }
+        let mut c = self.cleanups();
+        let dead: Vec<usize> = c
+            .pending
+            .iter()
+            .filter(|(_, p)| !live.is_live(p.obj))
+            .map(|(i, _)| i)
+            .collect();
+        for i in dead {
+            let p = c.pending.remove(i).expect("listed above");
+            c.ready.push(p.f);
+        }
+    }
+
+    /// The cleanups the last collections readied, to run now.
+    pub(crate) fn take_ready(&self) -> Vec<Func> {
+        std::mem::take(&mut self.cleanups().ready)
+    }
+
+    fn cleanups(&self) -> MutexGuard<'_, Cleanups> {
+        self.cleanups.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -182,5 +229,73 @@ impl<K: Rootable> ArenaWeak<K> {
 impl<K: Rootable> Drop for ArenaWeak<K> {
     fn drop(&mut self) {
         lock(&self.handles.weak).remove(self.index);
+    }
+}
+
+impl ArenaMutation<'_> {
+    /// Runs `cleanup` after the collection that finds `obj` unreachable, on the thread that
+    /// ran the collection, once it is over (outside any mutation). `cleanup` is `'static`:
+    /// it holds no handle, so it cannot keep `obj` alive or see it. Several cleanups may
+    /// wait on one object; one still waiting when the arena is dropped never runs (as in
+    /// Go, cleanups are not guaranteed to run).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use minigo_runtime::gc_crate::GcConfig;
+    /// use minigo_runtime::{Arena, Gc, HeapType, Rootable};
+    /// #[derive(HeapType)]
+    /// struct File { fd: u64, flags: u64 }
+    /// struct FileK;
+    /// impl Rootable for FileK {
+    ///     type Root<'gc> = File;
+    /// }
+    /// let mut arena = Arena::<FileK>::new(GcConfig::default(), |_| File { fd: 0, flags: 0 }).unwrap();
+    /// let closed = Arc::new(AtomicU64::new(0));
+    /// let c = closed.clone();
+    /// arena.mutate(|mu, _| {
+    ///     let f = Gc::new(mu, File { fd: 3, flags: 0 }).unwrap();
+    ///     let fd = f.fd;
+    ///     mu.add_cleanup(f, move || c.store(fd, Ordering::SeqCst));
+    /// });
+    /// assert_eq!(closed.load(Ordering::SeqCst), 0); // no collection yet
+    /// arena.collect();
+    /// assert_eq!(closed.load(Ordering::SeqCst), 3);
+    /// ```
+    pub fn add_cleanup<T>(
+        self,
+        obj: Gc<'_, T>,
+        cleanup: impl FnOnce() + Send + 'static,
+    ) -> ArenaCleanup {
+        let handles = self.handles();
+        let (index, id) = {
+            let mut c = handles.cleanups();
+            c.next_id += 1;
+            let id = c.next_id;
+            let pending = Pending {
+                obj: obj.to_word(),
+                id,
+                f: Box::new(cleanup),
+            };
+            (c.pending.add(pending), id)
+        };
+        ArenaCleanup { handles, index, id }
+    }
+}
+
+/// A registered arena cleanup; [`ArenaCleanup::stop`] cancels it.
+pub struct ArenaCleanup {
+    handles: Arc<Handles>,
+    index: usize,
+    id: u64,
+}
+
+impl ArenaCleanup {
+    /// Cancels the cleanup if no collection has readied it yet (Go's `Cleanup.Stop`).
+    pub fn stop(self) {
+        let mut c = self.handles.cleanups();
+        if c.pending.get(self.index).is_some_and(|p| p.id == self.id) {
+            c.pending.remove(self.index);
+        }
     }
 }

@@ -132,7 +132,7 @@ pub use api::{
 #[cfg(not(loom))]
 pub use arena::{Arena, ArenaMutation, Rootable};
 #[cfg(not(loom))]
-pub use arena_handles::{ArenaGlobal, ArenaWeak};
+pub use arena_handles::{ArenaCleanup, ArenaGlobal, ArenaWeak};
 #[cfg(not(loom))]
 pub use chan::{select, try_select, RecvCase, SelectCase, SendCase};
 pub use chan::{Chan, TryRecvError, TrySendError};

@@ -307,3 +307,71 @@ fn a_handle_of_another_arena_is_refused() {
     let message = *r.unwrap_err().downcast::<String>().unwrap();
     assert!(message.contains("a handle of another arena"), "{message}");
 }
+
+/// Cleanups run once, after the collection that finds their object unreachable (not
+/// while an `ArenaGlobal` keeps it), on the collecting thread; a stopped one never runs;
+/// collections the pacer starts at a mutation's end run them too.
+#[test]
+fn cleanups_run_once_after_their_object_is_unreachable() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let mut arena = new_vm(config(100));
+    let ran = Arc::new(AtomicU64::new(0));
+    let bump = |by: u64| {
+        let ran = ran.clone();
+        move || {
+            ran.fetch_add(by, Ordering::SeqCst);
+        }
+    };
+    let (kept, stopped) = arena.mutate(|mu, _| {
+        let a = Gc::new(
+            mu,
+            Pair {
+                car: Value::Int(1),
+                cdr: None,
+            },
+        )
+        .unwrap();
+        let b = Gc::new(
+            mu,
+            Pair {
+                car: Value::Int(2),
+                cdr: None,
+            },
+        )
+        .unwrap();
+        mu.add_cleanup(a, bump(1));
+        mu.add_cleanup(a, bump(10));
+        mu.add_cleanup(b, bump(100));
+        let stopped = mu.add_cleanup(b, bump(1000));
+        (ArenaGlobal::<PairK>::new(mu, b), stopped)
+    });
+    arena.collect();
+    assert_eq!(ran.load(Ordering::SeqCst), 11, "a's two cleanups, not b's");
+    stopped.stop();
+    drop(kept);
+    arena.collect();
+    arena.collect();
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        111,
+        "b's remaining cleanup, once"
+    );
+    // Many objects with cleanups, dropped as garbage: the pacer's collections at the
+    // mutations' ends run them.
+    for _ in 0..2_000 {
+        arena.mutate(|mu, _| {
+            let garbage = Gc::new(
+                mu,
+                Pair {
+                    car: Value::Int(3),
+                    cdr: None,
+                },
+            )
+            .unwrap();
+            mu.add_cleanup(garbage, bump(1_000_000));
+            std::hint::black_box(GcSlice::new(mu, 1024, 0u64).unwrap());
+        });
+    }
+    assert!(ran.load(Ordering::SeqCst) > 111 + 1_000 * 1_000_000);
+}
