@@ -232,7 +232,7 @@ impl<K: Rootable> Drop for ArenaWeak<K> {
     }
 }
 
-impl ArenaMutation<'_> {
+impl<'gc> ArenaMutation<'gc> {
     /// Runs `cleanup` after the collection that finds `obj` unreachable, on the thread that
     /// ran the collection, once it is over (outside any mutation). `cleanup` is `'static`:
     /// it holds no handle, so it cannot keep `obj` alive or see it. Several cleanups may
@@ -264,7 +264,7 @@ impl ArenaMutation<'_> {
     /// ```
     pub fn add_cleanup<T>(
         self,
-        obj: Gc<'_, T>,
+        obj: Gc<'gc, T>,
         cleanup: impl FnOnce() + Send + 'static,
     ) -> ArenaCleanup {
         let handles = self.handles();
