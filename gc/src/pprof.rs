@@ -382,17 +382,31 @@ fn resolve_stack(
     // Then the user's frames, up to where the runtime (or a thread, or the process)
     // called them, less the glue there: closure-calling frames, and the runtime's own
     // wrapper closures (`run` calls main through one that makes the `Mutation`).
+    // A frame whose outermost line is the boundary may hold user lines inlined into it
+    // (the user's `main` into `run`'s wrapper): it is kept, less its boundary lines.
     let glue_or_internal = |l: &SourceLine| is_glue(l) || is_internal(l);
-    let mut end = frames
+    let mut end = frames.len();
+    if let Some(i) = frames
         .iter()
         .position(|f| f.lines.last().is_some_and(is_boundary))
-        .unwrap_or(frames.len());
+    {
+        let user = frames[i]
+            .lines
+            .iter()
+            .any(|l| !is_boundary(l) && !is_glue(l));
+        end = if user { i + 1 } else { i };
+    }
     while end > 1 && frames[end - 1].lines.iter().all(glue_or_internal) {
         end -= 1;
     }
     frames.truncate(end);
     if let Some(last) = frames.last_mut() {
-        while last.lines.len() > 1 && last.lines.last().is_some_and(glue_or_internal) {
+        while last.lines.len() > 1
+            && last
+                .lines
+                .last()
+                .is_some_and(|l| glue_or_internal(l) || is_boundary(l))
+        {
             last.lines.pop();
         }
     }

@@ -291,6 +291,7 @@ impl Runtime {
     where
         F: for<'gc> FnOnce(Mutation<'gc>) + Send + 'static,
     {
+        let _running = crate::barrier::RunningHeap::enter(&self.sched.collector);
         self.sched.spawn(Box::new(move || main(Mutation::new())));
         self.sched.start();
         match self.sched.wait_finish() {

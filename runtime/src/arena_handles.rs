@@ -293,9 +293,15 @@ pub struct ArenaCleanup {
 impl ArenaCleanup {
     /// Cancels the cleanup if no collection has readied it yet (Go's `Cleanup.Stop`).
     pub fn stop(self) {
-        let mut c = self.handles.cleanups();
-        if c.pending.get(self.index).is_some_and(|p| p.id == self.id) {
-            c.pending.remove(self.index);
-        }
+        let taken = {
+            let mut c = self.handles.cleanups();
+            if c.pending.get(self.index).is_some_and(|p| p.id == self.id) {
+                c.pending.remove(self.index)
+            } else {
+                None
+            }
+        };
+        // Dropped with the table unlocked: its captures' destructors are the user's.
+        drop(taken);
     }
 }

@@ -20,7 +20,9 @@
 //! nothing: what it reaches was reachable when marking began, or is new and black.
 
 use minigo_alloc_core::sync::store_word;
-use minigo_gc::{any_barrier_on, GcPhase, MutatorState};
+use std::sync::Mutex;
+
+use minigo_gc::{any_barrier_on, Collector, GcPhase, MutatorState};
 
 use crate::preempt::NoPreemptHere;
 use crate::sched::{m_state, try_current, try_current_state, Sched};
@@ -28,8 +30,9 @@ use crate::sched::{m_state, try_current, try_current_state, Sched};
 /// Stores `value` into the pointer word `slot` of a heap object, with the barrier of the
 /// running goroutine's heap while it marks.
 ///
-/// Off a goroutine (a thread of the embedding program, which the rules say holds no `Gc`)
-/// the store is plain.
+/// Off a goroutine holding a P the store is plain when it may be (an arena's object, or
+/// any object while no heap's barrier is on), and panics when the object is a run's and
+/// its barrier is on ([`refuse_unbarriered_store`]).
 ///
 /// # Safety
 /// `slot` is an aligned pointer word of a live heap object; `value` is null or a heap
@@ -75,9 +78,58 @@ unsafe fn write_slow(slot: *mut usize, value: usize) {
         // SAFETY: the caller's contract; the state is this goroutine's P's, not held
         // across a park.
         Some(st) => unsafe { st.write(slot, value) },
-        // SAFETY: the caller's contract.
-        None => unsafe { store_word(slot as usize, value) },
+        None => {
+            refuse_unbarriered_store(slot as usize);
+            // SAFETY: the caller's contract.
+            unsafe { store_word(slot as usize, value) }
+        }
     }
+}
+
+/// The heaps of the runs under way (their collectors' addresses), for
+/// [`refuse_unbarriered_store`].
+static RUNNING: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// While the guard lives, `collector`'s heap is a run's (`Runtime::run`).
+pub(crate) struct RunningHeap(usize);
+
+impl RunningHeap {
+    pub(crate) fn enter(collector: &Collector) -> RunningHeap {
+        let key = collector as *const Collector as usize;
+        running().push(key);
+        RunningHeap(key)
+    }
+}
+
+impl Drop for RunningHeap {
+    fn drop(&mut self) {
+        let mut r = running();
+        let i = r.iter().position(|&k| k == self.0).expect("entered");
+        r.swap_remove(i);
+    }
+}
+
+fn running() -> std::sync::MutexGuard<'static, Vec<usize>> {
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Panics if `slot` is in a running runtime's heap: a store from a thread that runs none
+/// of its goroutines with a P (a scoped thread holding a handle, or code inside
+/// `blocking`) would skip the barrier that heap's cycles need, and the object stored could
+/// be freed while reachable. (An arena's stores come here too, from any thread, and go
+/// ahead: nothing marks an arena during a mutation.)
+fn refuse_unbarriered_store(slot: usize) {
+    let in_run = running().iter().any(|&c| {
+        // SAFETY: a collector is listed only while its run is under way (`RunningHeap`),
+        // and the run holds the collector.
+        unsafe { &*(c as *const Collector) }.heap().contains(slot)
+    });
+    assert!(
+        !in_run,
+        "minigo: a store into a run's object ({slot:#x}) from a thread that runs none of its \
+         goroutines (a scoped thread, or code inside `blocking`): it would skip the write \
+         barrier"
+    );
 }
 
 /// Shades the words of `v` (conservatively) if `sched`'s heap is marking: for a value a

@@ -11,7 +11,9 @@
 //!    shared between goroutines on different threads (two `push`es racing could pair a
 //!    length with the wrong array). A vector is one goroutine's, or one mutation's.
 //! 4. `pop` and `truncate` zero the slots they give up, so that a shrunk vector keeps
-//!    nothing alive past its length.
+//!    nothing alive past its length. Zero words need not be a valid `T` (a `Gc` is never
+//!    null), so no view of the array is handed out: every read checks the length of the
+//!    moment.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -122,9 +124,10 @@ impl<'gc, T: GcField + Copy + 'gc> GcVec<'gc, T> {
         self.header.cap.get()
     }
 
-    /// The first `len` elements, as a slice of the current array (it stays valid, and
-    /// stays that array, if the vector grows later).
-    pub fn as_slice(&self) -> GcSlice<'gc, T> {
+    /// The first `len` elements of the current array. Not public: a slice kept across a
+    /// `pop` or `truncate` would reach the slots they zeroed, which need not be valid `T`s;
+    /// every use here is made afresh, with the length of the moment.
+    fn as_slice(&self) -> GcSlice<'gc, T> {
         // SAFETY: the header's array holds `cap >= len` elements of T and lives while this
         // handle reaches it; the slice handle keeps it alive after.
         unsafe { GcSlice::from_addr(self.header.data.get(), self.len()) }
@@ -174,17 +177,21 @@ impl<'gc, T: GcField + Copy + 'gc> GcVec<'gc, T> {
     /// Shortens the vector to `len` elements (no change if it is not longer).
     pub fn truncate(&self, len: usize) {
         let old = self.as_slice();
+        let len = len.min(old.len());
+        // The length first: from here no read reaches the slots given up.
+        self.header.len.set(len);
         for i in len..old.len() {
-            // SAFETY: slot `i` is past the new length: read again only after a `push`
-            // (or `set`) writes it.
+            // SAFETY: slot `i` is past the length, which every read checks afresh (`get`,
+            // `iter`; no slice of the array is handed out): read again only after a
+            // `push` writes it.
             unsafe { old.clear(i) };
         }
-        self.header.len.set(len.min(old.len()));
     }
 
-    /// The elements, in order.
+    /// The elements, in order. Each step reads the vector as it is then (a `push` during
+    /// the iteration is seen, a `pop` ends it sooner).
     pub fn iter(&self) -> impl Iterator<Item = T> + 'gc {
-        let s = self.as_slice();
-        (0..s.len()).map(move |i| s.get(i))
+        let v = *self;
+        (0..).map_while(move |i| (i < v.len()).then(|| v.get(i)))
     }
 }

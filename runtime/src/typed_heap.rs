@@ -105,7 +105,15 @@ pub const fn shift_mask(mask: u64, words: usize) -> u64 {
 /// struct Named { name: String }
 /// ```
 ///
-/// and so are types that need `Drop`, and unions:
+/// and so are packed types (their pointers need not be word-aligned):
+///
+/// ```compile_fail
+/// #[derive(minigo_runtime::HeapType)]
+/// #[repr(C, packed)]
+/// struct Odd<'gc> { tag: u8, next: Option<minigo_runtime::Gc<'gc, Odd<'gc>>> }
+/// ```
+///
+/// and types that need `Drop`, and unions:
 ///
 /// ```compile_fail
 /// #[derive(minigo_runtime::HeapType)]
@@ -448,6 +456,13 @@ impl<'gc, T: HeapType + 'gc> Gc<'gc, T> {
     /// collection, in a run) under a `max_heap` limit.
     #[inline]
     pub fn new(mu: impl Allocator<'gc>, value: T) -> Result<Gc<'gc, T>, AllocError> {
+        let mut value = value;
+        if T::SLACK {
+            // SAFETY: `value` is a valid T, ours. Cleared here, before the copy into the
+            // object: zeroing the object in place would open a window in which a marker
+            // reading it (see below) sees its pointers as null.
+            unsafe { T::clear_slack(&mut value) };
+        }
         let p = mu.alloc(T::layout(), 1)?.cast::<T>();
         // SAFETY: a fresh, zeroed, properly sized and aligned object that no one else can
         // reach yet; the write is its initialisation. A collector marking meanwhile never
@@ -458,12 +473,17 @@ impl<'gc, T: HeapType + 'gc> Gc<'gc, T> {
         // greyed by its stack's scan: a marker may then read its words during the write.
         // Holding the preemption count across both made verify mode report a zeroed,
         // unmarked object reached from a stack, 4 runs in 30, for a reason not found yet;
-        // see the issue 14 notes.) In an arena nothing marks while a mutation runs.
-        unsafe { p.as_ptr().write(value) };
-        if T::SLACK {
-            // SAFETY: the value just written; no marker reads it (as above).
-            unsafe { T::clear_slack(p.as_ptr()) };
-        }
+        // see the issue 14 notes.) In an arena nothing marks while a mutation runs. The
+        // copy is of bytes, not typed, so that the slack `clear_slack` zeroed stays zero;
+        // `value` needs no drop (a HeapType has no drop glue).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                &value as *const T as *const u8,
+                p.as_ptr() as *mut u8,
+                std::mem::size_of::<T>(),
+            )
+        };
+        std::mem::forget(value);
         Ok(Gc {
             ptr: p,
             _brand: PhantomData,

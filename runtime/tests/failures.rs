@@ -6,7 +6,7 @@ use std::process::Command;
 
 use minigo_runtime::{
     blocking, gc, go, num_goroutine, procs, read_mem_stats, sleep, stack_guards_are_markers,
-    AllocError, Chan, Gc, GcSlice, Global, HeapType, RunError, Runtime,
+    AllocError, Chan, Gc, GcCell, GcSlice, Global, HeapType, RunError, Runtime,
 };
 
 #[derive(HeapType)]
@@ -296,6 +296,45 @@ fn a_global_refuses_a_gc_the_collector_freed() {
             "{}",
             refused[0]
         );
+    });
+    assert_eq!(r, Ok(()));
+}
+
+#[derive(HeapType)]
+struct Link<'gc> {
+    next: GcCell<Option<Gc<'gc, Link<'gc>>>>,
+}
+
+/// A store into a run's object from a thread that runs none of its goroutines (a scoped
+/// thread, which the brand lets a handle reach) would skip the write barrier: refused with
+/// a message while the barrier is on (always, in the default generational mode), instead
+/// of a reachable object freed later.
+#[test]
+fn a_store_from_a_thread_of_no_goroutine_is_refused() {
+    let r = Runtime::builder().procs(1).build().unwrap().run(|mu| {
+        let a = Gc::new(
+            mu,
+            Link {
+                next: GcCell::new(None),
+            },
+        )
+        .unwrap();
+        let b = Gc::new(
+            mu,
+            Link {
+                next: GcCell::new(None),
+            },
+        )
+        .unwrap();
+        let stored = std::thread::scope(|s| {
+            s.spawn(|| a.next.set(Some(b)))
+                .join()
+                .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_default())
+        });
+        let message = stored.expect_err("refused");
+        assert!(message.contains("would skip the write"), "{message}");
+        a.next.set(Some(b)); // from the goroutine itself
+        assert!(a.next.get().is_some());
     });
     assert_eq!(r, Ok(()));
 }

@@ -31,7 +31,8 @@
 //!    re-exported (default `::minigo_runtime`).
 //!
 //! Types that need `Drop` are rejected at compile time: the collector frees objects
-//! without running code.
+//! without running code. So are `#[repr(packed)]` types, whose pointers need not sit on the
+//! word boundaries the collector reads.
 
 use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
@@ -90,7 +91,31 @@ fn members(fields: &Fields) -> Vec<(TokenStream2, Type)> {
     }
 }
 
+/// Rejects `#[repr(packed)]`: a packed type's pointer fields need not be word-aligned,
+/// and the collector reads pointer words at word boundaries.
+fn reject_packed(input: &DeriveInput) -> syn::Result<()> {
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("repr")) {
+        let syn::Meta::List(list) = &attr.meta else {
+            continue;
+        };
+        let packed = list
+            .tokens
+            .clone()
+            .into_iter()
+            .any(|t| matches!(&t, proc_macro2::TokenTree::Ident(i) if i == "packed"));
+        if packed {
+            return Err(syn::Error::new_spanned(
+                attr,
+                "#[derive(HeapType)] does not support #[repr(packed)]: the collector reads \
+                 pointers at word boundaries",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
+    reject_packed(input)?;
     let rt = runtime_path(input)?;
     let name = &input.ident;
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
