@@ -1,26 +1,31 @@
 //! The checked mode: a handle (`Gc`, `GcSlice`, `GcStr`) is validated before it is read.
 //!
 //! What the type system cannot see: a `Gc` kept where the collector does not look (a
-//! `Vec`, a `Box`, another OS thread) across a collection, or taken out of `Runtime::run`.
-//! Reading through it reads freed or unmapped memory. In debug builds, and in release
-//! builds with the `checked` feature (`cargo test --release --features checked`), every
-//! read through a handle first checks that
+//! `Vec`, a `Box`, another OS thread) across a collection. Reading through it reads freed
+//! memory. In debug builds, and in release builds with the `checked` feature
+//! (`cargo test --release --features checked`), every read through a handle first checks
+//! that
 //!
 //! 1. the thread runs a goroutine of a runtime (a handle read elsewhere is one that left
 //!    its runtime's view: another thread), or the handle is an object of an arena that
-//!    is mutating (`arena.rs`: on any thread), and
+//!    is mutating (`arena.rs`: on any thread);
 //! 2. the handle's address is inside an allocated object of that runtime's heap (a freed
-//!    slot fails; so does another runtime's object; not "starts at": small pointer-free
-//!    objects share 16-byte tiny blocks),
+//!    slot fails; not "starts at": small pointer-free objects share 16-byte tiny blocks);
+//! 3. for a `Gc`, the object there has its type's shape: it starts at the handle's
+//!    address, and its slot is of the type's size class and kind (pointers or none). A
+//!    span freed whole and made again for another class fails this: memory freed and
+//!    allocated again;
 //!
-//! and panics with the address and what it found otherwise. A slot freed and then
-//! allocated again passes: the check sees an object there, of whatever type. Other
-//! release builds compile the check out: it takes the heap lock, and even a flag test on
-//! every read costed binary-trees 3% of its instructions.
+//! and panics with the address and what it found otherwise. A slot taken again by an
+//! object of the same class passes (slots are reused only within their class): the handle
+//! is one word, with no room for an allocation count. Other release builds compile the
+//! check out: it takes the heap lock, and even a flag test on every read cost
+//! binary-trees 3% of its instructions.
 
 use std::sync::Mutex;
 
-use minigo_alloc_core::zerobase;
+use minigo_alloc_core::sizeclass::size_to_class;
+use minigo_alloc_core::{zerobase, Layout, ObjectInfo, MAX_SMALL_SIZE};
 use minigo_gc::Collector;
 
 use crate::sched::try_current;
@@ -75,13 +80,22 @@ fn in_arena(addr: usize) -> bool {
 #[inline(always)]
 pub(crate) fn check_read(addr: usize, what: &'static str) {
     if cfg!(any(debug_assertions, feature = "checked")) {
-        check_slow(addr, what);
+        check_slow(addr, what, None);
+    }
+}
+
+/// Checks a read through a `Gc` of a type of `layout` at `addr`: as [`check_read`], and
+/// the object there must have the type's shape (step 3 of the module comment).
+#[inline(always)]
+pub(crate) fn check_object(addr: usize, layout: &'static Layout) {
+    if cfg!(any(debug_assertions, feature = "checked")) {
+        check_slow(addr, "Gc", Some(layout));
     }
 }
 
 #[cold]
 #[inline(never)]
-fn check_slow(addr: usize, what: &'static str) {
+fn check_slow(addr: usize, what: &'static str, layout: Option<&Layout>) {
     if addr == zerobase().as_ptr() as usize {
         return;
     }
@@ -95,12 +109,54 @@ fn check_slow(addr: usize, what: &'static str) {
              thread)"
         );
     };
-    if cur.sched().collector.heap().find_object(addr).is_none() {
+    let c = &cur.sched().collector;
+    let Some(found) = c.heap().find_object(addr) else {
         panic!(
             "minigo checked mode: {what} {addr:#x} is not an object of this runtime's heap: \
              freed by a collection (the handle was kept where the collector does not look: a \
              Vec, a Box, another thread; keep it in a GcVec or a Global) (last cycle: {})",
-            cur.sched().collector.cycles_finished()
+            c.cycles_finished()
+        );
+    };
+    if let Some(why) = layout.and_then(|l| reused(addr, &found, l)) {
+        panic!(
+            "minigo checked mode: Gc {addr:#x} names memory freed and allocated again: {why} \
+             (the handle was kept where the collector does not look: a Vec, a Box, another \
+             thread; keep it in a GcVec or a Global) (last cycle: {})",
+            c.cycles_finished()
         );
     }
 }
+
+/// Why the object found at `addr` cannot be the one a `Gc` of `layout` was made for, if
+/// it cannot: the handle points inside it, or its slot is of another size class or kind
+/// (pointers or none). Only a span freed whole and made again for another class gets
+/// there; a slot taken again by an object of the same class passes.
+fn reused(addr: usize, found: &ObjectInfo, layout: &Layout) -> Option<String> {
+    let size = layout.size();
+    if size < TINY_MAX && !layout.has_pointers() {
+        // Tiny objects share 16-byte blocks: a handle points inside one.
+        return None;
+    }
+    if found.base != addr {
+        return Some(format!("it points inside an object at {:#x}", found.base));
+    }
+    let class = found.span_class;
+    if class.noscan() == layout.has_pointers() {
+        return Some("its slot holds an object of the other kind (pointers or none)".into());
+    }
+    let same_size = if size <= MAX_SMALL_SIZE {
+        class.size_class() == size_to_class(size)
+    } else {
+        class.size_class() == 0 && found.size >= size
+    };
+    (!same_size).then(|| {
+        format!(
+            "its slot is of {} bytes, not a {size}-byte type's",
+            found.size
+        )
+    })
+}
+
+/// Pointer-free objects under this many bytes are carved from shared 16-byte blocks.
+const TINY_MAX: usize = 16;

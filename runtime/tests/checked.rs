@@ -140,3 +140,64 @@ fn an_arenas_handles_pass_the_check_on_any_thread_of_the_mutation() {
     });
     assert_eq!(sum, 2 + 1 + 12 + 2);
 }
+
+#[derive(HeapType)]
+struct Wide<'gc> {
+    next: Option<Gc<'gc, Wide<'gc>>>,
+    pad: [u64; 9],
+}
+
+/// Handles kept in a `Vec` while their spans were freed whole and made again for objects
+/// of another class: the check sees an object there, but not one of the handle's shape,
+/// and reports memory freed and allocated again.
+#[test]
+fn handles_whose_memory_was_allocated_again_are_reported() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let r = runtime().run(|mu| {
+        let hidden: Vec<Gc<Entry>> = (0..2000)
+            .map(|k| {
+                Gc::new(
+                    mu,
+                    Entry {
+                        key: k,
+                        pad: [k; 5],
+                    },
+                )
+                .unwrap()
+            })
+            .collect();
+        gc();
+        gc();
+        // Other objects, kept: their spans take the pages the entries' spans gave back.
+        let kept = minigo_runtime::GcVec::new(mu).unwrap();
+        for _ in 0..20_000 {
+            let w = Gc::new(
+                mu,
+                Wide {
+                    next: None,
+                    pad: [0; 9],
+                },
+            )
+            .unwrap();
+            kept.push(mu, w).unwrap();
+        }
+        let (mut freed, mut reused) = (0, 0);
+        for e in &hidden {
+            match catch_unwind(AssertUnwindSafe(|| e.key)).map_err(message) {
+                Ok(_) => {}
+                Err(m) if m.contains("freed and allocated again") => reused += 1,
+                Err(m) => {
+                    assert!(m.contains("is not an object of this runtime's heap"), "{m}");
+                    freed += 1;
+                }
+            }
+        }
+        assert!(reused > 100, "{reused} reused, {freed} freed, of 2000");
+        assert!(
+            freed + reused > 1800,
+            "{reused} reused, {freed} freed, of 2000"
+        );
+        assert_eq!(kept.len(), 20_000);
+    });
+    assert_eq!(r, Ok::<(), RunError>(()));
+}
