@@ -84,12 +84,14 @@ pub(crate) fn check_read(addr: usize, what: &'static str) {
     }
 }
 
-/// Checks a read through a `Gc` of a type of `layout` at `addr`: as [`check_read`], and
-/// the object there must have the type's shape (step 3 of the module comment).
+/// Checks a read through a `Gc` at `addr` of the type whose layout `layout` gives: as
+/// [`check_read`], and the object there must have the type's shape (step 3 of the module
+/// comment). The layout is asked for only when the check runs: other builds must not
+/// pay its lookup on every dereference.
 #[inline(always)]
-pub(crate) fn check_object(addr: usize, layout: &'static Layout) {
+pub(crate) fn check_object(addr: usize, layout: fn() -> &'static Layout) {
     if cfg!(any(debug_assertions, feature = "checked")) {
-        check_slow(addr, "Gc", Some(layout));
+        check_slow(addr, "Gc", Some(layout()));
     }
 }
 

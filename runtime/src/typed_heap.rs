@@ -520,7 +520,7 @@ impl<T: HeapType> std::ops::Deref for Gc<'_, T> {
     type Target = T;
 
     fn deref(&self) -> &T {
-        checked::check_object(self.ptr.as_ptr() as usize, T::layout());
+        checked::check_object(self.ptr.as_ptr() as usize, T::layout);
         // SAFETY: a Gc held where the rules allow keeps its object alive, and its brand
         // keeps it from outliving the run, whose heap it points into (the checked mode
         // reports one held where the collector does not look); objects are immutable but
