@@ -23,34 +23,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use minigo_gc::{Liveness, Tracer};
 
 use crate::arena::{ArenaMutation, Rootable};
+use crate::cleanup_table::{CleanupTable, Func};
 use crate::slots::Slots;
 use crate::typed_heap::{Gc, GcPointer};
 
 /// The persistent handles of one arena: strong and weak slots of addresses (0: cleared),
-/// and the cleanups.
+/// and the cleanups (the runtime's table: its closures are never traced here, since an
+/// arena's hold no handle).
 #[derive(Default)]
 pub(crate) struct Handles {
     strong: Mutex<Slots<usize>>,
     weak: Mutex<Slots<usize>>,
-    cleanups: Mutex<Cleanups>,
-}
-
-/// A cleanup waiting for its object.
-struct Pending {
-    obj: usize,
-    id: u64,
-    f: Func,
-}
-
-/// A cleanup: a closure on the Rust heap, run by the thread that collected.
-type Func = Box<dyn FnOnce() + Send>;
-
-/// The cleanups of an arena: waiting for their objects, and ready to run.
-#[derive(Default)]
-struct Cleanups {
-    pending: Slots<Pending>,
-    ready: Vec<Func>,
-    next_id: u64,
+    cleanups: CleanupTable,
 }
 
 fn lock(m: &Mutex<Slots<usize>>) -> MutexGuard<'_, Slots<usize>> {
@@ -73,26 +57,13 @@ impl Handles {
                 *a = 0;
             }
         }
-        let mut c = self.cleanups();
-        let dead: Vec<usize> = c
-            .pending
-            .iter()
-            .filter(|(_, p)| !live.is_live(p.obj))
-            .map(|(i, _)| i)
-            .collect();
-        for i in dead {
-            let p = c.pending.remove(i).expect("listed above");
-            c.ready.push(p.f);
-        }
+        self.cleanups.clear_dead(live);
     }
 
-    /// The cleanups the last collections readied, to run now.
+    /// The cleanups the last collections readied, to run now. Nothing marks between
+    /// mutations, so nothing leaving the table needs shading.
     pub(crate) fn take_ready(&self) -> Vec<Func> {
-        std::mem::take(&mut self.cleanups().ready)
-    }
-
-    fn cleanups(&self) -> MutexGuard<'_, Cleanups> {
-        self.cleanups.lock().unwrap_or_else(|e| e.into_inner())
+        self.cleanups.take_ready(|_, _| {})
     }
 }
 
@@ -236,8 +207,8 @@ impl<'gc> ArenaMutation<'gc> {
     /// Runs `cleanup` after the collection that finds `obj` unreachable, on the thread that
     /// ran the collection, once it is over (outside any mutation). `cleanup` is `'static`:
     /// it holds no handle, so it cannot keep `obj` alive or see it. Several cleanups may
-    /// wait on one object; one still waiting when the arena is dropped never runs (as in
-    /// Go, cleanups are not guaranteed to run).
+    /// wait on one object; one still waiting when the arena is dropped never runs, and is
+    /// forgotten with the table (as in Go, cleanups are not guaranteed to run).
     ///
     /// ```
     /// use std::sync::atomic::{AtomicU64, Ordering};
@@ -268,17 +239,7 @@ impl<'gc> ArenaMutation<'gc> {
         cleanup: impl FnOnce() + Send + 'static,
     ) -> ArenaCleanup {
         let handles = self.handles();
-        let (index, id) = {
-            let mut c = handles.cleanups();
-            c.next_id += 1;
-            let id = c.next_id;
-            let pending = Pending {
-                obj: obj.to_word(),
-                id,
-                f: Box::new(cleanup),
-            };
-            (c.pending.add(pending), id)
-        };
+        let (index, id) = handles.cleanups.add(obj.to_word(), Box::new(cleanup));
         ArenaCleanup { handles, index, id }
     }
 }
@@ -293,15 +254,8 @@ pub struct ArenaCleanup {
 impl ArenaCleanup {
     /// Cancels the cleanup if no collection has readied it yet (Go's `Cleanup.Stop`).
     pub fn stop(self) {
-        let taken = {
-            let mut c = self.handles.cleanups();
-            if c.pending.get(self.index).is_some_and(|p| p.id == self.id) {
-                c.pending.remove(self.index)
-            } else {
-                None
-            }
-        };
-        // Dropped with the table unlocked: its captures' destructors are the user's.
-        drop(taken);
+        // Nothing marks between mutations: nothing to shade.
+        let cancelled = self.handles.cleanups.stop(self.index, self.id, |_, _| {});
+        drop(cancelled);
     }
 }

@@ -59,11 +59,12 @@ impl Cleanup<'_> {
     /// `Cleanup.Stop`).
     pub fn stop(self) {
         let sched = &self.sched;
-        sched.cleanups.stop(self.index, self.id, |lo, hi| {
-            // SAFETY: the closure's bytes, alive until `stop` drops them after this; their
-            // captures leave a root area (see `cleanup_table.rs`).
+        let cancelled = sched.cleanups.stop(self.index, self.id, |lo, hi| {
+            // SAFETY: the closure's bytes, alive until it is dropped below; their captures
+            // leave a root area (see `cleanup_table.rs`).
             unsafe { barrier::shade_range(sched, lo, hi) }
         });
+        drop(cancelled);
     }
 }
 

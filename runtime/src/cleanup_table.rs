@@ -99,15 +99,19 @@ impl CleanupTable {
     }
 
     /// Cancels the cleanup in slot `index` if it is still the one with `id` and waiting,
-    /// handing its bytes to `shade` before they are dropped. With the table locked
-    /// meanwhile, so no cleanup runs or leaves in between.
-    pub fn stop(&self, index: usize, id: u64, shade: impl FnOnce(usize, usize)) {
+    /// handing its bytes to `shade` with the table locked, so no cleanup runs or leaves in
+    /// between. Returns the closure, for the caller to drop once the table is unlocked:
+    /// its captures' destructors are the user's, and may use the table.
+    #[must_use = "the cancelled closure, to drop with the table unlocked"]
+    pub fn stop(&self, index: usize, id: u64, shade: impl FnOnce(usize, usize)) -> Option<Func> {
         let mut table = self.table.lock();
-        if table.pending.get(index).is_some_and(|p| p.id == id) {
-            let p = table.pending.remove(index).expect("checked above");
-            let (lo, hi) = closure_bytes(&p.f);
-            shade(lo, hi);
+        if table.pending.get(index).is_none_or(|p| p.id != id) {
+            return None;
         }
+        let p = table.pending.remove(index).expect("checked above");
+        let (lo, hi) = closure_bytes(&p.f);
+        shade(lo, hi);
+        Some(p.f)
     }
 }
 
