@@ -16,6 +16,7 @@ use crate::central::{MCentral, SpanCtx, SweepState, SWEEP_DRAINED};
 use crate::heapbits::HeapBits;
 use crate::pageheap::PageHeap;
 use crate::pointers::PointerWords;
+use crate::quarantine::Quarantine;
 use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES};
 use crate::span::{MSpan, PtrMask, SPAN_IN_USE};
 use crate::special::Specials;
@@ -169,6 +170,7 @@ pub struct MHeap {
     /// object allocated is black (Go's `gcmarknewobject`, a span at a time).
     alloc_black: AtomicBool,
     specials: Specials,
+    quarantine: Quarantine,
 }
 
 impl MHeap {
@@ -187,6 +189,7 @@ impl MHeap {
             stats: HeapStats::new(),
             alloc_black: AtomicBool::new(false),
             specials: Specials::new(),
+            quarantine: Quarantine::new(),
         }))
     }
 
@@ -220,6 +223,7 @@ impl MHeap {
             sweep: &self.sweep,
             stats: &self.stats,
             specials: &self.specials,
+            quarantine: &self.quarantine,
         }
     }
 
@@ -239,6 +243,21 @@ impl MHeap {
                 }
             }
         })
+    }
+
+    /// Holds each object a sweep finds dead back from reuse for `cycles` cycles (0: off,
+    /// the default), so that [`MHeap::freed_by`] can name the cycle that freed it
+    /// (`quarantine.rs`). For checked builds: it costs a lookup per dead object. Set it
+    /// before the heap is shared with other threads.
+    pub fn set_quarantine(&self, cycles: u32) {
+        self.quarantine.set_cycles(cycles)
+    }
+
+    /// The collection cycle (1 for the first) that freed the object starting at `base`, if
+    /// the quarantine holds it still. Counting cycles as the heap's sweep cycles: cycle
+    /// `n`'s sweep is the `n`th [`MHeap::start_sweep_cycle`].
+    pub fn freed_by(&self, base: usize) -> Option<u32> {
+        self.quarantine.freed_at(base).map(|sg| sg / 2)
     }
 
     /// The records of objects with specials that sweeps found dead since the last call.

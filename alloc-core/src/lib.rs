@@ -46,6 +46,7 @@
 //!   -> heapbits, cards (the card table) -> span -> special (per-object records the sweeper reports)
 //!   -> arena (address -> span) -> pointers (reads heap bits)
 //!   -> pageheap (span alloc/free, grow, scavenge, max_heap)
+//!   -> quarantine (dead slots held back from reuse, for checked builds)
 //!   -> central (mcentral lists, and span sweeping beside them)
 //!   -> heap (the MHeap facade: find_object, sweep cycle control) -> cache (MCache)
 //! ```
@@ -66,6 +67,7 @@ mod os;
 mod pageheap;
 mod pages;
 mod pointers;
+mod quarantine;
 pub mod sizeclass;
 mod sizeclasses;
 mod span;

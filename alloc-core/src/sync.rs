@@ -6,7 +6,8 @@
 //! exceptions are the heap side tables that are plain memory inside the heap's reservation
 //! (the pointer bitmap, see `heapbits`): like object memory itself they are written by the
 //! owner of a span and read by the collector with the world stopped, and the handoffs that
-//! order those accesses (span ownership, stop-the-world) are what the models check.
+//! order those accesses (span ownership, stop-the-world) are what the models check; and
+//! settings made before the heap is shared (the quarantine's cycles).
 //!
 //! `UnsafeCell` offers loom's closure API (`with`, `with_mut`) in both builds so that loom
 //! can check that every access to span-owned state is ordered by a handoff.

@@ -164,6 +164,76 @@ fn large_objects_live_and_die_as_their_own_spans() {
     assert_eq!((m.mallocs, m.frees, m.heap_objects), (2, 1, 1));
 }
 
+/// The quarantine (`quarantine.rs`), on for two cycles: dead slots, small and large, stay
+/// out of reuse and name the cycle that freed them through the cycle after; the third
+/// cycle's sweep releases them, and frees are counted once, when the objects die.
+#[test]
+fn the_quarantine_holds_dead_slots_for_its_cycles_then_releases_them() {
+    let heap = heap();
+    heap.set_quarantine(2);
+    let mut c = MCache::new(&heap);
+    let layout = Layout::new(48, &[0]).unwrap();
+    let n = 2 * CLASS_TO_NELEMS[size_to_class(48) as usize] as usize;
+    let mut addrs: Vec<usize> = (0..n)
+        .map(|_| c.alloc(&layout).unwrap().as_ptr() as usize)
+        .collect();
+    let large = c.alloc(&Layout::noscan(1 << 20)).unwrap().as_ptr() as usize;
+    let keep: Vec<usize> = addrs.iter().copied().step_by(3).collect();
+    let mark_kept = |heap: &MHeap| {
+        for &a in &keep {
+            // SAFETY: single-threaded marking, with sweeping drained.
+            unsafe { heap.find_object_unlocked(a) }.unwrap().try_mark();
+        }
+    };
+    mark_kept(&heap);
+    collect_nothing(&heap, &mut [&mut c]);
+    let dead = n - keep.len();
+    let m = heap.mem_stats();
+    assert_eq!(
+        (m.frees, m.heap_objects),
+        (dead as u64 + 1, keep.len() as u64)
+    );
+    for (i, &a) in addrs.iter().enumerate() {
+        let want = (i % 3 != 0).then_some(1);
+        assert_eq!(heap.freed_by(a), want, "slot {i}");
+    }
+    assert_eq!(heap.freed_by(large), Some(1));
+    // Held slots are not handed out: as many new objects as died take other slots.
+    let fresh: Vec<usize> = (0..dead)
+        .map(|_| c.alloc(&layout).unwrap().as_ptr() as usize)
+        .collect();
+    addrs.sort();
+    assert!(fresh.iter().all(|p| addrs.binary_search(p).is_err()));
+    let (in_use, _, _) = heap.page_summary();
+    assert!(in_use >= (1 << 20), "the large object's span is held");
+
+    // Cycle 2: the fresh objects die too (cycle 2 frees them); cycle 1's are still held.
+    mark_kept(&heap);
+    collect_nothing(&heap, &mut [&mut c]);
+    assert_eq!(heap.freed_by(addrs[1]), Some(1));
+    assert!(fresh.iter().all(|&p| heap.freed_by(p) == Some(2)));
+    // Cycle 3 releases what cycle 1 freed: no longer objects, and the slots reusable.
+    mark_kept(&heap);
+    collect_nothing(&heap, &mut [&mut c]);
+    for &a in &addrs {
+        if keep.binary_search(&a).is_err() {
+            assert_eq!((heap.freed_by(a), heap.find_object(a)), (None, None));
+        }
+    }
+    assert_eq!(
+        (heap.freed_by(large), heap.find_object(large)),
+        (None, None)
+    );
+    let m = heap.mem_stats();
+    assert_eq!(m.frees, (2 * dead) as u64 + 1, "each death counted once");
+    assert_eq!(m.heap_objects, keep.len() as u64);
+    let again = c.alloc(&layout).unwrap().as_ptr() as usize;
+    assert!(
+        addrs.binary_search(&again).is_ok(),
+        "released slots are reused"
+    );
+}
+
 #[test]
 fn scavenger_releases_free_pages_and_they_come_back_zero() {
     let heap = heap();

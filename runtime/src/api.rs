@@ -215,6 +215,7 @@ impl Builder {
         gc.stress = self.stress;
         gc.mark_workers = procs;
         let collector = Collector::new(gc).map_err(BuildError::Os)?;
+        crate::checked::quarantine(collector.heap());
         crate::signal::install();
         crate::preempt::install();
         let stack = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE);

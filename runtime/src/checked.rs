@@ -16,16 +16,22 @@
 //!    span freed whole and made again for another class fails this: memory freed and
 //!    allocated again;
 //!
-//! and panics with the address and what it found otherwise. A slot taken again by an
-//! object of the same class passes (slots are reused only within their class): the handle
-//! is one word, with no room for an allocation count. Other release builds compile the
-//! check out: it takes the heap lock, and even a flag test on every read cost
-//! binary-trees 3% of its instructions.
+//! and panics with the address and what it found otherwise.
+//!
+//! A slot is reused only within its class, and the handle is one word, with no room for
+//! an allocation count: an object of the same class in the freed one's slot has the right
+//! shape. So checked builds keep a quarantine (alloc-core's `quarantine.rs`): a slot a
+//! sweep finds dead stays out of reuse for [`QUARANTINE_CYCLES`] cycles, and a read
+//! through a handle to it panics naming the cycle that freed it. After that, step 3 is
+//! what is left to catch a reuse.
+//!
+//! Other release builds compile all of it out: the check takes the heap lock, and even a
+//! flag test on every read cost binary-trees 3% of its instructions.
 
 use std::sync::Mutex;
 
 use minigo_alloc_core::sizeclass::size_to_class;
-use minigo_alloc_core::{zerobase, Layout, ObjectInfo, MAX_SMALL_SIZE};
+use minigo_alloc_core::{zerobase, Layout, MHeap, ObjectInfo, MAX_SMALL_SIZE};
 use minigo_gc::Collector;
 
 use crate::sched::try_current;
@@ -76,6 +82,18 @@ fn in_arena(addr: usize) -> bool {
     })
 }
 
+/// Cycles a dead object's slot is held back from reuse in checked builds.
+pub(crate) const QUARANTINE_CYCLES: u32 = 4;
+
+/// Turns the quarantine on for a runtime's `heap` in checked builds. An arena needs none:
+/// its handles cannot outlive the mutation they were made in, and nothing is freed
+/// during one.
+pub(crate) fn quarantine(heap: &MHeap) {
+    if cfg!(any(debug_assertions, feature = "checked")) {
+        heap.set_quarantine(QUARANTINE_CYCLES);
+    }
+}
+
 /// Checks a read through the handle at `addr` in checked builds (see the module comment).
 #[inline(always)]
 pub(crate) fn check_read(addr: usize, what: &'static str) {
@@ -115,11 +133,20 @@ fn check_slow(addr: usize, what: &'static str, layout: Option<&Layout>) {
     let Some(found) = c.heap().find_object(addr) else {
         panic!(
             "minigo checked mode: {what} {addr:#x} is not an object of this runtime's heap: \
-             freed by a collection (the handle was kept where the collector does not look: a \
-             Vec, a Box, another thread; keep it in a GcVec or a Global) (last cycle: {})",
+             freed by a collection more than {QUARANTINE_CYCLES} cycles ago (the handle was \
+             kept where the collector does not look: a Vec, a Box, another thread; keep it \
+             in a GcVec or a Global) (last cycle: {})",
             c.cycles_finished()
         );
     };
+    if let Some(cycle) = c.heap().freed_by(found.base) {
+        panic!(
+            "minigo checked mode: {what} {addr:#x} names an object freed by cycle {cycle} (the \
+             handle was kept where the collector does not look: a Vec, a Box, another thread; \
+             keep it in a GcVec or a Global) (last cycle: {})",
+            c.cycles_finished()
+        );
+    }
     if let Some(why) = layout.and_then(|l| reused(addr, &found, l)) {
         panic!(
             "minigo checked mode: Gc {addr:#x} names memory freed and allocated again: {why} \

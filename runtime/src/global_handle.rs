@@ -84,7 +84,15 @@ impl<'gc, T> Global<'gc, T> {
 /// object has): a global slot is a root, and the collector would mark through anything
 /// else.
 pub(crate) fn assert_owned(sched: &Sched, addr: usize, what: &str) {
-    let found = sched.collector.heap().find_object(addr);
+    let heap = sched.collector.heap();
+    let found = heap.find_object(addr);
+    // A slot the checked mode's quarantine holds is allocated, but its object is dead.
+    if let Some(cycle) = found.and_then(|o| heap.freed_by(o.base)) {
+        panic!(
+            "{what}: {addr:#x} names an object freed by cycle {cycle} (a Gc kept where the \
+             collector could not see it)"
+        );
+    }
     assert!(
         found.is_some_and(|o| o.base == addr) || addr == zerobase().as_ptr() as usize,
         "{what}: {addr:#x} is not an object of this runtime's heap (a Gc from another \

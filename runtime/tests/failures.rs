@@ -291,11 +291,13 @@ fn a_global_refuses_a_gc_the_collector_freed() {
             .collect();
         // A few may be kept by stale copies on the stack (scanned conservatively).
         assert!(refused.len() > 900, "{} of 1000 refused", refused.len());
-        assert!(
-            refused[0].contains("is not an object of this runtime's heap"),
-            "{}",
-            refused[0]
-        );
+        // Checked builds hold a freed slot back from reuse for a few cycles, and know
+        // which cycle freed it.
+        let says = match cfg!(any(debug_assertions, feature = "checked")) {
+            true => "names an object freed by cycle",
+            false => "is not an object of this runtime's heap",
+        };
+        assert!(refused[0].contains(says), "{}", refused[0]);
     });
     assert_eq!(r, Ok(()));
 }
@@ -329,7 +331,12 @@ fn a_store_from_a_thread_of_no_goroutine_is_refused() {
                 .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_default())
         });
         let message = stored.expect_err("refused");
-        assert!(message.contains("would skip the write"), "{message}");
+        // Checked builds refuse the handle's read before the barrier sees the store.
+        let says = match cfg!(any(debug_assertions, feature = "checked")) {
+            true => "read outside a goroutine",
+            false => "would skip the write",
+        };
+        assert!(message.contains(says), "{message}");
         a.next.set(Some(b)); // from the goroutine itself
         assert!(a.next.get().is_some());
     });

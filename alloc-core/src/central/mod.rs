@@ -24,6 +24,7 @@ pub(crate) use sweep::{SweepState, SWEEP_DRAINED};
 use crate::error::AllocError;
 use crate::heapbits::HeapBits;
 use crate::pageheap::PageHeap;
+use crate::quarantine::Quarantine;
 use crate::sizeclass::{SpanClass, CLASS_TO_NELEMS, CLASS_TO_NPAGES, CLASS_TO_SIZE, PAGE_SIZE};
 use crate::span::{SpanRef, SpanShape};
 use crate::special::Specials;
@@ -38,6 +39,7 @@ pub(crate) struct SpanCtx<'a> {
     pub(crate) sweep: &'a SweepState,
     pub(crate) stats: &'a HeapStats,
     pub(crate) specials: &'a Specials,
+    pub(crate) quarantine: &'a Quarantine,
 }
 
 /// Spans an mcache may sweep looking for room before it grows the heap instead (Go's

@@ -171,22 +171,60 @@ impl MCentral {
                 }
                 return true;
             }
-            let mut c = cx.stats.counters.lock();
-            c.large_frees += 1;
-            c.large_free_bytes += elemsize as u64;
-            drop(c);
+            let (fresh, held) = if cx.quarantine.on() {
+                let base = s.info(|i| i.base);
+                let v = cx
+                    .quarantine
+                    .sweep_span(sg, base, elemsize, 1, cx.pages.max_heap(), |_| 1);
+                (v.fresh == 1, v.held[0] != 0)
+            } else {
+                (true, false)
+            };
+            if fresh {
+                let mut c = cx.stats.counters.lock();
+                c.large_frees += 1;
+                c.large_free_bytes += elemsize as u64;
+            }
+            if held {
+                if preserve {
+                    s.sweepgen.store(sg, Ordering::Release);
+                } else {
+                    self.push_swept(sg, span, true);
+                }
+                return true;
+            }
             s.sweepgen.store(sg, Ordering::Relaxed);
             cx.pages.free_span(span);
             return false;
         }
         // SAFETY: we own the span: we won its sweepgen CAS (or it was on no list at all).
         let freeindex = unsafe { s.alloc_state(|st| st.freeindex) };
-        let nalloc: usize = s.info(|i| {
+        let nmarked: usize = s.info(|i| {
             (0..words)
                 .map(|w| i.mark_word(w).load(Ordering::Relaxed).count_ones() as usize)
                 .sum()
         });
-        // A span that keeps nobody goes back to the page heap dirty; otherwise its freed
+        // Allocated = below freeindex or alloc bit set; dead = allocated, unmarked.
+        let dead = |i: &SpanInfo, w: usize| {
+            let old = i.alloc_word(w).load(Ordering::Relaxed);
+            let mark = i.mark_word(w).load(Ordering::Relaxed);
+            (old | word_mask(w, freeindex)) & !mark & word_mask(w, nelems)
+        };
+        // Checked builds hold dead slots back from reuse for a while (`quarantine.rs`):
+        // they stay allocated, and only the slots dead for the first time are frees.
+        let verdict = cx.quarantine.on().then(|| {
+            s.info(|i| {
+                let max_heap = cx.pages.max_heap();
+                cx.quarantine
+                    .sweep_span(sg, i.base, elemsize, words, max_heap, |w| dead(i, w))
+            })
+        });
+        let held = |w: usize| verdict.as_ref().map_or(0, |v| v.held[w]);
+        let nalloc = nmarked
+            + (0..words)
+                .map(|w| held(w).count_ones() as usize)
+                .sum::<usize>();
+        // A span that keeps nobody goes back to the page heap dirty; otherwise its dead
         // slots are cleared now so that allocation never has to.
         let keeps = preserve || nalloc > 0;
         // SAFETY: as above.
@@ -195,12 +233,9 @@ impl MCentral {
             for w in 0..words {
                 let mark = i.mark_word(w).load(Ordering::Relaxed);
                 if keeps {
-                    // Allocated = below freeindex or alloc bit set; freed = allocated, unmarked.
-                    let old = i.alloc_word(w).load(Ordering::Relaxed);
-                    let freed = (old | word_mask(w, freeindex)) & !mark & word_mask(w, nelems);
-                    clear_slots(cx.bits, bitmap, i, w, freed);
+                    clear_slots(cx.bits, bitmap, i, w, dead(i, w));
                 }
-                i.alloc_word(w).store(mark, Ordering::Relaxed);
+                i.alloc_word(w).store(mark | held(w), Ordering::Relaxed);
                 if !keep_marks {
                     i.mark_word(w).store(0, Ordering::Relaxed);
                 }
@@ -223,7 +258,9 @@ impl MCentral {
             s.alloc_state(|st| {
                 debug_assert!(st.alloc_count >= nalloc, "marked a free slot");
                 debug_assert_eq!(st.flushed, st.alloc_count, "sweeping unflushed allocations");
-                let nfreed = st.alloc_count - nalloc;
+                let nfreed = verdict
+                    .as_ref()
+                    .map_or(st.alloc_count - nalloc, |v| v.fresh);
                 st.alloc_count = nalloc;
                 st.flushed = nalloc;
                 st.freeindex = first_free;
