@@ -29,6 +29,8 @@
 //! | 13. a global handle's root slot changes while a mark worker scans the root table | `tests/roots.rs` | `root_set_no_shade` |
 //! | 14. ready cleanups leave their table while a mark worker scans it | `tests/cleanups.rs` | `cleanup_ready_no_shade` |
 //! | 15. a minor cycle's card table, with a store moving a young object between old ones while a mark worker scans the cards | `tests/remset.rs` | `card_not_marked` |
+//! | 16. a P handed to an idle M that is leaving while a mark worker stops the world | `tests/mslot.rs` | `m_leave_no_wait` |
+//! | 17. two writers and a reader on one two-word array element under its seqlock | `tests/seqlock.rs` | `seqlock_no_validate`, `seqlock_write_unlocked` |
 //!
 //! Run: `.ci/loom` (bounded, as CI), or
 //! `RUSTFLAGS="--cfg loom -C debug-assertions=on" LOOM_MAX_PREEMPTIONS=2 cargo test -p

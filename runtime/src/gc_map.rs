@@ -195,7 +195,7 @@ where
         }
         let mut i = hash(k) & (n - 1);
         for _ in 0..n {
-            let s = table.get(i);
+            let s = table.get_unshared(i);
             match s.state {
                 EMPTY => return None,
                 // SAFETY: a full slot's key was written from a K (`put`).
@@ -211,7 +211,7 @@ where
         let table = self.table();
         let i = self.find(table, k)?;
         // SAFETY: a full slot's value was written from a V (`put`).
-        Some(unsafe { table.get(i).value.assume_init() })
+        Some(unsafe { table.get_unshared(i).value.assume_init() })
     }
 
     /// True when `k` has a value.
@@ -226,9 +226,9 @@ where
         let n = table.len();
         let mut i = hash(&k) & (n - 1);
         loop {
-            let state = table.get(i).state;
+            let state = table.get_unshared(i).state;
             if state != FULL {
-                table.set(
+                table.set_unshared(
                     i,
                     Slot {
                         state: FULL,
@@ -248,8 +248,8 @@ where
         let table = self.table();
         if let Some(i) = self.find(table, &k) {
             // SAFETY: a full slot's value was written from a V (`put`).
-            let old = unsafe { table.get(i).value.assume_init() };
-            table.set(
+            let old = unsafe { table.get_unshared(i).value.assume_init() };
+            table.set_unshared(
                 i,
                 Slot {
                     state: FULL,
@@ -286,7 +286,7 @@ where
         };
         let table = GcSlice::new(mu, n, empty)?;
         for i in 0..old.len() {
-            let s = old.get(i);
+            let s = old.get_unshared(i);
             if s.state == FULL {
                 // SAFETY: a full slot's key and value were written from a K and a V.
                 unsafe { Self::put(table, s.key.assume_init(), s.value.assume_init()) };
@@ -305,8 +305,8 @@ where
         let table = self.table();
         let i = self.find(table, k)?;
         // SAFETY: a full slot's value was written from a V (`put`).
-        let v = unsafe { table.get(i).value.assume_init() };
-        table.set(
+        let v = unsafe { table.get_unshared(i).value.assume_init() };
+        table.set_unshared(
             i,
             Slot {
                 state: DELETED,
@@ -322,7 +322,7 @@ where
     pub fn iter(&self) -> impl Iterator<Item = (K, V)> + 'gc {
         let table = self.table();
         (0..table.len()).filter_map(move |i| {
-            let s = table.get(i);
+            let s = table.get_unshared(i);
             // SAFETY: a full slot's key and value were written from a K and a V.
             (s.state == FULL).then(|| unsafe { (s.key.assume_init(), s.value.assume_init()) })
         })

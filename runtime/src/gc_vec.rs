@@ -135,12 +135,12 @@ impl<'gc, T: GcField + Copy + 'gc> GcVec<'gc, T> {
 
     /// Element `i` (panics out of range).
     pub fn get(&self, i: usize) -> T {
-        self.as_slice().get(i)
+        self.as_slice().get_unshared(i)
     }
 
     /// Stores `v` at `i` (panics out of range).
     pub fn set(&self, i: usize, v: T) {
-        self.as_slice().set(i, v)
+        self.as_slice().set_unshared(i, v)
     }
 
     /// Appends `v`, growing the array (twice the capacity, at least 4) when it is full.
@@ -151,7 +151,7 @@ impl<'gc, T: GcField + Copy + 'gc> GcVec<'gc, T> {
             let grown = GcSlice::new(mu, (cap * 2).max(4), v)?;
             let old = self.as_slice();
             for i in 0..len {
-                grown.set(i, old.get(i));
+                grown.set_unshared(i, old.get_unshared(i));
             }
             // SAFETY: word 0 of a live header is its pointer word; `grown` is an object of
             // the same heap (the same brand).

@@ -104,6 +104,7 @@ mod sched;
 #[cfg(loom)]
 #[path = "loom_sched.rs"]
 mod sched;
+mod seqlock;
 #[cfg(not(loom))]
 mod signal;
 mod slots;
@@ -171,14 +172,16 @@ pub use scan_claim::scan_once;
 pub use sched::Sched as LoomSched;
 #[cfg(not(loom))]
 pub use sched::{blocking, yield_now};
+#[doc(hidden)]
+pub use seqlock::SeqLock;
 #[cfg(not(loom))]
 pub use stack::stack_guards_are_markers;
 #[cfg(not(loom))]
 pub use time::sleep;
 #[cfg(not(loom))]
 pub use typed_heap::{
-    all_words_mask, cached_layout, layout_of, may_hold_pointers, shift_mask, Allocator, Gc, GcCell,
-    GcField, GcPointer, GcScalar, GcSlice, GcStr, HeapType, Mutation,
+    all_words_mask, cached_layout, layout_of, may_hold_pointers, shift_mask, within_word,
+    Allocator, Gc, GcCell, GcField, GcPointer, GcScalar, GcSlice, GcStr, HeapType, Mutation,
 };
 #[cfg(not(loom))]
 pub use waitgroup::WaitGroup;

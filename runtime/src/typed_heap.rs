@@ -34,6 +34,8 @@ use minigo_alloc_core::{AllocError, Layout};
 use crate::barrier;
 use crate::checked;
 use crate::malloc::alloc;
+use crate::preempt::NoPreemptHere;
+use crate::seqlock;
 
 /// A type that may be a field of a heap object: says which of its words are pointers.
 ///
@@ -70,6 +72,25 @@ pub unsafe trait GcField {
     /// `p` points at a valid, writable value of the type.
     #[doc(hidden)]
     unsafe fn clear_slack(_p: *mut Self) {}
+
+    /// Whether any combination of words, each taken from some valid value at its place,
+    /// is a valid value, wherever its alignment lets it start: true for scalars and
+    /// one-word handles, for arrays of such, and for structs whose fields each are such or
+    /// lie inside one word of a word-aligned struct; false for an enum that may straddle
+    /// two words (a tag from one value, a payload from another) and for `GcSlice` and
+    /// `GcStr` (a pointer with another's length). A
+    /// `GcSlice` reads and writes elements that are not under a seqlock (`seqlock.rs`),
+    /// since goroutines on other threads may write them meanwhile. Unsafe to claim
+    /// wrongly: a torn read would make an invalid value.
+    #[doc(hidden)]
+    const TEAR_SAFE: bool = false;
+}
+
+/// Whether `size` bytes at `offset` lie inside one word: read and written whole (for
+/// `GcField::TEAR_SAFE` of composite types; used by the derive).
+#[doc(hidden)]
+pub const fn within_word(offset: usize, size: usize) -> bool {
+    size == 0 || offset / 8 == (offset + size - 1) / 8
 }
 
 /// `mask` moved up by `words` words, dropping what passes word 63 (for `GcField::MASK` of
@@ -220,6 +241,7 @@ macro_rules! scalar_fields {
         // SAFETY: a scalar: no pointer words, no drop glue.
         unsafe impl GcField for $t {
             const MASK: u64 = 0;
+            const TEAR_SAFE: bool = true;
             #[inline]
             fn pointer_words(_: usize, _: &mut Vec<usize>) {}
         }
@@ -259,6 +281,7 @@ scalar_fields!(
 // scalars has no drop glue.
 unsafe impl<T: GcScalar + Copy> GcField for std::cell::Cell<T> {
     const MASK: u64 = T::MASK;
+    const TEAR_SAFE: bool = T::TEAR_SAFE;
     fn pointer_words(offset: usize, out: &mut Vec<usize>) {
         T::pointer_words(offset, out)
     }
@@ -280,6 +303,7 @@ unsafe impl<T: GcField, const N: usize> GcField for [T; N] {
         }
     }
     const SLACK: bool = T::SLACK;
+    const TEAR_SAFE: bool = T::TEAR_SAFE;
     unsafe fn clear_slack(p: *mut Self) {
         for i in 0..N {
             // SAFETY: element i of the valid array at `p`.
@@ -436,6 +460,8 @@ unsafe impl<T: Sync> Sync for Gc<'_, T> {}
 
 // SAFETY: one pointer word.
 unsafe impl<T> GcField for Gc<'_, T> {
+    // One word, written whole.
+    const TEAR_SAFE: bool = true;
     const MASK: u64 = 1;
     fn pointer_words(offset: usize, out: &mut Vec<usize>) {
         out.push(offset / 8);
@@ -444,6 +470,8 @@ unsafe impl<T> GcField for Gc<'_, T> {
 
 // SAFETY: Option<Gc<T>> has Gc's representation (null = None): one pointer word.
 unsafe impl<T> GcField for Option<Gc<'_, T>> {
+    // One word, written whole.
+    const TEAR_SAFE: bool = true;
     const MASK: u64 = 1;
     fn pointer_words(offset: usize, out: &mut Vec<usize>) {
         out.push(offset / 8);
@@ -574,6 +602,8 @@ impl<T> GcPointer for Option<Gc<'_, T>> {
 
 // SAFETY: one pointer word.
 unsafe impl<T: GcPointer> GcField for GcCell<T> {
+    // One word, written whole.
+    const TEAR_SAFE: bool = true;
     const MASK: u64 = 1;
     fn pointer_words(offset: usize, out: &mut Vec<usize>) {
         out.push(offset / 8);
@@ -652,6 +682,10 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
         std::mem::size_of::<T>() / 8
     };
 
+    /// Whether elements are read and written under a seqlock (`seqlock.rs`): wider
+    /// than a word, and not valid whatever words of valid values are put together.
+    const LOCKED: bool = Self::WORDS > 1 && !T::TEAR_SAFE;
+
     /// A new array of `len` copies of `init`.
     pub fn new(
         mu: impl Allocator<'gc>,
@@ -666,7 +700,8 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
             _brand: PhantomData,
         };
         for i in 0..len {
-            s.set(i, init);
+            // No other goroutine has the array yet.
+            s.set_unshared(i, init);
         }
         Ok(s)
     }
@@ -706,14 +741,32 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
     /// Element `i` is not read as a `T` again before it is `set` (zero words need not be
     /// a valid `T`).
     pub(crate) unsafe fn clear(&self, i: usize) {
-        for w in 0..Self::WORDS {
-            let slot = self.word(i, w);
-            if T::MASK >> w & 1 != 0 {
-                // SAFETY: a pointer word of a live heap array; 0 is null.
-                unsafe { barrier::write(slot.as_ptr(), 0) };
-            } else {
-                slot.store(0, Ordering::Relaxed);
+        self.write_words(i, false, |_| 0);
+    }
+
+    /// Writes `value(w)` into each word `w` of element `i`: pointer words through the
+    /// write function; an element of more than one word under its stripe's seqlock
+    /// (`seqlock.rs`), not preempted meanwhile, so that a goroutine reading it waits on a
+    /// write that runs, not on a parked one.
+    fn write_words(&self, i: usize, locked: bool, value: impl Fn(usize) -> usize) {
+        let store = || {
+            for w in 0..Self::WORDS {
+                let word = value(w);
+                let slot = self.word(i, w);
+                if T::MASK >> w & 1 != 0 {
+                    // SAFETY: a pointer word of a live heap array; the caller's word is a
+                    // T's (or 0, null).
+                    unsafe { barrier::write(slot.as_ptr(), word) };
+                } else {
+                    slot.store(word, Ordering::Relaxed);
+                }
             }
+        };
+        if !locked {
+            store();
+        } else {
+            let _np = NoPreemptHere::new();
+            seqlock::lock_for(self.word(i, 0) as *const AtomicUsize as usize).write(store);
         }
     }
 
@@ -738,37 +791,54 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
 
     /// Element `i` (panics out of range).
     pub fn get(&self, i: usize) -> T {
-        self.check();
-        let mut words = [0usize; 64];
-        let n = Self::WORDS;
-        for (w, slot) in words.iter_mut().enumerate().take(n) {
-            *slot = self.word(i, w).load(Ordering::Relaxed);
-        }
-        // SAFETY: the words were stored from a T (see `set`), and T is plain data.
-        unsafe { std::ptr::read(words.as_ptr() as *const T) }
+        self.read(i, Self::LOCKED)
     }
 
     /// Stores `v` at `i` (panics out of range); pointer words through the write function.
     pub fn set(&self, i: usize, v: T) {
+        self.write(i, v, Self::LOCKED)
+    }
+
+    /// [`GcSlice::get`] without the seqlock: for the arrays of `GcVec` and `GcMap`, whose
+    /// handles stay on one thread, so no write can race the read.
+    pub(crate) fn get_unshared(&self, i: usize) -> T {
+        self.read(i, false)
+    }
+
+    /// [`GcSlice::set`] without the seqlock, as [`GcSlice::get_unshared`].
+    pub(crate) fn set_unshared(&self, i: usize, v: T) {
+        self.write(i, v, false)
+    }
+
+    fn read(&self, i: usize, locked: bool) -> T {
         self.check();
+        let mut words = [0usize; 64];
         let n = Self::WORDS;
+        let mut load = || {
+            for (w, slot) in words.iter_mut().enumerate().take(n) {
+                *slot = self.word(i, w).load(Ordering::Relaxed);
+            }
+        };
+        if !locked {
+            load();
+        } else {
+            // One write's words, not two writes' (`seqlock.rs`).
+            seqlock::lock_for(self.word(i, 0) as *const AtomicUsize as usize).read(load);
+        }
+        // SAFETY: the words were stored from one T (see `set`), and T is plain data.
+        unsafe { std::ptr::read(words.as_ptr() as *const T) }
+    }
+
+    fn write(&self, i: usize, v: T, locked: bool) {
+        self.check();
         let mut v = v;
         if T::SLACK {
             // SAFETY: `v` is a valid value of T, ours.
             unsafe { T::clear_slack(&mut v) };
         }
         let src = &v as *const T as *const usize;
-        for w in 0..n {
-            // SAFETY: `src` points at `v`, n words long.
-            let value = unsafe { src.add(w).read() };
-            let slot = self.word(i, w);
-            if T::MASK >> w & 1 != 0 {
-                // SAFETY: a pointer word of a live heap array; `value` came from a T.
-                unsafe { barrier::write(slot.as_ptr(), value) };
-            } else {
-                slot.store(value, Ordering::Relaxed);
-            }
-        }
+        // SAFETY: `src` points at `v`, `Self::WORDS` words long.
+        self.write_words(i, locked, |w| unsafe { src.add(w).read() });
     }
 }
 

@@ -148,3 +148,110 @@ fn objects_slices_strings_cells_and_globals_survive_collections() {
     })
     .unwrap();
 }
+
+/// An element whose validity spans words: the tag, then 23 `bool`s across three words
+/// for `A`; any bytes for `B`.
+#[derive(HeapType, Clone, Copy)]
+enum Torn {
+    A([bool; 23]),
+    B([u8; 23]),
+}
+
+#[derive(HeapType, Clone, Copy)]
+struct Point {
+    x: f64,
+    y: f64,
+    tag: [bool; 8],
+}
+
+#[derive(HeapType, Clone, Copy)]
+enum Small {
+    A(u32),
+    B(f32),
+}
+
+#[derive(HeapType, Clone, Copy)]
+struct WithSmall {
+    n: u64,
+    s: Small,
+}
+
+fn tear_safe<T: GcField>() -> bool {
+    std::hint::black_box(T::TEAR_SAFE)
+}
+
+/// Which elements need the seqlock: those wider than a word that words of two valid
+/// values could make invalid (`GcField::TEAR_SAFE` false).
+#[test]
+fn elements_that_tear_into_invalid_values_are_the_ones_locked() {
+    assert!(tear_safe::<Point>(), "scalars: any mix is a Point");
+    assert!(!tear_safe::<Small>(), "at offset 4, it straddles two words");
+    assert!(
+        tear_safe::<WithSmall>(),
+        "word-aligned: the enum is in one word"
+    );
+    assert!(!tear_safe::<[Small; 3]>());
+    assert!(
+        !tear_safe::<Torn>(),
+        "a tag from one write, a payload from another"
+    );
+    assert!(!tear_safe::<GcStr>(), "a pointer with another's length");
+    assert!(!tear_safe::<Mixed>(), "a GcStr field");
+    assert!(tear_safe::<Leaf>());
+}
+
+/// A `GcSlice` is `Sync`: goroutines on two threads may `set` one element while a third
+/// `get`s it. Word by word, the read could pair `A`'s tag with `B`'s bytes: `bool`s of
+/// 0xff, undefined behaviour from safe code. Elements of more than one word are read and
+/// written under a seqlock (`typed_heap.rs`), so every read is one whole write.
+#[test]
+fn a_multiword_element_is_never_read_torn() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static STOP: AtomicBool = AtomicBool::new(false);
+    let rt = Runtime::builder().procs(3).build().unwrap();
+    let r = rt.run(|mu| {
+        let slice = GcSlice::new(mu, 1, Torn::A([true; 23])).unwrap();
+        let done = Chan::new(2);
+        for w in 0..2u8 {
+            let done = done.clone();
+            mu.go(move || {
+                let mut n = 0u64;
+                while !STOP.load(Ordering::Relaxed) {
+                    let v = match w {
+                        0 => Torn::A([n.is_multiple_of(2); 23]),
+                        _ => Torn::B([0xff; 23]),
+                    };
+                    slice.set(0, v);
+                    n += 1;
+                }
+                done.send(());
+            });
+        }
+        let mut seen = [0u64; 2];
+        for _ in 0..2_000_000 {
+            match slice.get(0) {
+                Torn::A(bools) => {
+                    // SAFETY: the test's probe: a `bool` read torn would hold 0xff.
+                    let bytes: [u8; 23] = unsafe { std::mem::transmute(bools) };
+                    assert!(
+                        bytes.iter().all(|&b| b == bytes[0] && b <= 1),
+                        "torn read: {bytes:?}"
+                    );
+                    seen[0] += 1;
+                }
+                Torn::B(bytes) => {
+                    assert_eq!(bytes, [0xff; 23], "torn read");
+                    seen[1] += 1;
+                }
+            }
+        }
+        STOP.store(true, Ordering::Relaxed);
+        done.recv();
+        done.recv();
+        assert!(
+            seen[0] > 0 && seen[1] > 0,
+            "both writers were seen: {seen:?}"
+        );
+    });
+    assert_eq!(r, Ok(()));
+}

@@ -122,7 +122,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let this = quote!(#name #ty_generics);
 
     // The field impls: exact for structs, every word for enums with a pointer anywhere.
-    let (field_types, mask, pointer_words, slack, clear_slack) = match &input.data {
+    let (field_types, mask, pointer_words, slack, clear_slack, tear_safe) = match &input.data {
         Data::Struct(data) => {
             let (members, types): (Vec<_>, Vec<_>) = members(&data.fields).into_iter().unzip();
             let mask = quote! {
@@ -141,7 +141,17 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     }
                 )*
             };
-            (types, mask, words, slack, clear)
+            // Whole words of valid values make a valid struct when each field's do, or
+            // the field lies inside one word (a word-aligned struct puts it there always).
+            let tear_safe = quote! {
+                true #( && (<#types as #rt::GcField>::TEAR_SAFE
+                    || (::core::mem::align_of::<#this>() >= 8
+                        && #rt::within_word(
+                            ::core::mem::offset_of!(#this, #members),
+                            ::core::mem::size_of::<#types>(),
+                        ))) )*
+            };
+            (types, mask, words, slack, clear, tear_safe)
         }
         Data::Enum(data) => {
             let types: Vec<Type> = data
@@ -210,7 +220,11 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     }
                 }
             };
-            (types, mask, words, any, clear)
+            // An enum is read whole only if no alignment lets it straddle two words: its
+            // tag and payload then come from one write.
+            let tear_safe =
+                quote!(::core::mem::size_of::<#this>() <= ::core::mem::align_of::<#this>());
+            (types, mask, words, any, clear, tear_safe)
         }
         Data::Union(_) => {
             return Err(syn::Error::new_spanned(
@@ -248,6 +262,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         unsafe impl #impl_generics #rt::GcField for #this where #(#bounds),* {
             const MASK: u64 = #mask;
             const SLACK: bool = #slack;
+            const TEAR_SAFE: bool = #tear_safe;
             fn pointer_words(offset: usize, out: &mut ::std::vec::Vec<usize>) {
                 #pointer_words
             }
