@@ -17,10 +17,14 @@
 //! 3. [`MHeap::freed_by`](crate::MHeap::freed_by) answers, for an object's address,
 //!    which cycle freed it, while it is held.
 //!
-//! The quarantine holds at most `max_bytes` (a quarter of the heap's `max_heap`, if it
-//! has one), so that it never turns a program that fits into one that runs out; a dead
-//! slot that does not fit is released at once, as without a quarantine. Large objects are
-//! held as small ones are, span and all.
+//! Bounds. A held slot pins its span's pages, which no other size class can take
+//! meanwhile, so a heap under a `max_heap` limit holds nothing: a program that fits its
+//! limit must not run out for a check. Otherwise the quarantine holds at most
+//! [`MAX_BYTES`] of objects and [`MAX_ENTRIES`] of them (its table is on the Rust heap);
+//! a dead slot past either is released at once, as without a quarantine. The pages pinned
+//! may be more than the bytes held (one slot pins a whole span): checked builds trade that
+//! memory for the reports. Large objects are held as small ones are, span and all, and
+//! cleared, so that a stale stack word that marks one keeps nothing else alive.
 //!
 //! It is off unless the heap's owner turns it on ([`MHeap::set_quarantine`]): it costs a
 //! table lookup per dead object and a lock per span swept.
@@ -33,8 +37,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::sync::Mutex;
 
-/// Bytes the quarantine holds at most on a heap without a `max_heap`.
-const MAX_BYTES: usize = 256 << 20;
+/// Bytes of objects the quarantine holds at most.
+const MAX_BYTES: usize = 64 << 20;
+
+/// Objects the quarantine holds at most (its table's entries).
+const MAX_ENTRIES: usize = 1 << 20;
 
 /// The heap's quarantine.
 pub(crate) struct Quarantine {
@@ -91,7 +98,7 @@ impl Quarantine {
         dead: impl Fn(usize) -> u64,
     ) -> SpanVerdict {
         let hold_for = self.cycles.load(Ordering::Relaxed).saturating_mul(2);
-        let max_bytes = max_heap.map_or(MAX_BYTES, |m| MAX_BYTES.min(m / 4));
+        let max_bytes = if max_heap.is_some() { 0 } else { MAX_BYTES };
         let mut h = self.held.lock();
         let mut verdict = SpanVerdict {
             held: vec![0; words],
@@ -106,7 +113,7 @@ impl Quarantine {
                 match h.freed_at.get(&addr) {
                     None => {
                         verdict.fresh += 1;
-                        if h.bytes + elemsize <= max_bytes {
+                        if h.bytes + elemsize <= max_bytes && h.freed_at.len() < MAX_ENTRIES {
                             h.freed_at.insert(addr, sg);
                             h.bytes += elemsize;
                             *held |= 1 << bit;

@@ -234,6 +234,30 @@ fn the_quarantine_holds_dead_slots_for_its_cycles_then_releases_them() {
     );
 }
 
+/// Under a `max_heap` limit the quarantine holds nothing: held slots pin their spans, and
+/// a program that fits its limit must not run out for a check.
+#[test]
+fn the_quarantine_holds_nothing_under_a_heap_limit() {
+    let heap = MHeap::new(HeapConfig {
+        address_space: 4 << 30,
+        max_heap: Some(64 << 20),
+    })
+    .unwrap();
+    heap.set_quarantine(2);
+    let mut c = MCache::new(&heap);
+    let layout = Layout::noscan(64);
+    let addrs: Vec<usize> = (0..100)
+        .map(|_| c.alloc(&layout).unwrap().as_ptr() as usize)
+        .collect();
+    collect_nothing(&heap, &mut [&mut c]);
+    assert!(addrs.iter().all(|&a| heap.freed_by(a).is_none()));
+    assert_eq!(
+        heap.page_summary().0,
+        0,
+        "the span went back to the page heap"
+    );
+}
+
 #[test]
 fn scavenger_releases_free_pages_and_they_come_back_zero() {
     let heap = heap();

@@ -113,6 +113,16 @@ fn running() -> std::sync::MutexGuard<'static, Vec<usize>> {
     RUNNING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Panics, as [`refuse_unbarriered_store`], if this thread runs no goroutine with a P and
+/// `slot` is in a running runtime's heap, whether or not the barrier is on: for a store of
+/// several words that must not stop halfway (`GcSlice::set` under its seqlock), when the
+/// barrier could come on between two of them.
+pub(crate) fn refuse_store_off_goroutine(slot: usize) {
+    if try_current_state().is_none() {
+        refuse_unbarriered_store(slot);
+    }
+}
+
 /// Panics if `slot` is in a running runtime's heap: a store from a thread that runs none
 /// of its goroutines with a P (a scoped thread holding a handle, or code inside
 /// `blocking`) would skip the barrier that heap's cycles need, and the object stored could

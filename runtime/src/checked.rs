@@ -133,9 +133,10 @@ fn check_slow(addr: usize, what: &'static str, layout: Option<&Layout>) {
     let Some(found) = c.heap().find_object(addr) else {
         panic!(
             "minigo checked mode: {what} {addr:#x} is not an object of this runtime's heap: \
-             freed by a collection more than {QUARANTINE_CYCLES} cycles ago (the handle was \
-             kept where the collector does not look: a Vec, a Box, another thread; keep it \
-             in a GcVec or a Global) (last cycle: {})",
+             freed by a collection the quarantine no longer remembers (it holds a freed \
+             slot {QUARANTINE_CYCLES} cycles, while it has room) (the handle was kept where \
+             the collector does not look: a Vec, a Box, another thread; keep it in a GcVec \
+             or a Global) (last cycle: {})",
             c.cycles_finished()
         );
     };

@@ -765,6 +765,11 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
         if !locked {
             store();
         } else {
+            if T::MASK != 0 {
+                // Refused before any word is stored, not at the first pointer word: the
+                // lock would publish the words stored before as a whole element.
+                barrier::refuse_store_off_goroutine(self.word(i, 0).as_ptr() as usize);
+            }
             let _np = NoPreemptHere::new();
             seqlock::lock_for(self.word(i, 0) as *const AtomicUsize as usize).write(store);
         }
@@ -825,8 +830,9 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
             // One write's words, not two writes' (`seqlock.rs`).
             seqlock::lock_for(self.word(i, 0) as *const AtomicUsize as usize).read(load);
         }
-        // SAFETY: the words were stored from one T (see `set`), and T is plain data.
-        unsafe { std::ptr::read(words.as_ptr() as *const T) }
+        // SAFETY: the words were stored from one T (see `set`), and T is plain data; the
+        // buffer is only word-aligned (a u128 wants more).
+        unsafe { std::ptr::read_unaligned(words.as_ptr() as *const T) }
     }
 
     fn write(&self, i: usize, v: T, locked: bool) {

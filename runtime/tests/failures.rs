@@ -342,3 +342,36 @@ fn a_store_from_a_thread_of_no_goroutine_is_refused() {
     });
     assert_eq!(r, Ok(()));
 }
+
+#[derive(HeapType, Clone, Copy)]
+enum Held<'gc> {
+    Link(Gc<'gc, Link<'gc>>),
+    Pair(u64, u64),
+}
+
+/// A `GcSlice` element of several words with a pointer is written under a seqlock, whole:
+/// a store from a thread that runs no goroutine is refused before any word is stored,
+/// barrier on or not (the barrier coming on between two words would leave half an
+/// element, which the lock would publish as whole).
+#[test]
+fn a_multiword_store_from_a_thread_of_no_goroutine_is_refused_whole() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let rt = Runtime::builder().procs(1).build().unwrap();
+    let r = rt.run(|mu| {
+        let s = GcSlice::new(mu, 1, Held::Pair(1, 2)).unwrap();
+        let stored = std::thread::scope(|scope| {
+            scope
+                .spawn(|| s.set(0, Held::Pair(3, 4)))
+                .join()
+                .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_default())
+        });
+        let message = stored.expect_err("refused");
+        let says = match cfg!(any(debug_assertions, feature = "checked")) {
+            true => "read outside a goroutine",
+            false => "would skip the write",
+        };
+        assert!(message.contains(says), "{message}");
+        assert!(matches!(s.get(0), Held::Pair(1, 2)), "nothing was stored");
+    });
+    assert_eq!(r, Ok(()));
+}

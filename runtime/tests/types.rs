@@ -176,6 +176,20 @@ struct WithSmall {
     s: Small,
 }
 
+#[derive(HeapType, Clone, Copy)]
+#[repr(align(16))]
+struct Wide16 {
+    b: bool,
+    n: u64,
+}
+
+/// Sixteen bytes aligned to sixteen: `size <= align`, yet two words.
+#[derive(HeapType, Clone, Copy)]
+enum Aligned {
+    A(Wide16),
+    B(u64),
+}
+
 fn tear_safe<T: GcField>() -> bool {
     std::hint::black_box(T::TEAR_SAFE)
 }
@@ -197,6 +211,10 @@ fn elements_that_tear_into_invalid_values_are_the_ones_locked() {
     );
     assert!(!tear_safe::<GcStr>(), "a pointer with another's length");
     assert!(!tear_safe::<Mixed>(), "a GcStr field");
+    assert!(
+        !tear_safe::<Aligned>(),
+        "two words, though aligned to its size"
+    );
     assert!(tear_safe::<Leaf>());
 }
 

@@ -176,6 +176,11 @@ impl MCentral {
                 let v = cx
                     .quarantine
                     .sweep_span(sg, base, elemsize, 1, cx.pages.max_heap(), |_| 1);
+                if v.fresh == 1 && v.held[0] != 0 {
+                    // SAFETY: a dead large object in a span we own (we won its sweepgen):
+                    // nothing can reach it. Cleared, it holds no stale pointers.
+                    unsafe { std::ptr::write_bytes(base as *mut u8, 0, elemsize) };
+                }
                 (v.fresh == 1, v.held[0] != 0)
             } else {
                 (true, false)

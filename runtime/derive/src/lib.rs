@@ -220,10 +220,12 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                     }
                 }
             };
-            // An enum is read whole only if no alignment lets it straddle two words: its
-            // tag and payload then come from one write.
-            let tear_safe =
-                quote!(::core::mem::size_of::<#this>() <= ::core::mem::align_of::<#this>());
+            // An enum is read whole only if it is one word at most and no alignment lets
+            // it straddle two: its tag and payload then come from one write.
+            let tear_safe = quote! {
+                ::core::mem::size_of::<#this>() <= 8
+                    && ::core::mem::size_of::<#this>() <= ::core::mem::align_of::<#this>()
+            };
             (types, mask, words, any, clear, tear_safe)
         }
         Data::Union(_) => {
