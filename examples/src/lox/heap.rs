@@ -247,7 +247,7 @@ impl LoxHeap {
 
     /// An instance of `class`, with no fields set, and room inline for every slot the
     /// class has given out, if they fit (see `fields.rs`).
-    #[inline]
+    #[inline(always)]
     pub fn new_instance(&mut self, st: &mut State, class: *mut ObjClass) -> *mut ObjInstance {
         // SAFETY: the caller keeps `class` live.
         let count = unsafe { (*class).field_count };
