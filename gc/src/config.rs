@@ -45,7 +45,8 @@ pub struct GcConfig {
     /// Collect before every allocation (for testing embedders' rooting).
     pub stress: bool,
     /// Sweep in a background thread between cycles (as Go's `bgsweep`), besides the lazy
-    /// sweeping allocation does. Default on.
+    /// sweeping allocation does. Default on; `GODEBUG=gcbgsweep=0` turns it off (Go has no
+    /// such setting).
     pub background_sweep: bool,
     /// Bytes of address space the heap reserves.
     pub address_space: usize,
@@ -107,7 +108,7 @@ impl GcConfig {
     /// The defaults with the process environment applied, as Go reads it: `GOGC` (a
     /// percentage or `off`), `GOMEMLIMIT` (bytes with an optional `B`, `KiB`, `MiB`, `GiB`,
     /// `TiB` suffix, or `off`), `GODEBUG` (`gctrace=1`, `gccheckmark=1`,
-    /// `gcstoptheworld=1`, `gcgen=0`, `gcprefetch=0`, `memprofilerate=N`).
+    /// `gcstoptheworld=1`, `gcgen=0`, `gcprefetch=0`, `gcbgsweep=0`, `memprofilerate=N`).
     pub fn from_env() -> Result<GcConfig, EnvError> {
         let get = |k| std::env::var(k).ok();
         GcConfig::default().with_env(get("GOGC"), get("GOMEMLIMIT"), get("GODEBUG"))
@@ -147,6 +148,7 @@ impl GcConfig {
                     Some(("gcstoptheworld", n)) => self.stop_the_world = n.trim() != "0",
                     Some(("gcgen", n)) => self.generational = n.trim() != "0",
                     Some(("gcprefetch", n)) => self.mark_prefetch = n.trim() != "0",
+                    Some(("gcbgsweep", n)) => self.background_sweep = n.trim() != "0",
                     Some(("memprofilerate", n)) => {
                         self.mem_profile_rate = n.trim().parse().map_err(|_| EnvError {
                             var: "GODEBUG",
@@ -228,6 +230,17 @@ mod tests {
             .with_env(None, None, Some("gcprefetch=0".into()))
             .unwrap();
         assert!(off.generational && !off.mark_prefetch);
+        let off = GcConfig::default()
+            .with_env(None, None, Some("gcbgsweep=0".into()))
+            .unwrap();
+        assert!(!off.background_sweep && off.mark_prefetch);
+        let on = GcConfig {
+            background_sweep: false,
+            ..GcConfig::default()
+        }
+        .with_env(None, None, Some("gcbgsweep=1".into()))
+        .unwrap();
+        assert!(on.background_sweep);
         assert_eq!(parse_size("1024"), Some(1024));
         assert_eq!(parse_size("3GiB"), Some(3 << 30));
         assert_eq!(parse_size("3GB"), None, "Go's units are binary");

@@ -106,9 +106,19 @@ fn parse_args(args: Vec<String>) -> Option<Options> {
 }
 
 /// The collector's configuration for these options: Go's environment variables (GOGC,
-/// GOMEMLIMIT, GODEBUG) and then the flags.
+/// GOMEMLIMIT, GODEBUG) over the VM's defaults, and then the flags.
 fn gc_config(o: &Options) -> Result<GcConfig, String> {
-    let mut c = GcConfig::from_env().map_err(|e| e.to_string())?;
+    let get = |k| std::env::var(k).ok();
+    // No background sweeper unless GODEBUG=gcbgsweep=1 asks: the VM is one thread, and a
+    // sweeper on the other core made it slower (README, "Against the C reference
+    // interpreter").
+    let base = GcConfig {
+        background_sweep: false,
+        ..GcConfig::default()
+    };
+    let mut c = base
+        .with_env(get("GOGC"), get("GOMEMLIMIT"), get("GODEBUG"))
+        .map_err(|e| e.to_string())?;
     c.stress |= o.stress;
     c.trace |= o.trace;
     c.verify |= o.verify;
