@@ -257,7 +257,13 @@ impl MHeap {
     /// the quarantine holds it still. Counting cycles as the heap's sweep cycles: cycle
     /// `n`'s sweep is the `n`th [`MHeap::start_sweep_cycle`].
     pub fn freed_by(&self, base: usize) -> Option<u32> {
-        self.quarantine.freed_at(base).map(|sg| sg / 2)
+        if !self.quarantine.on() {
+            return None;
+        }
+        let o = self.find_object(base)?;
+        // Slot `index` of its span is at the span's base plus `index` slots.
+        let span = o.base - o.index * o.size;
+        self.quarantine.freed_at(span, o.index).map(|sg| sg / 2)
     }
 
     /// The records of objects with specials that sweeps found dead since the last call.

@@ -17,6 +17,9 @@
 //! 3. [`MHeap::freed_by`](crate::MHeap::freed_by) answers, for an object's address,
 //!    which cycle freed it, while it is held.
 //!
+//! The table is kept per span (its base, then a generation per slot): a sweep looks its
+//! span up once, and a dead slot costs an array access.
+//!
 //! Bounds. A held slot pins its span's pages, which no other size class can take
 //! meanwhile, so a heap under a `max_heap` limit holds nothing: a program that fits its
 //! limit must not run out for a check. Otherwise the quarantine holds at most
@@ -32,6 +35,7 @@
 //! [`MHeap::set_quarantine`]: crate::MHeap::set_quarantine
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -52,11 +56,45 @@ pub(crate) struct Quarantine {
     held: Mutex<Held>,
 }
 
+/// Hashes a span's base address with one multiplication, folded: bases are distinct and
+/// page-aligned, and SipHash would make the sweeps of debug builds slower still.
+#[derive(Default)]
+struct BaseHasher(u64);
+
+impl Hasher for BaseHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // The table indexes by the low bits, which a product of aligned addresses
+        // leaves zero: fold the high half in.
+        let h = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = h ^ h >> 32;
+    }
+}
+
+/// The held slots of one span.
+struct SpanHeld {
+    /// Per slot: 0, or the sweep generation that found it dead (always 2 or more).
+    freed_at: Box<[u32]>,
+    /// Slots held.
+    count: usize,
+}
+
 #[derive(Default)]
 struct Held {
-    /// Object address -> the sweep generation that found it dead.
-    freed_at: HashMap<usize, u32>,
+    /// Span base -> its held slots: one lookup per span swept, not one per dead object
+    /// (a table of objects made debug builds' sweeps several times slower).
+    spans: HashMap<usize, SpanHeld, BuildHasherDefault<BaseHasher>>,
     bytes: usize,
+    objects: usize,
 }
 
 /// What a sweep of one span did with its dead slots.
@@ -99,43 +137,60 @@ impl Quarantine {
     ) -> SpanVerdict {
         let hold_for = self.cycles.load(Ordering::Relaxed).saturating_mul(2);
         let max_bytes = if max_heap.is_some() { 0 } else { MAX_BYTES };
-        let mut h = self.held.lock();
+        debug_assert!(sg >= 2, "sweeps begin with the first cycle");
+        let mut guard = self.held.lock();
+        let h = &mut *guard;
         let mut verdict = SpanVerdict {
             held: vec![0; words],
             fresh: 0,
         };
+        let mut span = h.spans.remove(&base);
         for (w, held) in verdict.held.iter_mut().enumerate() {
             let mut d = dead(w);
             while d != 0 {
                 let bit = d.trailing_zeros();
                 d &= d - 1;
-                let addr = base + (w * 64 + bit as usize) * elemsize;
-                match h.freed_at.get(&addr) {
-                    None => {
+                let slot = w * 64 + bit as usize;
+                match span.as_ref().map_or(0, |s| s.freed_at[slot]) {
+                    0 => {
                         verdict.fresh += 1;
-                        if h.bytes + elemsize <= max_bytes && h.freed_at.len() < MAX_ENTRIES {
-                            h.freed_at.insert(addr, sg);
+                        if h.bytes + elemsize <= max_bytes && h.objects < MAX_ENTRIES {
+                            let s = span.get_or_insert_with(|| SpanHeld {
+                                freed_at: vec![0; words * 64].into_boxed_slice(),
+                                count: 0,
+                            });
+                            s.freed_at[slot] = sg;
+                            s.count += 1;
                             h.bytes += elemsize;
+                            h.objects += 1;
                             *held |= 1 << bit;
                         }
                     }
-                    Some(&at) if sg.wrapping_sub(at) >= hold_for => {
-                        h.freed_at.remove(&addr);
+                    at if sg.wrapping_sub(at) >= hold_for => {
+                        let s = span.as_mut().expect("a held slot's span is recorded");
+                        s.freed_at[slot] = 0;
+                        s.count -= 1;
                         h.bytes -= elemsize;
+                        h.objects -= 1;
                     }
-                    Some(_) => *held |= 1 << bit,
+                    _ => *held |= 1 << bit,
                 }
             }
+        }
+        if let Some(s) = span.filter(|s| s.count > 0) {
+            h.spans.insert(base, s);
         }
         verdict
     }
 
-    /// The sweep generation that freed the object at `addr`, while the quarantine holds
-    /// it.
-    pub(crate) fn freed_at(&self, addr: usize) -> Option<u32> {
+    /// The sweep generation that freed slot `index` of the span at `base`, while the
+    /// quarantine holds it.
+    pub(crate) fn freed_at(&self, base: usize, index: usize) -> Option<u32> {
         if !self.on() {
             return None;
         }
-        self.held.lock().freed_at.get(&addr).copied()
+        let h = self.held.lock();
+        let at = *h.spans.get(&base)?.freed_at.get(index)?;
+        (at != 0).then_some(at)
     }
 }
