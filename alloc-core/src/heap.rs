@@ -247,20 +247,20 @@ impl MHeap {
 
     /// Holds each object a sweep finds dead back from reuse for `cycles` cycles (0: off,
     /// the default), so that [`MHeap::freed_by`] can name the cycle that freed it
-    /// (`quarantine.rs`). For checked builds: it costs a lookup per dead object. Set it
-    /// before the heap is shared with other threads.
+    /// (`quarantine.rs`). For checked builds: it costs a lock and a lookup per span swept.
+    /// Set it before the heap is shared with other threads.
     pub fn set_quarantine(&self, cycles: u32) {
         self.quarantine.set_cycles(cycles)
     }
 
-    /// The collection cycle (1 for the first) that freed the object starting at `base`, if
-    /// the quarantine holds it still. Counting cycles as the heap's sweep cycles: cycle
-    /// `n`'s sweep is the `n`th [`MHeap::start_sweep_cycle`].
-    pub fn freed_by(&self, base: usize) -> Option<u32> {
+    /// The collection cycle (1 for the first) that freed the object [`MHeap::find_object`]
+    /// found as `o`, if the quarantine holds it still (it is allocated, and dead). Counting
+    /// cycles as the heap's sweep cycles: cycle `n`'s sweep is the `n`th
+    /// [`MHeap::start_sweep_cycle`].
+    pub fn freed_by(&self, o: &ObjectInfo) -> Option<u32> {
         if !self.quarantine.on() {
             return None;
         }
-        let o = self.find_object(base)?;
         // Slot `index` of its span is at the span's base plus `index` slots.
         let span = o.base - o.index * o.size;
         self.quarantine.freed_at(span, o.index).map(|sg| sg / 2)

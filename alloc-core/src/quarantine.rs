@@ -30,7 +30,7 @@
 //! cleared, so that a stale stack word that marks one keeps nothing else alive.
 //!
 //! It is off unless the heap's owner turns it on ([`MHeap::set_quarantine`]): it costs a
-//! table lookup per dead object and a lock per span swept.
+//! lock and a table lookup per span swept.
 //!
 //! [`MHeap::set_quarantine`]: crate::MHeap::set_quarantine
 

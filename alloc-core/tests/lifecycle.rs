@@ -164,6 +164,11 @@ fn large_objects_live_and_die_as_their_own_spans() {
     assert_eq!((m.mallocs, m.frees, m.heap_objects), (2, 1, 1));
 }
 
+/// The cycle that freed the object at `addr`, while the quarantine holds it.
+fn freed_by(heap: &MHeap, addr: usize) -> Option<u32> {
+    heap.find_object(addr).and_then(|o| heap.freed_by(&o))
+}
+
 /// The quarantine (`quarantine.rs`), on for two cycles: dead slots, small and large, stay
 /// out of reuse and name the cycle that freed them through the cycle after; the third
 /// cycle's sweep releases them, and frees are counted once, when the objects die.
@@ -195,9 +200,9 @@ fn the_quarantine_holds_dead_slots_for_its_cycles_then_releases_them() {
     );
     for (i, &a) in addrs.iter().enumerate() {
         let want = (i % 3 != 0).then_some(1);
-        assert_eq!(heap.freed_by(a), want, "slot {i}");
+        assert_eq!(freed_by(&heap, a), want, "slot {i}");
     }
-    assert_eq!(heap.freed_by(large), Some(1));
+    assert_eq!(freed_by(&heap, large), Some(1));
     // Held slots are not handed out: as many new objects as died take other slots.
     let fresh: Vec<usize> = (0..dead)
         .map(|_| c.alloc(&layout).unwrap().as_ptr() as usize)
@@ -210,18 +215,18 @@ fn the_quarantine_holds_dead_slots_for_its_cycles_then_releases_them() {
     // Cycle 2: the fresh objects die too (cycle 2 frees them); cycle 1's are still held.
     mark_kept(&heap);
     collect_nothing(&heap, &mut [&mut c]);
-    assert_eq!(heap.freed_by(addrs[1]), Some(1));
-    assert!(fresh.iter().all(|&p| heap.freed_by(p) == Some(2)));
+    assert_eq!(freed_by(&heap, addrs[1]), Some(1));
+    assert!(fresh.iter().all(|&p| freed_by(&heap, p) == Some(2)));
     // Cycle 3 releases what cycle 1 freed: no longer objects, and the slots reusable.
     mark_kept(&heap);
     collect_nothing(&heap, &mut [&mut c]);
     for &a in &addrs {
         if keep.binary_search(&a).is_err() {
-            assert_eq!((heap.freed_by(a), heap.find_object(a)), (None, None));
+            assert_eq!((freed_by(&heap, a), heap.find_object(a)), (None, None));
         }
     }
     assert_eq!(
-        (heap.freed_by(large), heap.find_object(large)),
+        (freed_by(&heap, large), heap.find_object(large)),
         (None, None)
     );
     let m = heap.mem_stats();
@@ -250,7 +255,7 @@ fn the_quarantine_holds_nothing_under_a_heap_limit() {
         .map(|_| c.alloc(&layout).unwrap().as_ptr() as usize)
         .collect();
     collect_nothing(&heap, &mut [&mut c]);
-    assert!(addrs.iter().all(|&a| heap.freed_by(a).is_none()));
+    assert!(addrs.iter().all(|&a| freed_by(&heap, a).is_none()));
     assert_eq!(
         heap.page_summary().0,
         0,

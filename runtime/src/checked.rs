@@ -30,7 +30,7 @@
 
 use std::sync::Mutex;
 
-use minigo_alloc_core::sizeclass::size_to_class;
+use minigo_alloc_core::sizeclass::{size_to_class, TINY_SIZE};
 use minigo_alloc_core::{zerobase, Layout, MHeap, ObjectInfo, MAX_SMALL_SIZE};
 use minigo_gc::Collector;
 
@@ -140,7 +140,7 @@ fn check_slow(addr: usize, what: &'static str, layout: Option<&Layout>) {
             c.cycles_finished()
         );
     };
-    if let Some(cycle) = c.heap().freed_by(found.base) {
+    if let Some(cycle) = c.heap().freed_by(&found) {
         panic!(
             "minigo checked mode: {what} {addr:#x} names an object freed by cycle {cycle} (the \
              handle was kept where the collector does not look: a Vec, a Box, another thread; \
@@ -164,7 +164,7 @@ fn check_slow(addr: usize, what: &'static str, layout: Option<&Layout>) {
 /// there; a slot taken again by an object of the same class passes.
 fn reused(addr: usize, found: &ObjectInfo, layout: &Layout) -> Option<String> {
     let size = layout.size();
-    if size < TINY_MAX && !layout.has_pointers() {
+    if size < TINY_SIZE && !layout.has_pointers() {
         // Tiny objects share 16-byte blocks: a handle points inside one.
         return None;
     }
@@ -187,6 +187,3 @@ fn reused(addr: usize, found: &ObjectInfo, layout: &Layout) -> Option<String> {
         )
     })
 }
-
-/// Pointer-free objects under this many bytes are carved from shared 16-byte blocks.
-const TINY_MAX: usize = 16;

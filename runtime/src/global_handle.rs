@@ -87,7 +87,7 @@ pub(crate) fn assert_owned(sched: &Sched, addr: usize, what: &str) {
     let heap = sched.collector.heap();
     let found = heap.find_object(addr);
     // A slot the checked mode's quarantine holds is allocated, but its object is dead.
-    if let Some(cycle) = found.and_then(|o| heap.freed_by(o.base)) {
+    if let Some(cycle) = found.and_then(|o| heap.freed_by(&o)) {
         panic!(
             "{what}: {addr:#x} names an object freed by cycle {cycle} (a Gc kept where the \
              collector could not see it)"

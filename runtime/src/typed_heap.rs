@@ -78,10 +78,10 @@ pub unsafe trait GcField {
     /// one-word handles, for arrays of such, and for structs whose fields each are such or
     /// lie inside one word of a word-aligned struct; false for an enum that may straddle
     /// two words (a tag from one value, a payload from another) and for `GcSlice` and
-    /// `GcStr` (a pointer with another's length). A
-    /// `GcSlice` reads and writes elements that are not under a seqlock (`seqlock.rs`),
-    /// since goroutines on other threads may write them meanwhile. Unsafe to claim
-    /// wrongly: a torn read would make an invalid value.
+    /// `GcStr` (a pointer with another's length). A `GcSlice` reads and writes elements
+    /// wider than a word that are not tear-safe under a seqlock (`seqlock.rs`), since
+    /// goroutines on other threads may write them meanwhile. Unsafe to claim wrongly: a
+    /// torn read would make an invalid value.
     #[doc(hidden)]
     const TEAR_SAFE: bool = false;
 }
