@@ -6,12 +6,26 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use minigo_runtime::{gc, read_mem_stats, Gc, GcSlice, GcStr, HeapType, RunError, Runtime};
+use minigo_runtime::{
+    gc, read_mem_stats, Gc, GcSlice, GcStr, HeapType, Mutation, RunError, Runtime,
+};
 
 #[derive(HeapType)]
 struct Entry {
     key: u64,
     pad: [u64; 5],
+}
+
+/// An entry whose words all say `k`.
+fn entry(mu: Mutation<'_>, k: u64) -> Gc<'_, Entry> {
+    Gc::new(
+        mu,
+        Entry {
+            key: k,
+            pad: [k; 5],
+        },
+    )
+    .unwrap()
 }
 
 fn runtime() -> Runtime {
@@ -70,18 +84,7 @@ fn a_handle_read_on_a_thread_of_its_own_is_reported() {
 fn handles_kept_in_a_vec_across_a_collection_are_reported() {
     std::panic::set_hook(Box::new(|_| {}));
     let r = runtime().run(|mu| {
-        let hidden: Vec<Gc<Entry>> = (0..1000)
-            .map(|k| {
-                Gc::new(
-                    mu,
-                    Entry {
-                        key: k,
-                        pad: [k; 5],
-                    },
-                )
-                .unwrap()
-            })
-            .collect();
+        let hidden: Vec<Gc<Entry>> = (0..1000).map(|k| entry(mu, k)).collect();
         let slices: Vec<GcSlice<u64>> = (0..100).map(|k| GcSlice::new(mu, 8, k).unwrap()).collect();
         let freeing = read_mem_stats().num_gc + 1;
         gc();
@@ -160,22 +163,12 @@ struct Wide<'gc> {
 fn a_slot_its_own_class_would_take_again_is_held_and_reported() {
     std::panic::set_hook(Box::new(|_| {}));
     let r = runtime().run(|mu| {
-        let entry = |k| {
-            Gc::new(
-                mu,
-                Entry {
-                    key: k,
-                    pad: [k; 5],
-                },
-            )
-            .unwrap()
-        };
-        let hidden: Vec<Gc<Entry>> = (0..2000).map(entry).collect();
+        let hidden: Vec<Gc<Entry>> = (0..2000).map(|k| entry(mu, k)).collect();
         let freeing = read_mem_stats().num_gc + 1;
         gc();
         let kept = minigo_runtime::GcVec::new(mu).unwrap();
         for k in 0..2000 {
-            kept.push(mu, entry(1_000_000 + k)).unwrap();
+            kept.push(mu, entry(mu, 1_000_000 + k)).unwrap();
         }
         let new: std::collections::HashSet<usize> =
             kept.iter().map(|e| e.as_ptr() as usize).collect();
@@ -202,18 +195,7 @@ fn a_slot_its_own_class_would_take_again_is_held_and_reported() {
 fn handles_whose_memory_was_allocated_again_are_reported() {
     std::panic::set_hook(Box::new(|_| {}));
     let r = runtime().run(|mu| {
-        let hidden: Vec<Gc<Entry>> = (0..2000)
-            .map(|k| {
-                Gc::new(
-                    mu,
-                    Entry {
-                        key: k,
-                        pad: [k; 5],
-                    },
-                )
-                .unwrap()
-            })
-            .collect();
+        let hidden: Vec<Gc<Entry>> = (0..2000).map(|k| entry(mu, k)).collect();
         // Past the quarantine's cycles: the entries' slots are released, their spans
         // freed.
         for _ in 0..6 {

@@ -307,6 +307,22 @@ struct Link<'gc> {
     next: GcCell<Option<Gc<'gc, Link<'gc>>>>,
 }
 
+/// What refuses a store from a thread of no goroutine: checked builds refuse the
+/// handle's read before the barrier sees the store.
+const REFUSAL: &str = if cfg!(any(debug_assertions, feature = "checked")) {
+    "read outside a goroutine"
+} else {
+    "would skip the write"
+};
+
+/// Runs `store` on a scoped thread, which runs no goroutine, and returns its panic's
+/// message.
+fn refused_off_goroutine(store: impl FnOnce() + Send) -> String {
+    std::thread::scope(|s| s.spawn(store).join())
+        .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_default())
+        .expect_err("refused")
+}
+
 /// A store into a run's object from a thread that runs none of its goroutines (a scoped
 /// thread, which the brand lets a handle reach) would skip the write barrier: refused with
 /// a message while the barrier is on (in generational mode, from the first cycle that
@@ -325,18 +341,8 @@ fn a_store_from_a_thread_of_no_goroutine_is_refused() {
         };
         let (a, b) = (Gc::new(mu, link()).unwrap(), Gc::new(mu, link()).unwrap());
         gc(); // `a` and `b` are old now, and the barrier stays on
-        let stored = std::thread::scope(|s| {
-            s.spawn(|| a.next.set(Some(b)))
-                .join()
-                .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_default())
-        });
-        let message = stored.expect_err("refused");
-        // Checked builds refuse the handle's read before the barrier sees the store.
-        let says = match cfg!(any(debug_assertions, feature = "checked")) {
-            true => "read outside a goroutine",
-            false => "would skip the write",
-        };
-        assert!(message.contains(says), "{message}");
+        let message = refused_off_goroutine(|| a.next.set(Some(b)));
+        assert!(message.contains(REFUSAL), "{message}");
         a.next.set(Some(b)); // from the goroutine itself
         assert!(a.next.get().is_some());
     });
@@ -359,18 +365,8 @@ fn a_multiword_store_from_a_thread_of_no_goroutine_is_refused_whole() {
     let rt = Runtime::builder().procs(1).build().unwrap();
     let r = rt.run(|mu| {
         let s = GcSlice::new(mu, 1, Held::Pair(1, 2)).unwrap();
-        let stored = std::thread::scope(|scope| {
-            scope
-                .spawn(|| s.set(0, Held::Pair(3, 4)))
-                .join()
-                .map_err(|e| e.downcast_ref::<String>().cloned().unwrap_or_default())
-        });
-        let message = stored.expect_err("refused");
-        let says = match cfg!(any(debug_assertions, feature = "checked")) {
-            true => "read outside a goroutine",
-            false => "would skip the write",
-        };
-        assert!(message.contains(says), "{message}");
+        let message = refused_off_goroutine(|| s.set(0, Held::Pair(3, 4)));
+        assert!(message.contains(REFUSAL), "{message}");
         assert!(matches!(s.get(0), Held::Pair(1, 2)), "nothing was stored");
     });
     assert_eq!(r, Ok(()));
