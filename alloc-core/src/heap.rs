@@ -261,8 +261,9 @@ impl MHeap {
         if !self.quarantine.on() {
             return None;
         }
-        // Slot `index` of its span is at the span's base plus `index` slots.
-        let span = o.base - o.index * o.size;
+        // Slot `index` of its span is at the span's base plus `index` slots (wrapping: an
+        // `ObjectInfo` made up by hand finds no span, rather than overflowing).
+        let span = o.base.wrapping_sub(o.index.wrapping_mul(o.size));
         self.quarantine.freed_at(span, o.index).map(|sg| sg / 2)
     }
 
