@@ -7,11 +7,15 @@
 //! can use. `heap::LoxHeap::new_function` then copies code, line table and constants into
 //! heap arrays owned by an `ObjFunction`, which is what the VM runs.
 //!
-//! The instructions are clox's, plus two groups. Three fused comparisons (`!=`, `>=`,
+//! The instructions are clox's, plus three groups. Three fused comparisons (`!=`, `>=`,
 //! `<=`) do in one dispatch what clox does in two (`==` then `!`, and so on) with the same
-//! results, NaN included (`a >= b` is `!(a < b)`, as clox computes it). And the escape
+//! results, NaN included (`a >= b` is `!(a < b)`, as clox computes it). The escape
 //! analysis's direct calls and static-link accesses (`CALL_DIRECT`, `GET_OUTER`...; see
-//! `escape.rs`) run local functions that need no closure.
+//! `escape.rs`) run local functions that need no closure. And superinstructions, which
+//! the compiler's peephole makes from a pair (or three) of clox's instructions when no
+//! jump lands between them, cut dispatches where programs spend them: a constant right
+//! operand (`_K`), a comparison with the jump after it (`_JUMP`), a `POP` with the push,
+//! loop or return after it, `this.x`. Each keeps the line its error would report.
 
 use super::object::ObjString;
 use super::value::Value;
@@ -132,6 +136,20 @@ pub mod op {
     pub const POP_FALSE: u8 = 67;
     pub const POP_GET_LOCAL: u8 = 68;
     pub const POP_GET_GLOBAL: u8 = 69;
+    /// `[u16 offset]`: `POP` then `LOOP`, the end of a `for` loop's increment and of a
+    /// loop body that ends in an expression statement.
+    pub const POP_LOOP: u8 = 70;
+    /// `[slot][name constant]`: `GET_LOCAL` then `GET_PROPERTY`, a method's `this.x`.
+    pub const GET_LOCAL_PROPERTY: u8 = 71;
+    /// `[constant][u16 offset]`: a comparison with a constant right operand fused with the
+    /// conditional jump after it (`if (n < 2)`): pops the left operand, jumps forward when
+    /// the comparison is false. Made from a `_K` comparison by [`fused_compare`].
+    pub const EQUAL_K_JUMP: u8 = 72;
+    pub const NOT_EQUAL_K_JUMP: u8 = 73;
+    pub const GREATER_K_JUMP: u8 = 74;
+    pub const GREATER_EQUAL_K_JUMP: u8 = 75;
+    pub const LESS_K_JUMP: u8 = 76;
+    pub const LESS_EQUAL_K_JUMP: u8 = 77;
 }
 
 /// The `POP`-then-push form of push instruction `opcode`, if it has one.
@@ -158,16 +176,6 @@ pub fn with_constant(opcode: u8) -> Option<u8> {
     }
 }
 
-/// The operator a constant-operand instruction applies, if it is one.
-pub fn without_constant(opcode: u8) -> Option<u8> {
-    use op::*;
-    match opcode {
-        EQUAL_K..=LESS_EQUAL_K => Some(opcode - EQUAL_K + EQUAL),
-        ADD_K..=DIVIDE_K => Some(opcode - ADD_K + ADD),
-        _ => None,
-    }
-}
-
 /// The compare-and-jump instruction for comparison `opcode`, if it is one.
 pub fn fused_compare(opcode: u8) -> Option<u8> {
     use op::*;
@@ -178,6 +186,7 @@ pub fn fused_compare(opcode: u8) -> Option<u8> {
         GREATER_EQUAL => Some(GREATER_EQUAL_JUMP),
         LESS => Some(LESS_JUMP),
         LESS_EQUAL => Some(LESS_EQUAL_JUMP),
+        EQUAL_K..=LESS_EQUAL_K => Some(opcode - EQUAL_K + EQUAL_K_JUMP),
         _ => None,
     }
 }
@@ -187,7 +196,7 @@ pub fn stack_effect(opcode: u8, argc: u8) -> isize {
     use op::*;
     match opcode {
         CONSTANT | NIL | TRUE | FALSE | GET_LOCAL | GET_GLOBAL | GET_UPVALUE | CLOSURE | CLASS
-        | GET_OUTER | GET_OUTER_UPVALUE => 1,
+        | GET_OUTER | GET_OUTER_UPVALUE | GET_LOCAL_PROPERTY => 1,
         SET_LOCAL
         | SET_GLOBAL
         | SET_UPVALUE
@@ -203,9 +212,28 @@ pub fn stack_effect(opcode: u8, argc: u8) -> isize {
         | RETURN_THIS
         | EQUAL_K..=DIVIDE_K
         | POP_CONSTANT..=POP_GET_GLOBAL => 0,
-        POP | DEFINE_GLOBAL | SET_PROPERTY | GET_SUPER | EQUAL | NOT_EQUAL | GREATER
-        | GREATER_EQUAL | LESS | LESS_EQUAL | ADD | SUBTRACT | MULTIPLY | DIVIDE | PRINT
-        | CLOSE_UPVALUE | RETURN | INHERIT | METHOD | POP_JUMP_IF_FALSE => -1,
+        POP
+        | DEFINE_GLOBAL
+        | SET_PROPERTY
+        | GET_SUPER
+        | EQUAL
+        | NOT_EQUAL
+        | GREATER
+        | GREATER_EQUAL
+        | LESS
+        | LESS_EQUAL
+        | ADD
+        | SUBTRACT
+        | MULTIPLY
+        | DIVIDE
+        | PRINT
+        | CLOSE_UPVALUE
+        | RETURN
+        | INHERIT
+        | METHOD
+        | POP_JUMP_IF_FALSE
+        | POP_LOOP
+        | EQUAL_K_JUMP..=LESS_EQUAL_K_JUMP => -1,
         EQUAL_JUMP | NOT_EQUAL_JUMP | GREATER_JUMP | GREATER_EQUAL_JUMP | LESS_JUMP
         | LESS_EQUAL_JUMP => -2,
         CALL | INVOKE | CALL_DIRECT => -(argc as isize),

@@ -17,9 +17,7 @@
 
 use std::io::Write;
 
-use super::chunk::{
-    after_pop, fused_compare, op, stack_effect, with_constant, without_constant, ChunkBuilder,
-};
+use super::chunk::{after_pop, fused_compare, op, stack_effect, with_constant, ChunkBuilder};
 use super::escape::{Decisions, EscapeLog, FnKind, Pos, ValueUse, MAX_DEPTH};
 use super::heap::LoxHeap;
 use super::object::ObjFunction;
@@ -440,16 +438,14 @@ impl<'a, 's> Compiler<'a, 's> {
         let at = c.code.len();
         let compare_k = c
             .last_op(2)
-            .and_then(without_constant)
+            .filter(|k| (op::EQUAL_K..=op::LESS_EQUAL_K).contains(k))
             .and_then(fused_compare);
         if let Some(fused) = compare_k {
-            // Back to `CONSTANT` and the comparison fused with the jump: the same two
-            // dispatches and five bytes, and no `POP_JUMP_IF_FALSE` after.
+            // The `_K` comparison becomes its compare-and-jump form, its constant operand
+            // (and the operator's line, where an error reports) kept.
             let line = c.lines[at - 2];
-            c.code[at - 2] = op::CONSTANT;
-            c.last_start = at;
-            c.write(fused, line);
-            c.grow_stack(stack_effect(op::CONSTANT, 0) + stack_effect(fused, 0));
+            c.code[at - 2] = fused;
+            c.grow_stack(stack_effect(fused, 0));
             c.write(0xff, line);
             c.write(0xff, line);
             return c.code.len() - 2;
@@ -485,7 +481,14 @@ impl<'a, 's> Compiler<'a, 's> {
     }
 
     fn emit_loop(&mut self, loop_start: usize) {
-        self.emit_op(op::LOOP);
+        let c = self.chunk();
+        if c.last_op(1) == Some(op::POP) {
+            // The `POP`'s byte (its effect already counted) becomes `POP_LOOP`'s.
+            let at = c.code.len();
+            c.code[at - 1] = op::POP_LOOP;
+        } else {
+            self.emit_op(op::LOOP);
+        }
         let offset = self.chunk().code.len() - loop_start + 2;
         if offset > u16::MAX as usize {
             self.error("Loop body too large.");
@@ -495,10 +498,19 @@ impl<'a, 's> Compiler<'a, 's> {
     }
 
     fn emit_return(&mut self) {
-        if self.fun().kind == FunctionType::Initializer {
-            self.emit_op(op::RETURN_THIS);
+        let opcode = if self.fun().kind == FunctionType::Initializer {
+            op::RETURN_THIS
         } else {
-            self.emit_op(op::RETURN_NIL);
+            op::RETURN_NIL
+        };
+        let c = self.chunk();
+        if c.last_op(1) == Some(op::POP) {
+            // A return drops the frame's whole stack: the `POP` before it is moot, and
+            // its byte becomes the return's (one dispatch for `f(); }`).
+            let at = c.code.len();
+            c.code[at - 1] = opcode;
+        } else {
+            self.emit_op(opcode);
         }
     }
 
@@ -1189,7 +1201,17 @@ impl<'a, 's> Compiler<'a, 's> {
             let argc = self.argument_list();
             self.emit_invoke(op::INVOKE, name, argc);
         } else {
-            self.emit_op_arg(op::GET_PROPERTY, name);
+            let line = self.previous.line;
+            let c = self.chunk();
+            if c.last_op(2) == Some(op::GET_LOCAL) {
+                // `this.x` (or `p.x` on a local) in one dispatch; the name operand goes on
+                // the property's line, where an error reports.
+                let at = c.code.len();
+                c.code[at - 2] = op::GET_LOCAL_PROPERTY;
+                c.write(name, line);
+            } else {
+                self.emit_op_arg(op::GET_PROPERTY, name);
+            }
         }
     }
 

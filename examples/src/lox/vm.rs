@@ -858,9 +858,10 @@ impl Vm {
             }};
         }
 
-        // A comparison fused with the conditional jump after it: pops both operands,
-        // jumps when `$test` is false. The type check comes before the jump's operand is
-        // read, so an error reports the comparison's line, as the unfused pair would.
+        // A comparison fused with the conditional jump after it: pops both operands (the
+        // left one, for a constant right operand: `_k`), jumps when `$test` is false. The
+        // type check comes before the jump's operand is read, so an error reports the
+        // comparison's line, as the unfused pair would.
         macro_rules! compare_jump {
             ($a:ident, $b:ident, numbers, $test:expr) => {{
                 let $b = peek!(0);
@@ -876,14 +877,62 @@ impl Vm {
                 let $a = peek!(1);
                 compare_jump!(@jump $test);
             }};
+            ($a:ident, $b:ident, numbers_k, $test:expr) => {{
+                let $b = constant_operand!();
+                let $a = peek!(0);
+                if !Value::both_numbers($a, $b) {
+                    fail!(b"Operands must be numbers.");
+                }
+                let ($a, $b) = ($a.as_number(), $b.as_number());
+                compare_jump!(@jump_k $test);
+            }};
+            ($a:ident, $b:ident, values_k, $test:expr) => {{
+                let $b = constant_operand!();
+                let $a = peek!(0);
+                compare_jump!(@jump_k $test);
+            }};
+            (@jump_k $test:expr) => {{
+                drop_top!();
+                compare_jump!(@offset $test);
+            }};
             (@jump $test:expr) => {{
                 // SAFETY: INV-STACK: both operands are on the stack.
                 sp = unsafe { sp.sub(2) };
+                compare_jump!(@offset $test);
+            }};
+            (@offset $test:expr) => {{
                 let offset = read_u16!();
                 let holds: bool = $test;
                 if !holds {
                     // SAFETY: INV-CODE: jumps land inside the code.
                     ip = unsafe { ip.add(offset) };
+                }
+            }};
+        }
+
+        // Replaces the instance on top of the stack with its property named by the next
+        // operand: a field, or else a method bound to it.
+        macro_rules! get_property {
+            () => {{
+                let (name, hint) = read_name!();
+                let receiver = peek!(0);
+                if !is_kind(receiver, Kind::Instance) {
+                    fail!(b"Only instances have properties.");
+                }
+                let instance: *mut ObjInstance = receiver.as_ptr();
+                // SAFETY: INV-LIVE: the receiver is on the stack, its class and value
+                // array reachable from it.
+                let class = unsafe { (*instance).class };
+                // SAFETY: as above.
+                let field = unsafe {
+                    fields::slot_hinted(class, name, hint)
+                        .and_then(|s| fields::value_slot(instance, s))
+                        .map(|v| *v)
+                        .filter(|&v| v != Value::EMPTY)
+                };
+                match field {
+                    Some(v) => set_top!(v),
+                    None => try_call!(self.bind_method(class, name)),
                 }
             }};
         }
@@ -1025,27 +1074,12 @@ impl Vm {
                     // SAFETY: as in SET_UPVALUE.
                     unsafe { self.set_upvalue(u, v) };
                 }
-                op::GET_PROPERTY => {
-                    let (name, hint) = read_name!();
-                    let receiver = peek!(0);
-                    if !is_kind(receiver, Kind::Instance) {
-                        fail!(b"Only instances have properties.");
-                    }
-                    let instance: *mut ObjInstance = receiver.as_ptr();
-                    // SAFETY: INV-LIVE: the receiver is on the stack, its class and value
-                    // array reachable from it.
-                    let class = unsafe { (*instance).class };
-                    // SAFETY: as above.
-                    let field = unsafe {
-                        fields::slot_hinted(class, name, hint)
-                            .and_then(|s| fields::value_slot(instance, s))
-                            .map(|v| *v)
-                            .filter(|&v| v != Value::EMPTY)
-                    };
-                    match field {
-                        Some(v) => set_top!(v),
-                        None => try_call!(self.bind_method(class, name)),
-                    }
+                op::GET_PROPERTY => get_property!(),
+                op::GET_LOCAL_PROPERTY => {
+                    let slot = read_byte!() as usize;
+                    // SAFETY: INV-STACK: a local of the running frame.
+                    push!(unsafe { *(*frame).slots.add(slot) });
+                    get_property!();
                 }
                 op::SET_PROPERTY => {
                     let (name, hint) = read_name!();
@@ -1188,6 +1222,18 @@ impl Vm {
                     // SAFETY: INV-CODE.
                     ip = unsafe { ip.sub(offset) };
                 }
+                op::POP_LOOP => {
+                    drop_top!();
+                    let offset = read_u16!();
+                    // SAFETY: INV-CODE.
+                    ip = unsafe { ip.sub(offset) };
+                }
+                op::EQUAL_K_JUMP => compare_jump!(a, b, values_k, Value::equals(a, b)),
+                op::NOT_EQUAL_K_JUMP => compare_jump!(a, b, values_k, !Value::equals(a, b)),
+                op::GREATER_K_JUMP => compare_jump!(a, b, numbers_k, a > b),
+                op::GREATER_EQUAL_K_JUMP => compare_jump!(a, b, numbers_k, not_less(a, b)),
+                op::LESS_K_JUMP => compare_jump!(a, b, numbers_k, a < b),
+                op::LESS_EQUAL_K_JUMP => compare_jump!(a, b, numbers_k, not_greater(a, b)),
                 op::CALL => {
                     let argc = read_byte!() as usize;
                     let callee = peek!(argc);
