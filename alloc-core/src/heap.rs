@@ -545,9 +545,11 @@ impl MHeap {
         self.cards.marker()
     }
 
-    /// Cards of the heap as it is now (the card table's extent to scan).
+    /// Cards of the heap as it is now (the card table's extent to scan): up to the end of
+    /// the highest span allocated yet, since a dirty card needs an object on it. A span
+    /// allocated above that later holds only objects allocated after this call.
     pub fn cards(&self) -> usize {
-        self.cards.cards_below(self.pages.grown_end())
+        self.cards.cards_below(self.pages.used_end())
     }
 
     /// Cleans the dirty cards among cards `[from, to)` (see [`MHeap::cards`]) and calls `f`

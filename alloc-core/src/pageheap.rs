@@ -44,6 +44,9 @@ pub(crate) struct PageHeap {
     max_heap: AtomicUsize,
     /// End of the grown part of the address space.
     grown_end: AtomicUsize,
+    /// End of the highest span ever allocated: no object has lived above it. Heaps grow
+    /// by whole arenas, so a small heap's objects sit far below `grown_end`.
+    used_end: AtomicUsize,
 }
 
 /// Page-level figures for `MemStats` (bytes).
@@ -83,6 +86,7 @@ impl PageHeap {
             releasing: AtomicUsize::new(0),
             max_heap: AtomicUsize::new(max_heap.unwrap_or(usize::MAX)),
             grown_end: AtomicUsize::new(base),
+            used_end: AtomicUsize::new(base),
         })
     }
 
@@ -105,9 +109,9 @@ impl PageHeap {
         Some(self.max_heap.load(Ordering::Relaxed)).filter(|&m| m != usize::MAX)
     }
 
-    /// End of the part of the address space the heap has grown into.
-    pub(crate) fn grown_end(&self) -> usize {
-        self.grown_end.load(Ordering::Acquire)
+    /// End of the highest span allocated so far (it only rises).
+    pub(crate) fn used_end(&self) -> usize {
+        self.used_end.load(Ordering::Acquire)
     }
 
     /// True when `addr` lies in the part of the address space the heap has grown into.
@@ -181,6 +185,11 @@ impl PageHeap {
         s.state.store(SPAN_IN_USE, Ordering::Release);
         self.arenas.set_spans(page, npages, Some(span));
         h.inuse_pages += npages;
+        // Written only under the heap lock, so a load and a store make a maximum.
+        let end = base + (npages << PAGE_SHIFT);
+        if end > self.used_end.load(Ordering::Relaxed) {
+            self.used_end.store(end, Ordering::Release);
+        }
         Ok((span, released < npages))
     }
 

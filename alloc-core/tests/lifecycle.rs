@@ -374,3 +374,28 @@ fn heap_live_counts_cached_spans_whole_and_settles_to_objects() {
     unsafe { heap.start_sweep_cycle() };
     assert_eq!(heap.heap_live(), 0);
 }
+
+/// A minor cycle scans the card table up to the highest span allocated, not to the end of
+/// the arena the heap grew by: a 4 MiB heap scans 8,192 cards, not 131,072.
+#[test]
+fn the_card_scan_reaches_the_highest_span_not_the_arena_end() {
+    let heap = heap();
+    assert_eq!(heap.cards(), 0, "no span yet");
+    let mut c = MCache::new(&heap);
+    let layout = Layout::new(48, &[1]).unwrap();
+    let first = c.alloc(&layout).unwrap().as_ptr() as usize;
+    let span_bytes = CLASS_TO_NPAGES[size_to_class(48) as usize] as usize * PAGE_SIZE;
+    let cards_of = |bytes: usize| bytes / 512;
+    assert_eq!(heap.cards(), cards_of(span_bytes), "one span's cards");
+    assert!(heap.cards() < cards_of(ARENA_BYTES));
+    // A large object above it raises the extent to its end.
+    let big = Layout::new(1 << 20, &[]).unwrap();
+    let large = c.alloc(&big).unwrap().as_ptr() as usize;
+    let base = first - first % span_bytes;
+    assert_eq!(heap.cards(), cards_of(large + (1 << 20) - base));
+    // Freed spans keep it: it only rises.
+    let before = heap.cards();
+    collect_nothing(&heap, &mut [&mut c]);
+    assert_eq!(heap.page_summary().0, 0);
+    assert_eq!(heap.cards(), before);
+}
