@@ -13,8 +13,8 @@ use prost::Message;
 /// Three functions building lists of 1, 3 and 9 parts: each allocates its instances at
 /// the line of `Few()` (`More()`, `Most()`), with their field inline, and the value array
 /// of its class's first instance (made before the class had a field to make room for) at
-/// the line of `c.next = l`. That instance and its 2-slot array take 32 + 16 bytes, as
-/// much as each later instance (40 bytes, in the 48-byte size class).
+/// the line of `c.next = l`. That instance and its 2-slot array take 24 + 16 bytes, 8
+/// more than each later instance (24 + 8 bytes, in the 32-byte size class).
 const PROGRAM: &str = "\
 class Few {} class More {} class Most {}
 
@@ -157,14 +157,17 @@ fn a_lox_profile_names_lox_functions_and_lines_at_rate_one() {
         per_function(&m, "more"),
         per_function(&m, "most"),
     );
-    // Exact at rate 1: 48 bytes per instance, three and nine times as many, plus what
-    // each class allocates once at its first field (its slot table and name array, kept
-    // by the class); only `most`'s list is still held.
-    let class_part = few.0 - 2000 * 48;
+    // Exact at rate 1: 32 bytes per instance (8 more for the first), three and nine times
+    // as many, plus what each class allocates once at its first field (its slot table and
+    // name array, kept by the class); only `most`'s list is still held.
+    let class_part = few.0 - 2000 * 32 - 8;
     assert!(class_part > 0 && class_part < 1024, "{few:?}");
     assert_eq!(
         (more.0, most.0),
-        (3 * 2000 * 48 + class_part, 9 * 2000 * 48 + class_part)
+        (
+            3 * 2000 * 32 + 8 + class_part,
+            9 * 2000 * 32 + 8 + class_part
+        )
     );
     assert_eq!((few.1, more.1), (class_part, class_part));
     assert_eq!(most.1, most.0);

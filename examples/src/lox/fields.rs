@@ -26,7 +26,7 @@
 //! for every name its class has seen, set or not. That is bounded by the field names in
 //! the program's source, and instances of one class usually share their fields.
 
-use super::object::{ObjClass, ObjInstance, ObjString};
+use super::object::{instance_capacity, ObjClass, ObjInstance, ObjString};
 use super::value::Value;
 
 /// The slot of field `name` in `class`, if the class has given it one.
@@ -98,8 +98,8 @@ unsafe fn slot_and_remember(
 /// `instance` is live.
 #[inline(always)]
 pub unsafe fn value_slot(instance: *mut ObjInstance, s: usize) -> Option<*mut Value> {
-    // SAFETY: the caller's contract; `values` has `capacity` words.
-    unsafe { (s < (*instance).capacity).then(|| (*instance).values.add(s)) }
+    // SAFETY: the caller's contract; `values` has `instance_capacity` words.
+    unsafe { (s < instance_capacity(instance)).then(|| (*instance).values.add(s)) }
 }
 
 /// The value of field `name` of `instance`, if it is set.

@@ -22,9 +22,9 @@ use minigo_gc::{AllocError, GcConfig, Heap, Layout, MemStats, Mutator};
 
 use super::fields;
 use super::object::{
-    closure_upvalues, hash_bytes, instance_inline_room, instance_inline_values, Kind, Layouts,
-    ObjBoundMethod, ObjClass, ObjClosure, ObjFunction, ObjInstance, ObjNative, ObjString,
-    ObjUpvalue, MAX_INLINE_FIELDS,
+    closure_upvalues, hash_bytes, instance_capacity, instance_header, instance_inline_room,
+    instance_inline_values, set_instance_capacity, Kind, Layouts, ObjBoundMethod, ObjClass,
+    ObjClosure, ObjFunction, ObjInstance, ObjNative, ObjString, ObjUpvalue, MAX_INLINE_FIELDS,
 };
 use super::roots::State;
 use super::table::{grown_capacity, Entry, Interner, Table};
@@ -259,10 +259,9 @@ impl LoxHeap {
         // SAFETY: a fresh instance with `room` zeroed (empty) values after its header, the
         // heap's last allocation.
         unsafe {
-            set_header(i as *mut u8, Kind::Instance, room as u32);
+            (*i).header = instance_header(room);
             self.init_ptr(&raw mut (*i).class, class);
             if room > 0 {
-                (*i).capacity = room;
                 self.init_ptr(&raw mut (*i).values, instance_inline_values(i));
             }
         }
@@ -293,7 +292,7 @@ impl LoxHeap {
             None => unsafe { self.class_add_field(st, class, name) },
         };
         // SAFETY: the instance is live.
-        let capacity = unsafe { (*instance).capacity };
+        let capacity = unsafe { instance_capacity(instance) };
         if slot >= capacity {
             // SAFETY: as above.
             let wanted = unsafe { (*class).field_count };
@@ -314,7 +313,7 @@ impl LoxHeap {
                     }
                 }
                 self.write_ptr(&raw mut (*instance).values, values);
-                (*instance).capacity = cap;
+                set_instance_capacity(instance, cap);
             }
         }
         // SAFETY: the slot is inside the instance's value array now; the caller keeps

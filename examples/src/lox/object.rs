@@ -122,15 +122,15 @@ pub struct ObjClass {
 /// slots as the class had assigned when the instance was made (V8's slack tracking,
 /// simplified), if they fit in [`MAX_INLINE_FIELDS`]. A slot not yet set holds
 /// `Value::EMPTY`. An instance that needs a slot past its room moves its values to an
-/// array of its own. The header's upper half holds the inline room, which never changes.
+/// array of its own. The header holds, besides the kind, the inline room (bits 8-15; it
+/// never changes) and how many slots `values` has (the upper half): an instance is three
+/// words and its values, so an instance without fields takes 24 bytes, not 32.
 #[repr(C)]
 pub struct ObjInstance {
     pub header: u64,
     pub class: *mut ObjClass,
     /// The inline values or the array they moved to.
     pub values: *mut Value,
-    /// How many slots `values` has.
-    pub capacity: usize,
 }
 
 /// The most value slots an instance keeps inline.
@@ -146,14 +146,41 @@ pub unsafe fn instance_inline_values(i: *mut ObjInstance) -> *mut Value {
     unsafe { (i as *mut u8).add(size_of::<ObjInstance>()) as *mut Value }
 }
 
-/// How many values `i` has inline (the header's upper half).
+/// The header of an instance with `room` values inline, and as many slots.
+pub fn instance_header(room: usize) -> u64 {
+    debug_assert!(room <= MAX_INLINE_FIELDS);
+    Kind::Instance as u64 | (room as u64) << 8 | (room as u64) << 32
+}
+
+/// How many values `i` has inline.
 ///
 /// # Safety
 /// `i` is a live instance.
 #[inline(always)]
 pub unsafe fn instance_inline_room(i: *mut ObjInstance) -> usize {
     // SAFETY: the caller's contract.
+    (unsafe { (*i).header } >> 8) as u8 as usize
+}
+
+/// How many slots `i`'s `values` has (the header's upper half).
+///
+/// # Safety
+/// `i` is a live instance.
+#[inline(always)]
+pub unsafe fn instance_capacity(i: *mut ObjInstance) -> usize {
+    // SAFETY: the caller's contract.
     (unsafe { (*i).header } >> 32) as usize
+}
+
+/// Records that `i`'s `values` now has `capacity` slots (at most `u32::MAX`).
+///
+/// # Safety
+/// `i` is a live instance; the header is the mutator's alone (no collector reads it).
+#[inline]
+pub unsafe fn set_instance_capacity(i: *mut ObjInstance, capacity: usize) {
+    let capacity = u32::try_from(capacity).expect("an instance has at most 2^32 slots");
+    // SAFETY: the caller's contract.
+    unsafe { (*i).header = (*i).header as u32 as u64 | (capacity as u64) << 32 };
 }
 
 /// A method bound to its receiver.
@@ -377,9 +404,10 @@ mod tests {
         assert_eq!(words(&l.upvalue), vec![2]);
         assert_eq!(words(&l.class), vec![1, 2, 6, 7, 10]);
         assert_eq!(words(l.inline_instance(0)), vec![1, 2]);
-        assert_eq!(words(l.inline_instance(1)), vec![1, 2, 4]);
-        assert_eq!(l.inline_instance(6).size(), 32 + 6 * 8);
-        assert_eq!(l.inline_instance(MAX_INLINE_FIELDS).size(), 32 + 32 * 8);
+        assert_eq!(words(l.inline_instance(1)), vec![1, 2, 3]);
+        assert_eq!(l.inline_instance(0).size(), 24);
+        assert_eq!(l.inline_instance(6).size(), 24 + 6 * 8);
+        assert_eq!(l.inline_instance(MAX_INLINE_FIELDS).size(), 24 + 32 * 8);
         assert_eq!(words(&l.bound_method), vec![1, 2]);
         assert_eq!(words(l.closure(0)), vec![1]);
         assert_eq!(words(l.closure(3)), vec![1, 5, 6, 7]);
