@@ -8,7 +8,7 @@
 //! the claim; a second party waits for `2 * epoch`. This file compiles under loom: the
 //! preemption model (loom-tests/tests/preempt.rs) runs it as it is.
 
-use minigo_alloc_core::sync::{spin_loop, AtomicU32, Ordering};
+use minigo_alloc_core::sync::{AtomicU32, Backoff, Ordering};
 
 /// Runs `scan` unless the stack whose claim word is `gen` was scanned for cycle `epoch`
 /// already, making sure nobody else scans it meanwhile. Returns when it is scanned for the
@@ -16,14 +16,17 @@ use minigo_alloc_core::sync::{spin_loop, AtomicU32, Ordering};
 pub fn scan_once(gen: &AtomicU32, epoch: u32, scan: impl FnOnce()) {
     let done = epoch.wrapping_mul(2);
     let scanning = done.wrapping_add(1);
+    let mut backoff = Backoff::new();
     loop {
         let s = gen.load(Ordering::Acquire);
         if s == done {
             return;
         }
         if s == scanning {
-            // Another marker is at it: a stack scan is short.
-            spin_loop();
+            // Another marker is at it. A stack scan is short, but the marker may have
+            // lost its CPU mid-scan (a process pinned to one CPU, a busy host): spinning
+            // would keep it off the CPU it needs.
+            backoff.snooze();
             continue;
         }
         #[cfg(not(loom_mutant = "scan_claim_racy"))]
