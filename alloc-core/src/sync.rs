@@ -392,6 +392,16 @@ pub fn spin_loop() {
     std::hint::spin_loop();
 }
 
+/// Gives the CPU to another thread: for a wait on a thread that may not be running at
+/// all (a process pinned to one CPU), where a spin would only delay it.
+#[inline]
+pub fn yield_thread() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+}
+
 /// Waiting for another thread that may not be running: spins a little, then yields, then
 /// sleeps in short naps. The party waited for can be descheduled mid-step (the background
 /// sweeper runs at idle priority): a waiter that only spun would hold the core it needs
