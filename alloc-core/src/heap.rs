@@ -545,6 +545,18 @@ impl MHeap {
         self.cards.marker()
     }
 
+    /// Makes every card dirty now read as clean, without a walk of the table (it moves
+    /// to the next epoch, see `cards.rs`): at the end of a major cycle's marking, when
+    /// every pointer of a live object points at a marked one.
+    ///
+    /// # Safety
+    /// No mutator of the heap runs until it has a new [`MHeap::card_marker`]: a barrier
+    /// still storing the old epoch would dirty cards that no minor cycle reads, and a young
+    /// object stored into an old one could be freed.
+    pub unsafe fn next_card_epoch(&self) {
+        self.cards.next_epoch();
+    }
+
     /// Cards of the heap as it is now (the card table's extent to scan): up to the end of
     /// the highest span allocated yet, since a dirty card needs an object on it. A span
     /// allocated above that later holds only objects allocated after this call.

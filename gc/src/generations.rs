@@ -12,10 +12,12 @@
 //!    object reachable only through an old one was stored into it after the old one was
 //!    marked, so that store's card is dirty.
 //! 3. **A minor cycle** is an ordinary cycle (concurrent, with the runtime's root jobs and
-//!    all) but for two things: in its first stop, besides the roots, it shades what the
-//!    pointer words of the marked objects on dirty cards hold, cleaning the cards
-//!    ([`MHeap::scan_dirty_cards`]); and marking stops at every marked (old) object, so
-//!    old objects are not marked again. The snapshot the hybrid barrier keeps is the
+//!    all) but for three things: besides the roots, it shades what the pointer words of
+//!    the marked objects on dirty cards hold, cleaning the cards
+//!    ([`MHeap::scan_dirty_cards`], root jobs of [`CARDS_PER_JOB`] cards); marking stops
+//!    at every marked (old) object, so old objects are not marked again; and it marks in
+//!    its first stop for up to 300 µs before it lets the mutators run, so that a short
+//!    one ends there (`Collector::finish_small_cycle`). The snapshot the hybrid barrier keeps is the
 //!    same as a major cycle's: a young object reachable when marking begins is reached
 //!    from a root, from a young object, or from an old one on a dirty card. Its sweep
 //!    frees the young that were not reached, and keeps the marks again. A card dirtied
@@ -24,9 +26,15 @@
 //!    mark-bit test).
 //! 4. **A major cycle** is an ordinary one: the sweep before it cleared the marks, or, for
 //!    a forced collection after a sweep that kept them, it clears them in its first stop
-//!    ([`MHeap::clear_marks`]). It leaves the cards dirty (cleaning them would lengthen a
-//!    stop by a walk of the table): the next minor cycle takes them, finding their objects
-//!    old and what they point at old too.
+//!    ([`MHeap::clear_marks`]). When it ends, every live object is marked and points only
+//!    at marked ones, so the cards dirtied until then say nothing the next minor cycle
+//!    needs: its last stop moves the card table to a new epoch
+//!    ([`MHeap::next_card_epoch`]), which makes every card read as clean without a walk
+//!    of the table, and gives each mutator's barrier the new epoch to store. (Before, the
+//!    first minor cycle after a major one scanned every old object written since the last
+//!    minor: on gcbench at 1 P, half a major's work, so the policy below gave up minor
+//!    cycles, and the majors it ran instead left as many cards for the next try: 4 minor
+//!    cycles of 61.)
 //!
 //! **Policy.** The heap goal is set by each major cycle, by the pacer's rule (GOGC applied
 //! to what the major found live, the memory limit respected), and minor cycles keep it:
@@ -44,6 +52,7 @@
 //! [`MHeap::start_sweep_cycle_keeping_marks`]: minigo_alloc_core::MHeap::start_sweep_cycle_keeping_marks
 //! [`MHeap::scan_dirty_cards`]: minigo_alloc_core::MHeap::scan_dirty_cards
 //! [`MHeap::clear_marks`]: minigo_alloc_core::MHeap::clear_marks
+//! [`MHeap::next_card_epoch`]: minigo_alloc_core::MHeap::next_card_epoch
 
 use std::sync::Arc as StdArc;
 
@@ -54,9 +63,12 @@ use crate::mark::RootJobs;
 use crate::phase::BarrierHold;
 use crate::roots::Tracer;
 
-/// Cards a minor cycle's root job scans (32 MiB of heap): jobs enough to share among
-/// markers, few enough that claiming them costs nothing.
-const CARDS_PER_JOB: usize = 1 << 16;
+/// Cards a minor cycle's root job scans (32 KiB of heap). A job is not cut short, and a
+/// minor cycle's first stop marks for a bounded time, checked between jobs: a job of old
+/// pointer arrays, all on dirty cards, shades 4,096 words, each a cache miss when they
+/// point all over the heap (`latency`'s window: 128 KiB jobs lengthened a stop by 0.9
+/// ms). Claiming a job is an atomic add and a lock: 32,768 of them per GiB of heap.
+const CARDS_PER_JOB: usize = 1 << 6;
 
 /// A minor cycle is worth it while its scan work is under 1/this of a major cycle's.
 const MINOR_WORK_RATIO: u64 = 2;

@@ -81,6 +81,14 @@ impl MutatorState {
         }
     }
 
+    /// A major cycle moved the card table to a new epoch (world stopped): the barrier
+    /// stores the new one from now on.
+    pub(crate) fn set_card_marker(&mut self, marker: CardMarker) {
+        if self.cards.is_some() {
+            self.cards = Some(marker);
+        }
+    }
+
     /// The collector of this state's heap.
     pub fn collector(&self) -> &Arc<Collector> {
         &self.collector

@@ -15,8 +15,10 @@
 //! Proves: Y1, young and reachable only through an old object, is marked because its
 //! store dirtied O's card and the minor cycle scans the marked objects of dirty cards;
 //! Y2 is marked whatever the interleaving (the card scan finds it in O, or the deletion
-//! barrier records it when O.1 is cleared). Seeded bug CI requires to fail: a store that
-//! does not dirty its card (`card_not_marked`).
+//! barrier records it when O.1 is cleared). Seeded bugs CI requires to fail: a store that
+//! does not dirty its card (`card_not_marked`); a major cycle that moves the card table to
+//! a new epoch without giving the mutator's barrier the new one (`card_epoch_stale`: its
+//! stores into O then dirty cards of an epoch no scan reads).
 
 #![cfg(loom)]
 
