@@ -31,6 +31,7 @@ use std::ptr::NonNull;
 
 use crate::error::AllocError;
 use crate::heap::MHeap;
+use crate::heapbits::HeapBits;
 use crate::layout::{Fast, Layout, LayoutInner};
 use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES, PAGE_SIZE, TINY_SIZE, TINY_SIZE_CLASS};
 use crate::span::{large_pages, MSpan, Slot, SpanRef, SpanShape};
@@ -194,6 +195,14 @@ impl MCache {
     /// The fast path alone: `None` when it would need a refill, a new span, or a large
     /// object (then [`MCache::alloc`] does it). A collector calls this and, on `None`, takes
     /// the slow path and tests its trigger, as Go does only after a refill.
+    ///
+    /// Preemption: the runtime calls this from a function in its no-preemption section
+    /// (`minigo_nopreempt`), where an asynchronous preemption never stops a goroutine (it
+    /// could give the P, and so this mcache, to another thread). The common path is all
+    /// inlined there; the calls it makes out of line (tiny objects, a span's second layout)
+    /// leave the section, so they hold the thread's lock count up around the call
+    /// (`sync::acquirem_inline`, a thread-local add: the function that inlines this is
+    /// never inlined itself, and nothing here parks).
     #[inline(always)]
     pub fn alloc_fast(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
         let inner = layout.inner();
@@ -207,19 +216,39 @@ impl MCache {
             let slot = unsafe { span.next_free_fast()? };
             self.next_sample -= size;
             if mask != 0 && !span.ptrmask.is_uniform(mask) {
-                // SAFETY: as above.
-                unsafe { span.set_mask_slow(&self.heap.bits, &slot, mask) };
+                // Out of line, so counted (see the note on preemption above); the callee
+                // ends the count, so that this is a tail call and the common path saves
+                // no register.
+                crate::sync::acquirem_inline();
+                // SAFETY: as above; the count was just raised.
+                return unsafe {
+                    second_layout(&self.heap.bits, span, slot.addr, slot.freeindex, mask)
+                };
             }
             span.publish_freeindex(slot.freeindex);
             // SAFETY: slot addresses are inside the heap's reservation, never null.
             return Some(unsafe { NonNull::new_unchecked(slot.addr as *mut u8) });
         }
-        self.alloc_fast_other(inner)
+        crate::sync::acquirem_inline();
+        // SAFETY: the count was just raised.
+        unsafe { self.alloc_fast_other(inner) }
     }
 
-    /// The rest of the fast path: tiny objects, zero-size ones, wide scan objects.
+    /// The rest of the fast path: tiny objects, zero-size ones, wide scan objects. Ends
+    /// the lock count its caller raised ([`MCache::alloc_fast`]).
+    ///
+    /// # Safety
+    /// Called with the thread's lock count raised for it.
     #[inline(never)]
-    fn alloc_fast_other(&mut self, inner: &LayoutInner) -> Option<NonNull<u8>> {
+    unsafe fn alloc_fast_other(&mut self, inner: &LayoutInner) -> Option<NonNull<u8>> {
+        let p = self.alloc_fast_other_counted(inner);
+        // SAFETY: ends the caller's region, on this thread: nothing here parks.
+        unsafe { crate::sync::releasem_inline() };
+        p
+    }
+
+    #[inline(always)]
+    fn alloc_fast_other_counted(&mut self, inner: &LayoutInner) -> Option<NonNull<u8>> {
         match inner.fast {
             Fast::Tiny { size } => self.tiny_fast(size).or_else(|| {
                 if TINY_SIZE as isize >= self.next_sample {
@@ -318,7 +347,7 @@ impl MCache {
                     .set_wide(slot.addr, slot.elemsize / 8, |k| inner.chunk(len, k));
             } else if !span.ptrmask.is_uniform(mask) {
                 // SAFETY: this cache owns the span.
-                unsafe { span.set_mask_slow(&self.heap.bits, &slot, mask) };
+                unsafe { span.set_mask_slow(&self.heap.bits, slot.addr, mask) };
             }
         }
         span.publish_freeindex(slot.freeindex);
@@ -570,8 +599,28 @@ impl MCache {
     }
 }
 
-impl Drop for MCache {
-    fn drop(&mut self) {
-        self.release_all();
-    }
+/// The fast path's end for a span whose objects had another layout: records `mask` for
+/// the object at `addr` (`MSpan::set_mask_slow`), publishes the slot up to `freeindex`,
+/// and ends the lock count its caller raised ([`MCache::alloc_fast`]). Its arguments fit
+/// in registers (a `Slot` by value went through the stack), so the call is a jump.
+///
+/// # Safety
+/// The caller's mcache owns `span`, the slot at `addr` was just taken from it, and the
+/// thread's lock count was raised for this call.
+#[cold]
+#[inline(never)]
+unsafe fn second_layout(
+    bits: &HeapBits,
+    span: &MSpan,
+    addr: usize,
+    freeindex: usize,
+    mask: u64,
+) -> Option<NonNull<u8>> {
+    // SAFETY: the caller's contract.
+    unsafe { span.set_mask_slow(bits, addr, mask) };
+    span.publish_freeindex(freeindex);
+    // SAFETY: ends the caller's region, on this thread: nothing here parks.
+    unsafe { crate::sync::releasem_inline() };
+    // SAFETY: slot addresses are inside the heap's reservation, never null.
+    Some(unsafe { NonNull::new_unchecked(addr as *mut u8) })
 }

@@ -499,13 +499,15 @@ impl MSpan {
         }
     }
 
-    /// Records the pointer bits of the object just allocated in `slot` (at most 64 words,
-    /// `mask` nonzero), when they differ from the span's uniform mask.
+    /// Records the pointer bits of the object just allocated at `addr` (at most 64 words,
+    /// `mask` nonzero), when they differ from the span's uniform mask. (The address by
+    /// value: a `&Slot` made the fast path store the slot on its stack for this call.)
     ///
     /// # Safety
     /// The caller owns the span.
     #[cold]
-    pub(crate) unsafe fn set_mask_slow(&self, bits: &HeapBits, slot: &Slot, mask: u64) {
+    #[inline(never)]
+    pub(crate) unsafe fn set_mask_slow(&self, bits: &HeapBits, addr: usize, mask: u64) {
         match self.ptrmask.get() {
             PtrMask::Empty => self.ptrmask.set(PtrMask::Uniform(mask)),
             PtrMask::Uniform(old) => {
@@ -514,17 +516,17 @@ impl MSpan {
                 // SAFETY: the caller owns the span.
                 let freeindex = unsafe { self.alloc_state(|st| st.freeindex) };
                 self.info(|info| {
-                    let new = (slot.addr - info.base) / info.elemsize;
+                    let new = (addr - info.base) / info.elemsize;
                     for i in (0..info.nelems).filter(|&i| i != new) {
                         if i < freeindex || self.alloc_bit(i) {
                             bits.set(info.base + i * info.elemsize, old);
                         }
                     }
                 });
-                bits.set(slot.addr, mask);
+                bits.set(addr, mask);
                 self.ptrmask.set(PtrMask::Bitmap);
             }
-            PtrMask::Bitmap => bits.set(slot.addr, mask),
+            PtrMask::Bitmap => bits.set(addr, mask),
         }
     }
 

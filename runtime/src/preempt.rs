@@ -245,8 +245,8 @@ extern "C" {
     fn minigo_async_preempt();
     static minigo_async_preempt_end: u8;
     // The bounds of the `minigo_nopreempt` section (the linker defines them): functions
-    // too hot for the lock count's two thread-local updates (the write barrier's fast
-    // path), which are runtime code all the same.
+    // too hot for the lock count's two thread-local updates (the write barrier's and the
+    // allocation's fast paths), which are runtime code all the same.
     static __start_minigo_nopreempt: u8;
     static __stop_minigo_nopreempt: u8;
 }
@@ -447,5 +447,32 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let previous = unsafe { *std::ptr::addr_of!(PREVIOUS) };
     if let Some(old) = previous {
         crate::signal::call_previous(&old, sig, info, ctx);
+    }
+}
+
+#[cfg(all(test, not(loom), target_arch = "x86_64", target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The fast paths that hold a P's state without the lock count are where the handler
+    /// will not stop a goroutine: a `link_section` dropped (or a fast path moved out of
+    /// the function that has it) would let a time slice's handoff give the P, and its
+    /// mcache, to another thread in the middle of an allocation.
+    #[test]
+    fn the_lock_free_fast_paths_are_in_the_no_preemption_section() {
+        let (np, np_end) = (
+            std::ptr::addr_of!(__start_minigo_nopreempt) as usize,
+            std::ptr::addr_of!(__stop_minigo_nopreempt) as usize,
+        );
+        let barrier = crate::barrier::write as unsafe fn(*mut usize, usize) as usize;
+        let alloc = crate::sched::alloc_fast
+            as fn(&minigo_alloc_core::Layout) -> Option<std::ptr::NonNull<u8>>
+            as usize;
+        for (name, f) in [("barrier::write", barrier), ("sched::alloc_fast", alloc)] {
+            assert!(
+                (np..np_end).contains(&f),
+                "{name} at {f:#x} is outside minigo_nopreempt [{np:#x}, {np_end:#x})"
+            );
+        }
     }
 }

@@ -244,26 +244,26 @@ pub(crate) fn current() -> Cur {
         .expect("this minigo function must be called from a goroutine of a running minigo runtime")
 }
 
-/// Allocation's fast path, from the running goroutine's P's mcache: two thread-locals
-/// (the lock count, then the P's state) in one call (not inlined: see `try_current`),
-/// which is never preempted asynchronously (it holds the P's state). `None` when the slow
-/// path must run: outside a goroutine, and always in gc-stress mode.
+/// Allocation's fast path, from the running goroutine's P's mcache: one thread-local (the
+/// P's state) in one call (not inlined: see `try_current`). It holds the P's state
+/// throughout, so it must not be preempted asynchronously: it lives in the
+/// `minigo_nopreempt` section, where the preemption handler never stops a goroutine
+/// (`preempt.rs`), as `barrier::write` does, and the mcache's fast path it inlines holds
+/// the thread's lock count up around the two calls it makes out of that section
+/// (`MCache::alloc_fast`). `None` when the slow path must run: outside a goroutine, and
+/// always in gc-stress mode.
 #[inline(never)]
+#[link_section = "minigo_nopreempt"]
 pub(crate) fn alloc_fast(layout: &minigo_alloc_core::Layout) -> Option<std::ptr::NonNull<u8>> {
-    // Counted before the state is read: a preemption in between could give the P away.
-    minigo_alloc_core::sync::acquirem_inline();
     let st = M_ALLOC.with(|c| c.get());
-    let r = if st.is_null() {
-        None
-    } else {
-        // SAFETY: non-null only while a goroutine runs on this M holding the P whose state
-        // this is (`set_m_alloc`); this M keeps the P until the goroutine parks or is
-        // preempted, and neither can happen before the count goes down.
-        unsafe { (*st).alloc_fast(layout) }
-    };
-    // SAFETY: ends the region `acquirem_inline` began above, on this thread (no park).
-    unsafe { minigo_alloc_core::sync::releasem_inline() };
-    r
+    if st.is_null() {
+        return None;
+    }
+    // SAFETY: non-null only while a goroutine runs on this M holding the P whose state this
+    // is (`set_m_alloc`); this M keeps the P until the goroutine parks or is preempted, and
+    // neither can happen here: nothing parks, and the section (or, around the calls out of
+    // it, the lock count) keeps the preemption handler out.
+    unsafe { (*st).alloc_fast(layout) }
 }
 
 /// The running goroutine's P's mutator state, if this thread runs a goroutine that holds
