@@ -107,6 +107,14 @@ impl MutatorState {
         self.cache.alloc_fast(layout)
     }
 
+    /// [`MutatorState::alloc_fast`] for a caller that asynchronous preemption never stops
+    /// midway, whose calls out of line must then hold the thread's lock count up
+    /// ([`minigo_alloc_core::MCache::alloc_fast_nopreempt`]): the runtime's.
+    #[inline(always)]
+    pub fn alloc_fast_nopreempt(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
+        self.cache.alloc_fast_nopreempt(layout)
+    }
+
     /// Stores a pointer into a heap object: the one function every such store goes through.
     /// While the heap marks, the overwritten pointer is recorded for shading first; in
     /// generational mode the slot's card is dirtied. The store is atomic (relaxed, word-sized: a plain `mov` on x86-64), so a marker or a

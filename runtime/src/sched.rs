@@ -250,8 +250,8 @@ pub(crate) fn current() -> Cur {
 /// `minigo_nopreempt` section, where the preemption handler never stops a goroutine
 /// (`preempt.rs`), as `barrier::write` does, and the mcache's fast path it inlines holds
 /// the thread's lock count up around the two calls it makes out of that section
-/// (`MCache::alloc_fast`). `None` when the slow path must run: outside a goroutine, and
-/// always in gc-stress mode.
+/// (`MCache::alloc_fast_nopreempt`). `None` when the slow path must run: outside a
+/// goroutine, and always in gc-stress mode.
 #[inline(never)]
 #[link_section = "minigo_nopreempt"]
 pub(crate) fn alloc_fast(layout: &minigo_alloc_core::Layout) -> Option<std::ptr::NonNull<u8>> {
@@ -263,7 +263,7 @@ pub(crate) fn alloc_fast(layout: &minigo_alloc_core::Layout) -> Option<std::ptr:
     // is (`set_m_alloc`); this M keeps the P until the goroutine parks or is preempted, and
     // neither can happen here: nothing parks, and the section (or, around the calls out of
     // it, the lock count) keeps the preemption handler out.
-    unsafe { (*st).alloc_fast(layout) }
+    unsafe { (*st).alloc_fast_nopreempt(layout) }
 }
 
 /// The running goroutine's P's mutator state, if this thread runs a goroutine that holds
