@@ -15,9 +15,10 @@
 //!    all) but for three things: besides the roots, it shades what the pointer words of
 //!    the marked objects on dirty cards hold, cleaning the cards
 //!    ([`MHeap::scan_dirty_cards`], root jobs of [`CARDS_PER_JOB`] cards); marking stops
-//!    at every marked (old) object, so old objects are not marked again; and it marks in
-//!    its first stop for up to 300 µs before it lets the mutators run, so that a short
-//!    one ends there (`Collector::finish_small_cycle`). The snapshot the hybrid barrier keeps is the
+//!    at every marked (old) object, so old objects are not marked again; and, when the
+//!    last minor cycle was short (1 MiB of scan work), it marks in its first stop for up
+//!    to 300 µs before it lets the mutators run, so that a short one ends there
+//!    (`Collector::finish_small_cycle`). The snapshot the hybrid barrier keeps is the
 //!    same as a major cycle's: a young object reachable when marking begins is reached
 //!    from a root, from a young object, or from an old one on a dirty card. Its sweep
 //!    frees the young that were not reached, and keeps the marks again. A card dirtied
@@ -106,6 +107,8 @@ struct Sizes {
     /// What the last major cycle found live, and the goal it set.
     major_live: u64,
     major_goal: u64,
+    /// Scan work of the last minor cycle, if there was one.
+    last_minor_work: Option<u64>,
 }
 
 /// What a cycle's end decides for the next one.
@@ -135,6 +138,12 @@ impl Generations {
         self.sticky.lock().is_some()
     }
 
+    /// Whether a minor cycle starting now is likely to end in its first stop: the last one
+    /// did at most `work` bytes of scan work. (None yet: no estimate, so no.)
+    pub(crate) fn last_minor_within(&self, work: u64) -> bool {
+        self.sizes.lock().last_minor_work.is_some_and(|w| w <= work)
+    }
+
     /// A cycle begins (world stopped, before its phase turns the barrier on).
     pub(crate) fn begin(&self, forced: bool) -> Begin {
         let sticky = self.sticky.lock().take().is_some();
@@ -157,6 +166,7 @@ impl Generations {
     ) -> Outcome {
         let mut s = self.sizes.lock();
         if minor {
+            s.last_minor_work = Some(work);
             s.old_bytes += marked;
             s.old_objects += objects;
             if work * MINOR_WORK_RATIO > s.major_work {
@@ -177,6 +187,7 @@ impl Generations {
                 major_work: work,
                 skip_minors: s.skip_minors.saturating_sub(1),
                 next_skip: s.next_skip,
+                last_minor_work: s.last_minor_work,
             };
         }
         let room = s.major_goal.saturating_sub(s.major_live);

@@ -10,8 +10,9 @@
 //!    ([`Collector::start_cycle`], [`cycle`]): allocate-black on, each mutator's write
 //!    barrier on, roots taken (a standalone heap's traced now, the runtime's goroutine
 //!    stacks queued as root jobs), phase `Mark`. The world restarts: this stop is short.
-//!    A small heap's cycle (last cycle's scan work at most 256 KiB), and any minor cycle,
-//!    is marked and ended inside this stop instead, for at most 300 µs
+//!    A small heap's cycle (last cycle's scan work at most 256 KiB), and a minor cycle
+//!    after a short one (at most 1 MiB), is marked and ended inside this stop instead, for
+//!    at most 300 µs
 //!    ([`Collector::finish_small_cycle`]): cheaper than waking workers and stopping twice,
 //!    and as short a pause; if that is not enough, marking goes on concurrently.
 //! 2. Marking runs beside the mutators ([`mark`]): background workers (`workers.rs`, 25% of
