@@ -646,3 +646,9 @@ unsafe fn second_layout<const COUNTED: bool>(
     // SAFETY: slot addresses are inside the heap's reservation, never null.
     Some(unsafe { NonNull::new_unchecked(addr as *mut u8) })
 }
+
+impl Drop for MCache {
+    fn drop(&mut self) {
+        self.release_all();
+    }
+}

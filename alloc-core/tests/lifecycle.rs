@@ -399,3 +399,23 @@ fn the_card_scan_reaches_the_highest_span_not_the_arena_end() {
     assert_eq!(heap.page_summary().0, 0);
     assert_eq!(heap.cards(), before);
 }
+
+#[test]
+fn a_dropped_mcache_hands_its_spans_back() {
+    let heap = heap();
+    let layout = Layout::new(48, &[1, 3]).unwrap();
+    let spc = SpanClass::new(size_to_class(48), false);
+    let mut c = MCache::new(&heap);
+    c.alloc(&layout).unwrap();
+    assert_eq!(
+        heap.central_counts(spc).iter().sum::<usize>(),
+        0,
+        "the span is cached, in no mcentral list"
+    );
+    drop(c);
+    assert_eq!(
+        heap.central_counts(spc).iter().sum::<usize>(),
+        1,
+        "a dropped mcache's span goes back to mcentral, or no one could allocate from it again"
+    );
+}
