@@ -139,6 +139,7 @@ impl Layout {
         i < self.0.ptr_words && self.0.ptr_mask[i / 64] >> (i % 64) & 1 != 0
     }
 
+    #[inline(always)]
     pub(crate) fn inner(&self) -> &LayoutInner {
         &self.0
     }

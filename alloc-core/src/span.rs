@@ -360,6 +360,7 @@ impl MSpan {
     }
 
     /// Size of each slot (the whole page run for a large object).
+    #[inline(always)]
     pub fn elem_size(&self) -> usize {
         self.info(|i| i.elemsize)
     }
