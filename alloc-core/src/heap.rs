@@ -586,13 +586,23 @@ impl MHeap {
                 }
                 let first = MSpan::obj_index(i, card.max(i.base));
                 let last = MSpan::obj_index(i, (end - 1).min(i.limit - 1));
+                // Free slots of a span an mcache holds are marked while a cycle marks (so
+                // that what it hands out is black): objects are the slots allocated at the
+                // last sweep or published since (as `find_object_unlocked` has it).
+                let published = i.freeindex_for_scan.load(Ordering::Relaxed) as usize;
                 // The card's objects' mark bits, a word at a time: most dirty cards hold
                 // only young objects (stores into objects just made), skipped here.
                 for mw in first / 64..=last / 64 {
                     let lo = (mw * 64).max(first) - mw * 64;
                     let hi = (mw * 64 + 63).min(last) - mw * 64;
                     let in_card = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
-                    let mut marked = i.mark_word(mw).load(Ordering::Relaxed) & in_card;
+                    let objects = i.alloc_word(mw).load(Ordering::Relaxed)
+                        | match published.saturating_sub(mw * 64) {
+                            0 => 0,
+                            n if n >= 64 => u64::MAX,
+                            n => (1u64 << n) - 1,
+                        };
+                    let mut marked = i.mark_word(mw).load(Ordering::Relaxed) & in_card & objects;
                     while marked != 0 {
                         let index = mw * 64 + marked.trailing_zeros() as usize;
                         marked &= marked - 1;
