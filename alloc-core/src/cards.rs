@@ -5,7 +5,10 @@
 //! objects on dirty cards, so every store that can make an old object point at a young one
 //! must dirty its card first. The write barrier dirties a card with one shift and one byte
 //! store, unconditionally (no test of what was stored where): filtering is left to the
-//! minor cycle, which reads only the marked objects of dirty cards.
+//! minor cycle, which reads only the marked objects of dirty cards. A minor cycle's markers
+//! dirty cards too: those of old objects that hold a pointer to an object that survives
+//! the cycle still young (objects age, see `gc/src/generations.rs`), since no store will
+//! dirty them again.
 //!
 //! Like the pointer bitmap, the table covers the whole reservation and is committed only
 //! where touched (a 256 GiB reservation has a 512 MiB table, of which a 1 GiB heap touches

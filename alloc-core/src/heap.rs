@@ -12,7 +12,7 @@ use std::io;
 #[cfg(loom)]
 use crate::arena::ARENA_BYTES;
 use crate::cards::{CardMarker, CardTable, CARD_BYTES};
-use crate::central::{MCentral, SpanCtx, SweepState, SWEEP_DRAINED};
+use crate::central::{KeepMarks, MCentral, SpanCtx, SweepState, SWEEP_DRAINED};
 use crate::heapbits::HeapBits;
 use crate::pageheap::PageHeap;
 use crate::pointers::PointerWords;
@@ -131,6 +131,16 @@ impl<'h> ObjectRef<'h> {
     /// Whether the object is marked.
     pub fn is_marked(&self) -> bool {
         self.span.is_marked(self.index)
+    }
+
+    /// Whether the object was allocated after the last sweep (its alloc bit is clear).
+    /// Between the sweep that kept marks for a minor cycle and the next sweep, such an
+    /// object is young, and stays young through a sweep that keeps [`KeepMarks::Old`].
+    #[inline]
+    pub fn is_new(&self) -> bool {
+        self.span.info(|i| {
+            i.alloc_word(self.index / 64).load(Ordering::Relaxed) >> (self.index % 64) & 1 == 0
+        })
     }
 
     /// The addresses of the object's pointer words, as its layout wrote them.
@@ -508,19 +518,21 @@ impl MHeap {
     /// directly marks what it keeps first.
     pub unsafe fn start_sweep_cycle(&self) {
         // SAFETY: the caller's contract.
-        unsafe { self.start_sweep_cycle_keeping_marks(false) }
+        unsafe { self.start_sweep_cycle_keeping_marks(KeepMarks::None) }
     }
 
-    /// [`MHeap::start_sweep_cycle`], keeping every mark bit if `keep` (sticky marks: the
+    /// [`MHeap::start_sweep_cycle`], keeping the mark bits `keep` names (sticky marks: the
     /// marked objects are the old generation of the minor cycle that comes next, see
     /// [`MHeap::scan_dirty_cards`]). Mark bits stay set until a sweep cycle that does not
     /// keep them, or [`MHeap::clear_marks`].
     ///
     /// # Safety
-    /// As for [`MHeap::start_sweep_cycle`].
-    pub unsafe fn start_sweep_cycle_keeping_marks(&self, keep: bool) {
+    /// As for [`MHeap::start_sweep_cycle`]. With [`KeepMarks::Old`], the objects allocated
+    /// since the last sweep that survive become young again (unmarked): every marked
+    /// object that points at one must be on a dirty card ([`MHeap::dirty_card`]).
+    pub unsafe fn start_sweep_cycle_keeping_marks(&self, keep: KeepMarks) {
         self.finish_sweep();
-        self.sweep.keep_marks.store(keep, Ordering::Relaxed);
+        self.sweep.keep_marks.store(keep as u8, Ordering::Relaxed);
         self.sweep_cursor.store(0, Ordering::Relaxed);
         self.sweep.sweepgen.fetch_add(2, Ordering::AcqRel);
         // Reopen, keeping the count of any sweeper still registered (none, unless a bug).
@@ -557,6 +569,15 @@ impl MHeap {
         self.cards.next_epoch();
     }
 
+    /// Dirties the card of `slot` (nothing for a slot outside the heap): a minor cycle's
+    /// marker that found, in an object that will be old after the cycle, a pointer to one
+    /// that will still be young (see [`KeepMarks::Old`]).
+    #[inline]
+    pub fn dirty_card(&self, slot: usize) {
+        // SAFETY: the table is the heap's own, alive as long as `self`.
+        unsafe { self.cards.marker().mark(slot) }
+    }
+
     /// Cards of the heap as it is now (the card table's extent to scan): up to the end of
     /// the highest span allocated yet, since a dirty card needs an object on it. A span
     /// allocated above that later holds only objects allocated after this call.
@@ -569,12 +590,21 @@ impl MHeap {
     /// roots besides the embedder's. Unmarked objects on dirty cards are young, and traced
     /// if reachable. Mutators may run and allocate meanwhile: the words are read with
     /// atomic loads by the caller, and an object marked meanwhile may be reported too.
+    /// `f` returns whether its word points at an object that will still be young after
+    /// this cycle's sweep (allocated since the last one, under [`KeepMarks::Old`]): the
+    /// card is then dirtied again, for the next minor cycle to scan.
     ///
     /// # Safety
     /// As for [`MHeap::find_object_unlocked`]: no span is freed or swept while this runs
     /// (a collector marks).
-    pub unsafe fn scan_dirty_cards(&self, from: usize, to: usize, mut f: impl FnMut(usize)) {
+    pub unsafe fn scan_dirty_cards(
+        &self,
+        from: usize,
+        to: usize,
+        mut f: impl FnMut(usize) -> bool,
+    ) {
         self.cards.take_dirty(from, to, |card| {
+            let mut keep = false;
             let end = card + CARD_BYTES;
             // A span is in the page table only once whole (see `find_object_unlocked`).
             let Some(span) = self.pages.span_of(card) else {
@@ -611,12 +641,18 @@ impl MHeap {
                         let to = (end - base) / 8;
                         for w in PointerWords::of(&self.bits, span, base).restrict(from, to) {
                             if w >= card {
-                                f(w);
+                                keep |= f(w);
                             }
                         }
                     }
                 }
             });
+            #[cfg(not(loom_mutant = "card_not_kept"))]
+            if keep {
+                self.dirty_card(card);
+            }
+            #[cfg(loom_mutant = "card_not_kept")]
+            let _ = keep;
         });
     }
 

@@ -78,6 +78,7 @@ pub mod sync;
 pub use arena::{ARENA_BYTES, ARENA_PAGES};
 pub use cache::{zerobase, MCache};
 pub use cards::CardMarker;
+pub use central::KeepMarks;
 pub use error::{AllocError, LayoutError};
 pub use heap::{HeapConfig, MHeap, ObjectInfo, ObjectRef, DEFAULT_ADDRESS_SPACE};
 pub use layout::Layout;

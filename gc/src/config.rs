@@ -33,6 +33,13 @@ pub struct GcConfig {
     /// card table says were written to; mark bits stay set across them (sticky), so old
     /// objects are not marked again. See `gc/src/generations.rs` for the policy. Default on.
     pub generational: bool,
+    /// In generational mode, an object becomes old when it survives its second cycle, not
+    /// its first (`GODEBUG=gcage=1`; see `gc/src/generations.rs`): an object allocated
+    /// just before a minor cycle, or during it, is often about to die (a temporary
+    /// structure half built), and promoted it lives until the next major cycle. Default
+    /// off: on gcbench and binary-trees it trades major cycles for minor work and gains
+    /// no time (README, issue 17).
+    pub ages: bool,
     /// Markers prefetch the grey objects they are about to scan, through a FIFO of 16
     /// (`GODEBUG=gcprefetch=0` turns it off, to measure what it gains; Go has none).
     /// Default on.
@@ -70,6 +77,7 @@ impl Default for GcConfig {
             mark_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             stop_the_world: false,
             generational: true,
+            ages: false,
             mark_prefetch: true,
             verify: false,
             trace: false,
@@ -147,6 +155,7 @@ impl GcConfig {
                     Some(("gccheckmark", n)) => self.verify = n.trim() != "0",
                     Some(("gcstoptheworld", n)) => self.stop_the_world = n.trim() != "0",
                     Some(("gcgen", n)) => self.generational = n.trim() != "0",
+                    Some(("gcage", n)) => self.ages = n.trim() != "0",
                     Some(("gcprefetch", n)) => self.mark_prefetch = n.trim() != "0",
                     Some(("gcbgsweep", n)) => self.background_sweep = n.trim() != "0",
                     Some(("memprofilerate", n)) => {
@@ -226,6 +235,10 @@ mod tests {
             .with_env(None, None, Some("gcgen=0".into()))
             .unwrap();
         assert!(!off.generational && off.mark_prefetch);
+        let on = GcConfig::default()
+            .with_env(None, None, Some("gcage=1".into()))
+            .unwrap();
+        assert!(on.generational && on.ages && !GcConfig::default().ages);
         let off = GcConfig::default()
             .with_env(None, None, Some("gcprefetch=0".into()))
             .unwrap();

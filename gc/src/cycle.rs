@@ -30,6 +30,7 @@ use std::sync::Arc as StdArc;
 use std::time::Instant;
 
 use minigo_alloc_core::sync::{spin_loop, Arc, Ordering};
+use minigo_alloc_core::KeepMarks;
 
 use crate::generations::MinorRoots;
 use crate::mark::{drain_stopped, Drained, GcWork, MarkCpu, MarkQueue, RootJobs};
@@ -195,9 +196,13 @@ impl Collector {
         // termination, after the queue is closed; an exclusive queue is a stopped mark's
         // on one thread, with every mutator stopped.
         let q = unsafe { MarkQueue::new(self.heap.clone(), exclusive, jobs) };
-        let q = Arc::new(match self.config.mark_prefetch {
+        let q = match self.config.mark_prefetch {
             true => q,
             false => q.without_prefetch(),
+        };
+        let q = Arc::new(match minor && self.config.ages {
+            true => q.with_ages(),
+            false => q,
         });
         // SAFETY: turning it on is always sound (objects allocated marked survive).
         unsafe { heap.set_alloc_black(true) };
@@ -415,20 +420,37 @@ impl Collector {
         let mut marked = q.marked_bytes() + black;
         let mut objects_live = q.marked_objects();
         let mut goal = pacer.goal(marked, q.root_bytes(), self.overhead());
-        let mut keep_marks = false;
+        let mut keep_marks = KeepMarks::None;
         if self.config.generational {
-            let o = self
-                .gen
-                .end(c.minor, marked, objects_live, q.scan_work(), goal);
-            (marked, objects_live, goal, keep_marks) = (o.live, o.objects, o.goal, o.keep_marks);
+            // Without ages, everything a minor cycle marks is promoted.
+            let ages = c.minor && self.config.ages;
+            let promoted = match ages {
+                true => (q.promoted_bytes(), q.promoted_objects()),
+                false => (marked, objects_live),
+            };
+            let o = self.gen.end(
+                c.minor,
+                (marked, objects_live),
+                promoted,
+                q.scan_work(),
+                goal,
+            );
+            (marked, objects_live, goal) = (o.live, o.objects, o.goal);
+            keep_marks = match (o.keep_marks, ages) {
+                (false, _) => KeepMarks::None,
+                (true, false) => KeepMarks::All,
+                (true, true) => KeepMarks::Old,
+            };
         }
         heap.set_heap_live(marked);
         self.mprof.next_cycle(heap);
         // SAFETY: marking is complete: every object reachable from the roots (and from
         // the write barrier's buffers, shaded above) is marked, and so is everything
         // allocated during the cycle; in a minor cycle, every old object that may point at
-        // a young one was on a dirty card and had its pointers shaded; the mutators are
-        // stopped (the caller's contract).
+        // a young one was on a dirty card and had its pointers shaded; with ages, every
+        // word of an object that stays old pointing at one that stays young had its card
+        // dirtied by a marker (`MarkQueue::with_ages`); the mutators are stopped (the
+        // caller's contract).
         unsafe { heap.start_sweep_cycle_keeping_marks(keep_marks) };
         if self.config.generational && !c.minor {
             // Every live object is marked now and points only at marked ones: the cards

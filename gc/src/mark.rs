@@ -76,13 +76,22 @@ fn is_large(g: Grey) -> bool {
     unsafe { g.span.as_ref() }.span_class().size_class() == 0
 }
 
-/// A grey object, or one oblet of a large one: words from `from` on.
+/// A grey object, or one oblet of a large one: words from `from` on. `old`: it is old
+/// once the cycle's sweep is over although what it points at may not be (a young object
+/// surviving its second minor cycle, see [`MarkQueue::with_ages`]).
 #[derive(Clone, Copy)]
 pub struct Grey {
     span: NonNull<MSpan>,
     base: usize,
     from: usize,
+    old: bool,
 }
+
+/// `GcWork::shade`'s answer: this call marked the object.
+const NEWLY: u8 = 1;
+/// `GcWork::shade`'s answer: the object is young, and stays young through this cycle's
+/// sweep (see [`MarkQueue::with_ages`]).
+const YOUNG: u8 = 2;
 
 // SAFETY: a Grey names a span struct and an address; span structs are never freed while
 // their heap lives, and every Grey is used with the MarkQueue that holds that heap's Arc.
@@ -112,6 +121,9 @@ pub struct MarkQueue {
     exclusive: bool,
     /// Markers prefetch grey objects through their FIFO (`GcWork::drain_loop`).
     prefetch: bool,
+    /// A minor cycle whose sweep keeps only the marks of objects allocated before the
+    /// last sweep (`KeepMarks::Old`): see [`MarkQueue::with_ages`].
+    ages: bool,
     /// The root jobs' source until marking ends. Let go of then: it is the embedder's (a
     /// runtime's scheduler), and mutator states that still point at this queue must not
     /// keep it alive (a scheduler owning them would never be dropped).
@@ -127,6 +139,9 @@ pub struct MarkQueue {
     sleepers: AtomicUsize,
     marked_bytes: AtomicU64,
     marked_objects: AtomicU64,
+    /// Of those, allocated before the last sweep (with ages: what the cycle promotes).
+    promoted_bytes: AtomicU64,
+    promoted_objects: AtomicU64,
     scan_work: AtomicU64,
     /// Bytes of roots scanned (goroutine stacks, globals): the pacer counts them in the
     /// next goal, as Go's does since 1.18.
@@ -182,6 +197,7 @@ impl MarkQueue {
             waiting: AtomicUsize::new(0),
             exclusive,
             prefetch: true,
+            ages: false,
             roots: Mutex::new(roots),
             root_total,
             root_next: AtomicUsize::new(0),
@@ -192,6 +208,8 @@ impl MarkQueue {
             sleepers: AtomicUsize::new(0),
             marked_bytes: AtomicU64::new(0),
             marked_objects: AtomicU64::new(0),
+            promoted_bytes: AtomicU64::new(0),
+            promoted_objects: AtomicU64::new(0),
             scan_work: AtomicU64::new(0),
             root_bytes: AtomicU64::new(0),
             credit: AtomicU64::new(0),
@@ -208,6 +226,18 @@ impl MarkQueue {
             prefetch: false,
             ..self
         }
+    }
+
+    /// The queue of a minor cycle whose sweep will keep only the marks of objects
+    /// allocated before the last sweep (`KeepMarks::Old`): those allocated since that
+    /// survive stay young one more cycle. Its markers therefore keep the remembered set
+    /// whole for the next minor cycle: an object that will be old (allocated before the
+    /// last sweep) and holds a pointer to one that will still be young has that word's
+    /// card dirtied (`MHeap::dirty_card`), whether the marker found the word on a dirty
+    /// card or scanning the object. And they count what they mark of the first kind
+    /// ([`MarkQueue::promoted_bytes`]).
+    pub fn with_ages(self) -> MarkQueue {
+        MarkQueue { ages: true, ..self }
     }
 
     /// Adds `ns` of mark CPU time spent by `who`.
@@ -398,6 +428,17 @@ impl MarkQueue {
         self.marked_objects.load(Ordering::Relaxed)
     }
 
+    /// Of [`MarkQueue::marked_bytes`], the bytes of objects allocated before the last
+    /// sweep: with ages, what this minor cycle promotes to the old generation.
+    pub fn promoted_bytes(&self) -> u64 {
+        self.promoted_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Of [`MarkQueue::marked_objects`], those allocated before the last sweep.
+    pub fn promoted_objects(&self) -> u64 {
+        self.promoted_objects.load(Ordering::Relaxed)
+    }
+
     /// Scan work done so far: bytes of objects up to their last pointer word (Go's
     /// `heapScanWork`), plus root bytes.
     pub fn scan_work(&self) -> u64 {
@@ -426,6 +467,9 @@ pub struct GcWork {
     pub marked_bytes: u64,
     /// Objects this marker marked, not yet flushed.
     pub marked_objects: u64,
+    /// Of those, allocated before the last sweep (counted with ages only).
+    promoted_bytes: u64,
+    promoted_objects: u64,
     /// Objects (and oblets) this marker scanned.
     pub scanned: u64,
     /// Scan work done, not yet flushed (see [`MarkQueue::scan_work`]).
@@ -467,14 +511,17 @@ impl GcWork {
     }
 
     /// Greys the object holding `addr`, if it is a heap object not yet marked. Returns
-    /// whether this call marked it.
+    /// [`NEWLY`] if this call marked it, and [`YOUNG`] if (marked now or before) it stays
+    /// young through this cycle's sweep.
     #[inline(always)]
-    fn shade(&mut self, q: &MarkQueue, addr: usize) -> bool {
+    fn shade(&mut self, q: &MarkQueue, addr: usize) -> u8 {
         // SAFETY: a cycle marks with sweeping drained (no span is freed or swept), which
         // is `find_object_unlocked`'s contract; the result is used only within this call.
         let Some(obj) = (unsafe { q.heap.find_object_unlocked(addr) }) else {
-            return false;
+            return 0;
         };
+        // Alloc bits change only when a span is swept, so the answer holds all cycle.
+        let young = q.ages && obj.is_new();
         let newly = if q.exclusive {
             // SAFETY: an exclusive queue's maker promised one marker at a time and no
             // allocation meanwhile (`MarkQueue::new`).
@@ -483,18 +530,41 @@ impl GcWork {
             obj.try_mark()
         };
         if !newly {
-            return false;
+            return if young { YOUNG } else { 0 };
         }
         self.marked_bytes += obj.slot_size() as u64;
         self.marked_objects += 1;
+        let old = q.ages && !young;
+        if old {
+            self.promoted_bytes += obj.slot_size() as u64;
+            self.promoted_objects += 1;
+        }
         if !obj.noscan() {
             self.stack.push(Grey {
                 span: NonNull::from(obj.span()),
                 base: obj.base(),
                 from: 0,
+                old,
             });
         }
-        true
+        if young {
+            NEWLY | YOUNG
+        } else {
+            NEWLY
+        }
+    }
+
+    /// Shades the pointer `value` read from word `slot` of an object that will be old
+    /// after this cycle, dirtying the word's card if what it points at will still be
+    /// young (see [`MarkQueue::with_ages`]).
+    #[inline(always)]
+    fn shade_from_old(&mut self, q: &MarkQueue, slot: usize, value: usize) {
+        if self.shade(q, value) & YOUNG != 0 {
+            #[cfg(not(loom_mutant = "card_not_kept"))]
+            q.heap.dirty_card(slot);
+            #[cfg(loom_mutant = "card_not_kept")]
+            let _ = slot;
+        }
     }
 
     /// Marks from this marker's grey objects, the queue and unclaimed root jobs until
@@ -687,12 +757,18 @@ impl GcWork {
             return false;
         }
         let mut words = 0u64;
+        let young = std::cell::Cell::new(false);
         roots.scan(
             job,
-            &mut Tracer::new(&mut |addr, _| {
-                words += 1;
-                self.shade(q, addr);
-            }),
+            &mut Tracer::noting_young(
+                &mut |addr, _| {
+                    words += 1;
+                    if self.shade(q, addr) & YOUNG != 0 {
+                        young.set(true);
+                    }
+                },
+                &young,
+            ),
         );
         self.scan_work += 8 * words;
         q.add_root_bytes(8 * words);
@@ -726,7 +802,11 @@ impl GcWork {
                 // while marking runs).
                 let value = unsafe { load_word(addr) };
                 if value != 0 {
-                    self.shade(q, value);
+                    if g.old {
+                        self.shade_from_old(q, addr, value);
+                    } else {
+                        self.shade(q, value);
+                    }
                 }
             }
             return;
@@ -761,7 +841,11 @@ impl GcWork {
                 // SAFETY: as in `scan`.
                 let value = unsafe { load_word(addr) };
                 if value != 0 {
-                    self.shade(q, value);
+                    if g.old {
+                        self.shade_from_old(q, addr, value);
+                    } else {
+                        self.shade(q, value);
+                    }
                 }
             }
             self.scan_work += 8 * (to - from) as u64;
@@ -802,7 +886,7 @@ impl GcWork {
         }
         let mut n = 0;
         for a in addrs {
-            n += self.shade(q, a) as usize;
+            n += (self.shade(q, a) & NEWLY) as usize;
         }
         self.share(q);
         self.flush_counts(q);
@@ -819,6 +903,14 @@ impl GcWork {
         if self.marked_objects != 0 {
             q.marked_objects
                 .fetch_add(std::mem::take(&mut self.marked_objects), Ordering::Relaxed);
+        }
+        if self.promoted_objects != 0 {
+            q.promoted_bytes
+                .fetch_add(std::mem::take(&mut self.promoted_bytes), Ordering::Relaxed);
+            q.promoted_objects.fetch_add(
+                std::mem::take(&mut self.promoted_objects),
+                Ordering::Relaxed,
+            );
         }
         if self.scan_work != 0 {
             q.scan_work

@@ -22,6 +22,8 @@
 //!    weak table such as an intern table — goes through `Mutator::shade` before the VM
 //!    keeps it (it may not have been reachable when the roots were traced).
 
+use std::cell::Cell;
+
 use minigo_alloc_core::MHeap;
 
 use crate::mprof::SampleStack;
@@ -75,13 +77,34 @@ impl<F: FnMut(&mut Tracer<'_>)> Roots for F {
 /// Receives roots during a collection.
 pub struct Tracer<'a> {
     sink: &'a mut dyn FnMut(usize, RootKind),
+    /// Set by a marker's sink when a root it was given points at an object that stays
+    /// young through the cycle's sweep (a minor cycle's card scan keeps such a card dirty).
+    young: Option<&'a Cell<bool>>,
 }
 
 impl<'a> Tracer<'a> {
     /// A tracer that hands every root it is given to `sink` (for embedders composing
     /// their roots, and for scanning a range outside a collection).
     pub fn new(sink: &'a mut dyn FnMut(usize, RootKind)) -> Tracer<'a> {
-        Tracer { sink }
+        Tracer { sink, young: None }
+    }
+
+    /// A marker's tracer, whose `sink` sets `young` as [`Tracer::take_young`] reports.
+    pub(crate) fn noting_young(
+        sink: &'a mut dyn FnMut(usize, RootKind),
+        young: &'a Cell<bool>,
+    ) -> Tracer<'a> {
+        Tracer {
+            sink,
+            young: Some(young),
+        }
+    }
+
+    /// Whether a root given since the last call points at an object that stays young
+    /// through this cycle's sweep (see `MarkQueue::with_ages`); false for a tracer that
+    /// does not note it.
+    pub(crate) fn take_young(&mut self) -> bool {
+        self.young.is_some_and(|y| y.replace(false))
     }
 
     /// A precise root: an address inside a heap object (or one not in the heap, ignored).

@@ -85,7 +85,8 @@ pub fn model_heap(verify: bool) -> minigo_gc::Heap {
     model_heap_with(verify, false)
 }
 
-/// [`model_heap`], generational if asked (model 15: minor cycles between forced majors).
+/// [`model_heap`], generational if asked, with objects aging (model 15: minor cycles
+/// between forced majors).
 #[cfg(loom)]
 pub fn model_heap_with(verify: bool, generational: bool) -> minigo_gc::Heap {
     minigo_gc::Heap::new(minigo_gc::GcConfig {
@@ -94,6 +95,8 @@ pub fn model_heap_with(verify: bool, generational: bool) -> minigo_gc::Heap {
         verify,
         gogc: None,
         generational,
+        // Model 15 checks both a young object's first minor cycle and, aged, its second.
+        ages: generational,
         ..minigo_gc::GcConfig::default()
     })
     .expect("a model heap")

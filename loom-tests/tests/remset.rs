@@ -10,15 +10,21 @@
 //! and words before or after the move, and P's card before or after it is dirtied.
 //!
 //! Then the marker finishes, the mutator ends the cycle, and verify mode re-marks from the
-//! roots: anything reachable and unmarked fails the model.
+//! roots: anything reachable and unmarked fails the model. Y1 and Y2 survived their first
+//! cycle, so they are still young (objects age: `KeepMarks::Old`), and a second minor
+//! cycle follows, verified as well.
 //!
 //! Proves: Y1, young and reachable only through an old object, is marked because its
 //! store dirtied O's card and the minor cycle scans the marked objects of dirty cards;
 //! Y2 is marked whatever the interleaving (the card scan finds it in O, or the deletion
-//! barrier records it when O.1 is cleared). Seeded bugs CI requires to fail: a store that
+//! barrier records it when O.1 is cleared); and both are marked again by the second minor
+//! cycle, because the first one's marker, finding young objects it does not promote in
+//! old O (and P), left their cards dirty. Seeded bugs CI requires to fail: a store that
 //! does not dirty its card (`card_not_marked`); a major cycle that moves the card table to
 //! a new epoch without giving the mutator's barrier the new one (`card_epoch_stale`: its
-//! stores into O then dirty cards of an epoch no scan reads).
+//! stores into O then dirty cards of an epoch no scan reads); a marker that cleans the card
+//! of an old object pointing at a young one that stays young (`card_not_kept`: the second
+//! minor cycle then misses Y1).
 
 #![cfg(loom)]
 
@@ -34,12 +40,16 @@ fn a_young_object_held_by_an_old_one_survives_a_minor_cycle() {
         let mut m = heap.mutator().unwrap();
         let node = Layout::pointers(2);
         let mut roots = Held(vec![]);
-        let [r, o, p]: [usize; 3] =
+        // R's 40 words make a major cycle's scan work (which a minor cycle does not
+        // repeat: R is old and unwritten) several times a minor one's here, as the policy
+        // wants before it runs two minor cycles in a row.
+        let r = m.alloc(&Layout::pointers(40), &mut roots).unwrap().as_ptr() as usize;
+        let [o, p]: [usize; 2] =
             std::array::from_fn(|_| m.alloc(&node, &mut roots).unwrap().as_ptr() as usize);
         // SAFETY: pointer words of live objects of this heap.
         unsafe {
             m.write(r as *mut usize, o);
-            m.write((r + 8) as *mut usize, p);
+            m.write((r + 39 * 8) as *mut usize, p);
         }
         roots.0.push(r);
         // A major cycle: R, O and P are old (marked, and the sweep keeps the marks).
@@ -67,12 +77,16 @@ fn a_young_object_held_by_an_old_one_survives_a_minor_cycle() {
         }
 
         marker.join().unwrap();
-        // Ends the minor cycle (verify re-marks from R), then a whole major one.
+        // Ends the minor cycle (verify re-marks from R), runs a second one (verified too),
+        // then a whole major one.
+        finish_cycle(&mut m, &mut roots);
+        assert!(m.start_cycle(&mut roots));
+        finish_cycle(&mut m, &mut roots);
         m.collect(&mut roots);
         let cycles = m.collector().cycles();
         assert!(
-            cycles.len() == 3 && cycles[1].minor,
-            "the cycle started was minor"
+            cycles.len() == 4 && cycles[1].minor && cycles[2].minor,
+            "the cycles started were minor"
         );
         assert_eq!(
             m.mem_stats().heap_objects,
@@ -80,4 +94,15 @@ fn a_young_object_held_by_an_old_one_survives_a_minor_cycle() {
             "R, O, P, Y1 and Y2 all survive"
         );
     });
+}
+
+/// Marks on this thread until the cycle under way ends (verify mode re-marks from the roots
+/// at its end).
+fn finish_cycle(m: &mut minigo_gc::Mutator, roots: &mut Held) {
+    while m.marking() {
+        if let Some(q) = m.collector().mark_queue() {
+            GcWork::new().drain(&q, u64::MAX);
+        }
+        m.poll(roots);
+    }
 }

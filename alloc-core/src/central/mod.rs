@@ -19,6 +19,7 @@
 
 mod sweep;
 
+pub use sweep::KeepMarks;
 pub(crate) use sweep::{SweepState, SWEEP_DRAINED};
 
 use crate::error::AllocError;

@@ -19,7 +19,7 @@
 use super::{MCentral, SpanCtx};
 use crate::heapbits::HeapBits;
 use crate::span::{PtrMask, SpanInfo, SpanRef};
-use crate::sync::{AtomicBool, AtomicU32, Ordering};
+use crate::sync::{AtomicU32, AtomicU8, Ordering};
 
 /// The bits of slots `[64w, 64w + 64)` that lie below `limit`.
 fn word_mask(w: usize, limit: usize) -> u64 {
@@ -60,9 +60,27 @@ pub(crate) struct SweepState {
     pub(crate) sweepgen: AtomicU32,
     /// Sweeps in progress (Go's `sweepers`), and the drained bit.
     pub(crate) sweepers: AtomicU32,
-    /// This sweep cycle keeps mark bits (sticky: the next cycle is a minor one, and what
-    /// stays marked is its old generation). Set only while sweeping is drained.
-    pub(crate) keep_marks: AtomicBool,
+    /// Which mark bits this sweep cycle keeps (a [`KeepMarks`]; sticky: the next cycle
+    /// is a minor one, and what stays marked is its old generation). Set only while
+    /// sweeping is drained.
+    pub(crate) keep_marks: AtomicU8,
+}
+
+/// Which mark bits a sweep cycle keeps for the cycle after it (sticky mark bits: what stays
+/// marked is the next minor cycle's old generation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum KeepMarks {
+    /// None: the next cycle is major.
+    None = 0,
+    /// Every mark: every object the cycle found live is old (after a major cycle).
+    All = 1,
+    /// The marks of objects allocated before the last sweep: old ones, and young ones
+    /// surviving their second cycle. An object allocated since, found live, loses its
+    /// mark and stays young for one more cycle (after a minor cycle: an object's *age*,
+    /// kept in its alloc and mark bits: allocated and unmarked between cycles is a young
+    /// object that survived one).
+    Old = 2,
 }
 
 /// Counts a sweep in progress for as long as it lives.
@@ -79,7 +97,7 @@ impl SweepState {
         SweepState {
             sweepgen: AtomicU32::new(0),
             sweepers: AtomicU32::new(0),
-            keep_marks: AtomicBool::new(false),
+            keep_marks: AtomicU8::new(KeepMarks::None as u8),
         }
     }
 
@@ -142,11 +160,31 @@ impl SweepState {
             )
             .is_ok()
     }
+
+    /// Which marks the sweep cycle under way keeps.
+    pub(crate) fn keep_marks(&self) -> KeepMarks {
+        match self.keep_marks.load(Ordering::Relaxed) {
+            0 => KeepMarks::None,
+            1 => KeepMarks::All,
+            _ => KeepMarks::Old,
+        }
+    }
+}
+
+/// The mark word a sweep leaves for the next cycle, from the slots' `mark` and (before
+/// the sweep) `alloc` words.
+#[inline]
+fn kept_marks(keep: KeepMarks, mark: u64, alloc: u64) -> u64 {
+    match keep {
+        KeepMarks::None => 0,
+        KeepMarks::All => mark,
+        KeepMarks::Old => mark & alloc,
+    }
 }
 
 impl MCentral {
     /// Sweeps a span the caller claimed (`sweepgen == sg - 1`): mark bits become alloc bits
-    /// (and are cleared, unless this sweep cycle keeps them for a minor cycle), the frees
+    /// (and are cleared, but for those this sweep cycle keeps for a minor cycle), the frees
     /// are counted, and the span is filed in its mcentral as swept or, if nothing
     /// in it survived, returned to the page heap. With `preserve` the caller keeps the span
     /// instead (an mcache about to allocate from it). Returns whether the span is still in
@@ -157,13 +195,17 @@ impl MCentral {
         debug_assert_eq!(s.sweepgen.load(Ordering::Relaxed), sg.wrapping_sub(1));
         let (spc, nelems, words, elemsize) =
             s.info(|i| (i.spc, i.nelems, i.words as usize, i.elemsize));
-        let keep_marks = cx.sweep.keep_marks.load(Ordering::Relaxed);
+        let keep = cx.sweep.keep_marks();
         s.info(|i| cx.specials.sweep(s, i, |slot| s.is_marked(slot)));
         if spc.size_class() == 0 {
             if s.is_marked(0) {
-                if !keep_marks {
-                    s.info(|i| i.mark_word(0).store(0, Ordering::Relaxed));
-                }
+                // A large object's one alloc bit says, as a small one's, that it was
+                // allocated before this sweep (its age, with `KeepMarks::Old`).
+                s.info(|i| {
+                    let alloc = i.alloc_word(0).swap(1, Ordering::Relaxed);
+                    i.mark_word(0)
+                        .store(kept_marks(keep, 1, alloc), Ordering::Relaxed);
+                });
                 if preserve {
                     s.sweepgen.store(sg, Ordering::Release);
                 } else {
@@ -240,9 +282,10 @@ impl MCentral {
                 if keeps {
                     clear_slots(cx.bits, bitmap, i, w, dead(i, w));
                 }
-                i.alloc_word(w).store(mark | held(w), Ordering::Relaxed);
-                if !keep_marks {
-                    i.mark_word(w).store(0, Ordering::Relaxed);
+                let alloc = i.alloc_word(w).swap(mark | held(w), Ordering::Relaxed);
+                let kept = kept_marks(keep, mark, alloc);
+                if kept != mark {
+                    i.mark_word(w).store(kept, Ordering::Relaxed);
                 }
             }
         });

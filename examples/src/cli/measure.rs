@@ -50,6 +50,8 @@ pub struct Summary {
     pub stop_the_world: bool,
     /// Minor collections between major ones (off with `GODEBUG=gcgen=0`).
     pub generational: bool,
+    /// Young objects are promoted after their second cycle (`GODEBUG=gcage=1`).
+    pub ages: bool,
     /// From the start of the main goroutine to the end of the job (what `--memprofile` and
     /// `--memstats` do after it is not counted).
     pub wall: Duration,
@@ -181,7 +183,7 @@ pub fn measure(
     let rt = b.build()?;
     let collector = rt.collector().clone();
     let first_goal = collector.mem_stats().next_gc;
-    let (procs, gogc, memlimit, stop_the_world, generational) = {
+    let (procs, gogc, memlimit, stop_the_world, generational, ages) = {
         let c = collector.config();
         (
             c.mark_workers,
@@ -189,6 +191,7 @@ pub fn measure(
             c.memory_limit,
             c.stop_the_world,
             c.generational,
+            c.ages,
         )
     };
 
@@ -252,6 +255,7 @@ pub fn measure(
         memlimit,
         stop_the_world,
         generational,
+        ages,
         wall,
         cpu,
         cycles,

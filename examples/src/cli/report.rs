@@ -107,7 +107,11 @@ pub fn summary(s: &Summary) -> String {
         } else {
             ""
         },
-        if s.generational { "" } else { ", gcgen=0" },
+        match (s.generational, s.ages) {
+            (false, _) => ", gcgen=0",
+            (true, true) => ", gcage=1",
+            (true, false) => "",
+        },
         secs(s.wall),
         secs(s.cpu),
         s.collections(),
@@ -145,6 +149,7 @@ pub fn json(s: &Summary) -> Value {
         "pause_p99_ms": quantile(&pauses, 0.99) as f64 / 1e6,
         "stop_the_world": s.stop_the_world,
         "generational": s.generational,
+        "ages": s.ages,
         "gc_cpu_fraction": s.gc_cpu_fraction(),
         "assist_total_ms": s.assist_total().as_secs_f64() * 1e3,
         "longest_assist_ms": s.longest_assist().as_secs_f64() * 1e3,
