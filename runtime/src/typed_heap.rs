@@ -748,6 +748,7 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
     /// write function; an element of more than one word under its stripe's seqlock
     /// (`seqlock.rs`), not preempted meanwhile, so that a goroutine reading it waits on a
     /// write that runs, not on a parked one.
+    #[inline]
     fn write_words(&self, i: usize, locked: bool, value: impl Fn(usize) -> usize) {
         let store = || {
             for w in 0..Self::WORDS {
@@ -800,6 +801,7 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
     }
 
     /// Stores `v` at `i` (panics out of range); pointer words through the write function.
+    #[inline]
     pub fn set(&self, i: usize, v: T) {
         self.write(i, v, Self::LOCKED)
     }
@@ -835,6 +837,7 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
         unsafe { std::ptr::read_unaligned(words.as_ptr() as *const T) }
     }
 
+    #[inline]
     fn write(&self, i: usize, v: T, locked: bool) {
         self.check();
         let mut v = v;
