@@ -76,15 +76,43 @@ fn is_large(g: Grey) -> bool {
     unsafe { g.span.as_ref() }.span_class().size_class() == 0
 }
 
-/// A grey object, or one oblet of a large one: words from `from` on. `old`: it is old
-/// once the cycle's sweep is over although what it points at may not be (a young object
-/// surviving its second minor cycle, see [`MarkQueue::with_ages`]).
+/// A grey object, or one oblet of a large one: words from [`Grey::from`] on, and whether
+/// it is old once the cycle's sweep is over although what it points at may not be (a
+/// young object surviving its second minor cycle, see [`MarkQueue::with_ages`]). Three
+/// words, the flag in the top bit of the word index: mark stacks and batches are arrays
+/// of these, and every marker moves them.
 #[derive(Clone, Copy)]
 pub struct Grey {
     span: NonNull<MSpan>,
     base: usize,
-    from: usize,
-    old: bool,
+    from_old: usize,
+}
+
+/// The bit of `Grey::from_old` that says the object stays old.
+const GREY_OLD: usize = 1 << (usize::BITS - 1);
+
+const _: () = assert!(std::mem::size_of::<Grey>() == 3 * std::mem::size_of::<usize>());
+
+impl Grey {
+    /// The first word to scan.
+    #[inline(always)]
+    fn from(self) -> usize {
+        self.from_old & !GREY_OLD
+    }
+
+    #[inline(always)]
+    fn old(self) -> bool {
+        self.from_old & GREY_OLD != 0
+    }
+
+    /// The same object, from word `from` on.
+    #[inline(always)]
+    fn at(self, from: usize) -> Grey {
+        Grey {
+            from_old: from | (self.from_old & GREY_OLD),
+            ..self
+        }
+    }
 }
 
 /// `GcWork::shade`'s answer: this call marked the object.
@@ -543,8 +571,7 @@ impl GcWork {
             self.stack.push(Grey {
                 span: NonNull::from(obj.span()),
                 base: obj.base(),
-                from: 0,
-                old,
+                from_old: if old { GREY_OLD } else { 0 },
             });
         }
         if young {
@@ -685,7 +712,7 @@ impl GcWork {
                 }
                 Some(g) => {
                     if q.prefetch {
-                        prefetch(g.base + g.from * 8);
+                        prefetch(g.base + g.from() * 8);
                     }
                     in_hand += 1;
                 }
@@ -802,7 +829,7 @@ impl GcWork {
                 // while marking runs).
                 let value = unsafe { load_word(addr) };
                 if value != 0 {
-                    if g.old {
+                    if g.old() {
                         self.shade_from_old(q, addr, value);
                     } else {
                         self.shade(q, value);
@@ -820,20 +847,20 @@ impl GcWork {
         // SAFETY: as in `scan`.
         let extent = unsafe { q.heap.pointer_words(span, g.base) }.extent();
         let end = if extent > OBLET_WORDS {
-            if g.from == 0 {
+            if g.from() == 0 {
                 let mut from = OBLET_WORDS;
                 while from < extent {
-                    self.stack.push(Grey { from, ..g });
+                    self.stack.push(g.at(from));
                     from += OBLET_WORDS;
                 }
             }
             // The end of the oblet `from` is in (a grey object split at a budget resumes
             // mid-oblet).
-            ((g.from / OBLET_WORDS + 1) * OBLET_WORDS).min(extent)
+            ((g.from() / OBLET_WORDS + 1) * OBLET_WORDS).min(extent)
         } else {
             extent
         };
-        let mut from = g.from;
+        let mut from = g.from();
         while from < end {
             let to = (from + SCAN_CHUNK_WORDS).min(end);
             // SAFETY: as in `scan`.
@@ -841,7 +868,7 @@ impl GcWork {
                 // SAFETY: as in `scan`.
                 let value = unsafe { load_word(addr) };
                 if value != 0 {
-                    if g.old {
+                    if g.old() {
                         self.shade_from_old(q, addr, value);
                     } else {
                         self.shade(q, value);
@@ -853,7 +880,7 @@ impl GcWork {
             self.check_deadline();
             if from < end && self.scan_work >= self.limit {
                 // Budget spent: the rest of the object stays grey.
-                self.stack.push(Grey { from, ..g });
+                self.stack.push(g.at(from));
                 return;
             }
         }
