@@ -76,7 +76,7 @@ fn is_large(g: Grey) -> bool {
     unsafe { g.span.as_ref() }.span_class().size_class() == 0
 }
 
-/// A grey object, or one oblet of a large one: words from [`Grey::from`] on, and whether
+/// A grey object, or one oblet of a large one: words from `Grey::from` on, and whether
 /// it is old once the cycle's sweep is over although what it points at may not be (a
 /// young object surviving its second minor cycle, see [`MarkQueue::with_ages`]). Three
 /// words, the flag in the top bit of the word index: mark stacks and batches are arrays
