@@ -138,9 +138,7 @@ impl<'h> ObjectRef<'h> {
     /// object is young, and stays young through a sweep that keeps [`KeepMarks::Old`].
     #[inline]
     pub fn is_new(&self) -> bool {
-        self.span.info(|i| {
-            i.alloc_word(self.index / 64).load(Ordering::Relaxed) >> (self.index % 64) & 1 == 0
-        })
+        !self.span.alloc_bit(self.index)
     }
 
     /// The addresses of the object's pointer words, as its layout wrote them.
