@@ -18,7 +18,7 @@ use crate::pageheap::PageHeap;
 use crate::pointers::PointerWords;
 use crate::quarantine::Quarantine;
 use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES};
-use crate::span::{MSpan, PtrMask, SPAN_IN_USE};
+use crate::span::{word_mask, MSpan, PtrMask, SPAN_IN_USE};
 use crate::special::Specials;
 use crate::stats::{HeapStats, MemStats};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Backoff, Ordering};
@@ -624,12 +624,8 @@ impl MHeap {
                     let lo = (mw * 64).max(first) - mw * 64;
                     let hi = (mw * 64 + 63).min(last) - mw * 64;
                     let in_card = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
-                    let objects = i.alloc_word(mw).load(Ordering::Relaxed)
-                        | match published.saturating_sub(mw * 64) {
-                            0 => 0,
-                            n if n >= 64 => u64::MAX,
-                            n => (1u64 << n) - 1,
-                        };
+                    let objects =
+                        i.alloc_word(mw).load(Ordering::Relaxed) | word_mask(mw, published);
                     let mut marked = i.mark_word(mw).load(Ordering::Relaxed) & in_card & objects;
                     while marked != 0 {
                         let index = mw * 64 + marked.trailing_zeros() as usize;

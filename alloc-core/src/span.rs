@@ -622,6 +622,17 @@ impl MSpan {
     }
 }
 
+/// The bits of slots `[64w, 64w + 64)` that lie below `limit`: of an alloc or mark word,
+/// the slots below a free index, or inside the span.
+#[inline]
+pub(crate) fn word_mask(w: usize, limit: usize) -> u64 {
+    match limit.saturating_sub(w * 64) {
+        0 => 0,
+        n if n >= 64 => !0,
+        n => (1u64 << n) - 1,
+    }
+}
+
 /// The free slots of word `w`: at or after `freeindex`, below `nelems`, alloc bit clear.
 fn free_from(info: &SpanInfo, w: usize, freeindex: usize) -> u64 {
     let lo = (w * 64).max(freeindex);

@@ -18,17 +18,8 @@
 
 use super::{MCentral, SpanCtx};
 use crate::heapbits::HeapBits;
-use crate::span::{PtrMask, SpanInfo, SpanRef};
+use crate::span::{word_mask, PtrMask, SpanInfo, SpanRef};
 use crate::sync::{AtomicU32, AtomicU8, Ordering};
-
-/// The bits of slots `[64w, 64w + 64)` that lie below `limit`.
-fn word_mask(w: usize, limit: usize) -> u64 {
-    match limit.saturating_sub(w * 64) {
-        0 => 0,
-        n if n >= 64 => !0,
-        n => (1u64 << n) - 1,
-    }
-}
 
 /// Clears the slots named by `freed` (bit `b` = slot `64w + b`) and their pointer bits, a
 /// run at a time, keeping the invariant that free slots are zero with clear bits.
