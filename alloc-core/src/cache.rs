@@ -197,7 +197,7 @@ impl MCache {
     /// the slow path and tests its trigger, as Go does only after a refill.
     #[inline(always)]
     pub fn alloc_fast(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
-        self.fast::<false>(layout)
+        self.fast::<false, true>(layout)
     }
 
     /// [`MCache::alloc_fast`] for a caller that asynchronous preemption cannot stop (the
@@ -212,13 +212,24 @@ impl MCache {
     /// would run outside the section with no count. [`MCache::alloc_fast`] does neither: in a
     /// standalone heap's VM loop, the count's code moved that loop's registers about
     /// (+2.3% instructions on Lox's instantiation.lox).
+    ///
+    /// With `ZERO` false the caller writes over every byte of the object before anything
+    /// reads it, so a pointer-free object may come back holding an old object's bytes
+    /// (its span was not cleared: `AllocState::needzero`); with `ZERO` true it is zeroed,
+    /// by word stores inlined here (a `memset` would be a call out of the section).
     #[inline(always)]
-    pub fn alloc_fast_nopreempt(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
-        self.fast::<true>(layout)
+    pub fn alloc_fast_nopreempt<const ZERO: bool>(
+        &mut self,
+        layout: &Layout,
+    ) -> Option<NonNull<u8>> {
+        self.fast::<true, ZERO>(layout)
     }
 
     #[inline(always)]
-    fn fast<const COUNTED: bool>(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
+    fn fast<const COUNTED: bool, const ZERO: bool>(
+        &mut self,
+        layout: &Layout,
+    ) -> Option<NonNull<u8>> {
         let inner = layout.inner();
         if let Fast::Small { spc, mask } = inner.fast {
             let span = self.cached(spc)?.get();
@@ -237,6 +248,9 @@ impl MCache {
                 return unsafe {
                     second_layout::<COUNTED>(&self.heap.bits, span, slot.addr, slot.freeindex, mask)
                 };
+            }
+            if ZERO && slot.needzero != 0 {
+                clear_slot::<COUNTED>(slot.addr, slot.needzero);
             }
             span.publish_freeindex(slot.freeindex);
             // SAFETY: slot addresses are inside the heap's reservation, never null.
@@ -349,9 +363,10 @@ impl MCache {
         Ok(p)
     }
 
-    /// Writes a new slot's pointer bits (its memory is already zero, its bits clear) and
-    /// publishes it to conservative scanners. `mask` is the bits of an object of at most 64
-    /// words; wider scan objects get theirs from the layout.
+    /// Clears a new slot if its span was not cleared, writes its pointer bits (a scan
+    /// slot's memory is already zero, its bits clear), and publishes it to conservative
+    /// scanners. `mask` is the bits of an object of at most 64 words; wider scan objects
+    /// get theirs from the layout.
     fn init_object(
         &self,
         span: &MSpan,
@@ -361,6 +376,9 @@ impl MCache {
         inner: &LayoutInner,
         len: usize,
     ) -> NonNull<u8> {
+        if slot.needzero != 0 {
+            clear_slot::<false>(slot.addr, slot.needzero);
+        }
         if !spc.noscan() {
             if slot.elemsize > 64 * 8 {
                 self.heap
@@ -400,8 +418,13 @@ impl MCache {
     }
 
     /// Starts using a fresh 16-byte block for a tiny object at its offset 0. It becomes the
-    /// current block only if it has more room left than the old one (Go's rule).
+    /// current block only if it has more room left than the old one (Go's rule). Tiny
+    /// objects carved from it later count on its being zero.
     fn new_tiny_block(&mut self, span: &MSpan, slot: Slot, size: usize) -> NonNull<u8> {
+        if slot.needzero != 0 {
+            // SAFETY: a fresh 16-byte slot, ours alone.
+            unsafe { (slot.addr as *mut [u64; 2]).write([0; 2]) };
+        }
         span.publish_freeindex(slot.freeindex);
         if size < self.tiny_offset || self.tiny == 0 {
             self.tiny = slot.addr;
@@ -525,8 +548,8 @@ impl MCache {
         // SAFETY: this cache owns its cached spans.
         let delta = unsafe {
             span.get().alloc_state(|st| {
-                let d = st.alloc_count - st.flushed;
-                st.flushed = st.alloc_count;
+                let d = st.alloc_count - st.flushed as usize;
+                st.flushed = st.alloc_count as u32;
                 d
             })
         };
@@ -647,6 +670,23 @@ unsafe fn second_layout<const COUNTED: bool>(
     }
     // SAFETY: slot addresses are inside the heap's reservation, never null.
     Some(unsafe { NonNull::new_unchecked(addr as *mut u8) })
+}
+
+/// Zeroes a fresh slot of a pointer-free span that was not cleared. `INLINE`: by word
+/// stores in the caller, not a call to `memset` (for the runtime's fast path, whose calls
+/// leave its no-preemption section); the stores are volatile so that they stay a loop.
+#[inline(always)]
+fn clear_slot<const INLINE: bool>(addr: usize, bytes: usize) {
+    if INLINE {
+        for w in 0..bytes / 8 {
+            // SAFETY: a fresh slot of `bytes` bytes (a multiple of 8: a size class), ours
+            // alone, 8-byte aligned.
+            unsafe { std::ptr::write_volatile((addr as *mut u64).add(w), 0) };
+        }
+    } else {
+        // SAFETY: a fresh slot of `bytes` bytes, ours alone.
+        unsafe { std::ptr::write_bytes(addr as *mut u8, 0, bytes) };
+    }
 }
 
 impl Drop for MCache {

@@ -2,7 +2,7 @@
 //! the word is a pointer. Small objects of scan span classes get their bits here when they
 //! are allocated; large objects keep a layout reference on their span instead.
 //!
-//! A free slot's bits are always clear, as its memory is always zero: a scan span's bits are
+//! A free slot's bits are always clear, as a scan span's free memory is always zero: its bits are
 //! cleared when the span is made and the sweeper clears the bits of the slots it frees. So
 //! allocating only ORs the object's mask in, without first clearing the slot's field.
 //!

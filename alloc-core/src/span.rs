@@ -122,9 +122,12 @@ pub(crate) struct SpanShape {
     pub(crate) large: Option<(Layout, usize)>,
 }
 
-/// The owner's view of the span. Free slots are always zero: a span made from dirty pages
-/// is cleared when it is made, and the sweeper clears the slots it frees, so handing out a
-/// slot never needs a `memset` (Go clears at allocation instead, per `needzero`).
+/// The owner's view of the span. A scan span's free slots are always zero: a span made
+/// from dirty pages is cleared when it is made, and the sweeper clears the slots it frees,
+/// so that a marker never reads an old pointer in a new object. A pointer-free span is
+/// cleared by neither (most of its slots are written over by their next object anyway):
+/// `needzero` says its free slots may hold old bytes, and an allocation that promises
+/// zeroed memory clears the slot (Go's `needzero`, kept per span as Go does).
 #[repr(C)]
 pub(crate) struct AllocState {
     pub(crate) alloc_cache: u64,
@@ -132,7 +135,10 @@ pub(crate) struct AllocState {
     pub(crate) freeindex: usize,
     pub(crate) alloc_count: usize,
     /// How much of `alloc_count` the heap's statistics already know about.
-    pub(crate) flushed: usize,
+    pub(crate) flushed: u32,
+    /// The bytes a new object of this span must have cleared: 0 while every free slot is
+    /// zero, else the slot size (only ever for a pointer-free span).
+    pub(crate) needzero: u32,
 }
 
 /// Where a scan span's pointer bits live. Most spans hold objects of one layout (a span of
@@ -211,6 +217,8 @@ pub(crate) struct Slot {
     pub(crate) addr: usize,
     pub(crate) elemsize: usize,
     pub(crate) freeindex: usize,
+    /// How many of its bytes may hold an old object's (`AllocState::needzero`).
+    pub(crate) needzero: usize,
 }
 
 impl MSpan {
@@ -237,6 +245,7 @@ impl MSpan {
                 freeindex: 0,
                 alloc_count: 0,
                 flushed: 0,
+                needzero: 0,
             }),
             ptrmask: PtrMaskCell::new(),
             state: AtomicU8::new(SPAN_DEAD),
@@ -322,6 +331,7 @@ impl MSpan {
                 st.alloc_cache = 0;
                 st.alloc_count = 0;
                 st.flushed = 0;
+                st.needzero = 0;
             })
         };
         self.ptrmask.set(if elemsize > 64 * 8 {
@@ -329,6 +339,18 @@ impl MSpan {
         } else {
             PtrMask::Empty
         });
+    }
+
+    /// Records that free slots of this pointer-free span may hold old bytes, rather than
+    /// clearing them: the allocations that promise zeroed memory clear theirs.
+    ///
+    /// # Safety
+    /// The caller owns the span.
+    pub(crate) unsafe fn set_needzero(&self) {
+        debug_assert!(self.noscan(), "a scan span's free slots are always zero");
+        let elemsize = self.elem_size() as u32;
+        // SAFETY: the caller owns the span.
+        unsafe { self.alloc_state(|st| st.needzero = elemsize) };
     }
 
     /// Drops what a dead span must not keep alive (a large object's layout).
@@ -464,11 +486,13 @@ impl MSpan {
                 let index = st.cache_base + cache.trailing_zeros() as usize;
                 st.freeindex = index + 1;
                 st.alloc_count += 1;
+                let needzero = st.needzero as usize;
                 self.info(|info| {
                     Some(Slot {
                         addr: info.base + index * info.elemsize,
                         elemsize: info.elemsize,
                         freeindex: index + 1,
+                        needzero,
                     })
                 })
             })

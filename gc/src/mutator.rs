@@ -109,10 +109,15 @@ impl MutatorState {
 
     /// [`MutatorState::alloc_fast`] for a caller that asynchronous preemption never stops
     /// midway, whose calls out of line must then hold the thread's lock count up
-    /// ([`minigo_alloc_core::MCache::alloc_fast_nopreempt`]): the runtime's.
+    /// ([`minigo_alloc_core::MCache::alloc_fast_nopreempt`]): the runtime's. With `ZERO`
+    /// false, a pointer-free object may hold old bytes, for a caller that writes over all
+    /// of them.
     #[inline(always)]
-    pub fn alloc_fast_nopreempt(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
-        self.cache.alloc_fast_nopreempt(layout)
+    pub fn alloc_fast_nopreempt<const ZERO: bool>(
+        &mut self,
+        layout: &Layout,
+    ) -> Option<NonNull<u8>> {
+        self.cache.alloc_fast_nopreempt::<ZERO>(layout)
     }
 
     /// Stores a pointer into a heap object: the one function every such store goes through.

@@ -22,8 +22,22 @@ use crate::sched::{
 /// Inlined into the typed constructors, which then get the pointer in a register.
 #[inline]
 pub(crate) fn alloc(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
+    alloc_with::<true>(layout, len)
+}
+
+/// [`alloc`] for a constructor that writes over every byte of the array before anything
+/// can read it: a pointer-free object may come back holding an old object's bytes rather
+/// than cleared (Go's `mallocgc` with `needzero` false). An object with pointers is
+/// always zero, so that a marker never reads an old pointer in it.
+#[inline]
+pub(crate) fn alloc_overwritten(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
+    alloc_with::<false>(layout, len)
+}
+
+#[inline(always)]
+fn alloc_with<const ZERO: bool>(layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
     if len == 1 {
-        if let Some(p) = alloc_fast(layout) {
+        if let Some(p) = alloc_fast::<ZERO>(layout) {
             return Ok(p);
         }
     }

@@ -465,10 +465,14 @@ mod tests {
             std::ptr::addr_of!(__stop_minigo_nopreempt) as usize,
         );
         let barrier = crate::barrier::write as unsafe fn(*mut usize, usize) as usize;
-        let alloc = crate::sched::alloc_fast
-            as fn(&minigo_alloc_core::Layout) -> Option<std::ptr::NonNull<u8>>
-            as usize;
-        for (name, f) in [("barrier::write", barrier), ("sched::alloc_fast", alloc)] {
+        type Fast = fn(&minigo_alloc_core::Layout) -> Option<std::ptr::NonNull<u8>>;
+        let alloc = crate::sched::alloc_fast::<true> as Fast as usize;
+        let overwritten = crate::sched::alloc_fast::<false> as Fast as usize;
+        for (name, f) in [
+            ("barrier::write", barrier),
+            ("sched::alloc_fast::<true>", alloc),
+            ("sched::alloc_fast::<false>", overwritten),
+        ] {
             assert!(
                 (np..np_end).contains(&f),
                 "{name} at {f:#x} is outside minigo_nopreempt [{np:#x}, {np_end:#x})"

@@ -251,10 +251,14 @@ pub(crate) fn current() -> Cur {
 /// (`preempt.rs`), as `barrier::write` does, and the mcache's fast path it inlines holds
 /// the thread's lock count up around the two calls it makes out of that section
 /// (`MCache::alloc_fast_nopreempt`). `None` when the slow path must run: outside a
-/// goroutine, and always in gc-stress mode.
+/// goroutine, and always in gc-stress mode. With `ZERO` false, a pointer-free object may
+/// hold an old object's bytes, for a caller that writes over all of them
+/// (`malloc::alloc_overwritten`).
 #[inline(never)]
 #[link_section = "minigo_nopreempt"]
-pub(crate) fn alloc_fast(layout: &minigo_alloc_core::Layout) -> Option<std::ptr::NonNull<u8>> {
+pub(crate) fn alloc_fast<const ZERO: bool>(
+    layout: &minigo_alloc_core::Layout,
+) -> Option<std::ptr::NonNull<u8>> {
     let st = M_ALLOC.with(|c| c.get());
     if st.is_null() {
         return None;
@@ -263,7 +267,7 @@ pub(crate) fn alloc_fast(layout: &minigo_alloc_core::Layout) -> Option<std::ptr:
     // is (`set_m_alloc`); this M keeps the P until the goroutine parks or is preempted, and
     // neither can happen here: nothing parks, and the section (or, around the calls out of
     // it, the lock count) keeps the preemption handler out.
-    unsafe { (*st).alloc_fast_nopreempt(layout) }
+    unsafe { (*st).alloc_fast_nopreempt::<ZERO>(layout) }
 }
 
 /// The running goroutine's P's mutator state, if this thread runs a goroutine that holds

@@ -33,7 +33,7 @@ use minigo_alloc_core::{AllocError, Layout};
 
 use crate::barrier;
 use crate::checked;
-use crate::malloc::alloc;
+use crate::malloc::{alloc, alloc_overwritten};
 use crate::preempt::NoPreemptHere;
 use crate::seqlock;
 
@@ -388,6 +388,14 @@ pub trait Allocator<'gc>: Copy + sealed::Allocator {
     /// A zeroed array of `len` elements of `layout`.
     #[doc(hidden)]
     fn alloc(self, layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError>;
+
+    /// [`Allocator::alloc`] for a constructor that writes over every byte of the array
+    /// before anything reads it: if `layout` has no pointers, it may hold old bytes.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn alloc_overwritten(self, layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
+        self.alloc(layout, len)
+    }
 }
 
 impl sealed::Allocator for Mutation<'_> {}
@@ -396,6 +404,11 @@ impl<'gc> Allocator<'gc> for Mutation<'gc> {
     #[inline(always)]
     fn alloc(self, layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
         alloc(layout, len)
+    }
+
+    #[inline(always)]
+    fn alloc_overwritten(self, layout: &Layout, len: usize) -> Result<NonNull<u8>, AllocError> {
+        alloc_overwritten(layout, len)
     }
 }
 
@@ -491,8 +504,9 @@ impl<'gc, T: HeapType + 'gc> Gc<'gc, T> {
             // reading it (see below) sees its pointers as null.
             unsafe { T::clear_slack(&mut value) };
         }
-        let p = mu.alloc(T::layout(), 1)?.cast::<T>();
-        // SAFETY: a fresh, zeroed, properly sized and aligned object that no one else can
+        let p = mu.alloc_overwritten(T::layout(), 1)?.cast::<T>();
+        // SAFETY: a fresh, properly sized and aligned object (zeroed if it has pointers;
+        // a pointer-free one may hold old bytes until the copy below writes over them) that no one else can
         // reach yet; the write is its initialisation. A collector marking meanwhile never
         // scans it (it is allocated black), so it does not read the words being written,
         // and the pointers written come from this goroutine's stack, which is black while
@@ -693,7 +707,8 @@ impl<'gc, T: GcField + Copy + 'gc> GcSlice<'gc, T> {
         init: T,
     ) -> Result<GcSlice<'gc, T>, AllocError> {
         let layout = elem_layout::<T>();
-        let p = mu.alloc(&layout, len)?.cast::<T>();
+        // Every element is written below, before the slice is returned.
+        let p = mu.alloc_overwritten(&layout, len)?.cast::<T>();
         let s = GcSlice {
             ptr: Some(p),
             len,
@@ -882,8 +897,8 @@ impl<'gc> GcStr<'gc> {
                 _brand: PhantomData,
             });
         }
-        let p = mu.alloc(&Layout::noscan(1), s.len())?;
-        // SAFETY: a fresh object of s.len() bytes.
+        let p = mu.alloc_overwritten(&Layout::noscan(1), s.len())?;
+        // SAFETY: a fresh object of s.len() bytes, all written here.
         unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), p.as_ptr(), s.len()) };
         Ok(GcStr {
             ptr: Some(p),

@@ -1,7 +1,9 @@
 //! The typed API: layouts from `#[derive(HeapType)]`, slices, strings, cells, globals.
 
+use std::collections::HashSet;
+
 use minigo_runtime::{
-    gc, layout_of, Chan, Gc, GcCell, GcField, GcSlice, GcStr, Global, HeapType, Runtime,
+    gc, layout_of, Allocator, Chan, Gc, GcCell, GcField, GcSlice, GcStr, Global, HeapType, Runtime,
 };
 
 #[derive(HeapType)]
@@ -55,6 +57,48 @@ fn derived_layouts_name_exactly_the_pointer_words() {
         "the compile-time mask agrees"
     );
     assert_eq!(pointers(&layout_of::<[Gc<Leaf>; 3]>()), vec![0, 1, 2]);
+}
+
+/// A pointer-free object, 32 bytes.
+#[derive(HeapType)]
+struct Blob {
+    words: [u64; 4],
+}
+
+/// Pointer-free spans are not cleared when their objects die (`needzero`): `Gc::new`
+/// writes over the old bytes, and an allocation that promises zeroed memory clears them.
+/// Both must be seen on slots that held a dead object's bytes.
+#[test]
+fn slots_of_dead_pointer_free_objects_come_back_as_written_or_zeroed() {
+    let rt = Runtime::builder().procs(1).build().unwrap();
+    rt.run(|mu| {
+        let dead: HashSet<usize> = (0..20_000u64)
+            .map(|i| Gc::new(mu, Blob { words: [!i; 4] }).unwrap().as_ptr() as usize)
+            .collect();
+        gc();
+        gc();
+        let layout = layout_of::<Blob>();
+        let mut reused = 0;
+        for round in 0..20_000u64 {
+            let p = if round % 2 == 0 {
+                let b = Gc::new(mu, Blob { words: [round; 4] }).unwrap();
+                assert_eq!(b.words, [round; 4]);
+                b.as_ptr() as usize
+            } else {
+                let p = mu.alloc(&layout, 1).unwrap().as_ptr() as usize;
+                // SAFETY: a fresh object of `layout`'s 32 bytes.
+                let words = unsafe { std::ptr::read(p as *const [u64; 4]) };
+                assert_eq!(words, [0; 4], "a zeroed allocation held old bytes");
+                p
+            };
+            reused += usize::from(dead.contains(&p));
+        }
+        assert!(
+            reused > 1000,
+            "only {reused} allocations reused a dead slot"
+        );
+    })
+    .unwrap();
 }
 
 #[test]

@@ -22,7 +22,8 @@ use crate::span::{word_mask, PtrMask, SpanInfo, SpanRef};
 use crate::sync::{AtomicU32, AtomicU8, Ordering};
 
 /// Clears the slots named by `freed` (bit `b` = slot `64w + b`) and their pointer bits, a
-/// run at a time, keeping the invariant that free slots are zero with clear bits.
+/// run at a time, keeping the invariant that a scan span's free slots are zero with clear
+/// bits.
 fn clear_slots(bits: &HeapBits, clear_bits: bool, span: &SpanInfo, w: usize, mut freed: u64) {
     while freed != 0 {
         let start = freed.trailing_zeros() as usize;
@@ -262,16 +263,22 @@ impl MCentral {
             + (0..words)
                 .map(|w| held(w).count_ones() as usize)
                 .sum::<usize>();
-        // A span that keeps nobody goes back to the page heap dirty; otherwise its dead
-        // slots are cleared now so that allocation never has to.
+        // A span that keeps nobody goes back to the page heap dirty; otherwise a scan
+        // span's dead slots are cleared now so that allocation never has to, and a
+        // pointer-free span's are left for the allocations that promise zeroed memory
+        // (`AllocState::needzero`).
         let keeps = preserve || nalloc > 0;
+        let clears = keeps && !spc.noscan();
+        let mut freed_any = false;
         // SAFETY: as above.
         let bitmap = !spc.noscan() && s.ptrmask() == PtrMask::Bitmap;
         s.info(|i| {
             for w in 0..words {
                 let mark = i.mark_word(w).load(Ordering::Relaxed);
-                if keeps {
-                    clear_slots(cx.bits, bitmap, i, w, dead(i, w));
+                let dead_slots = dead(i, w);
+                freed_any |= dead_slots != 0;
+                if clears {
+                    clear_slots(cx.bits, bitmap, i, w, dead_slots);
                 }
                 let alloc = i.alloc_word(w).swap(mark | held(w), Ordering::Relaxed);
                 let kept = kept_marks(keep, mark, alloc);
@@ -296,16 +303,23 @@ impl MCentral {
         let nfreed = unsafe {
             s.alloc_state(|st| {
                 debug_assert!(st.alloc_count >= nalloc, "marked a free slot");
-                debug_assert_eq!(st.flushed, st.alloc_count, "sweeping unflushed allocations");
+                debug_assert_eq!(
+                    st.flushed as usize, st.alloc_count,
+                    "sweeping unflushed allocations"
+                );
                 let nfreed = verdict
                     .as_ref()
                     .map_or(st.alloc_count - nalloc, |v| v.fresh);
                 st.alloc_count = nalloc;
-                st.flushed = nalloc;
+                st.flushed = nalloc as u32;
                 st.freeindex = first_free;
                 nfreed
             })
         };
+        if keeps && spc.noscan() && freed_any {
+            // SAFETY: as above.
+            unsafe { s.set_needzero() };
+        }
         if nalloc == 0 && elemsize <= 64 * 8 {
             // No object left and every bit clear: the next layout may be uniform.
             s.ptrmask.set(PtrMask::Empty);
