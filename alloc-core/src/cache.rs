@@ -597,6 +597,7 @@ impl MCache {
         }
         if self.alloc_black() {
             // Marked before it is published: a marker never sees it white.
+            s.set_black_from_start();
             s.try_mark(0);
             self.black_bytes += (npages * PAGE_SIZE) as u64;
         }
@@ -672,12 +673,13 @@ unsafe fn second_layout<const COUNTED: bool>(
     Some(unsafe { NonNull::new_unchecked(addr as *mut u8) })
 }
 
-/// Zeroes a fresh slot of a pointer-free span that was not cleared. `INLINE`: by word
-/// stores in the caller, not a call to `memset` (for the runtime's fast path, whose calls
-/// leave its no-preemption section); the stores are volatile so that they stay a loop.
+/// Zeroes a fresh slot of a pointer-free span that was not cleared: by word stores in the
+/// caller for a small slot, or always with `INLINE` (the runtime's fast path, whose calls
+/// leave its no-preemption section); a call to `memset` past that. The stores are volatile
+/// so that they stay stores rather than become that call.
 #[inline(always)]
 fn clear_slot<const INLINE: bool>(addr: usize, bytes: usize) {
-    if INLINE {
+    if INLINE || bytes <= 128 {
         for w in 0..bytes / 8 {
             // SAFETY: a fresh slot of `bytes` bytes (a multiple of 8: a size class), ours
             // alone, 8-byte aligned.

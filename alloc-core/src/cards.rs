@@ -13,18 +13,23 @@
 //! Like the pointer bitmap, the table covers the whole reservation and is committed only
 //! where touched (a 256 GiB reservation has a 512 MiB table, of which a 1 GiB heap touches
 //! at most 2 MiB). Mutators dirty cards with relaxed byte stores; a minor cycle's markers
-//! take them (a byte load, and a swap for a dirty one) while mutators run: a card dirtied
-//! meanwhile needs nothing from this cycle (see `gc/src/generations.rs`), and whether it is
-//! taken now or left dirty for the next, nothing is lost.
+//! take them (a byte load, and a compare-and-swap for a dirty one) while mutators run. A
+//! minor cycle begins by moving the table to a new epoch (below): its markers take the
+//! cards of the epoch before, and a card dirtied while it marks holds the new one and is
+//! left dirty for the next minor cycle, which needs it: it may point at an object
+//! allocated while this one marked, which stays young (see `gc/src/generations.rs`). A
+//! card that was dirty when the cycle began and is dirtied again before the markers reach
+//! it is read, and left dirty.
 //!
 //! A dirty card holds the table's *epoch* (1 to 255), not just a flag. A major cycle makes
 //! every live object old, and every pointer an old object holds then points at an old
 //! one: cards dirtied before it ended say nothing the next minor cycle needs. Cleaning
 //! them would take a walk of the table in the stop that ends the major cycle (a byte per
 //! 512 bytes of heap: 6 MiB at 3 GiB); instead that stop moves the table to the next
-//! epoch and gives every mutator's barrier a marker that stores it, and a card is dirty
-//! only if it holds the epoch of now. One that holds an earlier epoch reads as clean; 255
-//! epochs later it reads as dirty again, and costs one needless scan of its card.
+//! epoch and gives every mutator's barrier a marker that stores it. A minor cycle's
+//! markers take only the cards holding the epoch before it began (and those holding its
+//! own, which they leave dirty); a card of an earlier epoch reads as clean. 255 epochs
+//! later it reads as dirty again, and costs one needless scan of its card.
 
 use std::io;
 use std::num::NonZeroUsize;
@@ -47,6 +52,9 @@ pub(crate) struct CardTable {
     /// The value of a dirty card now (never 0, the value of a clean one). Changed only
     /// with every mutator stopped, which then takes a new [`CardMarker`].
     epoch: AtomicU8,
+    /// The epoch whose dirty cards a minor cycle's scan takes: the one before a minor
+    /// cycle began ([`CardTable::begin_minor`]).
+    taking: AtomicU8,
 }
 
 // SAFETY: `table` points into `map`, which lives as long as `self`; every access through it
@@ -104,6 +112,7 @@ impl CardTable {
             heap_base,
             heap_len,
             epoch: AtomicU8::new(1),
+            taking: AtomicU8::new(1),
         })
     }
 
@@ -128,25 +137,49 @@ impl CardTable {
             .store(if e == u8::MAX { 1 } else { e + 1 }, Ordering::Relaxed);
     }
 
+    /// A minor cycle begins: its scan will take the cards dirty now, and cards dirtied
+    /// from now on (by the barrier while it marks, or by its markers) hold the next epoch
+    /// and are left for the next minor cycle. As for [`CardTable::next_epoch`], every
+    /// mutator is stopped and takes a new marker.
+    pub(crate) fn begin_minor(&self) {
+        self.taking
+            .store(self.epoch.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.next_epoch();
+    }
+
     /// Cards of the heap below `end`.
     pub(crate) fn cards_below(&self, end: usize) -> usize {
         end.saturating_sub(self.heap_base) >> CARD_SHIFT
     }
 
-    /// Cleans each dirty card (one holding the epoch of now) among cards `[from, to)`
-    /// (card indices, `to` at most `cards_below` the heap's grown end) and calls `f` with
-    /// its first address. Mutators may dirty cards meanwhile: a card dirtied during the
-    /// call may or may not be reported (and if not, stays dirty).
+    /// Calls `f` with the first address of each card among cards `[from, to)` (card
+    /// indices, `to` at most `cards_below` the heap's grown end) that was dirty when the
+    /// minor cycle began ([`CardTable::begin_minor`]), cleaning it unless a store since
+    /// has dirtied it for the next minor cycle. Mutators dirty cards meanwhile, with the
+    /// next epoch, over the one this cycle takes: so a card holding the next epoch is
+    /// reported too (it may have held this one), and left dirty.
     pub(crate) fn take_dirty(&self, from: usize, to: usize, mut f: impl FnMut(usize)) {
         debug_assert!(to <= self.map.len());
-        // The epoch cannot change during the call: it changes only with the world
+        // The epochs cannot change during the call: they change only with the world
         // stopped, and a minor cycle's scan runs within one cycle.
-        let dirty = self.epoch.load(Ordering::Relaxed);
+        let taking = self.taking.load(Ordering::Relaxed);
+        let next = self.epoch.load(Ordering::Relaxed);
         for k in from..to {
             // SAFETY: the table is mapped, zero-initialised, for every card of the
             // reservation; byte atomics, as the barrier's stores.
             let card = unsafe { &*(self.table.add(k) as *const AtomicU8) };
-            if card.load(Ordering::Relaxed) == dirty && card.swap(0, Ordering::Relaxed) == dirty {
+            let v = card.load(Ordering::Relaxed);
+            // The seeded bugs of model 15b: a card dirtied again while the cycle marks is
+            // skipped, or cleaned with the rest.
+            #[cfg(loom_mutant = "card_next_skipped")]
+            let next = taking;
+            if v == taking || v == next {
+                #[cfg(not(loom_mutant = "card_next_cleaned"))]
+                if v == taking {
+                    let _ = card.compare_exchange(taking, 0, Ordering::Relaxed, Ordering::Relaxed);
+                }
+                #[cfg(loom_mutant = "card_next_cleaned")]
+                card.store(0, Ordering::Relaxed);
                 f(self.heap_base + (k << CARD_SHIFT));
             }
         }
@@ -201,21 +234,58 @@ mod tests {
         // SAFETY: as above.
         unsafe { m.mark(base + 7 * CARD_BYTES) };
         let mut got = Vec::new();
+        t.begin_minor();
         t.take_dirty(0, n, |c| got.push(c - base));
         assert_eq!(
             got,
             vec![7 * CARD_BYTES],
             "the card of the last epoch reads clean"
         );
-        // 255 epochs on, the table is back at the first card's epoch (0 is skipped): that
-        // card reads dirty again, a needless scan but never a lost one.
-        for _ in 0..254 {
+        // 255 epochs on (`begin_minor` moved it once), the table is back at the first
+        // card's epoch (0 is skipped): that card reads dirty again, a needless scan but
+        // never a lost one.
+        for _ in 0..253 {
             t.next_epoch();
             assert_ne!(t.marker().epoch, 0);
         }
         assert_eq!(t.marker().epoch, old.epoch);
         got.clear();
+        t.begin_minor();
         t.take_dirty(0, n, |c| got.push(c - base));
         assert_eq!(got, vec![3 * CARD_BYTES]);
+    }
+
+    #[test]
+    fn a_card_dirtied_after_a_minor_cycle_began_is_left_for_the_next() {
+        let base = 1 << 30;
+        let t = CardTable::new(base, 1 << 20).unwrap();
+        let n = t.cards_below(base + (1 << 20));
+        // SAFETY: slots inside the table's range; the table lives.
+        unsafe { t.marker().mark(base + 2 * CARD_BYTES) };
+        t.begin_minor();
+        // SAFETY: as above.
+        unsafe {
+            t.marker().mark(base + 2 * CARD_BYTES);
+            t.marker().mark(base + 9 * CARD_BYTES);
+        }
+        // Card 2 was dirty when the cycle began: it is scanned, though its epoch is the
+        // next one's now; card 9 may be too. Both stay dirty for the next cycle.
+        let mut got = Vec::new();
+        t.take_dirty(0, n, |c| got.push(c - base));
+        assert_eq!(got, vec![2 * CARD_BYTES, 9 * CARD_BYTES]);
+        got.clear();
+        t.begin_minor();
+        t.take_dirty(0, n, |c| got.push(c - base));
+        assert_eq!(
+            got,
+            vec![2 * CARD_BYTES, 9 * CARD_BYTES],
+            "left for this cycle"
+        );
+        got.clear();
+        t.take_dirty(0, n, |c| got.push(c - base));
+        assert!(
+            got.is_empty(),
+            "cleaned by the cycle that took them: {got:?}"
+        );
     }
 }

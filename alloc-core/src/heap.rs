@@ -567,6 +567,18 @@ impl MHeap {
         self.cards.next_epoch();
     }
 
+    /// A minor cycle begins: its scan ([`MHeap::scan_dirty_cards`]) takes the cards dirty
+    /// now, and the cards dirtied from now on, while it marks and after, are the next
+    /// minor cycle's (they hold the next epoch, see `cards.rs`). Those dirtied while it
+    /// marks can point at objects it allocated black, which [`KeepMarks::Traced`] leaves
+    /// young.
+    ///
+    /// # Safety
+    /// As for [`MHeap::next_card_epoch`].
+    pub unsafe fn begin_minor_cards(&self) {
+        self.cards.begin_minor();
+    }
+
     /// Dirties the card of `slot` (nothing for a slot outside the heap): a minor cycle's
     /// marker that found, in an object that will be old after the cycle, a pointer to one
     /// that will still be young (see [`KeepMarks::Old`]).

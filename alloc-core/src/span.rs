@@ -30,6 +30,9 @@ use crate::layout::Layout;
 use crate::sizeclass::{SpanClass, PAGE_SIZE};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering, UnsafeCell};
 
+/// `SpanInfo::black_from` of a span no mcache has allocated from black.
+pub(crate) const NOT_BLACK: u32 = u32::MAX;
+
 /// `MSpan::state` values: Go's `mSpanDead` and `mSpanInUse`.
 pub(crate) const SPAN_DEAD: u8 = 0;
 pub(crate) const SPAN_IN_USE: u8 = 1;
@@ -84,6 +87,10 @@ pub(crate) struct SpanInfo {
     alloc_inline: [AtomicU64; INLINE_WORDS],
     pub(crate) nelems: usize,
     pub(crate) npages: usize,
+    /// The first slot an mcache could allocate black from while the current cycle marks
+    /// ([`MSpan::mark_free_slots`]): the objects allocated black are the slots from here
+    /// that the last sweep left free. [`NOT_BLACK`] if none was; reset by each sweep.
+    pub(crate) black_from: AtomicU32,
     /// For spans of more than `INLINE_WORDS` words: alloc words, then mark words.
     bits: Box<[AtomicU64]>,
     /// A large object's layout and array length (None for noscan and small spans).
@@ -236,6 +243,7 @@ impl MSpan {
                 alloc_inline: std::array::from_fn(|_| AtomicU64::new(0)),
                 nelems: 0,
                 npages: 0,
+                black_from: AtomicU32::new(NOT_BLACK),
                 bits: Box::new([]),
                 large: None,
             }),
@@ -322,6 +330,7 @@ impl MSpan {
             info.words = words as u32;
             info.large = large;
             info.freeindex_for_scan.store(0, Ordering::Relaxed);
+            info.black_from.store(NOT_BLACK, Ordering::Relaxed);
         });
         // SAFETY: as above, this span is ours alone.
         unsafe {
@@ -568,7 +577,16 @@ impl MSpan {
     /// The caller owns the span.
     pub(crate) unsafe fn mark_free_slots(&self) -> usize {
         // SAFETY: the caller owns the span.
+        let freeindex = unsafe { self.alloc_state(|st| st.freeindex) };
+        self.info(|i| i.black_from.fetch_min(freeindex as u32, Ordering::Relaxed));
+        // SAFETY: the caller owns the span.
         unsafe { self.on_free_mark_words(|w, free| _ = w.fetch_or(free, Ordering::AcqRel)) }
+    }
+
+    /// A large object allocated black: young still after a sweep that keeps the marks
+    /// of the traced only ([`crate::KeepMarks::Traced`]).
+    pub(crate) fn set_black_from_start(&self) {
+        self.info(|i| i.black_from.store(0, Ordering::Relaxed));
     }
 
     /// Clears the mark bits [`MSpan::mark_free_slots`] set on slots still free, returning

@@ -204,6 +204,18 @@ impl Collector {
             true => q.with_ages(),
             false => q,
         });
+        if minor {
+            // SAFETY: the mutators are stopped (the caller's contract) and each gets the
+            // new epoch's marker right here.
+            unsafe { heap.begin_minor_cards() };
+            let marker = heap.card_marker();
+            #[cfg(not(loom_mutant = "card_epoch_stale"))]
+            for st in states.iter_mut() {
+                st.set_card_marker(marker);
+            }
+            #[cfg(loom_mutant = "card_epoch_stale")]
+            let _ = marker;
+        }
         // SAFETY: turning it on is always sound (objects allocated marked survive).
         unsafe { heap.set_alloc_black(true) };
         let mut grey = Vec::new();
@@ -422,11 +434,13 @@ impl Collector {
         let mut goal = pacer.goal(marked, q.root_bytes(), self.overhead());
         let mut keep_marks = KeepMarks::None;
         if self.config.generational {
-            // Without ages, everything a minor cycle marks is promoted.
+            // Without ages, everything a minor cycle traces is promoted; what it allocated
+            // black stays young (`KeepMarks::Traced`).
             let ages = c.minor && self.config.ages;
-            let promoted = match ages {
-                true => (q.promoted_bytes(), q.promoted_objects()),
-                false => (marked, objects_live),
+            let promoted = match (c.minor, ages) {
+                (_, true) => (q.promoted_bytes(), q.promoted_objects()),
+                (true, false) => (q.marked_bytes(), q.marked_objects()),
+                (false, false) => (marked, objects_live),
             };
             let o = self.gen.end(
                 c.minor,
@@ -436,10 +450,11 @@ impl Collector {
                 goal,
             );
             (marked, objects_live, goal) = (o.live, o.objects, o.goal);
-            keep_marks = match (o.keep_marks, ages) {
-                (false, _) => KeepMarks::None,
-                (true, false) => KeepMarks::All,
-                (true, true) => KeepMarks::Old,
+            keep_marks = match (o.keep_marks, c.minor, ages) {
+                (false, _, _) => KeepMarks::None,
+                (true, false, _) => KeepMarks::All,
+                (true, true, false) => KeepMarks::Traced,
+                (true, true, true) => KeepMarks::Old,
             };
         }
         heap.set_heap_live(marked);

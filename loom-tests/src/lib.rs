@@ -89,14 +89,19 @@ pub fn model_heap(verify: bool) -> minigo_gc::Heap {
 /// between forced majors).
 #[cfg(loom)]
 pub fn model_heap_with(verify: bool, generational: bool) -> minigo_gc::Heap {
+    // Model 15 checks both a young object's first minor cycle and, aged, its second.
+    model_heap_aging(verify, generational, generational)
+}
+
+/// [`model_heap_with`], with objects that age (`GcConfig::ages`) or not.
+pub fn model_heap_aging(verify: bool, generational: bool, ages: bool) -> minigo_gc::Heap {
     minigo_gc::Heap::new(minigo_gc::GcConfig {
         mark_workers: 0,
         background_sweep: false,
         verify,
         gogc: None,
         generational,
-        // Model 15 checks both a young object's first minor cycle and, aged, its second.
-        ages: generational,
+        ages,
         ..minigo_gc::GcConfig::default()
     })
     .expect("a model heap")

@@ -18,7 +18,7 @@
 
 use super::{MCentral, SpanCtx};
 use crate::heapbits::HeapBits;
-use crate::span::{word_mask, PtrMask, SpanInfo, SpanRef};
+use crate::span::{word_mask, PtrMask, SpanInfo, SpanRef, NOT_BLACK};
 use crate::sync::{AtomicU32, AtomicU8, Ordering};
 
 /// Clears the slots named by `freed` (bit `b` = slot `64w + b`) and their pointer bits, a
@@ -73,6 +73,11 @@ pub enum KeepMarks {
     /// kept in its alloc and mark bits: allocated and unmarked between cycles is a young
     /// object that survived one).
     Old = 2,
+    /// The marks of the objects the cycle traced (or found marked): every one but those
+    /// allocated black while it marked, which stay young (after a minor cycle without
+    /// ages: a minor cycle that takes as long as a slice of the mutator's allocation would
+    /// otherwise promote everything allocated meanwhile, most of it dead by the next).
+    Traced = 3,
 }
 
 /// Counts a sweep in progress for as long as it lives.
@@ -158,7 +163,8 @@ impl SweepState {
         match self.keep_marks.load(Ordering::Relaxed) {
             0 => KeepMarks::None,
             1 => KeepMarks::All,
-            _ => KeepMarks::Old,
+            2 => KeepMarks::Old,
+            _ => KeepMarks::Traced,
         }
     }
 }
@@ -166,12 +172,22 @@ impl SweepState {
 /// The mark word a sweep leaves for the next cycle, from the slots' `mark` and (before
 /// the sweep) `alloc` words.
 #[inline]
-fn kept_marks(keep: KeepMarks, mark: u64, alloc: u64) -> u64 {
+fn kept_marks(keep: KeepMarks, mark: u64, alloc: u64, black: u64) -> u64 {
     match keep {
         KeepMarks::None => 0,
         KeepMarks::All => mark,
         KeepMarks::Old => mark & alloc,
+        KeepMarks::Traced => mark & !black,
     }
+}
+
+/// The slots of word `w` allocated black while the cycle marked: from `black_from` on, and
+/// free at the last sweep (`alloc` is that sweep's word).
+fn black_slots(black_from: u32, w: usize, alloc: u64) -> u64 {
+    if black_from == NOT_BLACK {
+        return 0;
+    }
+    !word_mask(w, black_from as usize) & !alloc
 }
 
 impl MCentral {
@@ -188,6 +204,7 @@ impl MCentral {
         let (spc, nelems, words, elemsize) =
             s.info(|i| (i.spc, i.nelems, i.words as usize, i.elemsize));
         let keep = cx.sweep.keep_marks();
+        let black_from = s.info(|i| i.black_from.swap(NOT_BLACK, Ordering::Relaxed));
         s.info(|i| cx.specials.sweep(s, i, |slot| s.is_marked(slot)));
         if spc.size_class() == 0 {
             if s.is_marked(0) {
@@ -195,8 +212,9 @@ impl MCentral {
                 // allocated before this sweep (its age, with `KeepMarks::Old`).
                 s.info(|i| {
                     let alloc = i.alloc_word(0).swap(1, Ordering::Relaxed);
+                    let black = black_slots(black_from, 0, alloc) & 1;
                     i.mark_word(0)
-                        .store(kept_marks(keep, 1, alloc), Ordering::Relaxed);
+                        .store(kept_marks(keep, 1, alloc, black), Ordering::Relaxed);
                 });
                 if preserve {
                     s.sweepgen.store(sg, Ordering::Release);
@@ -281,7 +299,7 @@ impl MCentral {
                     clear_slots(cx.bits, bitmap, i, w, dead_slots);
                 }
                 let alloc = i.alloc_word(w).swap(mark | held(w), Ordering::Relaxed);
-                let kept = kept_marks(keep, mark, alloc);
+                let kept = kept_marks(keep, mark, alloc, black_slots(black_from, w, alloc));
                 if kept != mark {
                     i.mark_word(w).store(kept, Ordering::Relaxed);
                 }
