@@ -527,7 +527,11 @@ impl MHeap {
     /// # Safety
     /// As for [`MHeap::start_sweep_cycle`]. With [`KeepMarks::Old`], the objects allocated
     /// since the last sweep that survive become young again (unmarked): every marked
-    /// object that points at one must be on a dirty card ([`MHeap::dirty_card`]).
+    /// object that points at one must be on a dirty card ([`MHeap::dirty_card`]). With
+    /// [`KeepMarks::Traced`], so do those allocated black while the cycle marked: every
+    /// marked object that points at one must be on a card dirty in the epoch the minor
+    /// cycle began ([`MHeap::begin_minor_cards`]), which the barrier gives every store
+    /// made while it marks.
     pub unsafe fn start_sweep_cycle_keeping_marks(&self, keep: KeepMarks) {
         self.finish_sweep();
         self.sweep.keep_marks.store(keep as u8, Ordering::Relaxed);

@@ -40,6 +40,11 @@ pub struct GcConfig {
     /// off: on gcbench and binary-trees it trades major cycles for minor work and gains
     /// no time (README, issue 17).
     pub ages: bool,
+    /// In generational mode without ages, what the mutators allocate while a minor cycle
+    /// marks (black) stays young through its sweep rather than being promoted with what
+    /// the cycle traced (`GODEBUG=gcblackyoung=0` promotes it, as before; see
+    /// `gc/src/generations.rs`). Default on.
+    pub black_young: bool,
     /// Markers prefetch the grey objects they are about to scan, through a FIFO of 16
     /// (`GODEBUG=gcprefetch=0` turns it off, to measure what it gains; Go has none).
     /// Default on.
@@ -78,6 +83,7 @@ impl Default for GcConfig {
             stop_the_world: false,
             generational: true,
             ages: false,
+            black_young: true,
             mark_prefetch: true,
             verify: false,
             trace: false,
@@ -156,6 +162,7 @@ impl GcConfig {
                     Some(("gcstoptheworld", n)) => self.stop_the_world = n.trim() != "0",
                     Some(("gcgen", n)) => self.generational = n.trim() != "0",
                     Some(("gcage", n)) => self.ages = n.trim() != "0",
+                    Some(("gcblackyoung", n)) => self.black_young = n.trim() != "0",
                     Some(("gcprefetch", n)) => self.mark_prefetch = n.trim() != "0",
                     Some(("gcbgsweep", n)) => self.background_sweep = n.trim() != "0",
                     Some(("memprofilerate", n)) => {
@@ -239,6 +246,10 @@ mod tests {
             .with_env(None, None, Some("gcage=1".into()))
             .unwrap();
         assert!(on.generational && on.ages && !GcConfig::default().ages);
+        let off = GcConfig::default()
+            .with_env(None, None, Some("gcblackyoung=0".into()))
+            .unwrap();
+        assert!(off.generational && !off.black_young && GcConfig::default().black_young);
         let off = GcConfig::default()
             .with_env(None, None, Some("gcprefetch=0".into()))
             .unwrap();

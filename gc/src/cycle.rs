@@ -435,11 +435,12 @@ impl Collector {
         let mut keep_marks = KeepMarks::None;
         if self.config.generational {
             // Without ages, everything a minor cycle traces is promoted; what it allocated
-            // black stays young (`KeepMarks::Traced`).
+            // black stays young (`KeepMarks::Traced`), unless `black_young` is off.
             let ages = c.minor && self.config.ages;
-            let promoted = match (c.minor, ages) {
-                (_, true) => (q.promoted_bytes(), q.promoted_objects()),
-                (true, false) => (q.marked_bytes(), q.marked_objects()),
+            let black_young = c.minor && !ages && self.config.black_young;
+            let promoted = match (ages, black_young) {
+                (true, _) => (q.promoted_bytes(), q.promoted_objects()),
+                (false, true) => (q.marked_bytes(), q.marked_objects()),
                 (false, false) => (marked, objects_live),
             };
             let o = self.gen.end(
@@ -450,11 +451,11 @@ impl Collector {
                 goal,
             );
             (marked, objects_live, goal) = (o.live, o.objects, o.goal);
-            keep_marks = match (o.keep_marks, c.minor, ages) {
+            keep_marks = match (o.keep_marks, ages, black_young) {
                 (false, _, _) => KeepMarks::None,
-                (true, false, _) => KeepMarks::All,
-                (true, true, false) => KeepMarks::Traced,
-                (true, true, true) => KeepMarks::Old,
+                (true, true, _) => KeepMarks::Old,
+                (true, false, true) => KeepMarks::Traced,
+                (true, false, false) => KeepMarks::All,
             };
         }
         heap.set_heap_live(marked);

@@ -52,6 +52,9 @@ pub struct Summary {
     pub generational: bool,
     /// Young objects are promoted after their second cycle (`GODEBUG=gcage=1`).
     pub ages: bool,
+    /// What a minor cycle allocates while it marks stays young (off with
+    /// `GODEBUG=gcblackyoung=0`).
+    pub black_young: bool,
     /// From the start of the main goroutine to the end of the job (what `--memprofile` and
     /// `--memstats` do after it is not counted).
     pub wall: Duration,
@@ -183,7 +186,7 @@ pub fn measure(
     let rt = b.build()?;
     let collector = rt.collector().clone();
     let first_goal = collector.mem_stats().next_gc;
-    let (procs, gogc, memlimit, stop_the_world, generational, ages) = {
+    let (procs, gogc, memlimit, stop_the_world, generational, ages, black_young) = {
         let c = collector.config();
         (
             c.mark_workers,
@@ -192,6 +195,7 @@ pub fn measure(
             c.stop_the_world,
             c.generational,
             c.ages,
+            c.black_young,
         )
     };
 
@@ -256,6 +260,7 @@ pub fn measure(
         stop_the_world,
         generational,
         ages,
+        black_young,
         wall,
         cpu,
         cycles,

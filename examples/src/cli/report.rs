@@ -107,10 +107,11 @@ pub fn summary(s: &Summary) -> String {
         } else {
             ""
         },
-        match (s.generational, s.ages) {
-            (false, _) => ", gcgen=0",
-            (true, true) => ", gcage=1",
-            (true, false) => "",
+        match (s.generational, s.ages, s.black_young) {
+            (false, _, _) => ", gcgen=0",
+            (true, true, _) => ", gcage=1",
+            (true, false, false) => ", gcblackyoung=0",
+            (true, false, true) => "",
         },
         secs(s.wall),
         secs(s.cpu),
@@ -150,6 +151,7 @@ pub fn json(s: &Summary) -> Value {
         "stop_the_world": s.stop_the_world,
         "generational": s.generational,
         "ages": s.ages,
+        "black_young": s.black_young,
         "gc_cpu_fraction": s.gc_cpu_fraction(),
         "assist_total_ms": s.assist_total().as_secs_f64() * 1e3,
         "longest_assist_ms": s.longest_assist().as_secs_f64() * 1e3,
