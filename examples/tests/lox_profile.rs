@@ -192,7 +192,10 @@ fn a_lox_profile_names_lox_functions_and_lines_at_rate_one() {
 
 #[test]
 fn at_the_default_rate_the_functions_rank_as_they_allocate() {
-    let p = profile(100_000, "524288");
+    // 9.6, 28.8 and 86.4 MB: about 18, 55 and 165 samples of 512 KiB, so that `few`
+    // reaching `more` is over 4 standard deviations away. (At a third of this, 6 and 18
+    // samples, it happened about once in 50 runs.)
+    let p = profile(300_000, "524288");
     let m = by_leaf(&p);
     let (few, more, most) = (
         per_function(&m, "few").0,

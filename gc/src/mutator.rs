@@ -81,8 +81,8 @@ impl MutatorState {
         }
     }
 
-    /// A major cycle moved the card table to a new epoch (world stopped): the barrier
-    /// stores the new one from now on.
+    /// A major cycle's end or a minor cycle's start moved the card table to a new epoch
+    /// (world stopped): the barrier stores the new one from now on.
     pub(crate) fn set_card_marker(&mut self, marker: CardMarker) {
         if self.cards.is_some() {
             self.cards = Some(marker);
