@@ -93,7 +93,8 @@ pub fn model_heap_with(verify: bool, generational: bool) -> minigo_gc::Heap {
     model_heap_aging(verify, generational, generational)
 }
 
-/// [`model_heap_with`], with objects that age (`GcConfig::ages`) or not.
+/// [`model_heap_with`], with objects that age (`GcConfig::ages`) or not (model 15b).
+#[cfg(loom)]
 pub fn model_heap_aging(verify: bool, generational: bool, ages: bool) -> minigo_gc::Heap {
     minigo_gc::Heap::new(minigo_gc::GcConfig {
         mark_workers: 0,
