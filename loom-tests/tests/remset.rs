@@ -1,10 +1,10 @@
 //! Model 15: the remembered set (card table) of a minor cycle, with a store racing its
 //! mark worker.
 //!
-//! A generational standalone heap: a root R points at old objects O and P (marked by a
-//! major cycle whose sweep kept the marks). Between cycles the mutator allocates young Y1
-//! and Y2 and stores them into O (`O.0 = Y1`, `O.1 = Y2`), dirtying O's card, and keeps
-//! neither in its roots. It starts a minor cycle (roots traced: R; the card table becomes
+//! A generational standalone heap: a root R points at old objects O, P and Q (marked by
+//! a major cycle whose sweep kept the marks; Q of another size class, so on a card of its
+//! own). Between cycles the mutator allocates young Y1 and Y2 and stores them into Q and O
+//! (`Q.0 = Y1`, `O.1 = Y2`), dirtying their cards, and keeps neither in its roots. It starts a minor cycle (roots traced: R; the card table becomes
 //! the markers' root jobs), and while a loom thread marks as a background worker does, it
 //! moves Y2 from O into P (`P.0 = O.1`, then `O.1 = null`): the marker may read O's card
 //! and words before or after the move, and P's card before or after it is dirtied.
@@ -15,16 +15,17 @@
 //! cycle follows, verified as well.
 //!
 //! Proves: Y1, young and reachable only through an old object, is marked because its
-//! store dirtied O's card and the minor cycle scans the marked objects of dirty cards;
+//! store dirtied Q's card and the minor cycle scans the marked objects of dirty cards;
 //! Y2 is marked whatever the interleaving (the card scan finds it in O, or the deletion
 //! barrier records it when O.1 is cleared); and both are marked again by the second minor
 //! cycle, because the first one's marker, finding young objects it does not promote in
-//! old O (and P), left their cards dirty. Seeded bugs CI requires to fail: a store that
-//! does not dirty its card (`card_not_marked`); a major cycle that moves the card table to
+//! old Q (and P), left their cards dirty (nothing writes Q during the first cycle, which
+//! would dirty its card for the next one anyway). Seeded bugs CI requires to fail: a store
+//! that does not dirty its card (`card_not_marked`); a cycle that moves the card table to
 //! a new epoch without giving the mutator's barrier the new one (`card_epoch_stale`: its
-//! stores into O then dirty cards of an epoch no scan reads); a marker that cleans the card
-//! of an old object pointing at a young one that stays young (`card_not_kept`: the second
-//! minor cycle then misses Y1).
+//! store into Q then dirties a card of an epoch no scan reads); a marker that cleans the
+//! card of an old object pointing at a young one that stays young (`card_not_kept`: the
+//! second minor cycle then misses Y1).
 
 #![cfg(loom)]
 
@@ -46,13 +47,15 @@ fn a_young_object_held_by_an_old_one_survives_a_minor_cycle() {
         let r = m.alloc(&Layout::pointers(40), &mut roots).unwrap().as_ptr() as usize;
         let [o, p]: [usize; 2] =
             std::array::from_fn(|_| m.alloc(&node, &mut roots).unwrap().as_ptr() as usize);
+        let q = m.alloc(&Layout::pointers(3), &mut roots).unwrap().as_ptr() as usize;
         // SAFETY: pointer words of live objects of this heap.
         unsafe {
             m.write(r as *mut usize, o);
+            m.write((r + 8) as *mut usize, q);
             m.write((r + 39 * 8) as *mut usize, p);
         }
         roots.0.push(r);
-        // A major cycle: R, O and P are old (marked, and the sweep keeps the marks).
+        // A major cycle: R, O, P and Q are old (marked, and the sweep keeps the marks).
         let major = m.collect(&mut roots);
         assert!(!major.minor);
 
@@ -60,7 +63,7 @@ fn a_young_object_held_by_an_old_one_survives_a_minor_cycle() {
             std::array::from_fn(|_| m.alloc(&node, &mut roots).unwrap().as_ptr() as usize);
         // SAFETY: as above; Y1 and Y2 are live (just allocated).
         unsafe {
-            m.write(o as *mut usize, y1);
+            m.write(q as *mut usize, y1);
             m.write((o + 8) as *mut usize, y2);
         }
 
@@ -90,8 +93,8 @@ fn a_young_object_held_by_an_old_one_survives_a_minor_cycle() {
         );
         assert_eq!(
             m.mem_stats().heap_objects,
-            5,
-            "R, O, P, Y1 and Y2 all survive"
+            6,
+            "R, O, P, Q, Y1 and Y2 all survive"
         );
     });
 }
