@@ -249,8 +249,12 @@ impl MCache {
                     second_layout::<COUNTED>(&self.heap.bits, span, slot.addr, slot.freeindex, mask)
                 };
             }
-            if ZERO && slot.needzero != 0 {
-                clear_slot::<COUNTED>(slot.addr, slot.needzero);
+            if ZERO && mask == 0 {
+                // SAFETY: as above.
+                let needzero = unsafe { span.needzero() };
+                if needzero != 0 {
+                    clear_slot::<COUNTED>(slot.addr, needzero);
+                }
             }
             span.publish_freeindex(slot.freeindex);
             // SAFETY: slot addresses are inside the heap's reservation, never null.
@@ -376,8 +380,14 @@ impl MCache {
         inner: &LayoutInner,
         len: usize,
     ) -> NonNull<u8> {
-        if slot.needzero != 0 {
-            clear_slot::<false>(slot.addr, slot.needzero);
+        let needzero = if spc.noscan() {
+            // SAFETY: this cache owns the span.
+            unsafe { span.needzero() }
+        } else {
+            0
+        };
+        if needzero != 0 {
+            clear_slot::<false>(slot.addr, needzero);
         }
         if !spc.noscan() {
             if slot.elemsize > 64 * 8 {
@@ -421,7 +431,8 @@ impl MCache {
     /// current block only if it has more room left than the old one (Go's rule). Tiny
     /// objects carved from it later count on its being zero.
     fn new_tiny_block(&mut self, span: &MSpan, slot: Slot, size: usize) -> NonNull<u8> {
-        if slot.needzero != 0 {
+        // SAFETY: this cache owns the span.
+        if unsafe { span.needzero() } != 0 {
             // SAFETY: a fresh 16-byte slot, ours alone.
             unsafe { (slot.addr as *mut [u64; 2]).write([0; 2]) };
         }

@@ -224,8 +224,6 @@ pub(crate) struct Slot {
     pub(crate) addr: usize,
     pub(crate) elemsize: usize,
     pub(crate) freeindex: usize,
-    /// How many of its bytes may hold an old object's (`AllocState::needzero`).
-    pub(crate) needzero: usize,
 }
 
 impl MSpan {
@@ -362,6 +360,18 @@ impl MSpan {
         unsafe { self.alloc_state(|st| st.needzero = elemsize) };
     }
 
+    /// How many bytes of a slot just taken may hold an old object's (`AllocState::
+    /// needzero`): read only on a pointer-free object's path, so that a scan object's
+    /// does not load it.
+    ///
+    /// # Safety
+    /// The caller owns the span.
+    #[inline(always)]
+    pub(crate) unsafe fn needzero(&self) -> usize {
+        // SAFETY: the caller owns the span.
+        unsafe { self.alloc_state(|st| st.needzero as usize) }
+    }
+
     /// Drops what a dead span must not keep alive (a large object's layout).
     ///
     /// # Safety
@@ -495,13 +505,11 @@ impl MSpan {
                 let index = st.cache_base + cache.trailing_zeros() as usize;
                 st.freeindex = index + 1;
                 st.alloc_count += 1;
-                let needzero = st.needzero as usize;
                 self.info(|info| {
                     Some(Slot {
                         addr: info.base + index * info.elemsize,
                         elemsize: info.elemsize,
                         freeindex: index + 1,
-                        needzero,
                     })
                 })
             })
