@@ -208,13 +208,7 @@ impl Collector {
             // SAFETY: the mutators are stopped (the caller's contract) and each gets the
             // new epoch's marker right here.
             unsafe { heap.begin_minor_cards() };
-            let marker = heap.card_marker();
-            #[cfg(not(loom_mutant = "card_epoch_stale"))]
-            for st in states.iter_mut() {
-                st.set_card_marker(marker);
-            }
-            #[cfg(loom_mutant = "card_epoch_stale")]
-            let _ = marker;
+            give_card_markers(heap, states);
         }
         // SAFETY: turning it on is always sound (objects allocated marked survive).
         unsafe { heap.set_alloc_black(true) };
@@ -477,13 +471,7 @@ impl Collector {
             // SAFETY: the mutators are stopped (the caller's contract) and each gets the
             // new epoch's marker right here.
             unsafe { heap.next_card_epoch() };
-            let marker = heap.card_marker();
-            #[cfg(not(loom_mutant = "card_epoch_stale"))]
-            for st in states.iter_mut() {
-                st.set_card_marker(marker);
-            }
-            #[cfg(loom_mutant = "card_epoch_stale")]
-            let _ = marker;
+            give_card_markers(heap, states);
         }
         for st in states.iter_mut() {
             st.cache.release_all();
@@ -750,4 +738,16 @@ impl Collector {
             w.quiesce();
         }
     }
+}
+
+/// Gives every mutator the barrier's marker for the card table's new epoch (the table just
+/// moved to it, with the mutators stopped). The seeded bug `card_epoch_stale` skips it.
+fn give_card_markers(heap: &minigo_alloc_core::MHeap, states: &mut [&mut MutatorState]) {
+    let marker = heap.card_marker();
+    #[cfg(not(loom_mutant = "card_epoch_stale"))]
+    for st in states.iter_mut() {
+        st.set_card_marker(marker);
+    }
+    #[cfg(loom_mutant = "card_epoch_stale")]
+    let _ = (marker, states);
 }
