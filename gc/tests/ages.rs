@@ -56,6 +56,11 @@ fn read(addr: usize) -> usize {
 /// marks), marking on this thread, then sweeps.
 fn cycle(m: &mut Mutator, roots: &mut Held) {
     assert!(m.start_cycle(roots));
+    finish_cycle(m, roots);
+}
+
+/// Marks on this thread until the cycle under way ends, then sweeps.
+fn finish_cycle(m: &mut Mutator, roots: &mut Held) {
     while m.marking() {
         if let Some(q) = m.collector().mark_queue() {
             GcWork::new().drain(&q, u64::MAX);
@@ -63,6 +68,17 @@ fn cycle(m: &mut Mutator, roots: &mut Held) {
         m.poll(roots);
     }
     m.collector().heap().sweep_all();
+}
+
+/// A young list of `n` objects linked through their first word; returns its head.
+fn young_list(m: &mut Mutator, roots: &mut Held, n: usize) -> usize {
+    let mut head = 0;
+    for _ in 0..n {
+        let node = alloc(m, roots);
+        set_ptr(m, node, head);
+        head = node;
+    }
+    head
 }
 
 /// Roots R, an object with two pointer words, and behind it an old list of 1,000 (so that
@@ -123,12 +139,7 @@ fn temporaries_left_after_two_minor_cycles(ages: bool) -> u64 {
     let mut roots = Held(vec![]);
     old_root(&mut m, &mut roots);
     // A list of 100 held from the roots, as a half-built tree is from the stack.
-    let mut head = 0;
-    for _ in 0..100 {
-        let n = alloc(&mut m, &mut roots);
-        set_ptr(&mut m, n, head);
-        head = n;
-    }
+    let head = young_list(&mut m, &mut roots, 100);
     roots.0.push(head);
     cycle(&mut m, &mut roots);
     roots.0.pop();
@@ -170,30 +181,15 @@ fn objects_allocated_black_left(black_young: bool) -> u64 {
     let r = old_root(&mut m, &mut roots);
     // Young and reachable: work enough that the cycle still marks after the allocations
     // below (it would otherwise end in its first stop, or at the first safepoint).
-    let mut young = 0;
-    for _ in 0..300 {
-        let n = alloc(&mut m, &mut roots);
-        set_ptr(&mut m, n, young);
-        young = n;
-    }
+    let young = young_list(&mut m, &mut roots, 300);
     roots.0.push(young);
     assert!(m.start_cycle(&mut roots));
-    let mut head = 0;
-    for _ in 0..100 {
-        let n = alloc(&mut m, &mut roots);
-        set_ptr(&mut m, n, head);
-        head = n;
-    }
+    // Dropped at once: reachable from nothing.
+    young_list(&mut m, &mut roots, 100);
     let kept = alloc(&mut m, &mut roots);
     set_ptr(&mut m, r, kept);
     assert!(m.marking(), "allocated while the cycle marks");
-    while m.marking() {
-        if let Some(q) = m.collector().mark_queue() {
-            GcWork::new().drain(&q, u64::MAX);
-        }
-        m.poll(&mut roots);
-    }
-    m.collector().heap().sweep_all();
+    finish_cycle(&mut m, &mut roots);
     assert_eq!(
         m.mem_stats().heap_objects,
         1001 + 300 + 100 + 1,

@@ -80,17 +80,7 @@ fn a_young_object_held_by_an_old_one_survives_a_minor_cycle() {
         }
 
         marker.join().unwrap();
-        // Ends the minor cycle (verify re-marks from R), runs a second one (verified too),
-        // then a whole major one.
-        finish_cycle(&mut m, &mut roots);
-        assert!(m.start_cycle(&mut roots));
-        finish_cycle(&mut m, &mut roots);
-        m.collect(&mut roots);
-        let cycles = m.collector().cycles();
-        assert!(
-            cycles.len() == 4 && cycles[1].minor && cycles[2].minor,
-            "the cycles started were minor"
-        );
+        then_a_second_minor_cycle(&mut m, &mut roots);
         assert_eq!(
             m.mem_stats().heap_objects,
             6,
@@ -143,17 +133,24 @@ fn an_object_allocated_black_by_a_minor_cycle_is_found_by_the_next() {
         unsafe { m.write((o + 8) as *mut usize, y2) };
         marker.join().unwrap();
 
-        finish_cycle(&mut m, &mut roots);
-        assert!(m.start_cycle(&mut roots));
-        finish_cycle(&mut m, &mut roots);
-        m.collect(&mut roots);
-        let cycles = m.collector().cycles();
-        assert!(
-            cycles.len() == 4 && cycles[1].minor && cycles[2].minor,
-            "the cycles started were minor"
-        );
+        then_a_second_minor_cycle(&mut m, &mut roots);
         assert_eq!(m.mem_stats().heap_objects, 4, "R, O, Y1 and Y2 all survive");
     });
+}
+
+/// Ends the minor cycle under way (verify re-marks from the roots), runs a second one
+/// (verified too), then a whole major one, and checks that the cycles after the first
+/// major one were minor.
+fn then_a_second_minor_cycle(m: &mut minigo_gc::Mutator, roots: &mut Held) {
+    finish_cycle(m, roots);
+    assert!(m.start_cycle(roots));
+    finish_cycle(m, roots);
+    m.collect(roots);
+    let cycles = m.collector().cycles();
+    assert!(
+        cycles.len() == 4 && cycles[1].minor && cycles[2].minor,
+        "the cycles started were minor"
+    );
 }
 
 /// Marks on this thread until the cycle under way ends (verify mode re-marks from the roots
