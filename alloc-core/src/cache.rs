@@ -6,7 +6,9 @@
 //! - pointer-free and under 16 bytes: carved from the current 16-byte tiny block;
 //! - up to 32 KiB: the next free slot of the cached span, found with a count-trailing-zeros
 //!   on the span's alloc cache; zeroed if the span's free slots may be dirty; its pointer
-//!   bits written for scan classes. No lock, no atomic read-modify-write (invariant 4);
+//!   bits written for scan classes. No lock, no atomic read-modify-write (invariant 4).
+//!   When the alloc cache (64 slots' alloc bits) runs out, an out-of-line step of the fast
+//!   path loads the span's next 64 (Go's `nextFree`);
 //! - when the span is full: refill (hand it back to its mcentral, take another; the only
 //!   place the mutator takes a lock for small objects, and the safepoint where a collector
 //!   tests its trigger);
@@ -31,7 +33,6 @@ use std::ptr::NonNull;
 
 use crate::error::AllocError;
 use crate::heap::MHeap;
-use crate::heapbits::HeapBits;
 use crate::layout::{Fast, Layout, LayoutInner};
 use crate::sizeclass::{SpanClass, NUM_SPAN_CLASSES, PAGE_SIZE, TINY_SIZE, TINY_SIZE_CLASS};
 use crate::span::{large_pages, MSpan, Slot, SpanRef, SpanShape};
@@ -203,11 +204,14 @@ impl MCache {
     /// [`MCache::alloc_fast`] for a caller that asynchronous preemption cannot stop (the
     /// runtime's, in its `minigo_nopreempt` section: a preemption there could give the P,
     /// and so this mcache, to another thread). The common path is all inlined into that
-    /// caller; the two calls it makes out of line (tiny objects, a span's second layout)
-    /// leave the section, so they hold the thread's lock count up
-    /// (`sync::acquirem_inline`, a thread-local add: the caller is never inlined itself,
-    /// and nothing here parks), and end it in the callee, so that both are tail calls and
-    /// the common path saves no register. Everything else the common path calls is
+    /// caller; the three calls it makes out of line (tiny objects and the like, a span's
+    /// second layout, the next 64 slots of the span) leave the section, so they hold the
+    /// thread's lock count up (`sync::acquirem_inline`, a thread-local add: the caller is
+    /// never inlined itself, and nothing here parks), and end it in the callee, so that
+    /// all are tail calls. They take the layout rather than the span and mask the common
+    /// path has worked out: an argument register is one the common path cannot keep a
+    /// value in, and with five arguments it saved five registers, with two or three, three.
+    /// Everything else the common path calls is
     /// `#[inline(always)]` for that reason: a helper left to LLVM's choice and not inlined
     /// would run outside the section with no count. [`MCache::alloc_fast`] does neither: in a
     /// standalone heap's VM loop, the count's code moved that loop's registers about
@@ -238,16 +242,20 @@ impl MCache {
                 return None;
             }
             // SAFETY: a span cached here is owned by this mcache.
-            let slot = unsafe { span.next_free_fast()? };
+            let Some(slot) = (unsafe { span.next_free_fast() }) else {
+                if COUNTED {
+                    crate::sync::acquirem_inline();
+                }
+                // SAFETY: as above; counted if COUNTED.
+                return unsafe { self.next_free_in_span::<COUNTED>(inner) };
+            };
             self.next_sample -= size;
             if mask != 0 && !span.ptrmask.is_uniform(mask) {
                 if COUNTED {
                     crate::sync::acquirem_inline();
                 }
                 // SAFETY: as above; counted if COUNTED.
-                return unsafe {
-                    second_layout::<COUNTED>(&self.heap.bits, span, slot.addr, slot.freeindex, mask)
-                };
+                return unsafe { self.second_layout::<COUNTED>(inner, slot.addr) };
             }
             if ZERO && mask == 0 {
                 // SAFETY: as above.
@@ -265,6 +273,78 @@ impl MCache {
         }
         // SAFETY: counted if COUNTED.
         unsafe { self.alloc_fast_other::<COUNTED>(inner) }
+    }
+
+    /// The fast path's end when the span's alloc cache (64 slots of its alloc bits) is used
+    /// up: Go's `nextFree` within the span, which moves the cache to the span's next free
+    /// slots, so that the slow path (and its trigger test) runs once per span rather than
+    /// once per 64 objects, as in Go. `None` when the span is full. The slot is cleared if
+    /// its span was not (`init_object`), even for a caller that would write over it: once
+    /// per 64 objects. If `COUNTED`, ends the lock count its caller raised.
+    ///
+    /// Its arguments are few so that they fit in registers the caller's common path does
+    /// not hold: with the span and the mask as well, that path saved three more registers.
+    ///
+    /// # Safety
+    /// `inner` is a small layout whose span is cached here, and, if `COUNTED`, the thread's
+    /// lock count was raised for this call.
+    #[cold]
+    #[inline(never)]
+    unsafe fn next_free_in_span<const COUNTED: bool>(
+        &mut self,
+        inner: &LayoutInner,
+    ) -> Option<NonNull<u8>> {
+        let p = match inner.fast {
+            Fast::Small { spc, mask } => self.cached(spc).and_then(|span| {
+                let span = span.get();
+                // SAFETY: a span cached here is owned by this mcache.
+                let slot = unsafe { span.next_free() }?;
+                self.next_sample -= slot.elemsize as isize;
+                Some(self.init_object(span, slot, spc, mask, inner, 1))
+            }),
+            _ => None,
+        };
+        if COUNTED {
+            // SAFETY: ends the caller's region, on this thread: nothing here parks.
+            unsafe { crate::sync::releasem_inline() };
+        }
+        p
+    }
+
+    /// The fast path's end for a span whose objects had another layout: records the
+    /// layout's mask for the object at `addr` (`MSpan::set_mask_slow`), publishes the slot,
+    /// and, if `COUNTED`, ends the lock count its caller raised. Like
+    /// [`MCache::next_free_in_span`], it takes the layout rather than what the caller has
+    /// worked out from it, so that the call is a jump from a path that saves no register.
+    ///
+    /// # Safety
+    /// `inner` is a small scan layout whose span is cached here, the slot at `addr` was
+    /// just taken from that span, and if `COUNTED`, the thread's lock count was raised for
+    /// this call.
+    #[cold]
+    #[inline(never)]
+    unsafe fn second_layout<const COUNTED: bool>(
+        &mut self,
+        inner: &LayoutInner,
+        addr: usize,
+    ) -> Option<NonNull<u8>> {
+        if let Fast::Small { spc, mask } = inner.fast {
+            if let Some(span) = self.cached(spc) {
+                let span = span.get();
+                // SAFETY: the caller's contract: this cache owns the span, `addr` is its
+                // newest slot.
+                unsafe {
+                    span.set_mask_slow(&self.heap.bits, addr, mask);
+                    span.publish_freeindex(span.alloc_state(|st| st.freeindex));
+                }
+            }
+        }
+        if COUNTED {
+            // SAFETY: ends the caller's region, on this thread: nothing here parks.
+            unsafe { crate::sync::releasem_inline() };
+        }
+        // SAFETY: slot addresses are inside the heap's reservation, never null.
+        Some(unsafe { NonNull::new_unchecked(addr as *mut u8) })
     }
 
     /// The rest of the fast path: tiny objects, zero-size ones, wide scan objects. If
@@ -296,7 +376,7 @@ impl MCache {
                 let spc = SpanClass::new(TINY_SIZE_CLASS, true);
                 let span = self.cached(spc)?.get();
                 // SAFETY: a span cached here is owned by this mcache.
-                let slot = unsafe { span.next_free_fast()? };
+                let slot = unsafe { span.next_free()? };
                 self.next_sample -= TINY_SIZE as isize;
                 Some(self.new_tiny_block(span, slot, size))
             }),
@@ -307,7 +387,7 @@ impl MCache {
                     return None;
                 }
                 // SAFETY: as above.
-                let slot = unsafe { span.next_free_fast()? };
+                let slot = unsafe { span.next_free()? };
                 self.next_sample -= size;
                 Some(self.init_object(span, slot, spc, 0, inner, 1))
             }
@@ -653,35 +733,6 @@ impl MCache {
         self.tiny = 0;
         self.tiny_offset = 0;
     }
-}
-
-/// The fast path's end for a span whose objects had another layout: records `mask` for
-/// the object at `addr` (`MSpan::set_mask_slow`), publishes the slot up to `freeindex`,
-/// and, if `COUNTED`, ends the lock count its caller raised
-/// ([`MCache::alloc_fast_nopreempt`]). Its arguments fit in registers (a `Slot` by value
-/// went through the stack), so the call is a jump.
-///
-/// # Safety
-/// The caller's mcache owns `span`, the slot at `addr` was just taken from it, and if
-/// `COUNTED`, the thread's lock count was raised for this call.
-#[cold]
-#[inline(never)]
-unsafe fn second_layout<const COUNTED: bool>(
-    bits: &HeapBits,
-    span: &MSpan,
-    addr: usize,
-    freeindex: usize,
-    mask: u64,
-) -> Option<NonNull<u8>> {
-    // SAFETY: the caller's contract.
-    unsafe { span.set_mask_slow(bits, addr, mask) };
-    span.publish_freeindex(freeindex);
-    if COUNTED {
-        // SAFETY: ends the caller's region, on this thread: nothing here parks.
-        unsafe { crate::sync::releasem_inline() };
-    }
-    // SAFETY: slot addresses are inside the heap's reservation, never null.
-    Some(unsafe { NonNull::new_unchecked(addr as *mut u8) })
 }
 
 /// Zeroes a fresh slot of a pointer-free span that was not cleared: by word stores in the
