@@ -5,8 +5,10 @@
 //! - size 0: the shared zero-size address;
 //! - pointer-free and under 16 bytes: carved from the current 16-byte tiny block;
 //! - up to 32 KiB: the next free slot of the cached span, found with a count-trailing-zeros
-//!   on the span's alloc cache; zeroed if the span's free slots may be dirty; its pointer
-//!   bits written for scan classes. No lock, no atomic read-modify-write (invariant 4).
+//!   on the span's alloc cache; zeroed if the span's free slots may be dirty (the sweep
+//!   leaves dead objects' bytes, as Go's does; a caller that writes over every byte of a
+//!   pointer-free object may skip it); its pointer bits written for scan classes. No
+//!   lock, no atomic read-modify-write (invariant 4).
 //!   When the alloc cache (64 slots' alloc bits) runs out, an out-of-line step of the fast
 //!   path loads the span's next 64 (Go's `nextFree`);
 //! - when the span is full: refill (hand it back to its mcentral, take another; the only
@@ -257,7 +259,9 @@ impl MCache {
                 // SAFETY: as above; counted if COUNTED.
                 return unsafe { self.second_layout::<COUNTED>(inner, slot.addr) };
             }
-            if ZERO && mask == 0 {
+            // A scan object is always cleared (a marker must not read an old pointer in
+            // it); a pointer-free one unless the caller writes over all of it.
+            if ZERO || mask != 0 {
                 // SAFETY: as above.
                 let needzero = unsafe { span.needzero() };
                 if needzero != 0 {
@@ -311,9 +315,10 @@ impl MCache {
         p
     }
 
-    /// The fast path's end for a span whose objects had another layout: records the
-    /// layout's mask for the object at `addr` (`MSpan::set_mask_slow`), publishes the slot,
-    /// and, if `COUNTED`, ends the lock count its caller raised. Like
+    /// The fast path's end for a span whose objects had another layout: clears the object
+    /// at `addr` if its span was not, records the layout's mask for it
+    /// (`MSpan::set_mask_slow`), publishes the slot, and, if `COUNTED`, ends the lock count
+    /// its caller raised. Like
     /// [`MCache::next_free_in_span`], it takes the layout rather than what the caller has
     /// worked out from it, so that the call is a jump from a path that saves no register.
     ///
@@ -334,6 +339,7 @@ impl MCache {
                 // SAFETY: the caller's contract: this cache owns the span, `addr` is its
                 // newest slot.
                 unsafe {
+                    clear_slot::<false>(addr, span.needzero());
                     span.set_mask_slow(&self.heap.bits, addr, mask);
                     span.publish_freeindex(span.alloc_state(|st| st.freeindex));
                 }
@@ -447,9 +453,8 @@ impl MCache {
         Ok(p)
     }
 
-    /// Clears a new slot if its span was not cleared, writes its pointer bits (a scan
-    /// slot's memory is already zero, its bits clear), and publishes it to conservative
-    /// scanners. `mask` is the bits of an object of at most 64 words; wider scan objects
+    /// Clears a new slot if its span was not cleared, writes its pointer bits (a free
+    /// slot's bits are clear), and publishes it to conservative scanners. `mask` is the bits of an object of at most 64 words; wider scan objects
     /// get theirs from the layout.
     fn init_object(
         &self,
@@ -460,15 +465,8 @@ impl MCache {
         inner: &LayoutInner,
         len: usize,
     ) -> NonNull<u8> {
-        let needzero = if spc.noscan() {
-            // SAFETY: this cache owns the span.
-            unsafe { span.needzero() }
-        } else {
-            0
-        };
-        if needzero != 0 {
-            clear_slot::<false>(slot.addr, needzero);
-        }
+        // SAFETY: this cache owns the span.
+        clear_slot::<false>(slot.addr, unsafe { span.needzero() });
         if !spc.noscan() {
             if slot.elemsize > 64 * 8 {
                 self.heap
@@ -735,7 +733,7 @@ impl MCache {
     }
 }
 
-/// Zeroes a fresh slot of a pointer-free span that was not cleared: by word stores in the
+/// Zeroes `bytes` of a fresh slot (0 if its span was cleared): by word stores in the
 /// caller for a small slot, or always with `INLINE` (the runtime's fast path, whose calls
 /// leave its no-preemption section); a call to `memset` past that. The stores are volatile
 /// so that they stay stores rather than become that call.

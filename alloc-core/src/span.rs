@@ -129,12 +129,12 @@ pub(crate) struct SpanShape {
     pub(crate) large: Option<(Layout, usize)>,
 }
 
-/// The owner's view of the span. A scan span's free slots are always zero: a span made
-/// from dirty pages is cleared when it is made, and the sweeper clears the slots it frees,
-/// so that a marker never reads an old pointer in a new object. A pointer-free span is
-/// cleared by neither (most of its slots are written over by their next object anyway):
-/// `needzero` says its free slots may hold old bytes, and an allocation that promises
-/// zeroed memory clears the slot (Go's `needzero`, kept per span as Go does).
+/// The owner's view of the span. Neither a span made from dirty pages nor the slots the
+/// sweeper frees are cleared: `needzero` says the free slots may hold old bytes, and the
+/// allocation that hands one out clears it (Go's `needzero`, kept per span as Go does).
+/// That is every allocation of a scan object, before the slot is published, so that a
+/// marker never reads an old pointer in a new object; for a pointer-free one, only those
+/// that promise zeroed memory (most are written over by their constructor anyway).
 #[repr(C)]
 pub(crate) struct AllocState {
     pub(crate) alloc_cache: u64,
@@ -144,7 +144,7 @@ pub(crate) struct AllocState {
     /// How much of `alloc_count` the heap's statistics already know about.
     pub(crate) flushed: u32,
     /// The bytes a new object of this span must have cleared: 0 while every free slot is
-    /// zero, else the slot size (only ever for a pointer-free span).
+    /// zero, else the slot size.
     pub(crate) needzero: u32,
 }
 
@@ -348,21 +348,19 @@ impl MSpan {
         });
     }
 
-    /// Records that free slots of this pointer-free span may hold old bytes, rather than
-    /// clearing them: the allocations that promise zeroed memory clear theirs.
+    /// Records that free slots of this span may hold old bytes, rather than clearing them:
+    /// the allocations clear theirs (see [`AllocState`]).
     ///
     /// # Safety
     /// The caller owns the span.
     pub(crate) unsafe fn set_needzero(&self) {
-        debug_assert!(self.noscan(), "a scan span's free slots are always zero");
         let elemsize = self.elem_size() as u32;
         // SAFETY: the caller owns the span.
         unsafe { self.alloc_state(|st| st.needzero = elemsize) };
     }
 
     /// How many bytes of a slot just taken may hold an old object's (`AllocState::
-    /// needzero`): read only on a pointer-free object's path, so that a scan object's
-    /// does not load it.
+    /// needzero`).
     ///
     /// # Safety
     /// The caller owns the span.

@@ -419,3 +419,68 @@ fn a_dropped_mcache_hands_its_spans_back() {
         "a dropped mcache's span goes back to mcentral, or no one could allocate from it again"
     );
 }
+
+/// The sweep leaves dead objects' bytes in place (`AllocState::needzero`): every way a
+/// scan slot is handed out again must clear it, or a marker could read an old pointer in
+/// a new object. The fast path (also as the runtime's typed constructors take it), its
+/// next-64-slots step, a span's second layout (whose objects' bits go to the bitmap) and
+/// arrays (the slow path) are each checked.
+#[test]
+fn dead_scan_objects_are_cleared_when_their_slots_are_handed_out_again() {
+    let heap = heap();
+    let mut c = MCache::new(&heap);
+    let a = Layout::new(48, &[1, 3]).unwrap();
+    let b = Layout::new(48, &[0, 5]).unwrap();
+    let per_span = CLASS_TO_NELEMS[size_to_class(48) as usize] as usize;
+    let n = 4 * per_span;
+    let addrs: Vec<usize> = (0..n)
+        .map(|i| {
+            // Two spans of one layout, two of both (whose objects' bits go to the bitmap).
+            let l = if i >= 2 * per_span && i % 7 == 0 {
+                &b
+            } else {
+                &a
+            };
+            c.alloc(l).unwrap().as_ptr() as usize
+        })
+        .collect();
+    for (i, &p) in addrs.iter().enumerate() {
+        // SAFETY: each address is a 48-byte object we own.
+        unsafe { std::ptr::write_bytes(p as *mut u8, 0xAB, 48) };
+        if i % 5 == 0 {
+            // SAFETY: single-threaded; no span is allocated or freed while we mark.
+            unsafe { heap.find_object_unlocked(p) }.unwrap().try_mark();
+        }
+    }
+    collect_nothing(&heap, &mut [&mut c]);
+    let mut addrs = addrs;
+    addrs.sort();
+    let zero = |p: usize| {
+        // SAFETY: a fresh 48-byte object.
+        unsafe { std::slice::from_raw_parts(p as *const u64, 6) }
+            .iter()
+            .all(|&w| w == 0)
+    };
+    let mut reused = 0;
+    for i in 0..n {
+        let p = match (i < n / 2, i % 2) {
+            (true, 0) => c.alloc(&a),
+            // The runtime's, for a constructor that writes every byte: a scan object is
+            // cleared all the same.
+            (true, _) => match c.alloc_fast_nopreempt::<false>(&a) {
+                Some(p) => Ok(p),
+                None => c.alloc(&a),
+            },
+            (false, 0) => c.alloc(&b),
+            (false, _) => c.alloc_array(&a, 1),
+        }
+        .unwrap()
+        .as_ptr() as usize;
+        assert!(zero(p), "object {i} at {p:#x} holds a dead object's bytes");
+        reused += addrs.binary_search(&p).is_ok() as usize;
+    }
+    assert!(
+        reused > n / 2,
+        "the dead slots were reused: {reused} of {n}"
+    );
+}

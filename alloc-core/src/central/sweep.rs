@@ -21,20 +21,16 @@ use crate::heapbits::HeapBits;
 use crate::span::{word_mask, PtrMask, SpanInfo, SpanRef, NOT_BLACK};
 use crate::sync::{AtomicU32, AtomicU8, Ordering};
 
-/// Clears the slots named by `freed` (bit `b` = slot `64w + b`) and their pointer bits, a
-/// run at a time, keeping the invariant that a scan span's free slots are zero with clear
-/// bits.
-fn clear_slots(bits: &HeapBits, clear_bits: bool, span: &SpanInfo, w: usize, mut freed: u64) {
+/// Clears the pointer bits of the slots named by `freed` (bit `b` = slot `64w + b`) in the
+/// heap bitmap, a run at a time, keeping the invariant that a free slot's bits are clear.
+/// Its memory is left as it was: the allocation that hands the slot out again clears it
+/// (`AllocState::needzero`).
+fn clear_bits(bits: &HeapBits, span: &SpanInfo, w: usize, mut freed: u64) {
     while freed != 0 {
         let start = freed.trailing_zeros() as usize;
         let run = (!(freed >> start)).trailing_zeros() as usize;
         let addr = span.base + (w * 64 + start) * span.elemsize;
-        // SAFETY: these slots were just found dead (allocated, unmarked) in a span the
-        // sweeper owns; nothing can reach them.
-        unsafe { std::ptr::write_bytes(addr as *mut u8, 0, run * span.elemsize) };
-        if clear_bits {
-            bits.clear(addr, run * span.elemsize / 8);
-        }
+        bits.clear(addr, run * span.elemsize / 8);
         freed = if start + run >= 64 {
             0
         } else {
@@ -281,22 +277,23 @@ impl MCentral {
             + (0..words)
                 .map(|w| held(w).count_ones() as usize)
                 .sum::<usize>();
-        // A span that keeps nobody goes back to the page heap dirty; otherwise a scan
-        // span's dead slots are cleared now so that allocation never has to, and a
-        // pointer-free span's are left for the allocations that promise zeroed memory
-        // (`AllocState::needzero`).
+        // A span that keeps nobody goes back to the page heap dirty; otherwise its dead
+        // slots keep their bytes, for the allocation that hands each out again to clear
+        // (`AllocState::needzero`, as Go's `mallocgc` does): clearing them here was a
+        // second pass over memory the allocation touches anyway (the memset was 5-7% of
+        // binary-trees and gcbench). Their pointer bits, if the span writes them, are
+        // cleared now.
         let keeps = preserve || nalloc > 0;
-        let clears = keeps && !spc.noscan();
         let mut freed_any = false;
         // SAFETY: as above.
-        let bitmap = !spc.noscan() && s.ptrmask() == PtrMask::Bitmap;
+        let bitmap = keeps && !spc.noscan() && s.ptrmask() == PtrMask::Bitmap;
         s.info(|i| {
             for w in 0..words {
                 let mark = i.mark_word(w).load(Ordering::Relaxed);
                 let dead_slots = dead(i, w);
                 freed_any |= dead_slots != 0;
-                if clears {
-                    clear_slots(cx.bits, bitmap, i, w, dead_slots);
+                if bitmap {
+                    clear_bits(cx.bits, i, w, dead_slots);
                 }
                 let alloc = i.alloc_word(w).swap(mark | held(w), Ordering::Relaxed);
                 let kept = kept_marks(keep, mark, alloc, black_slots(black_from, w, alloc));
@@ -334,7 +331,7 @@ impl MCentral {
                 nfreed
             })
         };
-        if keeps && spc.noscan() && freed_any {
+        if keeps && freed_any {
             // SAFETY: as above.
             unsafe { s.set_needzero() };
         }
