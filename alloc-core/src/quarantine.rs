@@ -9,8 +9,10 @@
 //!
 //! 1. A sweep that finds a slot dead (allocated, unmarked) for the first time records it
 //!    with its sweep generation and leaves its alloc bit set: no mcache hands it out, and
-//!    the span stays in use. The slot is cleared as every freed slot is, and counted as
-//!    freed: the statistics and the pacer see the heap without the quarantine.
+//!    the span stays in use. The slot is cleared (a freed slot is otherwise cleared only
+//!    when it is handed out again: a held one is still an object to a stale word that
+//!    marks it, and must hold no old pointer), and counted as freed: the statistics and
+//!    the pacer see the heap without the quarantine.
 //! 2. Each later sweep of the span finds the slot dead again (nothing marks it) and
 //!    keeps holding it, until `cycles` cycles have passed since it was freed: then the
 //!    slot is released as any freed slot (its alloc bit clears) and forgotten.

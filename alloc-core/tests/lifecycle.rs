@@ -190,6 +190,10 @@ fn the_quarantine_holds_dead_slots_for_its_cycles_then_releases_them() {
             unsafe { heap.find_object_unlocked(a) }.unwrap().try_mark();
         }
     };
+    for &a in &addrs {
+        // SAFETY: each address is a 48-byte object we own; nothing traces this heap.
+        unsafe { std::ptr::write_bytes(a as *mut u8, 0xAB, 48) };
+    }
     mark_kept(&heap);
     collect_nothing(&heap, &mut [&mut c]);
     let dead = n - keep.len();
@@ -201,6 +205,16 @@ fn the_quarantine_holds_dead_slots_for_its_cycles_then_releases_them() {
     for (i, &a) in addrs.iter().enumerate() {
         let want = (i % 3 != 0).then_some(1);
         assert_eq!(freed_by(&heap, a), want, "slot {i}");
+        // A held slot is still an object to a stale word that marks it: it must hold no
+        // old pointer. (Freed slots are otherwise cleared when handed out again.)
+        // SAFETY: a held 48-byte slot, never handed out meanwhile.
+        let bytes = unsafe { std::slice::from_raw_parts(a as *const u8, 48) };
+        if want.is_some() {
+            assert!(
+                bytes.iter().all(|&b| b == 0),
+                "held slot {i} was not cleared"
+            );
+        }
     }
     assert_eq!(freed_by(&heap, large), Some(1));
     // Held slots are not handed out: as many new objects as died take other slots.

@@ -22,15 +22,29 @@ use crate::span::{word_mask, PtrMask, SpanInfo, SpanRef, NOT_BLACK};
 use crate::sync::{AtomicU32, AtomicU8, Ordering};
 
 /// Clears the pointer bits of the slots named by `freed` (bit `b` = slot `64w + b`) in the
-/// heap bitmap, a run at a time, keeping the invariant that a free slot's bits are clear.
-/// Its memory is left as it was: the allocation that hands the slot out again clears it
-/// (`AllocState::needzero`).
-fn clear_bits(bits: &HeapBits, span: &SpanInfo, w: usize, mut freed: u64) {
+/// heap bitmap if `bitmap`, and their memory if `memory`, a run at a time. The bits, so
+/// that a free slot's bits are clear; the memory is otherwise left for the allocation that
+/// hands the slot out again to clear (`AllocState::needzero`).
+fn clear_slots(
+    bits: &HeapBits,
+    bitmap: bool,
+    memory: bool,
+    span: &SpanInfo,
+    w: usize,
+    mut freed: u64,
+) {
     while freed != 0 {
         let start = freed.trailing_zeros() as usize;
         let run = (!(freed >> start)).trailing_zeros() as usize;
         let addr = span.base + (w * 64 + start) * span.elemsize;
-        bits.clear(addr, run * span.elemsize / 8);
+        if memory {
+            // SAFETY: these slots were just found dead (allocated, unmarked) in a span the
+            // sweeper owns; nothing can reach them.
+            unsafe { std::ptr::write_bytes(addr as *mut u8, 0, run * span.elemsize) };
+        }
+        if bitmap {
+            bits.clear(addr, run * span.elemsize / 8);
+        }
         freed = if start + run >= 64 {
             0
         } else {
@@ -282,18 +296,20 @@ impl MCentral {
         // (`AllocState::needzero`, as Go's `mallocgc` does): clearing them here was a
         // second pass over memory the allocation touches anyway (the memset was 5-7% of
         // binary-trees and gcbench). Their pointer bits, if the span writes them, are
-        // cleared now.
+        // cleared now. But a slot the quarantine holds stays allocated, and a stale word
+        // that marks it would have its old pointers traced: those are cleared now too.
         let keeps = preserve || nalloc > 0;
         let mut freed_any = false;
         // SAFETY: as above.
         let bitmap = keeps && !spc.noscan() && s.ptrmask() == PtrMask::Bitmap;
+        let memory = keeps && !spc.noscan() && verdict.is_some();
         s.info(|i| {
             for w in 0..words {
                 let mark = i.mark_word(w).load(Ordering::Relaxed);
                 let dead_slots = dead(i, w);
                 freed_any |= dead_slots != 0;
-                if bitmap {
-                    clear_bits(cx.bits, i, w, dead_slots);
+                if bitmap || memory {
+                    clear_slots(cx.bits, bitmap, memory, i, w, dead_slots);
                 }
                 let alloc = i.alloc_word(w).swap(mark | held(w), Ordering::Relaxed);
                 let kept = kept_marks(keep, mark, alloc, black_slots(black_from, w, alloc));
