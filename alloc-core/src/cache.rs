@@ -736,14 +736,36 @@ impl MCache {
 /// Zeroes `bytes` of a fresh slot (0 if its span was cleared): by word stores in the
 /// caller for a small slot, or always with `INLINE` (the runtime's fast path, whose calls
 /// leave its no-preemption section); a call to `memset` past that. The stores are volatile
-/// so that they stay stores rather than become that call.
+/// so that they stay stores rather than become that call. Up to 64 bytes, as memset
+/// implementations do it, with a few stores from each end that may overlap rather than a
+/// loop: every scan object is cleared here, and a loop of word stores took the 32-byte
+/// scan allocation from 5.4 to 6.9 ns (`alloc/scan/minigo/32`).
 #[inline(always)]
 fn clear_slot<const INLINE: bool>(addr: usize, bytes: usize) {
-    if INLINE || bytes <= 128 {
-        for w in 0..bytes / 8 {
-            // SAFETY: a fresh slot of `bytes` bytes (a multiple of 8: a size class), ours
-            // alone, 8-byte aligned.
-            unsafe { std::ptr::write_volatile((addr as *mut u64).add(w), 0) };
+    let w = bytes / 8;
+    let p = addr as *mut u64;
+    let zero = |i: usize| {
+        // SAFETY: a fresh slot of `bytes` bytes (a multiple of 8: a size class), ours
+        // alone, 8-byte aligned; every index below is below `w`.
+        unsafe { std::ptr::write_volatile(p.add(i), 0) }
+    };
+    if w == 0 {
+    } else if w <= 2 {
+        zero(0);
+        zero(w - 1);
+    } else if w <= 4 {
+        zero(0);
+        zero(1);
+        zero(w - 2);
+        zero(w - 1);
+    } else if w <= 8 {
+        for i in 0..4 {
+            zero(i);
+            zero(w - 4 + i);
+        }
+    } else if INLINE || bytes <= 128 {
+        for i in 0..w {
+            zero(i);
         }
     } else {
         // SAFETY: a fresh slot of `bytes` bytes, ours alone.
@@ -754,5 +776,30 @@ fn clear_slot<const INLINE: bool>(addr: usize, bytes: usize) {
 impl Drop for MCache {
     fn drop(&mut self) {
         self.release_all();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::clear_slot;
+
+    /// Every slot size up to 256 bytes is cleared whole and nothing past it, by both
+    /// flavours (the stores from each end overlap for most sizes).
+    #[test]
+    fn clear_slot_clears_exactly_the_slot() {
+        for words in 0..=32usize {
+            for inline in [false, true] {
+                let mut buf = vec![!0u64; words + 2];
+                let addr = buf[1..].as_mut_ptr() as usize;
+                if inline {
+                    clear_slot::<true>(addr, words * 8);
+                } else {
+                    clear_slot::<false>(addr, words * 8);
+                }
+                assert_eq!(buf[0], !0, "{words} words: before the slot");
+                assert!(buf[1..=words].iter().all(|&w| w == 0), "{words} words");
+                assert_eq!(buf[words + 1], !0, "{words} words: past the slot");
+            }
+        }
     }
 }
