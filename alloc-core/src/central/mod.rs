@@ -117,6 +117,23 @@ impl MCentral {
         Ok(span)
     }
 
+    /// Pops a span to sweep from one of the lists, and asks the CPU to load the descriptor
+    /// of the one under it: the next refill's sweep, a span's worth of allocation later,
+    /// then finds it in the cache. A span not touched since the last cycle made each
+    /// refill wait on its descriptor, on its sweepgen's compare-and-swap first.
+    fn pop_prefetching_next(
+        &self,
+        list: impl FnOnce(&mut Lists) -> &mut Vec<SpanRef>,
+    ) -> Option<SpanRef> {
+        let mut lists = self.lists.lock();
+        let list = list(&mut lists);
+        let s = list.pop();
+        if let Some(next) = list.last() {
+            next.get().prefetch();
+        }
+        s
+    }
+
     fn take_swept_or_sweep(&self, cx: SpanCtx<'_>) -> Option<SpanRef> {
         // The cycle cannot advance while an mcache refills (mutators are stopped for it).
         let sg = cx.sweep.sweepgen();
@@ -131,7 +148,7 @@ impl MCentral {
         // about to); then there is nothing to sweep lazily and a new span is the answer.
         let _sweeping = cx.sweep.begin_sweep()?;
         for _ in 0..SPAN_BUDGET {
-            let Some(s) = self.lists.lock().partial[unswept(sg)].pop() else {
+            let Some(s) = self.pop_prefetching_next(|l| &mut l.partial[unswept(sg)]) else {
                 break;
             };
             if cx.sweep.try_acquire(s, sg) {
@@ -140,7 +157,7 @@ impl MCentral {
             }
         }
         for _ in 0..SPAN_BUDGET {
-            let Some(s) = self.lists.lock().full[unswept(sg)].pop() else {
+            let Some(s) = self.pop_prefetching_next(|l| &mut l.full[unswept(sg)]) else {
                 break;
             };
             if cx.sweep.try_acquire(s, sg) {
