@@ -129,12 +129,14 @@ pub(crate) struct SpanShape {
     pub(crate) large: Option<(Layout, usize)>,
 }
 
-/// The owner's view of the span. Neither a span made from dirty pages nor the slots the
-/// sweeper frees are cleared: `needzero` says the free slots may hold old bytes, and the
-/// allocation that hands one out clears it (Go's `needzero`, kept per span as Go does).
-/// That is every allocation of a scan object, before the slot is published, so that a
-/// marker never reads an old pointer in a new object; for a pointer-free one, only those
-/// that promise zeroed memory (most are written over by their constructor anyway).
+/// The owner's view of the span. The slots the sweeper frees are not cleared, nor is a
+/// pointer-free span made from dirty pages: `needzero` says the free slots may hold old
+/// bytes, and the allocation that hands one out clears it (Go's `needzero`, kept per span
+/// as Go does). That is every allocation of a scan object, before the slot is published,
+/// so that a marker never reads an old pointer in a new object; for a pointer-free one,
+/// only those that promise zeroed memory (most are written over by their constructor
+/// anyway). A scan span all of whose slots are about to be handed out (made from dirty
+/// pages, or swept empty for a refill) is cleared whole instead, by one memset.
 #[repr(C)]
 pub(crate) struct AllocState {
     pub(crate) alloc_cache: u64,
@@ -376,6 +378,15 @@ impl MSpan {
         let elemsize = self.elem_size() as u32;
         // SAFETY: the caller owns the span.
         unsafe { self.alloc_state(|st| st.needzero = elemsize) };
+    }
+
+    /// Records that every free slot of this span is zero (its sweep cleared it whole).
+    ///
+    /// # Safety
+    /// The caller owns the span, and every free slot of it is zero.
+    pub(crate) unsafe fn clear_needzero(&self) {
+        // SAFETY: the caller owns the span.
+        unsafe { self.alloc_state(|st| st.needzero = 0) };
     }
 
     /// How many bytes of a slot just taken may hold an old object's (`AllocState::

@@ -438,7 +438,8 @@ fn a_dropped_mcache_hands_its_spans_back() {
 /// scan slot is handed out again must clear it, or a marker could read an old pointer in
 /// a new object. The fast path (also as the runtime's typed constructors take it), its
 /// next-64-slots step, a span's second layout (whose objects' bits go to the bitmap) and
-/// arrays (the slow path) are each checked.
+/// arrays (the slow path) are each checked, and spans swept empty, which the sweep clears
+/// whole.
 #[test]
 fn dead_scan_objects_are_cleared_when_their_slots_are_handed_out_again() {
     let heap = heap();
@@ -497,4 +498,25 @@ fn dead_scan_objects_are_cleared_when_their_slots_are_handed_out_again() {
         reused > n / 2,
         "the dead slots were reused: {reused} of {n}"
     );
+
+    // Spans left with nothing in them, swept lazily by the refills that take them (so
+    // kept, and cleared whole), then handed out slot by slot.
+    let all: Vec<usize> = (0..n)
+        .map(|_| c.alloc(&a).unwrap().as_ptr() as usize)
+        .collect();
+    for &p in &all {
+        // SAFETY: each address is a 48-byte object we own; nothing traces this heap.
+        unsafe { std::ptr::write_bytes(p as *mut u8, 0xAB, 48) };
+    }
+    heap.finish_sweep();
+    // SAFETY: nothing allocated before this sweep cycle is used after it.
+    unsafe { heap.start_sweep_cycle() };
+    c.release_all();
+    for i in 0..n {
+        let p = c.alloc(&a).unwrap().as_ptr() as usize;
+        assert!(
+            zero(p),
+            "object {i} at {p:#x} of an emptied span is not zero"
+        );
+    }
 }

@@ -101,9 +101,14 @@ impl MCentral {
                 let npages = CLASS_TO_NPAGES[class] as usize;
                 let (span, needzero) = cx.pages.alloc_span(npages, shape, cx.sweep.sweepgen())?;
                 let base = span.get().base();
-                if needzero {
+                if needzero && self.spc.noscan() {
                     // SAFETY: the span is fresh and ours.
                     unsafe { span.get().set_needzero() };
+                } else if needzero {
+                    // A scan span, every slot of which is about to be handed out: one memset
+                    // (as the sweep does for a span left empty) rather than a slot at a time.
+                    // SAFETY: the span is fresh and ours; its pages hold nothing live.
+                    unsafe { std::ptr::write_bytes(base as *mut u8, 0, npages * PAGE_SIZE) };
                 }
                 if !self.spc.noscan() {
                     cx.bits.clear(base, npages * PAGE_SIZE / 8);
