@@ -633,7 +633,10 @@ impl MHeap {
                 // Free slots of a span an mcache holds are marked while a cycle marks (so
                 // that what it hands out is black): objects are the slots allocated at the
                 // last sweep or published since (as `find_object_unlocked` has it).
-                let published = i.freeindex_for_scan.load(Ordering::Relaxed) as usize;
+                // Acquire, unlike there: this scan reads the words of a slot published
+                // meanwhile, which its allocation cleared just before publishing it (the
+                // sweep leaves dead slots' bytes), and must not see them from before.
+                let published = i.freeindex_for_scan.load(Ordering::Acquire) as usize;
                 // The card's objects' mark bits, a word at a time: most dirty cards hold
                 // only young objects (stores into objects just made), skipped here.
                 for mw in first / 64..=last / 64 {

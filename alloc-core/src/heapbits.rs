@@ -2,9 +2,10 @@
 //! the word is a pointer. Small objects of scan span classes get their bits here when they
 //! are allocated; large objects keep a layout reference on their span instead.
 //!
-//! A free slot's bits are always clear, as a scan span's free memory is always zero: its bits are
-//! cleared when the span is made and the sweeper clears the bits of the slots it frees. So
-//! allocating only ORs the object's mask in, without first clearing the slot's field.
+//! A free slot's bits are always clear: they are cleared when the span is made and the
+//! sweeper clears the bits of the slots it frees (their memory it leaves for the allocation
+//! to clear). So allocating only ORs the object's mask in, without first clearing the
+//! slot's field.
 //!
 //! Because spans start on 8 KiB page boundaries and a page's bits fill exactly 16 bitmap
 //! words, no two spans share a bitmap word, so the span's owner writes with plain loads and
