@@ -206,8 +206,8 @@ impl MCache {
     /// [`MCache::alloc_fast`] for a caller that asynchronous preemption cannot stop (the
     /// runtime's, in its `minigo_nopreempt` section: a preemption there could give the P,
     /// and so this mcache, to another thread). The common path is all inlined into that
-    /// caller; the three calls it makes out of line (tiny objects and the like, a span's
-    /// second layout, the next 64 slots of the span) leave the section, so they hold the
+    /// caller; the two functions it calls out of line (tiny objects, the span's next 64
+    /// slots and the like; a span's second layout) leave the section, so they hold the
     /// thread's lock count up (`sync::acquirem_inline`, a thread-local add: the caller is
     /// never inlined itself, and nothing here parks), and end it in the callee, so that
     /// all are tail calls. They take the layout rather than the span and mask the common
@@ -248,8 +248,8 @@ impl MCache {
                 if COUNTED {
                     crate::sync::acquirem_inline();
                 }
-                // SAFETY: as above; counted if COUNTED.
-                return unsafe { self.next_free_in_span::<COUNTED>(inner) };
+                // SAFETY: counted if COUNTED.
+                return unsafe { self.alloc_fast_other::<COUNTED>(inner) };
             };
             self.next_sample -= size;
             if mask != 0 && !span.ptrmask.is_uniform(mask) {
@@ -280,48 +280,12 @@ impl MCache {
         unsafe { self.alloc_fast_other::<COUNTED>(inner) }
     }
 
-    /// The fast path's end when the span's alloc cache (64 slots of its alloc bits) is used
-    /// up: Go's `nextFree` within the span, which moves the cache to the span's next free
-    /// slots, so that the slow path (and its trigger test) runs once per span rather than
-    /// once per 64 objects, as in Go. `None` when the span is full. The slot is cleared if
-    /// its span was not (`init_object`), even for a caller that would write over it: once
-    /// per 64 objects. If `COUNTED`, ends the lock count its caller raised.
-    ///
-    /// Its arguments are few so that they fit in registers the caller's common path does
-    /// not hold: with the span and the mask as well, that path saved three more registers.
-    ///
-    /// # Safety
-    /// `inner` is a small layout whose span is cached here, and, if `COUNTED`, the thread's
-    /// lock count was raised for this call.
-    #[cold]
-    #[inline(never)]
-    unsafe fn next_free_in_span<const COUNTED: bool>(
-        &mut self,
-        inner: &LayoutInner,
-    ) -> Option<NonNull<u8>> {
-        let p = match inner.fast {
-            Fast::Small { spc, mask } => self.cached(spc).and_then(|span| {
-                let span = span.get();
-                // SAFETY: a span cached here is owned by this mcache.
-                let slot = unsafe { span.next_free() }?;
-                self.next_sample -= slot.elemsize as isize;
-                Some(self.init_object(span, slot, spc, mask, inner, 1))
-            }),
-            _ => None,
-        };
-        if COUNTED {
-            // SAFETY: ends the caller's region, on this thread: nothing here parks.
-            unsafe { crate::sync::releasem_inline() };
-        }
-        p
-    }
-
     /// The fast path's end for a span whose objects had another layout: clears the object
     /// at `addr` if its span was not, records the layout's mask for it
     /// (`MSpan::set_mask_slow`), publishes the slot, and, if `COUNTED`, ends the lock count
-    /// its caller raised. Like
-    /// [`MCache::next_free_in_span`], it takes the layout rather than what the caller has
-    /// worked out from it, so that the call is a jump from a path that saves no register.
+    /// its caller raised. Like [`MCache::alloc_fast_other`], it takes the layout rather
+    /// than what the caller has worked out from it (see
+    /// [`MCache::alloc_fast_nopreempt`]).
     ///
     /// # Safety
     /// `inner` is a small scan layout whose span is cached here, the slot at `addr` was
@@ -355,8 +319,13 @@ impl MCache {
         Some(unsafe { NonNull::new_unchecked(addr as *mut u8) })
     }
 
-    /// The rest of the fast path: tiny objects, zero-size ones, wide scan objects. If
-    /// `COUNTED`, ends the lock count its caller raised
+    /// The rest of the fast path: tiny objects, zero-size ones, wide scan objects, and a
+    /// small object whose span's alloc cache (64 slots of its alloc bits) is used up. That
+    /// one is Go's `nextFree` within the span, which moves the cache to the span's next
+    /// free slots, so that the slow path (and its trigger test) runs once per span rather
+    /// than once per 64 objects, as in Go; it clears the slot if its span was not
+    /// (`init_object`), even for a caller that would write over a pointer-free one: once
+    /// per 64 objects. If `COUNTED`, ends the lock count its caller raised
     /// ([`MCache::alloc_fast_nopreempt`]).
     ///
     /// # Safety
@@ -388,20 +357,32 @@ impl MCache {
                 self.next_sample -= TINY_SIZE as isize;
                 Some(self.new_tiny_block(span, slot, size))
             }),
-            Fast::SmallWide { spc } => {
-                let span = self.cached(spc)?.get();
-                let size = span.elem_size() as isize;
-                if size >= self.next_sample {
-                    return None;
-                }
-                // SAFETY: as above.
-                let slot = unsafe { span.next_free()? };
-                self.next_sample -= size;
-                Some(self.init_object(span, slot, spc, 0, inner, 1))
-            }
+            Fast::Small { spc, mask } => self.next_in_span(spc, mask, inner),
+            Fast::SmallWide { spc } => self.next_in_span(spc, 0, inner),
             Fast::Zero => Some(zerobase()),
-            Fast::Small { .. } | Fast::Large => None,
+            Fast::Large => None,
         }
+    }
+
+    /// The next free slot of the span cached for `spc`, initialised, moving the span's
+    /// alloc cache along as needed: `None` when the span is full or the heap profile's
+    /// countdown would end.
+    #[inline(always)]
+    fn next_in_span(
+        &mut self,
+        spc: SpanClass,
+        mask: u64,
+        inner: &LayoutInner,
+    ) -> Option<NonNull<u8>> {
+        let span = self.cached(spc)?.get();
+        let size = span.elem_size() as isize;
+        if size >= self.next_sample {
+            return None;
+        }
+        // SAFETY: a span cached here is owned by this mcache.
+        let slot = unsafe { span.next_free()? };
+        self.next_sample -= size;
+        Some(self.init_object(span, slot, spc, mask, inner, 1))
     }
 
     /// The span cached for `spc`.
@@ -456,8 +437,9 @@ impl MCache {
     }
 
     /// Clears a new slot if its span was not cleared, writes its pointer bits (a free
-    /// slot's bits are clear), and publishes it to conservative scanners. `mask` is the bits of an object of at most 64 words; wider scan objects
-    /// get theirs from the layout.
+    /// slot's bits are clear), and publishes it to conservative scanners. `mask` is the
+    /// bits of an object of at most 64 words; wider scan objects get theirs from the
+    /// layout.
     fn init_object(
         &self,
         span: &MSpan,

@@ -249,7 +249,7 @@ pub(crate) fn current() -> Cur {
 /// throughout, so it must not be preempted asynchronously: it lives in the
 /// `minigo_nopreempt` section, where the preemption handler never stops a goroutine
 /// (`preempt.rs`), as `barrier::write` does, and the mcache's fast path it inlines holds
-/// the thread's lock count up around the three calls it makes out of that section
+/// the thread's lock count up around the calls it makes out of that section
 /// (`MCache::alloc_fast_nopreempt`). `None` when the slow path must run: outside a
 /// goroutine, and always in gc-stress mode. With `ZERO` false, a pointer-free object may
 /// hold an old object's bytes, for a caller that writes over all of them
