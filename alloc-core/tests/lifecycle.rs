@@ -13,6 +13,25 @@ fn heap() -> std::sync::Arc<MHeap> {
     .unwrap()
 }
 
+/// Writes 0xAB over each of the `size`-byte objects at `addrs`, so that a slot handed out
+/// again shows whether it was cleared.
+fn fill(addrs: &[usize], size: usize) {
+    for &a in addrs {
+        // SAFETY: each address is an object of `size` bytes the test owns; nothing traces
+        // the test's heap.
+        unsafe { std::ptr::write_bytes(a as *mut u8, 0xAB, size) };
+    }
+}
+
+/// Marks every `k`th object of `addrs` from the first, as a collector that found them
+/// live would.
+fn mark_every(heap: &MHeap, addrs: &[usize], k: usize) {
+    for &a in addrs.iter().step_by(k) {
+        // SAFETY: single-threaded; no span is allocated or freed while we mark.
+        unsafe { heap.find_object_unlocked(a) }.unwrap().try_mark();
+    }
+}
+
 /// Sweeps with nothing marked: a whole cycle as a collector that found no roots runs it.
 fn collect_nothing(heap: &MHeap, caches: &mut [&mut MCache]) {
     heap.finish_sweep();
@@ -88,14 +107,8 @@ fn partly_live_spans_keep_survivors_and_reuse_the_rest() {
     let addrs: Vec<usize> = (0..n)
         .map(|_| c.alloc(&layout).unwrap().as_ptr() as usize)
         .collect();
-    for (i, &a) in addrs.iter().enumerate() {
-        // SAFETY: each address is a 64-byte object we own.
-        unsafe { std::ptr::write_bytes(a as *mut u8, 0xAB, 64) };
-        if i % 3 == 0 {
-            // SAFETY: single-threaded; no span is allocated or freed while we mark.
-            unsafe { heap.find_object_unlocked(a) }.unwrap().try_mark();
-        }
-    }
+    fill(&addrs, 64);
+    mark_every(&heap, &addrs, 3);
     collect_nothing(&heap, &mut [&mut c]);
     let survivors: Vec<usize> = addrs.iter().copied().step_by(3).collect();
     for &a in &survivors {
@@ -184,17 +197,8 @@ fn the_quarantine_holds_dead_slots_for_its_cycles_then_releases_them() {
         .collect();
     let large = c.alloc(&Layout::noscan(1 << 20)).unwrap().as_ptr() as usize;
     let keep: Vec<usize> = addrs.iter().copied().step_by(3).collect();
-    let mark_kept = |heap: &MHeap| {
-        for &a in &keep {
-            // SAFETY: single-threaded marking, with sweeping drained.
-            unsafe { heap.find_object_unlocked(a) }.unwrap().try_mark();
-        }
-    };
-    for &a in &addrs {
-        // SAFETY: each address is a 48-byte object we own; nothing traces this heap.
-        unsafe { std::ptr::write_bytes(a as *mut u8, 0xAB, 48) };
-    }
-    mark_kept(&heap);
+    fill(&addrs, 48);
+    mark_every(&heap, &keep, 1);
     collect_nothing(&heap, &mut [&mut c]);
     let dead = n - keep.len();
     let m = heap.mem_stats();
@@ -227,12 +231,12 @@ fn the_quarantine_holds_dead_slots_for_its_cycles_then_releases_them() {
     assert!(in_use >= (1 << 20), "the large object's span is held");
 
     // Cycle 2: the fresh objects die too (cycle 2 frees them); cycle 1's are still held.
-    mark_kept(&heap);
+    mark_every(&heap, &keep, 1);
     collect_nothing(&heap, &mut [&mut c]);
     assert_eq!(freed_by(&heap, addrs[1]), Some(1));
     assert!(fresh.iter().all(|&p| freed_by(&heap, p) == Some(2)));
     // Cycle 3 releases what cycle 1 freed: no longer objects, and the slots reusable.
-    mark_kept(&heap);
+    mark_every(&heap, &keep, 1);
     collect_nothing(&heap, &mut [&mut c]);
     for &a in &addrs {
         if keep.binary_search(&a).is_err() {
@@ -459,14 +463,8 @@ fn dead_scan_objects_are_cleared_when_their_slots_are_handed_out_again() {
             c.alloc(l).unwrap().as_ptr() as usize
         })
         .collect();
-    for (i, &p) in addrs.iter().enumerate() {
-        // SAFETY: each address is a 48-byte object we own.
-        unsafe { std::ptr::write_bytes(p as *mut u8, 0xAB, 48) };
-        if i % 5 == 0 {
-            // SAFETY: single-threaded; no span is allocated or freed while we mark.
-            unsafe { heap.find_object_unlocked(p) }.unwrap().try_mark();
-        }
-    }
+    fill(&addrs, 48);
+    mark_every(&heap, &addrs, 5);
     collect_nothing(&heap, &mut [&mut c]);
     let mut addrs = addrs;
     addrs.sort();
@@ -504,10 +502,7 @@ fn dead_scan_objects_are_cleared_when_their_slots_are_handed_out_again() {
     let all: Vec<usize> = (0..n)
         .map(|_| c.alloc(&a).unwrap().as_ptr() as usize)
         .collect();
-    for &p in &all {
-        // SAFETY: each address is a 48-byte object we own; nothing traces this heap.
-        unsafe { std::ptr::write_bytes(p as *mut u8, 0xAB, 48) };
-    }
+    fill(&all, 48);
     heap.finish_sweep();
     // SAFETY: nothing allocated before this sweep cycle is used after it.
     unsafe { heap.start_sweep_cycle() };
