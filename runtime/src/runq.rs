@@ -153,6 +153,12 @@ impl<T> LocalQueue<T> {
 
     /// Takes the next item (owner only): `runnext` first, then the ring's head.
     pub fn pop(&self) -> Option<NonNull<T>> {
+        self.pop_inheriting().map(|(g, _)| g)
+    }
+
+    /// [`LocalQueue::pop`], and whether the item came from `runnext`: a goroutine readied
+    /// there runs in the rest of its readier's time slice (Go's `inheritTime`).
+    pub fn pop_inheriting(&self) -> Option<(NonNull<T>, bool)> {
         let next = self.runnext.load(Ordering::Relaxed);
         if !next.is_null()
             && self
@@ -165,9 +171,9 @@ impl<T> LocalQueue<T> {
                 )
                 .is_ok()
         {
-            return NonNull::new(next);
+            return NonNull::new(next).map(|g| (g, true));
         }
-        self.take_head()
+        self.take_head().map(|g| (g, false))
     }
 
     fn take_head(&self) -> Option<NonNull<T>> {

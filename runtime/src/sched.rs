@@ -401,7 +401,7 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
         let p = sched.world.acquire_p();
         sched.in_blocking.fetch_sub(1, Ordering::AcqRel);
         set_goroutine_p(sched, Some(p));
-        sched.note_running(p);
+        sched.note_running(p, true);
         // Its stack above `sp` is still frozen here: a cycle that began meanwhile scans it
         // before the goroutine runs on.
         sched.ensure_scanned(g, p);
@@ -633,11 +633,14 @@ impl Sched {
         self.wakep();
     }
 
-    /// P `p` is about to run a goroutine on this thread: a new time slice (`sysmon.rs`).
-    fn note_running(&self, p: usize) {
+    /// P `p` is about to run a goroutine on this thread, in a new time slice if `new_slice`
+    /// (`sysmon.rs`).
+    fn note_running(&self, p: usize, new_slice: bool) {
         let pp = &self.ps[p];
-        pp.schedtick
-            .store(pp.schedtick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if new_slice {
+            pp.schedtick
+                .store(pp.schedtick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
         let mut tid = M_TID.with(|c| c.get());
         if tid == 0 {
             tid = crate::preempt::gettid();
@@ -727,7 +730,7 @@ impl Sched {
             if self.world.stopping() {
                 self.world.stop_self(p);
             }
-            self.note_running(p);
+            self.note_running(p, true);
             self.ensure_scanned(g, p);
             g.status.store(RUNNING, Ordering::Release);
             g.saved_sp.store(0, Ordering::Release);
@@ -901,7 +904,7 @@ impl Sched {
                 return;
             }
             match next {
-                Some(g) => {
+                Some((g, inherit)) => {
                     if spinning {
                         spinning = false;
                         self.nmspinning.fetch_sub(1, Ordering::AcqRel);
@@ -910,7 +913,7 @@ impl Sched {
                             self.wakep();
                         }
                     }
-                    self.execute(g, p);
+                    self.execute(g, p, inherit);
                     // `blocking` or a preemption may have moved this M to another P.
                     match M_P.with(|c| c.get()) {
                         Some(np) => p = np,
@@ -977,10 +980,16 @@ impl Sched {
         woken.pop_front()
     }
 
-    fn find_runnable(&self, p: usize) -> Option<GRef> {
+    /// The goroutine `p` runs next, and whether it inherits the time slice under way (it
+    /// was in `runnext`: Go's `inheritTime`). A goroutine readied by the one that ran last
+    /// (a channel partner) or stopped at a safepoint for a stop of the world runs on in that
+    /// slice, so that a pair handing off to each other, or a goroutine whose allocations
+    /// stop it for every cycle, does not start a new slice each time and keep the goroutines
+    /// queued behind it from ever running (`sysmon.rs`).
+    fn find_runnable(&self, p: usize) -> Option<(GRef, bool)> {
         let pp = &self.ps[p];
         if let Some(g) = self.take_woken(p) {
-            return Some(g);
+            return Some((g, false));
         }
         let tick = pp.tick.fetch_add(1, Ordering::Relaxed);
         if tick.is_multiple_of(61) {
@@ -992,14 +1001,14 @@ impl Sched {
                 return None;
             }
             if let Some(g) = self.global.pop() {
-                return Some(g);
+                return Some((g, false));
             }
         }
-        if let Some(g) = pp.runq.pop() {
+        if let Some(g) = pp.runq.pop_inheriting() {
             return Some(g);
         }
         if let Some(g) = self.global.pop() {
-            return Some(g);
+            return Some((g, false));
         }
         // Go's `stealWork`: a few rounds over the other Ps; only the last takes a victim's
         // `runnext`, and only after giving a running victim a moment to run it itself: a
@@ -1015,7 +1024,7 @@ impl Sched {
                     std::thread::sleep(Duration::from_micros(3));
                 }
                 if let Some(g) = victim.runq.steal_into(&pp.runq, last) {
-                    return Some(g);
+                    return Some((g, false));
                 }
             }
         }
@@ -1024,8 +1033,9 @@ impl Sched {
         None
     }
 
-    /// Resumes `g` on `p` and does what it asks when it comes back.
-    fn execute(&self, g: GRef, p: usize) {
+    /// Resumes `g` on `p` (in the time slice under way if `inherit`) and does what it asks
+    /// when it comes back.
+    fn execute(&self, g: GRef, p: usize, inherit: bool) {
         // Counted as running before the run's end is looked at, while `wait_finish` sets
         // the end before it reads the count (both SeqCst): one of the two sees the other,
         // so no goroutine starts once `run` may have returned. One that would is left
@@ -1070,7 +1080,7 @@ impl Sched {
         );
         CUR.with(|c| c.set(Some(Cur { sched: self, g })));
         set_m_alloc(self, M_P.with(|c| c.get()));
-        self.note_running(p);
+        self.note_running(p, !inherit);
         signal::set_running(Some((
             gr.guard(),
             gr.id(),

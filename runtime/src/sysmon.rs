@@ -1,8 +1,10 @@
 //! sysmon: the monitor thread that preempts long-running goroutines (Go's `sysmon` and
 //! `retake`, the preemption half).
 //!
-//! Each P counts the goroutines it has resumed (`schedtick`, bumped by its M at every
-//! resume, and by a goroutine that comes back from `blocking` onto it) and names the thread
+//! Each P counts the time slices it has begun (`schedtick`, bumped by its M when it
+//! resumes a goroutine, and by a goroutine that comes back from `blocking` or a preemption
+//! onto it; not for one resumed from `runnext`, which runs on in the slice of the goroutine
+//! that readied it, as Go's `inheritTime`) and names the thread
 //! that runs them (`m_tid`). sysmon wakes every [`SLICE`], and at once when a stop of the
 //! world begins (`kick`), and looks at every P:
 //!
