@@ -231,6 +231,15 @@ impl MCache {
         self.fast::<true, ZERO>(layout)
     }
 
+    /// [`MCache::alloc_fast`] for a caller that keeps asynchronous preemption out for the
+    /// whole call itself, out-of-line steps included (the runtime's fast path inlined into
+    /// a goroutine's code, under its M's busy word), so that nothing here counts; `ZERO`
+    /// as for [`MCache::alloc_fast_nopreempt`]. Large slots are cleared with `memset`.
+    #[inline(always)]
+    pub fn alloc_fast_held<const ZERO: bool>(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
+        self.fast::<false, ZERO>(layout)
+    }
+
     #[inline(always)]
     fn fast<const COUNTED: bool, const ZERO: bool>(
         &mut self,

@@ -120,6 +120,15 @@ impl MutatorState {
         self.cache.alloc_fast_nopreempt::<ZERO>(layout)
     }
 
+    /// [`MutatorState::alloc_fast`] for a caller that keeps asynchronous preemption out
+    /// for the whole call, out-of-line steps included
+    /// ([`minigo_alloc_core::MCache::alloc_fast_held`]): the runtime's inlined fast path.
+    /// `ZERO` as for [`MutatorState::alloc_fast_nopreempt`].
+    #[inline(always)]
+    pub fn alloc_fast_held<const ZERO: bool>(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
+        self.cache.alloc_fast_held::<ZERO>(layout)
+    }
+
     /// Stores a pointer into a heap object: the one function every such store goes through.
     /// While the heap marks, the overwritten pointer is recorded for shading first; in
     /// generational mode the slot's card is dirtied. The store is atomic (relaxed, word-sized: a plain `mov` on x86-64), so a marker or a

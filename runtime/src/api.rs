@@ -218,6 +218,7 @@ impl Builder {
         crate::checked::quarantine(collector.heap());
         crate::signal::install();
         crate::preempt::install();
+        crate::tls::init();
         let stack = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE);
         Ok(Runtime {
             sched: Arc::new(Sched::new(collector, procs, stack, self.abort_on_panic)),

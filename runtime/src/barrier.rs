@@ -38,19 +38,62 @@ use crate::sched::{m_state, try_current, try_current_state, Sched};
 /// `slot` is an aligned pointer word of a live heap object; `value` is null or a heap
 /// object of the same heap.
 ///
-/// Never preempted asynchronously between the test and the store: a goroutine stopped
-/// there while a cycle started would store without the barrier the cycle needs. The
-/// function lives in the `minigo_nopreempt` section, which the preemption handler treats
-/// as runtime code (`preempt.rs`); everything it runs is inlined into it (the test and
-/// the store are `#[inline(always)]`), but for `write_slow`, which decides again under
-/// the thread's lock count.
+/// Inlined into the caller where the M's fast-path word can be reached inline
+/// (`tls.rs`): between cycles of a generational heap (every store dirties a card) the P's
+/// state comes from one `%fs`-relative load under the M's busy word, which keeps the
+/// preemption handler out from the test of the phase to the store (a goroutine stopped
+/// there while a cycle started would store without the barrier the cycle needs), and the
+/// card mark and the store follow with no call. While its heap marks, and off a goroutine,
+/// [`write_slow`] decides again under the thread's lock count. Elsewhere,
+/// [`write_outlined`].
+#[inline(always)]
+pub(crate) unsafe fn write(slot: *mut usize, value: usize) {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(loom)))]
+    if let Some(off) = crate::tls::offset() {
+        if !any_barrier_on() {
+            // SAFETY: the caller's contract.
+            unsafe { store_word(slot as usize, value) };
+            return;
+        }
+        // SAFETY: `enter` and `leave` pair on this thread, nothing between them parks; the
+        // state is non-null only while a goroutine runs on this M holding the P whose
+        // state it is, and the busy word keeps the handler from giving the P away before
+        // `leave`. The store: the caller's contract, the slot is of this goroutine's heap.
+        let stored = unsafe {
+            let st = crate::tls::enter(off);
+            let stored = match st.as_mut() {
+                Some(st) if !st.marking() => {
+                    st.write(slot, value);
+                    true
+                }
+                _ => false,
+            };
+            crate::tls::leave(off);
+            stored
+        };
+        if !stored {
+            // SAFETY: the caller's contract.
+            unsafe { write_slow(slot, value) };
+        }
+        return;
+    }
+    // SAFETY: the caller's contract.
+    unsafe { write_outlined(slot, value) }
+}
+
+/// [`write`] where the M's fast-path word cannot be reached inline: one test of the
+/// barrier count, then the state from one thread-local, in one call. Never preempted
+/// asynchronously between the test and the store: the function lives in the
+/// `minigo_nopreempt` section, which the preemption handler treats as runtime code
+/// (`preempt.rs`); everything it runs is inlined into it (the test and the store are
+/// `#[inline(always)]`), but for `write_slow`, which decides again under the thread's
+/// lock count.
 ///
-/// A generational heap keeps the test true between cycles (every store dirties a card):
-/// then the P's state comes from the one thread-local the allocation fast path reads, and
-/// the card mark and the store are inlined here, with no call in between.
+/// # Safety
+/// As for [`write`].
 #[inline(never)]
 #[link_section = "minigo_nopreempt"]
-pub(crate) unsafe fn write(slot: *mut usize, value: usize) {
+pub(crate) unsafe fn write_outlined(slot: *mut usize, value: usize) {
     if any_barrier_on() {
         let st = m_state();
         // SAFETY: non-null only while a goroutine runs on this M holding the P whose state

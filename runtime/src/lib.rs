@@ -118,6 +118,8 @@ mod sysmon;
 #[cfg(not(loom))]
 mod time;
 #[cfg(not(loom))]
+mod tls;
+#[cfg(not(loom))]
 mod typed_heap;
 #[cfg(not(loom))]
 mod waitgroup;

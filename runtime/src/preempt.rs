@@ -17,7 +17,10 @@
 //!      `m.locks`): it holds no lock of the runtime, collector or allocator, and is not in
 //!      the runtime's own code — every runtime entry point that touches a P's state (the
 //!      allocator's fast path, the write barrier, the scheduler's queues, channels, timers,
-//!      `blocking`, ...) holds the count up for its whole length ([`NoPreempt`]).
+//!      `blocking`, ...) holds the count up for its whole length ([`NoPreempt`]), or runs
+//!      in the `minigo_nopreempt` section;
+//!    - no fast path inlined into the goroutine's code holds its P's state: the M's busy
+//!      word is zero (`tls.rs`, Go's `acquirem` in `mallocgc`).
 //!
 //!    Anywhere else it does nothing and sysmon tries again on its next round; the
 //!    goroutine's next cooperative safepoint may come first.
@@ -152,7 +155,9 @@ pub(crate) fn install() {
         find_text();
         // Keep the section (and so its bounds) in every program, including one that never
         // stores a pointer: the linker drops a section nothing refers to.
-        std::hint::black_box(crate::barrier::write as unsafe fn(*mut usize, usize) as usize);
+        std::hint::black_box(
+            crate::barrier::write_outlined as unsafe fn(*mut usize, usize) as usize,
+        );
         #[cfg(target_arch = "x86_64")]
         MINIGO_PREEMPT_USE_XSAVE.store(xsave_fits(), Ordering::Release);
         // SAFETY: installing a handler with sigaction; the previous one is saved first and
@@ -435,7 +440,7 @@ fn safe_point(pc: usize, sp: usize) -> Option<usize> {
     if here >= guard_hi && here <= top {
         return None;
     }
-    if minigo_alloc_core::sync::m_locks() != 0 {
+    if minigo_alloc_core::sync::m_locks() != 0 || crate::tls::busy() {
         return None;
     }
     Some(sp - 128 - 8)
@@ -464,14 +469,14 @@ mod tests {
             std::ptr::addr_of!(__start_minigo_nopreempt) as usize,
             std::ptr::addr_of!(__stop_minigo_nopreempt) as usize,
         );
-        let barrier = crate::barrier::write as unsafe fn(*mut usize, usize) as usize;
+        let barrier = crate::barrier::write_outlined as unsafe fn(*mut usize, usize) as usize;
         type Fast = fn(&minigo_alloc_core::Layout) -> Option<std::ptr::NonNull<u8>>;
-        let alloc = crate::sched::alloc_fast::<true> as Fast as usize;
-        let overwritten = crate::sched::alloc_fast::<false> as Fast as usize;
+        let alloc = crate::sched::alloc_fast_outlined::<true> as Fast as usize;
+        let overwritten = crate::sched::alloc_fast_outlined::<false> as Fast as usize;
         for (name, f) in [
-            ("barrier::write", barrier),
-            ("sched::alloc_fast::<true>", alloc),
-            ("sched::alloc_fast::<false>", overwritten),
+            ("barrier::write_outlined", barrier),
+            ("sched::alloc_fast_outlined::<true>", alloc),
+            ("sched::alloc_fast_outlined::<false>", overwritten),
         ] {
             assert!(
                 (np..np_end).contains(&f),

@@ -179,9 +179,6 @@ thread_local! {
     static M_P: Cell<Option<usize>> = const { Cell::new(None) };
     /// This M's kernel thread id (0 until it runs a goroutine), for preemption signals.
     static M_TID: Cell<i32> = const { Cell::new(0) };
-    /// The mutator state the allocation fast path uses: the P's, while goroutine code runs
-    /// on this M holding a P; null otherwise, and always in gc-stress mode (`set_m_alloc`).
-    static M_ALLOC: Cell<*mut MutatorState> = const { Cell::new(std::ptr::null_mut()) };
 }
 
 /// Points the allocation fast path at P `p`'s state, or at none. Called where goroutine
@@ -193,15 +190,15 @@ fn set_m_alloc(sched: &Sched, p: Option<usize>) {
         Some(p) if !sched.stress => sched.ps[p].state.get(),
         _ => std::ptr::null_mut(),
     };
-    M_ALLOC.with(|c| c.set(st));
+    crate::tls::set_state(st);
 }
 
-/// The running goroutine's P's mutator state, or null (see `M_ALLOC`): for code in the
-/// `minigo_nopreempt` section that uses it without a call in between (`barrier::write`),
+/// The running goroutine's P's mutator state, or null (`tls::MFast`): for code in the
+/// `minigo_nopreempt` section that uses it without a call in between (`barrier::write_outlined`),
 /// where neither a park nor an asynchronous preemption can move the P.
 #[inline(always)]
 pub(crate) fn m_state() -> *mut MutatorState {
-    M_ALLOC.with(|c| c.get())
+    crate::tls::state()
 }
 
 /// Gives the running goroutine's M the P `p`, or takes its P away (`blocking`,
@@ -244,22 +241,48 @@ pub(crate) fn current() -> Cur {
         .expect("this minigo function must be called from a goroutine of a running minigo runtime")
 }
 
-/// Allocation's fast path, from the running goroutine's P's mcache: one thread-local (the
-/// P's state) in one call (not inlined: see `try_current`). It holds the P's state
-/// throughout, so it must not be preempted asynchronously: it lives in the
-/// `minigo_nopreempt` section, where the preemption handler never stops a goroutine
-/// (`preempt.rs`), as `barrier::write` does, and the mcache's fast path it inlines holds
-/// the thread's lock count up around the calls it makes out of that section
-/// (`MCache::alloc_fast_nopreempt`). `None` when the slow path must run: outside a
-/// goroutine, and always in gc-stress mode. With `ZERO` false, a pointer-free object may
-/// hold an old object's bytes, for a caller that writes over all of them
-/// (`malloc::alloc_overwritten`).
-#[inline(never)]
-#[link_section = "minigo_nopreempt"]
+/// Allocation's fast path, from the running goroutine's P's mcache, inlined into the
+/// caller: the P's state comes from one `%fs`-relative load, under the M's busy word,
+/// which keeps the preemption handler out until the mcache is done with (`tls.rs`). Where
+/// that word's offset is unknown, the out-of-line [`alloc_fast_outlined`]. `None` when the
+/// slow path must run: outside a goroutine, and always in gc-stress mode. With `ZERO`
+/// false, a pointer-free object may hold an old object's bytes, for a caller that writes
+/// over all of them (`malloc::alloc_overwritten`).
+#[inline(always)]
 pub(crate) fn alloc_fast<const ZERO: bool>(
     layout: &minigo_alloc_core::Layout,
 ) -> Option<std::ptr::NonNull<u8>> {
-    let st = M_ALLOC.with(|c| c.get());
+    #[cfg(all(target_arch = "x86_64", target_os = "linux", not(loom)))]
+    if let Some(off) = crate::tls::offset() {
+        // SAFETY: `enter` and `leave` pair on this thread: nothing between them parks.
+        // The state is non-null only while a goroutine runs on this M holding the P whose
+        // state it is (`set_m_alloc`); this M keeps the P until the goroutine parks or is
+        // preempted, and the busy word keeps the preemption handler out until `leave`.
+        unsafe {
+            let st = crate::tls::enter(off);
+            let p = match st.as_mut() {
+                Some(st) => st.alloc_fast_held::<ZERO>(layout),
+                None => None,
+            };
+            crate::tls::leave(off);
+            return p;
+        }
+    }
+    alloc_fast_outlined::<ZERO>(layout)
+}
+
+/// [`alloc_fast`] where the M's fast-path word cannot be reached inline: one thread-local
+/// in one call (not inlined: see `try_current`). It holds the P's state throughout, so it
+/// must not be preempted asynchronously: it lives in the `minigo_nopreempt` section, where
+/// the preemption handler never stops a goroutine (`preempt.rs`), as `barrier::write_outlined`
+/// does, and the mcache's fast path it inlines holds the thread's lock count up around the
+/// calls it makes out of that section (`MCache::alloc_fast_nopreempt`).
+#[inline(never)]
+#[link_section = "minigo_nopreempt"]
+pub(crate) fn alloc_fast_outlined<const ZERO: bool>(
+    layout: &minigo_alloc_core::Layout,
+) -> Option<std::ptr::NonNull<u8>> {
+    let st = m_state();
     if st.is_null() {
         return None;
     }
@@ -827,6 +850,7 @@ impl Sched {
         // coroutine's start, on its stack) run with the count the M has: never preempted.
         // SAFETY: raises the count: nothing runs on this thread yet.
         unsafe { minigo_alloc_core::sync::set_m_locks(1) };
+        crate::tls::check_thread();
         let _altstack = signal::ensure_altstack();
         let slot = MSlot::new();
         loop {

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use minigo_runtime::{
     async_preemption_enabled, gc, gc_cycles, read_mem_stats, yield_now, Chan, Gc, HeapType,
@@ -297,5 +297,67 @@ fn on_one_p_two_spinners_waiting_on_each_other_take_turns() {
         done.recv();
         done.recv();
         assert_eq!(turn.load(Ordering::Relaxed), 2 * ROUNDS);
+    });
+}
+
+#[derive(HeapType)]
+struct Link<'gc> {
+    tag: u64,
+    i: u64,
+    next: Option<Gc<'gc, Link<'gc>>>,
+}
+
+/// Allocation's fast path is inlined into goroutine code (`tls.rs`), where the handler
+/// may stop a goroutine at any instruction and give its P, and so its P's mcache, to
+/// another M for a time slice. Three allocating goroutines on one P are preempted there
+/// again and again: a goroutine stopped holding the mcache's state in its registers would
+/// write it back stale when it resumes, handing out a slot another goroutine's list
+/// holds, and that list would read another goroutine's tag. (With the busy word's store
+/// taken out of `tls::enter`, this fails within half a second.)
+///
+/// Each goroutine is also stopped at a safepoint for every cycle's stop of the world,
+/// every few milliseconds here: it must run on in its time slice then, not begin a new
+/// one, or the first would run to its end before the others start.
+#[test]
+fn goroutines_preempted_while_allocating_never_share_a_slot() {
+    run_within(1, Duration::from_secs(120), |mu| {
+        assert!(async_preemption_enabled(), "x86-64 Linux preempts");
+        let before = minigo_runtime::async_preemptions();
+        let wg = WaitGroup::new();
+        let starts = Arc::new(std::sync::Mutex::new(Vec::new()));
+        for tag in 1..=3u64 {
+            wg.add(1);
+            let (wg, starts) = (wg.clone(), starts.clone());
+            mu.go(move || {
+                let start = Instant::now();
+                starts.lock().unwrap().push(start);
+                while start.elapsed() < Duration::from_millis(1500) {
+                    let mut head: Option<Gc<Link>> = None;
+                    for i in 0..5_000 {
+                        head = Some(Gc::new(mu, Link { tag, i, next: head }).unwrap());
+                    }
+                    let mut expect = 5_000;
+                    while let Some(l) = head {
+                        expect -= 1;
+                        assert_eq!((l.tag, l.i), (tag, expect), "a slot was handed out twice");
+                        head = l.next;
+                    }
+                    assert_eq!(expect, 0);
+                }
+                wg.done();
+            });
+        }
+        wg.wait();
+        let starts = starts.lock().unwrap();
+        let spread = *starts.iter().max().unwrap() - *starts.iter().min().unwrap();
+        assert!(
+            spread < Duration::from_millis(750),
+            "the goroutines started {spread:?} apart: the first kept the P"
+        );
+        let preempted = minigo_runtime::async_preemptions() - before;
+        assert!(
+            preempted >= 20,
+            "only {preempted} preemptions: the test tested little"
+        );
     });
 }
