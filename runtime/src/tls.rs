@@ -181,9 +181,22 @@ mod fs {
         // thread's `busy` and `state`. Not `pure`: executed wherever it is written, on the
         // thread that runs it; and it clobbers memory, so nothing that uses the state
         // moves above it.
+        #[cfg(not(runtime_mutant = "fast_not_busy"))]
         unsafe {
             asm!(
                 "mov qword ptr fs:[{off} + 8], 1",
+                "mov {st}, qword ptr fs:[{off}]",
+                off = in(reg) off.0,
+                st = lateout(reg) st,
+                options(nostack, preserves_flags),
+            )
+        };
+        // The seeded bug `runtime/tests/preempt.rs` must catch (`.ci/run`): the state read
+        // with the handler free to give the P away.
+        // SAFETY: as above, but for the busy word, which this leaves unset.
+        #[cfg(runtime_mutant = "fast_not_busy")]
+        unsafe {
+            asm!(
                 "mov {st}, qword ptr fs:[{off}]",
                 off = in(reg) off.0,
                 st = lateout(reg) st,
