@@ -427,6 +427,7 @@ impl Collector {
         let mut objects_live = q.marked_objects();
         let mut goal = pacer.goal(marked, q.root_bytes(), self.overhead());
         let mut keep_marks = KeepMarks::None;
+        let mut pace_live = marked;
         if self.config.generational {
             // Without ages, everything a minor cycle traces is promoted; what it allocated
             // black stays young (`KeepMarks::Traced`), unless `black_young` is off.
@@ -445,6 +446,7 @@ impl Collector {
                 goal,
             );
             (marked, objects_live, goal) = (o.live, o.objects, o.goal);
+            pace_live = o.pace_live;
             keep_marks = match (o.keep_marks, ages, black_young) {
                 (false, _, _) => KeepMarks::None,
                 (true, true, _) => KeepMarks::Old,
@@ -506,7 +508,7 @@ impl Collector {
         }
         let runway = self.estimates.lock().runway();
         let trigger = if c.concurrent {
-            pacer.trigger(marked, goal, runway)
+            pacer.trigger(pace_live, goal, runway)
         } else {
             goal
         };

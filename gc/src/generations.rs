@@ -71,7 +71,10 @@
 //! cycle is major once the old generation has grown past the middle of the room the goal
 //! left (old objects that died since the major are counted as live until it). So peak
 //! heap stays near what it would be without generations, and a program whose young
-//! objects die pays for marking only what survives. A minor cycle whose scan work (the
+//! objects die pays for marking only what survives. The trigger of a major cycle is paced
+//! from what the last major found live, as it would be without generations: paced from the
+//! old generation's growth, it came 95% of the way to the goal, too late for a cycle that
+//! marks the whole heap. A minor cycle whose scan work (the
 //! young it marked, the old objects of dirty cards) reached half the last major cycle's
 //! was not worth it: the next four cycles are major (a small heap, or old objects written
 //! all over, as in `churn`'s window), then eight if the next try is not worth it either,
@@ -150,6 +153,13 @@ pub(crate) struct Outcome {
     pub(crate) objects: u64,
     /// The heap goal for the next cycle.
     pub(crate) goal: u64,
+    /// The live heap the next cycle's trigger is paced from: `live` before a minor cycle;
+    /// before a major one after minors, what the last major found live, the heap it set
+    /// `goal` for. A major's marking is the whole heap's, and paced from `live` (the old
+    /// generation's growth included) it started 95% of the way to the goal, leaving the
+    /// mutators' assists most of the marking (binary-trees 19 at 2 P: 55 -> 58 MB of a
+    /// 58 MB goal, 28 ms of assists to 6 of background marking).
+    pub(crate) pace_live: u64,
     /// The sweep keeps the marks: the next cycle is minor.
     pub(crate) keep_marks: bool,
 }
@@ -238,10 +248,16 @@ impl Generations {
             (false, true) => *sticky = None,
             _ => {}
         }
+        let live = s.old_bytes + young.0;
         Outcome {
-            live: s.old_bytes + young.0,
+            live,
             objects: s.old_objects + young.1,
             goal: s.major_goal,
+            pace_live: if keep_marks {
+                live
+            } else {
+                s.major_live.min(live)
+            },
             keep_marks,
         }
     }
@@ -326,9 +342,14 @@ mod tests {
             (o.live, o.objects, o.goal, o.keep_marks),
             (130, 13, 200, true)
         );
+        assert_eq!(o.pace_live, 130, "a minor is paced from the heap live now");
         assert_eq!(g.begin(false), MINOR);
         let o = g.end(true, (30, 3), (30, 3), 100, 0);
         assert_eq!((o.live, o.keep_marks), (160, false));
+        assert_eq!(
+            o.pace_live, 100,
+            "a major from what the last major found live"
+        );
         assert!(!g.next_minor());
         // The major after it starts from marks the sweep cleared.
         assert_eq!(g.begin(false), MAJOR);
