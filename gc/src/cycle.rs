@@ -226,7 +226,12 @@ impl Collector {
         *self.queue.lock() = Some(q.clone());
         self.phase.set(GcPhase::Mark);
 
-        let trigger = self.trigger.load(Ordering::Relaxed);
+        // The heap the cycle started at, if below the trigger (an early start, a forced
+        // cycle): Go's `triggered`.
+        let trigger = self
+            .trigger
+            .load(Ordering::Relaxed)
+            .min(self.heap.heap_live());
         self.mark_trigger.store(trigger, Ordering::Relaxed);
         self.mark_expected
             .store(self.estimates.lock().last_scan_work, Ordering::Relaxed);
@@ -507,13 +512,15 @@ impl Collector {
             self.estimates.lock().last_scan_work = q.scan_work();
         }
         let runway = self.estimates.lock().runway();
-        let trigger = if c.concurrent {
-            pacer.trigger(pace_live, goal, runway)
+        let (trigger, early) = if c.concurrent {
+            let trigger = pacer.trigger(marked, goal, runway);
+            (trigger, pacer.trigger(pace_live, goal, runway).min(trigger))
         } else {
-            goal
+            (goal, goal)
         };
         self.goal.store(goal, Ordering::Relaxed);
         self.trigger.store(trigger, Ordering::Relaxed);
+        self.early_trigger.store(early, Ordering::Relaxed);
         self.phase.set(GcPhase::Off);
 
         let term_ns = t0.elapsed().as_nanos() as u64;

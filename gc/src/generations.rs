@@ -71,10 +71,12 @@
 //! cycle is major once the old generation has grown past the middle of the room the goal
 //! left (old objects that died since the major are counted as live until it). So peak
 //! heap stays near what it would be without generations, and a program whose young
-//! objects die pays for marking only what survives. The trigger of a major cycle is paced
-//! from what the last major found live, as it would be without generations: paced from the
-//! old generation's growth, it came 95% of the way to the goal, too late for a cycle that
-//! marks the whole heap. A minor cycle whose scan work (the
+//! objects die pays for marking only what survives. A major cycle may start early, at the
+//! trigger paced from what the last major found live, as it would be without
+//! generations, once the last cycle's sweep is done: paced from the old generation's
+//! growth, it came 95% of the way to the goal, too late for a cycle that marks the whole
+//! heap. (Started early with spans left to sweep, the goroutine starting it would sweep
+//! them all first.) A minor cycle whose scan work (the
 //! young it marked, the old objects of dirty cards) reached half the last major cycle's
 //! was not worth it: the next four cycles are major (a small heap, or old objects written
 //! all over, as in `churn`'s window), then eight if the next try is not worth it either,
@@ -153,12 +155,13 @@ pub(crate) struct Outcome {
     pub(crate) objects: u64,
     /// The heap goal for the next cycle.
     pub(crate) goal: u64,
-    /// The live heap the next cycle's trigger is paced from: `live` before a minor cycle;
-    /// before a major one after minors, what the last major found live, the heap it set
-    /// `goal` for. A major's marking is the whole heap's, and paced from `live` (the old
-    /// generation's growth included) it started 95% of the way to the goal, leaving the
-    /// mutators' assists most of the marking (binary-trees 19 at 2 P: 55 -> 58 MB of a
-    /// 58 MB goal, 28 ms of assists to 6 of background marking).
+    /// The live heap the next cycle's early trigger is paced from
+    /// (`Collector::early_trigger`): `live` before a minor cycle; before a major one after
+    /// minors, what the last major found live, the heap it set `goal` for. A major's
+    /// marking is the whole heap's, and paced from `live` (the old generation's growth
+    /// included) it started 95% of the way to the goal, leaving the mutators' assists most
+    /// of the marking (binary-trees 19 at 2 P: 55 -> 58 MB of a 58 MB goal, 28 ms of
+    /// assists to 6 of background marking).
     pub(crate) pace_live: u64,
     /// The sweep keeps the marks: the next cycle is minor.
     pub(crate) keep_marks: bool,
