@@ -50,23 +50,25 @@ use crate::sched::{m_state, try_current, try_current_state, Sched};
 pub(crate) unsafe fn write(slot: *mut usize, value: usize) {
     #[cfg(all(target_arch = "x86_64", target_os = "linux", not(loom)))]
     if let Some(off) = crate::tls::offset() {
-        if !any_barrier_on() {
-            // SAFETY: the caller's contract.
-            unsafe { store_word(slot as usize, value) };
-            return;
-        }
         // SAFETY: `enter` and `leave` pair on this thread, nothing between them parks; the
         // state is non-null only while a goroutine runs on this M holding the P whose
-        // state it is, and the busy word keeps the handler from giving the P away before
-        // `leave`. The store: the caller's contract, the slot is of this goroutine's heap.
+        // state it is, and the busy word keeps the handler from giving the P away, or
+        // stopping the goroutine for a cycle's start, between the test of the barrier and
+        // the store. The stores: the caller's contract, the slot is of this goroutine's
+        // heap when the state is used.
         let stored = unsafe {
             let st = crate::tls::enter(off);
-            let stored = match st.as_mut() {
-                Some(st) if !st.marking() => {
-                    st.write(slot, value);
-                    true
+            let stored = if !any_barrier_on() {
+                store_word(slot as usize, value);
+                true
+            } else {
+                match st.as_mut() {
+                    Some(st) if !st.marking() => {
+                        st.write(slot, value);
+                        true
+                    }
+                    _ => false,
                 }
-                _ => false,
             };
             crate::tls::leave(off);
             stored
