@@ -51,8 +51,14 @@
 //! Running another goroutine on the thread there would break all of these; moving the
 //! goroutine to another thread would break the first. What remains, as with any OS thread
 //! that is descheduled: a goroutine preempted while holding a lock delays whoever waits
-//! for it by up to a time slice. A system call interrupted by the signal fails with
-//! `EINTR` where the kernel does not restart it, as in Go.
+//! for it by up to a time slice, unless the waiter is a goroutine on the M that holds the
+//! P the preempted one waits for: that M blocks in the lock, never returns to its
+//! scheduler, and sysmon's signal finds it in the C library, so the two wait for each
+//! other for good. (Found with the test harness's panic-hook lock on one P. Go's locks
+//! park goroutines, and its sysmon retakes a P from an M stuck in a system call; a
+//! goroutine here should take an OS lock other goroutines share inside `blocking`.) A
+//! system call interrupted by the signal fails with `EINTR` where the kernel does not
+//! restart it, as in Go.
 //!
 //! The handler declines, too, when it runs on the goroutine's stack rather than the
 //! thread's alternate signal stack (the kernel's signal frame would then lie where the
