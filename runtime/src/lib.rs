@@ -80,6 +80,8 @@ mod checked;
 mod cleanup;
 mod cleanup_table;
 #[cfg(not(loom))]
+mod exe;
+#[cfg(not(loom))]
 mod g;
 #[cfg(not(loom))]
 mod gc_map;

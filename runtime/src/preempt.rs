@@ -199,34 +199,22 @@ pub(crate) fn gettid() -> i32 {
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }
 
-/// Records the range of the executable's code (the first object `dl_iterate_phdr`
-/// reports is the executable itself).
+/// Records the range of the executable's code.
 fn find_text() {
-    unsafe extern "C" fn first(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        _data: *mut libc::c_void,
-    ) -> libc::c_int {
-        // SAFETY: the loader passes a valid info with `dlpi_phnum` program headers.
-        let info = unsafe { &*info };
-        let (mut lo, mut hi) = (usize::MAX, 0);
-        for i in 0..info.dlpi_phnum as usize {
-            // SAFETY: as above.
-            let ph = unsafe { &*info.dlpi_phdr.add(i) };
-            if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
-                let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
-                lo = lo.min(start);
-                hi = hi.max(start + ph.p_memsz as usize);
-            }
-        }
-        if lo < hi {
-            TEXT_LO.store(lo, Ordering::Release);
-            TEXT_HI.store(hi, Ordering::Release);
-        }
-        1
+    let (base, headers) = crate::exe::program_headers();
+    let (mut lo, mut hi) = (usize::MAX, 0);
+    for ph in headers
+        .iter()
+        .filter(|ph| ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0)
+    {
+        let start = base + ph.p_vaddr as usize;
+        lo = lo.min(start);
+        hi = hi.max(start + ph.p_memsz as usize);
     }
-    // SAFETY: the callback only reads what the loader hands it.
-    unsafe { libc::dl_iterate_phdr(Some(first), std::ptr::null_mut()) };
+    if lo < hi {
+        TEXT_LO.store(lo, Ordering::Release);
+        TEXT_HI.store(hi, Ordering::Release);
+    }
 }
 
 /// Whether `xsave` is usable (OSXSAVE) and the state the trampoline saves fits its area.

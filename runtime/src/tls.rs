@@ -142,31 +142,14 @@ mod fs {
     /// rounded up to its alignment, and one alignment more for its first byte's padding;
     /// 0 if the executable has none.
     fn executable_tls_block() -> isize {
-        unsafe extern "C" fn first(
-            info: *mut libc::dl_phdr_info,
-            _size: libc::size_t,
-            data: *mut libc::c_void,
-        ) -> libc::c_int {
-            // SAFETY: the loader passes a valid info with `dlpi_phnum` program headers,
-            // and `data` is the `isize` below.
-            let (info, out) = unsafe { (&*info, &mut *(data as *mut isize)) };
-            for i in 0..info.dlpi_phnum as usize {
-                // SAFETY: as above.
-                let ph = unsafe { &*info.dlpi_phdr.add(i) };
-                if ph.p_type == libc::PT_TLS {
-                    let align = ph.p_align.max(1) as isize;
-                    *out = (ph.p_memsz as isize + align - 1) / align * align + align;
-                }
-            }
-            // The first object is the executable: stop there.
-            1
-        }
-        let mut block: isize = 0;
-        // SAFETY: the callback only reads what the loader hands it and writes `block`.
-        unsafe {
-            libc::dl_iterate_phdr(Some(first), &mut block as *mut isize as *mut libc::c_void)
-        };
-        block
+        let (_, headers) = crate::exe::program_headers();
+        headers
+            .iter()
+            .find(|ph| ph.p_type == libc::PT_TLS)
+            .map_or(0, |ph| {
+                let align = ph.p_align.max(1) as isize;
+                (ph.p_memsz as isize + align - 1) / align * align + align
+            })
     }
 
     /// Marks this thread's inlined fast path busy, then reads its state (null outside a
