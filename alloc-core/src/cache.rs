@@ -180,7 +180,7 @@ impl MCache {
     /// Allocates a zeroed object of `layout`.
     #[inline]
     pub fn alloc(&mut self, layout: &Layout) -> Result<NonNull<u8>, AllocError> {
-        match self.alloc_fast(layout) {
+        match self.alloc_fast::<true>(layout) {
             Some(p) => Ok(p),
             None => self.alloc_slow(layout.inner(), layout, 1),
         }
@@ -197,10 +197,14 @@ impl MCache {
 
     /// The fast path alone: `None` when it would need a refill, a new span, or a large
     /// object (then [`MCache::alloc`] does it). A collector calls this and, on `None`, takes
-    /// the slow path and tests its trigger, as Go does only after a refill.
+    /// the slow path and tests its trigger, as Go does only after a refill. Nothing here
+    /// counts locks: for a caller that asynchronous preemption cannot interrupt, or that
+    /// keeps it out for the whole call, out-of-line steps included (the runtime's fast path
+    /// inlined into a goroutine's code, under its M's busy word). `ZERO` as for
+    /// [`MCache::alloc_fast_nopreempt`]; large slots are cleared with `memset`.
     #[inline(always)]
-    pub fn alloc_fast(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
-        self.fast::<false, true>(layout)
+    pub fn alloc_fast<const ZERO: bool>(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
+        self.fast::<false, ZERO>(layout)
     }
 
     /// [`MCache::alloc_fast`] for a caller that asynchronous preemption cannot stop (the
@@ -229,15 +233,6 @@ impl MCache {
         layout: &Layout,
     ) -> Option<NonNull<u8>> {
         self.fast::<true, ZERO>(layout)
-    }
-
-    /// [`MCache::alloc_fast`] for a caller that keeps asynchronous preemption out for the
-    /// whole call itself, out-of-line steps included (the runtime's fast path inlined into
-    /// a goroutine's code, under its M's busy word), so that nothing here counts; `ZERO`
-    /// as for [`MCache::alloc_fast_nopreempt`]. Large slots are cleared with `memset`.
-    #[inline(always)]
-    pub fn alloc_fast_held<const ZERO: bool>(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
-        self.fast::<false, ZERO>(layout)
     }
 
     #[inline(always)]

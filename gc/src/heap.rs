@@ -168,7 +168,7 @@ impl Mutator {
         roots: &mut dyn Roots,
     ) -> Result<NonNull<u8>, AllocError> {
         if !self.state.collector().config.stress {
-            if let Some(p) = self.state.alloc_fast(layout) {
+            if let Some(p) = self.state.alloc_fast::<true>(layout) {
                 return Ok(p);
             }
         }
@@ -214,7 +214,7 @@ impl Mutator {
         len: usize,
     ) -> Result<NonNull<u8>, AllocError> {
         if len == 1 {
-            if let Some(p) = self.state.alloc_fast(layout) {
+            if let Some(p) = self.state.alloc_fast::<true>(layout) {
                 return Ok(p);
             }
         }

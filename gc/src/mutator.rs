@@ -101,10 +101,14 @@ impl MutatorState {
     }
 
     /// The allocation fast path: `None` when it needs the slow path
-    /// ([`crate::alloc_slow`]).
+    /// ([`crate::alloc_slow`]). It counts no locks
+    /// ([`minigo_alloc_core::MCache::alloc_fast`]): for the standalone heap, and for the
+    /// runtime's fast path inlined into goroutine code, which keeps preemption out itself.
+    /// With `ZERO` false, a pointer-free object may hold old bytes, for a caller that
+    /// writes over all of them.
     #[inline(always)]
-    pub fn alloc_fast(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
-        self.cache.alloc_fast(layout)
+    pub fn alloc_fast<const ZERO: bool>(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
+        self.cache.alloc_fast::<ZERO>(layout)
     }
 
     /// [`MutatorState::alloc_fast`] for a caller that asynchronous preemption never stops
@@ -118,15 +122,6 @@ impl MutatorState {
         layout: &Layout,
     ) -> Option<NonNull<u8>> {
         self.cache.alloc_fast_nopreempt::<ZERO>(layout)
-    }
-
-    /// [`MutatorState::alloc_fast`] for a caller that keeps asynchronous preemption out
-    /// for the whole call, out-of-line steps included
-    /// ([`minigo_alloc_core::MCache::alloc_fast_held`]): the runtime's inlined fast path.
-    /// `ZERO` as for [`MutatorState::alloc_fast_nopreempt`].
-    #[inline(always)]
-    pub fn alloc_fast_held<const ZERO: bool>(&mut self, layout: &Layout) -> Option<NonNull<u8>> {
-        self.cache.alloc_fast_held::<ZERO>(layout)
     }
 
     /// Stores a pointer into a heap object: the one function every such store goes through.

@@ -261,7 +261,7 @@ pub(crate) fn alloc_fast<const ZERO: bool>(
         unsafe {
             let st = crate::tls::enter(off);
             let p = match st.as_mut() {
-                Some(st) => st.alloc_fast_held::<ZERO>(layout),
+                Some(st) => st.alloc_fast::<ZERO>(layout),
                 None => None,
             };
             crate::tls::leave(off);
