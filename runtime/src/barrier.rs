@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use minigo_gc::{any_barrier_on, Collector, GcPhase, MutatorState};
 
 use crate::preempt::NoPreemptHere;
-use crate::sched::{m_state, try_current, try_current_state, Sched};
+use crate::sched::{try_current, try_current_state, Sched};
 
 /// Stores `value` into the pointer word `slot` of a heap object, with the barrier of the
 /// running goroutine's heap while it marks.
@@ -97,7 +97,7 @@ pub(crate) unsafe fn write(slot: *mut usize, value: usize) {
 #[link_section = "minigo_nopreempt"]
 pub(crate) unsafe fn write_outlined(slot: *mut usize, value: usize) {
     if any_barrier_on() {
-        let st = m_state();
+        let st = crate::tls::state();
         // SAFETY: non-null only while a goroutine runs on this M holding the P whose state
         // this is; nothing here can park or be preempted asynchronously (this section)
         // before the store, so the P stays ours.

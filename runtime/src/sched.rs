@@ -193,14 +193,6 @@ fn set_m_alloc(sched: &Sched, p: Option<usize>) {
     crate::tls::set_state(st);
 }
 
-/// The running goroutine's P's mutator state, or null (`tls::MFast`): for code in the
-/// `minigo_nopreempt` section that uses it without a call in between (`barrier::write_outlined`),
-/// where neither a park nor an asynchronous preemption can move the P.
-#[inline(always)]
-pub(crate) fn m_state() -> *mut MutatorState {
-    crate::tls::state()
-}
-
 /// Gives the running goroutine's M the P `p`, or takes its P away (`blocking`,
 /// `preempt_yield`): the P it holds and the state its allocation fast path uses change
 /// together.
@@ -282,7 +274,7 @@ pub(crate) fn alloc_fast<const ZERO: bool>(
 pub(crate) fn alloc_fast_outlined<const ZERO: bool>(
     layout: &minigo_alloc_core::Layout,
 ) -> Option<std::ptr::NonNull<u8>> {
-    let st = m_state();
+    let st = crate::tls::state();
     if st.is_null() {
         return None;
     }
