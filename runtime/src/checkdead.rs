@@ -63,11 +63,11 @@ impl Sched {
         }
         let goroutines = self.ngoroutines.load(Ordering::Acquire);
         if self.panic_aborts {
-            eprintln!(
+            crate::g::fatal_print(format_args!(
                 "fatal error: all goroutines are asleep - deadlock!\n\n\
                  ({goroutines} goroutine{} asleep)",
                 if goroutines == 1 { "" } else { "s" }
-            );
+            ));
             std::process::exit(2);
         }
         self.set_finish(Finish::Deadlock { goroutines });

@@ -200,6 +200,18 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// Writes a fatal error's message, and its newline, straight to the process's stderr
+/// before it exits: not through `eprintln!`, which a test harness captures per test and
+/// never prints when the process exits under it (a CI run ended with exit status 2 and no
+/// message).
+pub(crate) fn fatal_print(message: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(message);
+    let _ = err.write_all(b"\n");
+    let _ = err.flush();
+}
+
 /// Runs `f`, code of the runtime's own that runs with the world stopped (a collection, a
 /// statistics snapshot). If it panics — the collector's verify mode found a lost object,
 /// say — no goroutine can run again (the world would stay stopped), so the process ends
@@ -208,10 +220,10 @@ pub(crate) fn fatal_on_panic<R>(f: impl FnOnce() -> R) -> R {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => {
-            eprintln!(
+            crate::g::fatal_print(format_args!(
                 "fatal error: {}\n\nruntime stack: (the world was stopped)",
                 panic_message(&*p)
-            );
+            ));
             std::process::exit(2);
         }
     }

@@ -1189,9 +1189,9 @@ impl Sched {
         match outcome {
             Err(message) => {
                 if self.panic_aborts {
-                    eprintln!(
+                    crate::g::fatal_print(format_args!(
                         "panic: {message}\n\ngoroutine {id} [running]\nfatal: a goroutine panicked"
-                    );
+                    ));
                     std::process::exit(2);
                 }
                 self.set_finish(Finish::Panic {
