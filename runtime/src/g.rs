@@ -46,6 +46,9 @@ pub(crate) struct G {
     /// Which cycle's scan this goroutine's stack has had: `2 * epoch` once scanned for the
     /// cycle numbered `epoch`, `2 * epoch + 1` while being scanned (see `roots.rs`).
     pub(crate) scan_gen: AtomicU32,
+    /// The saved stack pointer a concurrent cycle last scanned its stack from; 0 if none has
+    /// since the goroutine started (verify mode's `Sched::shade_stale_frames`).
+    pub(crate) scan_sp: AtomicUsize,
     /// The stack's top and lowest usable address (its guard page is the page below), once
     /// the goroutine has a stack (at its first run: goroutines that have not run yet cost
     /// no mapping); 0 otherwise.
@@ -86,6 +89,7 @@ impl G {
             status: GStatus::new(RUNNABLE),
             saved_sp: AtomicUsize::new(0),
             scan_gen: AtomicU32::new(0),
+            scan_sp: AtomicUsize::new(0),
             stack_top: AtomicUsize::new(0),
             stack_lo: AtomicUsize::new(0),
             runs: AtomicU32::new(0),
@@ -118,6 +122,7 @@ impl G {
         debug_assert_eq!(self.status.load(Ordering::Relaxed), DEAD);
         self.id.store(id, Ordering::Relaxed);
         self.saved_sp.store(0, Ordering::Relaxed);
+        self.scan_sp.store(0, Ordering::Relaxed);
         *self.entry.lock() = Some(entry);
         self.status.store(RUNNABLE, Ordering::Release);
     }

@@ -20,6 +20,11 @@
 //!
 //! A goroutine created while a cycle marks is not among the goroutines the cycle
 //! snapshot; its closure holds what its creator's black stack held, so it needs nothing.
+//!
+//! Verify mode re-scans every stack at mark termination, from where it is then. Frames
+//! pushed since a stack's scan may hold dead words of frames that returned before it, which
+//! the cycle never saw: those frames are shaded first ([`Sched::shade_stale_frames`]), and
+//! verify is strict about the part of each stack the cycle scanned.
 
 use std::sync::Arc as StdArc;
 
@@ -148,6 +153,7 @@ impl RootJobs for RuntimeCycle {
                         scan_goroutine(g, t);
                         shrinkstack(g);
                     }
+                    note_scanned(g);
                 });
             }
         }
@@ -162,6 +168,10 @@ impl MarkHost for RuntimeCycle {
                 // SAFETY: the world is stopped until this closure returns.
                 let mut states = unsafe { s.all_states() };
                 s.shade_preempted(states[0]);
+                if s.collector.config().verify {
+                    // SAFETY: the world is stopped.
+                    unsafe { s.shade_stale_frames(states[0], self.epoch) };
+                }
                 // SAFETY: every P's state, and no P runs.
                 unsafe {
                     s.collector
@@ -177,6 +187,13 @@ impl MarkHost for RuntimeCycle {
     fn idle_procs(&self) -> usize {
         self.sched.world.npidle()
     }
+}
+
+/// Records where a concurrent cycle scanned `g`'s stack from (inside its scan claim, the
+/// goroutine not running), for verify mode's [`Sched::shade_stale_frames`].
+fn note_scanned(g: &G) {
+    g.scan_sp
+        .store(g.saved_sp.load(Ordering::Acquire), Ordering::Relaxed);
 }
 
 /// [`scan_once`](crate::scan_claim::scan_once) on `g`'s claim word.
@@ -259,6 +276,7 @@ impl Sched {
             // its scan claim.
             unsafe { scan_goroutine(g, &mut Tracer::new(&mut |w, _| words.push(w))) };
             st.shade_root_words(words);
+            note_scanned(g);
         });
     }
 
@@ -280,6 +298,48 @@ impl Sched {
             unsafe { scan_goroutine(g.0.as_ref(), &mut Tracer::new(&mut |w, _| words.push(w))) };
             st.shade_words(words);
         }
+    }
+
+    /// Verify mode, at a concurrent cycle's mark termination: shades what the frames pushed
+    /// since each stack's scan hold, before verify re-scans every stack from where it is
+    /// now. Those frames' slots are not all written by their functions: some still hold
+    /// words of frames that returned before the scan, below the pointer it scanned from,
+    /// and such a word may name an object that died before the cycle (it is never read
+    /// again). Verify took it for a live object the cycle lost: one `.ci/run` in about
+    /// nine failed so, in `goroutines.rs`, each time on a 16-byte node of garbage. So
+    /// verify checks the frames the scan saw strictly, and those below leniently: what they
+    /// hold is marked, and kept, as any conservative root's objects are. A goroutine the
+    /// cycle did not scan (started during it, on a recycled stack) is lenient throughout.
+    /// Outside verify mode nothing looks at these words until the next cycle scans them.
+    ///
+    /// # Safety
+    /// The world is stopped.
+    unsafe fn shade_stale_frames(&self, st: &mut MutatorState, epoch: u32) {
+        let mut words = Vec::new();
+        for g in self.goroutines() {
+            // SAFETY: Gs are never freed while the scheduler lives.
+            let g = unsafe { g.as_ref() };
+            let (sp, top) = (
+                g.saved_sp.load(Ordering::Acquire),
+                g.stack_top.load(Ordering::Acquire),
+            );
+            if sp == 0 {
+                continue;
+            }
+            let scanned = g.scan_sp.load(Ordering::Relaxed);
+            let limit =
+                if g.scan_gen.load(Ordering::Acquire) == epoch.wrapping_mul(2) && scanned != 0 {
+                    scanned.min(top)
+                } else {
+                    top
+                };
+            if sp < limit {
+                // SAFETY: `[sp, limit)` is inside the live part of a stopped goroutine's
+                // stack, which stays mapped while the goroutine exists.
+                unsafe { Tracer::new(&mut |w, _| words.push(w)).scan_conservative(sp, limit) };
+            }
+        }
+        st.shade_words(words);
     }
 
     /// Runs `f` with the world stopped, from a thread that holds no P (a mark worker
