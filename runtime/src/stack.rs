@@ -213,7 +213,9 @@ const CLEAR_MARGIN: usize = 256;
 /// time a whole dead subtree behind one stale word; 1 to 5 in 1,500 with the clearing).
 /// A goroutine's stack is scanned while it is stopped; cleared at the stop, everything
 /// its frames hold from then on was written since. Boehm's `GC_clear_stack` clears the
-/// dead stack for the same reason: so that stale words keep no garbage alive.
+/// dead stack for the same reason: so that stale words keep no garbage alive. What the
+/// clearing leaves (the margin under the frames) a frame pushed later may still hold:
+/// `Sched::shade_stale_frames` covers that for verify.
 #[inline(never)]
 pub(crate) fn clear_dead(lo: usize, top: usize) {
     let sp = crate::spill::stack_pointer();
