@@ -8,9 +8,7 @@
 //! itself: every line must equal the one the rules give for N (a tree of depth d has
 //! 2^(d+1) - 1 nodes), which catches a collector that freed or reused a live node.
 
-use std::sync::{Arc, Mutex};
-
-use minigo_runtime::{Gc, HeapType, Mutation, WaitGroup};
+use minigo_runtime::{Chan, Gc, HeapType, Mutation};
 
 use super::{at_most, out_of_memory, parse_count_in, Out, Verdict};
 
@@ -118,23 +116,30 @@ pub fn run(mu: Mutation<'_>, p: &Params, out: &Out) -> Verdict {
     let long_lived = bottom_up_tree(mu, max_depth);
 
     let per_depth: Vec<(u32, u64)> = per_depth.collect();
-    let lines: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(vec![String::new(); per_depth.len()]));
-    let wg = WaitGroup::new();
+    // The lines come back through a channel, not a `std::sync::Mutex`: a goroutine
+    // preempted while holding an OS lock can deadlock the P of another one blocked on it
+    // (README, "Preemption"), which hung one run of `binary-trees 14 --verify` in about
+    // a thousand.
+    let results: Chan<(usize, String)> = Chan::new(per_depth.len());
     for (slot, &(depth, iterations)) in per_depth.iter().enumerate() {
-        wg.add(1);
-        let (wg, lines) = (wg.clone(), lines.clone());
+        let results = results.clone();
         mu.go(move || {
             let mut check = 0;
             for _ in 0..iterations {
                 check += item_check(&bottom_up_tree(mu, depth));
             }
-            lines.lock().unwrap_or_else(|e| e.into_inner())[slot] =
-                format!("{iterations}\t trees of depth {depth}\t check: {check}");
-            wg.done();
+            results.send((
+                slot,
+                format!("{iterations}\t trees of depth {depth}\t check: {check}"),
+            ));
         });
     }
-    wg.wait();
-    let lines = std::mem::take(&mut *lines.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut lines = vec![String::new(); per_depth.len()];
+    for _ in 0..per_depth.len() {
+        if let Some((slot, line)) = results.recv() {
+            lines[slot] = line;
+        }
+    }
     for line in lines {
         print(line);
     }
